@@ -1,0 +1,34 @@
+"""Exception types, one per layer (STYLE guideline 9).
+
+The command line turns each into a one-line message and a distinct exit code.
+"""
+
+
+class NeurofabricError(Exception):
+    """Base of every error neurofabric raises on purpose."""
+
+    exit_code = 1
+
+
+class NetworkError(NeurofabricError, ValueError):
+    """A network, stimulus or recording is malformed or out of range."""
+
+    exit_code = 2
+
+
+class DeviceError(NeurofabricError):
+    """A device cannot do what was asked (wrong size, not open, missing tool)."""
+
+    exit_code = 3
+
+
+class LinkError(DeviceError):
+    """The wire link to a board (real or simulated) failed."""
+
+    exit_code = 4
+
+
+class BuildError(NeurofabricError):
+    """Generating, simulating or building gateware failed."""
+
+    exit_code = 5

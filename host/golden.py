@@ -1,0 +1,182 @@
+"""The golden model: spec section 5, vectorised with numpy within a step.
+
+This is the reference every other backend is checked against. Arrays are
+int64, which holds every exact intermediate for the widths `spec.WIDTH_LIMITS`
+allows, so nothing here wraps.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arith import decay, sat, trace_update
+from .errors import NetworkError
+from .network import Network
+
+__all__ = ["GoldenModel", "Recording", "check_stimulus"]
+
+
+@dataclass(eq=False)
+class Recording:
+    """What a run returns (spec section 6, Recording).
+
+    `spikes` is `(steps, n)` 0/1; `weights` the weights after the run; `v` and
+    `i` `(steps, n)` when probed; `weight_snapshots` `(count, m+n, n)` with the
+    step after which each was taken in `snapshot_steps`; `input_spikes` the
+    stimulus that was applied, `(steps, m)`.
+    """
+
+    spikes: np.ndarray
+    weights: np.ndarray
+    v: np.ndarray = None
+    i: np.ndarray = None
+    input_spikes: np.ndarray = None
+    weight_snapshots: np.ndarray = None
+    snapshot_steps: np.ndarray = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def steps(self):
+        return self.spikes.shape[0]
+
+    def to_arrays(self):
+        out = {"spikes": self.spikes.astype(np.uint8), "weights": self.weights}
+        for key in ("v", "i", "input_spikes", "weight_snapshots", "snapshot_steps"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.astype(np.uint8) if key == "input_spikes" else value
+        out.update(self.extras)
+        return out
+
+
+def check_stimulus(stimulus, m, steps=None):
+    """Return the stimulus as a bool `(steps, m)` array, padded with silence to `steps`."""
+    stim = np.asarray(stimulus)
+    if stim.ndim != 2 or stim.shape[1] != m:
+        raise NetworkError(f"stimulus spikes: shape {stim.shape} does not match (steps, m={m})")
+    if not (np.issubdtype(stim.dtype, np.integer) or stim.dtype == np.bool_):
+        raise NetworkError(f"stimulus spikes: dtype {stim.dtype} is not an integer type (use 0/1)")
+    bad = (stim != 0) & (stim != 1)
+    if bad.any():
+        t, k = np.argwhere(bad)[0]
+        raise NetworkError(f"stimulus spikes[{t}, {k}] = {int(stim[t, k])} is out of range: allowed 0..1")
+    stim = stim.astype(bool)
+    if steps is not None:
+        if steps < 0:
+            raise NetworkError(f"steps = {steps} is out of range: allowed 0 or more")
+        if steps > stim.shape[0]:
+            stim = np.concatenate([stim, np.zeros((steps - stim.shape[0], m), bool)])
+        else:
+            stim = stim[:steps]
+    return stim
+
+
+class GoldenModel:
+    """The core model of spec section 5 for one network, with its state.
+
+    `step(inputs)` advances one time step and returns the spike bits; the
+    state (`v`, `i`, `r`, `s`, `x`, `y`) and `weights` are public arrays.
+    """
+
+    def __init__(self, network: Network):
+        self.network = network
+        net = network
+        self.n, self.m = net.n, net.m
+        self.S, self.W, self.T = net.state_bits, net.weight_bits, net.trace_bits
+        self.weights = net.weights.astype(np.int64).copy()
+        self._plastic_pre_idx = np.flatnonzero(net.plastic_pre)
+        self._plastic_pre = net.plastic_pre.astype(bool)
+        self._plastic_post = net.plastic_post.astype(bool)
+        self._plastic_post_idx = np.flatnonzero(net.plastic_post)
+        self._all_post_plastic = bool(self._plastic_post.all())
+        self._mode0 = net.reset_mode == 0
+        self.reset()
+
+    def reset(self):
+        """Set all state to 0 (spec section 4); weights and parameters stay."""
+        n, m = self.n, self.m
+        self.v = np.zeros(n, np.int64)
+        self.i = np.zeros(n, np.int64)
+        self.r = np.zeros(n, np.int64)
+        self.s = np.zeros(n, bool)
+        self.y = np.zeros(n, np.int64)
+        self.x = np.zeros(m + n, np.int64)
+
+    def step(self, inputs):
+        """Advance one step with the input spikes `inputs` (bool, shape (m,)).
+
+        Returns this step's spike bits (bool, shape (n,)).
+        """
+        net, S = self.network, self.S
+        # 1. delivered sources: this step's inputs and last step's spikes.
+        delivered = np.concatenate([np.asarray(inputs, bool), self.s])
+        d_idx = np.flatnonzero(delivered)
+        # 2. exact synaptic input with the weights of the end of last step.
+        a = self.weights[d_idx].sum(axis=0) if d_idx.size else 0
+        # 3. current.
+        self.i = sat(decay(self.i, net.k_syn) + a, S)
+        # 4. membrane and spike.
+        refractory = self.r > 0
+        u = sat(decay(self.v, net.k_mem) + self.i + net.bias, S)
+        spiked = ~refractory & (u >= net.threshold)
+        after_spike = np.where(self._mode0, net.v_reset, sat(u - net.threshold, S))
+        self.v = np.where(refractory, self.v, np.where(spiked, after_spike, u))
+        self.r = np.where(refractory, self.r - 1, np.where(spiked, net.refractory, 0))
+        self.s = spiked
+        # 5. learning.
+        if net.learn:
+            self._learn(delivered, d_idx, spiked)
+        return spiked
+
+    def _learn(self, delivered, d_idx, spiked):
+        net, w = self.network, self.weights
+        # 5.1 pre traces.
+        self.x = trace_update(self.x, net.k_pre, delivered, net.inc_pre, self.T, net.trace_mode)
+        # 5.2 depression: rows of plastic delivered sources, plastic columns,
+        # with y as it was at the end of the previous step.
+        rows = d_idx[self._plastic_pre[d_idx]]
+        if rows.size and self._plastic_post_idx.size:
+            dep = (net.a_minus * self.y) >> net.stdp_shift
+            if self._all_post_plastic:
+                w[rows] = np.clip(w[rows] - dep, net.w_min, net.w_max)
+            else:
+                cols = self._plastic_post_idx
+                block = np.ix_(rows, cols)
+                w[block] = np.clip(w[block] - dep[cols], net.w_min, net.w_max)
+        # 5.3 potentiation: plastic columns that spiked, plastic rows, new x.
+        cols = np.flatnonzero(spiked & self._plastic_post)
+        if cols.size and self._plastic_pre_idx.size:
+            rows = self._plastic_pre_idx
+            pot = (net.a_plus * self.x[rows]) >> net.stdp_shift
+            block = np.ix_(rows, cols)
+            w[block] = np.clip(w[block] + pot[:, None], net.w_min, net.w_max)
+        # 5.4 post traces.
+        self.y = trace_update(self.y, net.k_post, spiked, net.inc_post, self.T, net.trace_mode)
+
+    def run(self, stimulus, steps=None, record=(), snapshot_every=0, progress=None):
+        """Run the stimulus from the current state and return a `Recording`.
+
+        `record` may hold "v" and "i"; `snapshot_every=K` keeps the weights
+        after every K-th step; `progress(done, total)` is called now and then.
+        """
+        stim = check_stimulus(stimulus, self.m, steps)
+        total = stim.shape[0]
+        spikes = np.zeros((total, self.n), np.uint8)
+        probes = {key: np.zeros((total, self.n), np.int64) for key in record}
+        snaps, snap_steps = [], []
+        for t in range(total):
+            spikes[t] = self.step(stim[t])
+            for key, arr in probes.items():
+                arr[t] = getattr(self, key)
+            if snapshot_every and (t + 1) % snapshot_every == 0:
+                snaps.append(self.weights.copy())
+                snap_steps.append(t + 1)
+            if progress is not None and (t + 1) % 1000 == 0:
+                progress(t + 1, total)
+        rec = Recording(spikes=spikes, weights=self.weights.copy(), input_spikes=stim.astype(np.uint8),
+                        v=probes.get("v"), i=probes.get("i"))
+        if snapshot_every:
+            rec.weight_snapshots = (np.stack(snaps) if snaps
+                                    else np.zeros((0, *self.weights.shape), np.int64))
+            rec.snapshot_steps = np.array(snap_steps, np.int64)
+        return rec

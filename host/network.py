@@ -1,0 +1,253 @@
+"""The integer network of the core model (spec sections 1, 3 and 6).
+
+A `Network` is exactly what the hardware holds: the weight matrix `(m+n, n)`,
+per-neuron and per-source parameters, the global learning registers and the
+bit widths. Building one checks every field against its range and raises
+`NetworkError` naming the field, the index, the value and the allowed range.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import NetworkError
+from .spec import (GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, WIDTH_FIELDS,
+                   WIDTH_LIMITS, Widths, field_range, range_text)
+
+__all__ = ["Network", "check_integer_array", "random_network"]
+
+
+def check_integer_array(name, value, shape=None, lo=None, hi=None, allowed=None):
+    """Return `value` as an int64 array after checking dtype, shape and range.
+
+    `shape` entries may be None (any length). `allowed` is the range text used
+    in the message; it defaults to `lo..hi`.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise NetworkError(f"{name}: not an array of integers ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        raise NetworkError(f"{name}: dtype {arr.dtype} is not an integer type "
+                           "(store integers; the core has no floating point)")
+    if shape is not None:
+        ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+        if not ok:
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+            raise NetworkError(f"{name}: shape {arr.shape} does not match the expected {want}")
+    arr = arr.astype(np.int64) if arr.dtype != np.uint64 else arr
+    if lo is not None and arr.size:
+        bad = (arr < lo) | (arr > hi)
+        if bad.any():
+            idx = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
+            where = f"{name}[{', '.join(str(int(i)) for i in idx)}]" if arr.ndim else name
+            count = int(bad.sum())
+            more = f" ({count} values out of range in all)" if count > 1 else ""
+            raise NetworkError(f"{where} = {int(arr[idx])} is out of range: allowed "
+                               f"{allowed or f'{lo}..{hi}'}{more}")
+    return arr.astype(np.int64)
+
+
+@dataclass(eq=False)
+class Network:
+    """An integer network for the core, checked on construction.
+
+    Sources `0..m-1` are the inputs, source `m + j` is neuron `j`.
+    `weights[k, j]` is the synapse from source `k` to neuron `j`.
+    `extras` carries keys the core does not use (names, descriptions, a
+    quantisation report); they survive a save and load.
+    """
+
+    weights: np.ndarray
+    threshold: np.ndarray
+    v_reset: np.ndarray
+    reset_mode: np.ndarray
+    k_mem: np.ndarray
+    k_syn: np.ndarray
+    refractory: np.ndarray
+    bias: np.ndarray
+    plastic_post: np.ndarray
+    plastic_pre: np.ndarray
+    learn: int = 0
+    a_plus: int = 0
+    a_minus: int = 0
+    stdp_shift: int = 0
+    k_pre: int = 31
+    k_post: int = 31
+    inc_pre: int = 0
+    inc_post: int = 0
+    trace_mode: int = 0
+    w_min: int = -128
+    w_max: int = 127
+    widths: Widths = field(default_factory=Widths)
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def n(self):
+        """Number of neurons."""
+        return self.weights.shape[1]
+
+    @property
+    def m(self):
+        """Number of external inputs."""
+        return self.weights.shape[0] - self.weights.shape[1]
+
+    @property
+    def state_bits(self):
+        return self.widths.state_bits
+
+    @property
+    def weight_bits(self):
+        return self.widths.weight_bits
+
+    @property
+    def trace_bits(self):
+        return self.widths.trace_bits
+
+    # -- checking ------------------------------------------------------------
+    def validate(self):
+        """Check every field; raise `NetworkError` on the first problem."""
+        for name in WIDTH_FIELDS:
+            lo, hi = WIDTH_LIMITS[name]
+            value = check_integer_array(name, getattr(self.widths, name), (), lo, hi)
+        self.widths = Widths(*(int(getattr(self.widths, f)) for f in WIDTH_FIELDS))
+        w = check_integer_array("weights", self.weights, (None, None))
+        if w.shape[1] < 1 or w.shape[0] < w.shape[1]:
+            raise NetworkError(f"weights: shape {w.shape} is not (m+n, n) with n >= 1 and m >= 0")
+        n, m = w.shape[1], w.shape[0] - w.shape[1]
+        spec_w = ("s", "weight_bits")
+        lo, hi = field_range(spec_w, self.widths)
+        self.weights = check_integer_array("weights", w, None, lo, hi, range_text(spec_w, self.widths))
+        for name, spec in NEURON_FIELDS.items():
+            lo, hi = field_range(spec, self.widths)
+            setattr(self, name, check_integer_array(
+                name, getattr(self, name), (n,), lo, hi, range_text(spec, self.widths)))
+        for name, spec in SOURCE_FIELDS.items():
+            lo, hi = field_range(spec, self.widths)
+            setattr(self, name, check_integer_array(
+                name, getattr(self, name), (m + n,), lo, hi, range_text(spec, self.widths)))
+        for name, spec in GLOBAL_FIELDS.items():
+            lo, hi = field_range(spec, self.widths)
+            value = check_integer_array(name, getattr(self, name), (), lo, hi,
+                                        range_text(spec, self.widths))
+            setattr(self, name, int(value))
+        if self.w_min > self.w_max:
+            raise NetworkError(f"w_min = {self.w_min} is greater than w_max = {self.w_max}: "
+                               "need w_min <= w_max")
+        if not isinstance(self.extras, dict):
+            raise NetworkError("extras: must be a dict of extra arrays")
+
+    # -- derived facts -------------------------------------------------------
+    def plastic_mask(self):
+        """Boolean `(m+n, n)`: which synapses may learn (plastic_pre x plastic_post)."""
+        return np.outer(self.plastic_pre.astype(bool), self.plastic_post.astype(bool))
+
+    def accumulator_bits(self):
+        """Bits of the exact synaptic sum of spec step 2: W + ceil(log2(m+n)) + 1."""
+        return self.weight_bits + int(np.ceil(np.log2(max(self.m + self.n, 1)))) + 1
+
+    def copy(self):
+        """A deep copy (arrays copied)."""
+        kw = {name: np.array(getattr(self, name)) for name in self.array_fields()}
+        kw.update({name: getattr(self, name) for name in GLOBAL_FIELDS})
+        return Network(widths=self.widths, extras=dict(self.extras), **kw)
+
+    @staticmethod
+    def array_fields():
+        """Names of the array fields, in file order."""
+        return ("weights", *NEURON_FIELDS, *SOURCE_FIELDS)
+
+    def to_arrays(self):
+        """Every spec section 6 key as a numpy array (plus the extras)."""
+        out = {}
+        for name in self.array_fields():
+            out[name] = np.asarray(getattr(self, name), dtype=np.int64)
+        for name in GLOBAL_FIELDS:
+            out[name] = np.array(getattr(self, name), dtype=np.int64)
+        for name in WIDTH_FIELDS:
+            out[name] = np.array(getattr(self.widths, name), dtype=np.int64)
+        for key, value in self.extras.items():
+            if key in out:
+                raise NetworkError(f"extras: key {key!r} clashes with a network field")
+            out[key] = np.asarray(value)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """Build from a mapping of spec section 6 keys; unknown keys become extras."""
+        known = set(cls.array_fields()) | set(GLOBAL_FIELDS) | set(WIDTH_FIELDS)
+        missing = [k for k in (*cls.array_fields(), *GLOBAL_FIELDS, *WIDTH_FIELDS) if k not in arrays]
+        if missing:
+            raise NetworkError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        widths = {}
+        for name in WIDTH_FIELDS:
+            lo, hi = WIDTH_LIMITS[name]
+            widths[name] = int(check_integer_array(name, arrays[name], (), lo, hi))
+        kw = {name: arrays[name] for name in cls.array_fields()}
+        kw.update({name: arrays[name] for name in GLOBAL_FIELDS})
+        extras = {k: v for k, v in arrays.items() if k not in known}
+        return cls(widths=Widths(**widths), extras=extras, **kw)
+
+    def summary(self):
+        """A dict of facts for `neurofabric info`."""
+        plastic = self.plastic_mask()
+        nonzero = self.weights != 0
+        return {
+            "neurons": self.n,
+            "inputs": self.m,
+            "state_bits": self.state_bits,
+            "weight_bits": self.weight_bits,
+            "trace_bits": self.trace_bits,
+            "synapses_nonzero": int(nonzero.sum()),
+            "synapses_plastic": int(plastic.sum()),
+            "synapses_plastic_nonzero": int((plastic & nonzero).sum()),
+            "learn": self.learn,
+            "weight_memory_bits": (self.m + self.n) * self.n * self.weight_bits,
+            "accumulator_bits": self.accumulator_bits(),
+        }
+
+
+def random_network(n, m, seed=0, *, widths=None, learn=None, density=0.5, **overrides):
+    """A random valid network, for tests, self-tests and benchmarks.
+
+    Parameters are drawn so that neurons actually spike and learning actually
+    changes weights; any field can be fixed with a keyword (`trace_mode=1`).
+    """
+    rng = np.random.default_rng(seed)
+    widths = widths or Widths()
+    S, W, T = widths.state_bits, widths.weight_bits, widths.trace_bits
+    smax, wmax, tmax = (1 << (S - 1)) - 1, (1 << (W - 1)) - 1, (1 << T) - 1
+    weights = rng.integers(-wmax - 1, wmax + 1, size=(m + n, n))
+    weights[:m] = np.minimum(np.abs(weights[:m]), wmax)  # excitatory inputs, so something happens
+    weights *= rng.random((m + n, n)) < density
+    thr_hi = max(2, min(smax, 3 * wmax))
+    kw = dict(
+        weights=weights,
+        threshold=rng.integers(1, thr_hi + 1, n),
+        v_reset=rng.integers(-(thr_hi // 2), 1, n),
+        reset_mode=rng.integers(0, 2, n),
+        k_mem=rng.choice([0, 1, 2, 3, 4, 6, 31], n),
+        k_syn=rng.choice([0, 1, 2, 3, 5, 31], n),
+        refractory=rng.choice([0, 0, 1, 2, 5], n),
+        bias=rng.integers(-(thr_hi // 8), thr_hi // 8 + 1, n),
+        plastic_post=rng.integers(0, 2, n),
+        plastic_pre=rng.integers(0, 2, m + n),
+        learn=int(rng.integers(0, 2)) if learn is None else int(learn),
+        a_plus=int(rng.integers(0, 256)),
+        a_minus=int(rng.integers(0, 256)),
+        # Shifts that keep amplitude * trace >> shift comparable to the weights.
+        stdp_shift=int(rng.integers(max(0, T + 8 - W - 2), 16)),
+        k_pre=int(rng.choice([0, 1, 2, 3, 4, 31])),
+        k_post=int(rng.choice([0, 1, 2, 3, 4, 31])),
+        inc_pre=int(rng.integers(0, tmax + 1)),
+        inc_post=int(rng.integers(0, tmax + 1)),
+        trace_mode=int(rng.integers(0, 2)),
+    )
+    w_lo, w_hi = sorted(int(v) for v in rng.integers(-wmax - 1, wmax + 1, 2))
+    kw["w_min"], kw["w_max"] = w_lo, w_hi
+    kw.update(overrides)
+    return Network(widths=widths, **kw)
