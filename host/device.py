@@ -1,0 +1,169 @@
+"""The `Device` interface that every backend implements, and `open_device`.
+
+A device holds one network at a time. `load()` writes its weights and
+parameters and resets the state; `run()` applies a stimulus from the current
+state and returns a `Recording`; the state persists between runs until
+`reset_state()` (spec section 4). The golden model, the simulated board and
+real boards all speak this interface, so host code runs unchanged on each.
+"""
+
+import abc
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import DeviceError
+from .golden import GoldenModel, Recording, check_stimulus
+from .network import Network
+from .spec import CORE_MODEL_VERSION
+
+__all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "DEVICE_KINDS"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a device can hold: its sizes and widths (the handshake of a board).
+
+    `neurons`/`inputs` of None mean "any size" (the golden model).
+    """
+
+    kind: str
+    core_model_version: int = CORE_MODEL_VERSION
+    neurons: int = None
+    inputs: int = None
+    state_bits: int = None
+    weight_bits: int = None
+    trace_bits: int = None
+    lanes: int = None
+    clk_hz: int = None
+    baud: int = None
+    build_id: str = None
+
+    def as_dict(self):
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def check_fits(self, network: Network):
+        """Raise `DeviceError` saying what fits when `network` does not."""
+        problems = []
+        if self.core_model_version != CORE_MODEL_VERSION:
+            problems.append(f"the device implements core model {self.core_model_version}, "
+                            f"this host core model {CORE_MODEL_VERSION}")
+        for name, have in (("state_bits", self.state_bits), ("weight_bits", self.weight_bits),
+                           ("trace_bits", self.trace_bits)):
+            want = getattr(network, name)
+            if have is not None and want != have:
+                problems.append(f"{name} = {want} but the device has {name} = {have}")
+        if self.neurons is not None and network.n > self.neurons:
+            problems.append(f"{network.n} neurons but the device has {self.neurons}")
+        if self.inputs is not None and network.m > self.inputs:
+            problems.append(f"{network.m} inputs but the device has {self.inputs}")
+        if problems:
+            fits = (f"it fits up to n = {self.neurons} neurons, m = {self.inputs} inputs, "
+                    f"S = {self.state_bits}, W = {self.weight_bits}, T = {self.trace_bits}")
+            raise DeviceError(f"network does not fit device {self.kind!r}: "
+                              + "; ".join(problems) + f" ({fits})")
+
+
+class Device(abc.ABC):
+    """A place that runs the core model: golden model, simulated board or board."""
+
+    def __init__(self):
+        self.network = None
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """The device's sizes and widths."""
+
+    def load(self, network: Network):
+        """Load a network (weights, parameters, learning registers) and reset the state."""
+        self.capabilities().check_fits(network)
+        self._load(network)
+        self.network = network
+
+    @abc.abstractmethod
+    def _load(self, network: Network):
+        """Backend part of `load`, after the size check."""
+
+    def run(self, stimulus, steps=None, record=(), snapshot_every=0, progress=None) -> Recording:
+        """Run `stimulus` (`(steps, m)` 0/1) from the current state.
+
+        `steps` longer than the stimulus pads with silence; `record` may name
+        "v" and "i"; `snapshot_every=K` keeps the weights every K steps.
+        """
+        net = self._need_network()
+        record = tuple(record)
+        for key in record:
+            if key not in ("v", "i"):
+                raise DeviceError(f"record: unknown probe {key!r}; allowed: v, i")
+        if snapshot_every < 0:
+            raise DeviceError(f"snapshot_every = {snapshot_every} is out of range: allowed 0 or more")
+        stim = check_stimulus(stimulus, net.m, steps)
+        return self._run(stim, record, snapshot_every, progress)
+
+    @abc.abstractmethod
+    def _run(self, stimulus, record, snapshot_every, progress) -> Recording:
+        """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array."""
+
+    @abc.abstractmethod
+    def read_weights(self) -> np.ndarray:
+        """The current weights, `(m+n, n)`."""
+
+    @abc.abstractmethod
+    def reset_state(self):
+        """Set v, i, refractory counters, spikes and traces to 0; keep weights."""
+
+    def close(self):
+        """Release the device (ports, processes)."""
+
+    def _need_network(self):
+        if self.network is None:
+            raise DeviceError("no network loaded: call load(network) first")
+        return self.network
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class GoldenDevice(Device):
+    """The golden model in-process, as a device of any size."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = None
+
+    def capabilities(self):
+        return Capabilities(kind="golden")
+
+    def _load(self, network):
+        self.model = GoldenModel(network)
+
+    def _run(self, stimulus, record, snapshot_every, progress):
+        return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
+
+    def read_weights(self):
+        self._need_network()
+        return self.model.weights.copy()
+
+    def reset_state(self):
+        self._need_network()
+        self.model.reset()
+
+
+#: Device names `open_device` understands, with a one-line description.
+DEVICE_KINDS = {
+    "golden": "the bit-exact golden model, in-process (any size)",
+}
+
+
+def open_device(name: str, **options) -> Device:
+    """Open a device by name: "golden" (later: "rtl", "serial:PATH[@BAUD]")."""
+    if name == "golden":
+        return GoldenDevice()
+    known = ", ".join(DEVICE_KINDS)
+    raise DeviceError(f"unknown device {name!r}; known devices: {known}")
