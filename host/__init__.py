@@ -1,1 +1,1 @@
-"""neurofabric.host."""
+"""The host side: network description and files, the golden model, devices, the CLI."""

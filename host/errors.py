@@ -1,6 +1,7 @@
 """Exception types, one per layer (STYLE guideline 9).
 
-The command line turns each into a one-line message and a distinct exit code.
+The command line turns each into a one-line message and a distinct exit code
+(2 is click's own, for usage errors).
 """
 
 
@@ -13,22 +14,22 @@ class NeurofabricError(Exception):
 class NetworkError(NeurofabricError, ValueError):
     """A network, stimulus or recording is malformed or out of range."""
 
-    exit_code = 2
+    exit_code = 3
 
 
 class DeviceError(NeurofabricError):
     """A device cannot do what was asked (wrong size, not open, missing tool)."""
 
-    exit_code = 3
+    exit_code = 4
 
 
 class LinkError(DeviceError):
     """The wire link to a board (real or simulated) failed."""
 
-    exit_code = 4
+    exit_code = 5
 
 
 class BuildError(NeurofabricError):
     """Generating, simulating or building gateware failed."""
 
-    exit_code = 5
+    exit_code = 6

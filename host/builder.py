@@ -1,0 +1,315 @@
+"""Describe a network by groups and projections instead of index arithmetic.
+
+    b = NetworkBuilder()
+    retina = b.add_inputs(64, "retina")
+    exc = b.add_neurons(10, "exc", threshold=300, k_mem=4, k_syn=2, refractory=3)
+    b.connect(retina, exc, rule="random", p=0.2, weights=(10, 60), seed=1, plastic=True)
+    b.connect(exc, exc, weights=-40, self_connections=False)     # lateral inhibition
+    b.set_learning(a_plus=32, a_minus=24, stdp_shift=6, k_pre=3, k_post=3,
+                   inc_pre=128, inc_post=128, w_min=0, w_max=127)
+    network = b.build()          # a checked `Network`; network files via save_network
+
+Sources are numbered as the spec says: all input groups first (in the order
+they were added), then the neurons. Plasticity in the core is a product of a
+per-source and a per-neuron mask (spec section 3), so a plastic projection
+makes *every* synapse between its two groups plastic, zero weights included,
+and the builder refuses layouts the masks cannot express.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import NetworkError
+from .network import Network
+from .spec import NEURON_FIELDS, Widths
+
+__all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection"]
+
+_NEURON_DEFAULTS = dict(v_reset=0, reset_mode=0, k_mem=31, k_syn=0, refractory=0, bias=0)
+
+
+@dataclass(eq=False)
+class InputGroup:
+    """A group of external input channels."""
+
+    name: str
+    size: int
+    index: int  # order among input groups
+    start: int = None  # first source number, set by build()
+
+    def __len__(self):
+        return self.size
+
+
+@dataclass(eq=False)
+class NeuronGroup:
+    """A population of neurons sharing (or individually setting) parameters."""
+
+    name: str
+    size: int
+    params: dict
+    index: int
+    start: int = None  # first neuron number, set by build()
+
+    def __len__(self):
+        return self.size
+
+
+@dataclass(eq=False)
+class Projection:
+    """The synapses from one group to a neuron group, as a dense block."""
+
+    pre: object
+    post: NeuronGroup
+    weights: np.ndarray  # (len(pre), len(post)); 0 = no synapse
+    present: np.ndarray  # bool, which entries this projection sets
+    plastic: bool = False
+    name: str = field(default="")
+
+
+class NetworkBuilder:
+    """Build a `Network` from input groups, neuron groups and projections."""
+
+    def __init__(self, widths: Widths = None, *, state_bits=None, weight_bits=None, trace_bits=None):
+        base = widths or Widths()
+        self.widths = Widths(state_bits or base.state_bits, weight_bits or base.weight_bits,
+                             trace_bits or base.trace_bits)
+        self.input_groups = []
+        self.neuron_groups = []
+        self.projections = []
+        self.learning = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, k_pre=31, k_post=31,
+                             inc_pre=0, inc_post=0, trace_mode=0,
+                             w_min=-(1 << (self.widths.weight_bits - 1)),
+                             w_max=(1 << (self.widths.weight_bits - 1)) - 1)
+
+    # -- groups ----------------------------------------------------------------
+    def _check_name(self, name):
+        if any(g.name == name for g in (*self.input_groups, *self.neuron_groups)):
+            raise NetworkError(f"group name {name!r} is already used")
+
+    def add_inputs(self, size, name=None) -> InputGroup:
+        """Add `size` external input channels."""
+        size = self._size(size, "inputs")
+        name = name or f"inputs{len(self.input_groups)}"
+        self._check_name(name)
+        group = InputGroup(name, size, len(self.input_groups))
+        self.input_groups.append(group)
+        return group
+
+    def add_neurons(self, size, name=None, *, threshold, **params) -> NeuronGroup:
+        """Add a population of `size` neurons.
+
+        Parameters (spec section 3) are scalars or arrays of length `size`:
+        `threshold` (required), `v_reset`, `reset_mode`, `k_mem`, `k_syn`,
+        `refractory`, `bias`. Defaults: no leak (`k_mem=31`), delta synapses
+        (`k_syn=0`), reset to 0, no refractory period, no bias.
+        """
+        size = self._size(size, "neurons")
+        unknown = set(params) - set(_NEURON_DEFAULTS)
+        if unknown:
+            allowed = ", ".join(["threshold", *_NEURON_DEFAULTS])
+            raise NetworkError(f"unknown neuron parameter{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(sorted(unknown))}; allowed: {allowed}")
+        name = name or f"neurons{len(self.neuron_groups)}"
+        self._check_name(name)
+        values = {**_NEURON_DEFAULTS, **params, "threshold": threshold}
+        arrays = {}
+        for key, value in values.items():
+            arr = np.asarray(value)
+            if arr.ndim == 0:
+                arr = np.full(size, arr)
+            if arr.shape != (size,):
+                raise NetworkError(f"{name}.{key}: shape {arr.shape} is neither a scalar nor ({size},)")
+            arrays[key] = arr
+        group = NeuronGroup(name, size, arrays, len(self.neuron_groups))
+        self.neuron_groups.append(group)
+        return group
+
+    @staticmethod
+    def _size(size, what):
+        if not isinstance(size, (int, np.integer)) or size < 1:
+            raise NetworkError(f"number of {what} = {size!r} is out of range: allowed 1 or more")
+        return int(size)
+
+    # -- projections -------------------------------------------------------------
+    def connect(self, pre, post, weights=None, *, rule="all", p=None, pairs=None, seed=None,
+                plastic=False, self_connections=True, name=None) -> Projection:
+        """Connect group `pre` (inputs or neurons) to neuron group `post`.
+
+        Rules:
+          - "all": every pair; `weights` a scalar or a `(len(pre), len(post))` matrix.
+          - "one_to_one": pre[i] -> post[i]; `weights` a scalar or a vector.
+          - "random": each pair with probability `p`; `weights` a scalar or an
+            integer range `(low, high)` drawn uniformly (both ends included).
+          - "sparse": `pairs` is a list of `(i, j, weight)`.
+        `self_connections=False` drops `i -> i` when `pre is post`.
+        `plastic=True` lets every synapse from `pre` to `post` learn.
+        """
+        if not isinstance(post, NeuronGroup) or post not in self.neuron_groups:
+            raise NetworkError("connect: post must be a neuron group of this builder")
+        if pre not in self.input_groups and pre not in self.neuron_groups:
+            raise NetworkError("connect: pre must be an input or neuron group of this builder")
+        shape = (pre.size, post.size)
+        label = name or f"{pre.name}->{post.name}"
+        present = np.zeros(shape, bool)
+        w = np.zeros(shape, np.int64)
+        if rule == "all":
+            if weights is None:
+                raise NetworkError(f"{label}: rule 'all' needs weights (a scalar or a {shape} matrix)")
+            present[:] = True
+            w[:] = self._int_array(label, weights, shape, allow_scalar=True)
+        elif rule == "one_to_one":
+            if pre.size != post.size:
+                raise NetworkError(f"{label}: one_to_one needs groups of equal size, got {pre.size} and {post.size}")
+            if weights is None:
+                raise NetworkError(f"{label}: rule 'one_to_one' needs weights (a scalar or a vector)")
+            diag = np.arange(pre.size)
+            present[diag, diag] = True
+            w[diag, diag] = self._int_array(label, weights, (pre.size,), allow_scalar=True)
+        elif rule == "random":
+            if p is None or not 0 <= p <= 1:
+                raise NetworkError(f"{label}: rule 'random' needs a probability p in 0..1, got {p!r}")
+            rng = np.random.default_rng(seed)
+            present = rng.random(shape) < p
+            if isinstance(weights, tuple) and len(weights) == 2:
+                low, high = (int(v) for v in weights)
+                if low > high:
+                    raise NetworkError(f"{label}: weight range ({low}, {high}) has low > high")
+                drawn = rng.integers(low, high + 1, size=shape)
+            elif weights is not None:
+                drawn = self._int_array(label, weights, shape, allow_scalar=True)
+            else:
+                raise NetworkError(f"{label}: rule 'random' needs weights (a scalar or a (low, high) range)")
+            w = np.where(present, drawn, 0)
+        elif rule == "sparse":
+            if pairs is None:
+                raise NetworkError(f"{label}: rule 'sparse' needs pairs=[(i, j, weight), ...]")
+            for idx, item in enumerate(pairs):
+                try:
+                    i, j, value = (int(v) for v in item)
+                except (TypeError, ValueError):
+                    raise NetworkError(f"{label}: pairs[{idx}] = {item!r} is not (i, j, weight)") from None
+                if not (0 <= i < pre.size and 0 <= j < post.size):
+                    raise NetworkError(f"{label}: pairs[{idx}] = ({i}, {j}, ...) is outside the "
+                                       f"groups: i in 0..{pre.size - 1}, j in 0..{post.size - 1}")
+                if present[i, j]:
+                    raise NetworkError(f"{label}: pairs[{idx}] repeats the synapse ({i}, {j})")
+                present[i, j] = True
+                w[i, j] = value
+        else:
+            raise NetworkError(f"connect: unknown rule {rule!r}; allowed: all, one_to_one, random, sparse")
+        if pre is post and not self_connections:
+            diag = np.arange(pre.size)
+            present[diag, diag] = False
+            w[diag, diag] = 0
+        proj = Projection(pre, post, w, present, bool(plastic), label)
+        self.projections.append(proj)
+        return proj
+
+    @staticmethod
+    def _int_array(label, value, shape, allow_scalar):
+        arr = np.asarray(value)
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+            raise NetworkError(f"{label}: weights must be integers (dtype {arr.dtype}); "
+                               "quantise floats explicitly first")
+        if arr.ndim == 0 and allow_scalar:
+            return np.full(shape, int(arr), np.int64)
+        if arr.shape != shape:
+            raise NetworkError(f"{label}: weights shape {arr.shape} does not match {shape}")
+        return arr.astype(np.int64)
+
+    # -- learning ------------------------------------------------------------------
+    def set_learning(self, *, learn=1, **params):
+        """Set the global learning registers (spec section 3) and turn learning on.
+
+        Keys: a_plus, a_minus, stdp_shift, k_pre, k_post, inc_pre, inc_post,
+        trace_mode, w_min, w_max; `learn=0` keeps plasticity off.
+        """
+        unknown = set(params) - set(self.learning)
+        if unknown:
+            raise NetworkError(f"unknown learning parameter{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(sorted(unknown))}; allowed: {', '.join(k for k in self.learning if k != 'learn')}")
+        self.learning.update(params, learn=learn)
+
+    # -- build -----------------------------------------------------------------------
+    def build(self) -> Network:
+        """Lay out the sources and neurons and return a checked `Network`."""
+        if not self.neuron_groups:
+            raise NetworkError("the network has no neurons: add_neurons() first")
+        m = sum(g.size for g in self.input_groups)
+        n = sum(g.size for g in self.neuron_groups)
+        start = 0
+        for g in self.input_groups:
+            g.start, start = start, start + g.size
+        start = 0
+        for g in self.neuron_groups:
+            g.start, start = start, start + g.size
+
+        def rows(group):
+            base = group.start if isinstance(group, InputGroup) else m + group.start
+            return slice(base, base + group.size)
+
+        weights = np.zeros((m + n, n), np.int64)
+        owner = np.full((m + n, n), -1, np.int64)
+        plastic_pre = np.zeros(m + n, np.int64)
+        plastic_post = np.zeros(n, np.int64)
+        for idx, proj in enumerate(self.projections):
+            r, c = rows(proj.pre), slice(proj.post.start, proj.post.start + proj.post.size)
+            clash = proj.present & (owner[r, c] >= 0)
+            if clash.any():
+                i, j = np.argwhere(clash)[0]
+                other = self.projections[owner[r, c][i, j]].name
+                raise NetworkError(f"{proj.name}: synapse {proj.pre.name}[{i}] -> {proj.post.name}[{j}] "
+                                   f"is also set by {other}")
+            weights[r, c] = np.where(proj.present, proj.weights, weights[r, c])
+            owner[r, c] = np.where(proj.present, idx, owner[r, c])
+            if proj.plastic:
+                plastic_pre[r] = 1
+                plastic_post[c] = 1
+        self._check_plastic_layout()
+
+        params = {key: np.zeros(n, np.int64) for key in NEURON_FIELDS if key != "plastic_post"}
+        for g in self.neuron_groups:
+            for key, arr in g.params.items():
+                params[key][g.start:g.start + g.size] = arr
+        groups = [*self.input_groups, *self.neuron_groups]
+        extras = {
+            "group_names": np.array([g.name for g in groups]),
+            "group_kinds": np.array(["inputs" if isinstance(g, InputGroup) else "neurons" for g in groups]),
+            "group_starts": np.array([g.start for g in groups], np.int64),
+            "group_sizes": np.array([g.size for g in groups], np.int64),
+        }
+        try:
+            return Network(weights=weights, plastic_pre=plastic_pre, plastic_post=plastic_post,
+                           widths=self.widths, extras=extras, **params, **self.learning)
+        except NetworkError as exc:
+            raise NetworkError(self._name_the_group(str(exc), m)) from None
+
+    def _check_plastic_layout(self):
+        """Refuse group pairs that the pre x post masks would make plastic unasked."""
+        plastic_pairs = {(id(p.pre), id(p.post)) for p in self.projections if p.plastic}
+        pres = {id(p.pre): p.pre for p in self.projections if p.plastic}
+        posts = {id(p.post): p.post for p in self.projections if p.plastic}
+        for pre in pres.values():
+            for post in posts.values():
+                if (id(pre), id(post)) not in plastic_pairs:
+                    raise NetworkError(
+                        f"synapses {pre.name} -> {post.name} would be plastic without being asked: "
+                        f"{pre.name} is the source of a plastic projection and {post.name} the target "
+                        "of one, and the core's plasticity is a per-source mask times a per-neuron "
+                        "mask (spec section 3). Mark the projection plastic=True (connect with "
+                        "weights=0 if there are no synapses), or split the groups.")
+
+    def _name_the_group(self, message, m):
+        """Rewrite 'threshold[12]' as 'threshold[12] (group exc, neuron 2)'."""
+        import re
+        match = re.match(r"(\w+)\[(\d+)\]", message)
+        if not match or match.group(1) not in NEURON_FIELDS:
+            return message
+        j = int(match.group(2))
+        for g in self.neuron_groups:
+            if g.start <= j < g.start + g.size:
+                return message.replace(match.group(0), f"{match.group(0)} (group {g.name!r}, "
+                                       f"neuron {j - g.start})", 1)
+        return message

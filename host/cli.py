@@ -1,0 +1,149 @@
+"""The `neurofabric` command line: thin commands over the Python API.
+
+Every command parses its arguments and calls the library; errors become one
+line on stderr and a distinct exit code (see `errors.py`), never a traceback.
+"""
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .device import DEVICE_KINDS, open_device
+from .errors import NeurofabricError
+from .files import load_network, load_stimulus, save_recording
+from .progress import Progress
+
+logger = logging.getLogger("neurofabric")
+
+
+def _handle_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NeurofabricError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _parse_record(value):
+    if not value:
+        return ()
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    for key in keys:
+        if key not in ("v", "i"):
+            raise click.BadParameter(f"unknown probe {key!r}; allowed: v, i (for example --record v,i)")
+    return keys
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More output (-vv: byte dumps).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(package_name="neurofabric")
+@click.pass_context
+def cli(ctx, verbose, quiet):
+    """neurofabric: run spiking networks on the golden model, the simulated board or an FPGA."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
+
+
+@cli.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False),
+              help="Stimulus file: spikes, shape (steps, m).")
+@click.option("--device", default="golden", show_default=True,
+              help=f"Where to run: {', '.join(DEVICE_KINDS)}.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Recording file to write.")
+@click.option("--record", default="", help="Probes to record after each step: v, i or v,i.")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Steps to run (longer than the stimulus pads with silence).")
+@click.option("--snapshot-every", type=click.IntRange(min=0), default=0,
+              help="Keep the weights every K steps (key weight_snapshots).")
+@click.pass_context
+@_handle_errors
+def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
+    """Run NETWORK on a device from the reset state and write a recording."""
+    record = _parse_record(record)
+    net = load_network(network)
+    stim = load_stimulus(stimulus, m=net.m, steps=steps)
+    with open_device(device) as dev:
+        dev.load(net)
+        rec = dev.run(stim, record=record, snapshot_every=snapshot_every,
+                      progress=Progress("run", enabled=not ctx.obj["quiet"]))
+    save_recording(rec, output)
+    if not ctx.obj["quiet"]:
+        rate = rec.spikes.mean() if rec.spikes.size else 0.0
+        changed = int((rec.weights != net.weights).sum())
+        click.echo(f"{rec.steps} steps on {device}: {int(rec.spikes.sum())} spikes "
+                   f"({rate:.4f} per neuron per step), {changed} weights changed; wrote {output}")
+
+
+@cli.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@_handle_errors
+def info(network):
+    """Summarise a network file: sizes, widths, parameter ranges, memory."""
+    net = load_network(network)
+    facts = net.summary()
+    click.echo(f"network {network}")
+    click.echo(f"  neurons n = {facts['neurons']}, inputs m = {facts['inputs']}, "
+               f"widths S = {net.state_bits}, W = {net.weight_bits}, T = {net.trace_bits}")
+    names = net.extras.get("group_names")
+    if names is not None:
+        kinds, starts, sizes = (net.extras.get(k) for k in ("group_kinds", "group_starts", "group_sizes"))
+        for name, kind, start, size in zip(names, kinds, starts, sizes):
+            click.echo(f"  group {name}: {size} {kind} from {kind[:-1]} {start}")
+    click.echo(f"  synapses: {facts['synapses_nonzero']} non-zero of {(net.m + net.n) * net.n}, "
+               f"{facts['synapses_plastic']} plastic ({facts['synapses_plastic_nonzero']} of them non-zero)")
+    w = net.weights
+    click.echo(f"  weights: {int(w.min())}..{int(w.max())}, mean {w.mean():.2f}")
+    for name in ("threshold", "v_reset", "bias", "k_mem", "k_syn", "refractory", "reset_mode"):
+        arr = getattr(net, name)
+        click.echo(f"  {name}: {int(arr.min())}..{int(arr.max())}")
+    if net.learn:
+        click.echo(f"  learning on: a_plus {net.a_plus}, a_minus {net.a_minus}, shift {net.stdp_shift}, "
+                   f"k_pre {net.k_pre}, k_post {net.k_post}, inc_pre {net.inc_pre}, inc_post {net.inc_post}, "
+                   f"trace mode {net.trace_mode}, weights kept in {net.w_min}..{net.w_max}")
+    else:
+        click.echo("  learning off")
+    click.echo(f"  memory: weights {facts['weight_memory_bits']} bits "
+               f"({facts['weight_memory_bits'] / 8192:.1f} KiB), accumulator {facts['accumulator_bits']} bits")
+
+
+@cli.command()
+def devices():
+    """List the device names --device accepts."""
+    for name, text in DEVICE_KINDS.items():
+        click.echo(f"{name:10s} {text}")
+
+
+@cli.command()
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/demo",
+              show_default=True, help="Folder for the demo's files.")
+@click.option("--device", default="golden", show_default=True, help="Where to run.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.pass_context
+@_handle_errors
+def demo(ctx, out_dir, device, seed):
+    """Learn a repeated spike pattern with STDP and report what changed."""
+    from .demo import pattern_demo
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    summary = pattern_demo(device=device, out_dir=Path(out_dir), seed=seed,
+                           progress=None if ctx.obj["quiet"] else click.echo)
+    for line in summary:
+        click.echo(line)
+
+
+def main():
+    """Console-script entry point."""
+    cli(prog_name="neurofabric")

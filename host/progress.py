@@ -1,0 +1,36 @@
+"""Progress lines on stderr for long work (loads, long runs, builds)."""
+
+import sys
+import time
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Callable `progress(done, total)` that prints at most once per `interval_s`.
+
+    Silent when `enabled` is false (the CLI's `-q`).
+    """
+
+    def __init__(self, what, enabled=True, interval_s=1.0, stream=None):
+        self.what = what
+        self.enabled = enabled
+        self.interval_s = interval_s
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.last = None
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.interval_s and done < total:
+            return
+        if self.last is None and done < total and now - self.start < self.interval_s:
+            return  # short jobs print nothing
+        self.last = now
+        pct = 100.0 * done / total if total else 100.0
+        elapsed = now - self.start
+        eta = elapsed * (total - done) / done if done else 0.0
+        print(f"{self.what}: {done}/{total} ({pct:.0f} %), {elapsed:.1f} s elapsed, "
+              f"about {eta:.1f} s left", file=self.stream, flush=True)

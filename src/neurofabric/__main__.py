@@ -1,0 +1,3 @@
+from neurofabric.host.cli import main
+
+main()
