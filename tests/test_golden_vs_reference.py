@@ -1,0 +1,62 @@
+"""The vectorised golden model equals the plain per-synapse reference."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neurofabric.host.golden import GoldenModel
+from neurofabric.host.network import random_network
+from neurofabric.host.spec import Widths
+
+from .reference import ReferenceModel
+
+
+def assert_same_run(net, stimulus):
+    gold, ref = GoldenModel(net), ReferenceModel(net)
+    for t, inputs in enumerate(stimulus):
+        s_gold = gold.step(inputs)
+        s_ref = ref.step(inputs)
+        for name, got, want in (("spikes", s_gold, s_ref), ("v", gold.v, ref.v), ("i", gold.i, ref.i),
+                                ("r", gold.r, ref.r), ("y", gold.y, ref.y), ("x", gold.x, ref.x)):
+            got, want = np.asarray(got, np.int64), np.asarray(want, np.int64)
+            if not np.array_equal(got, want):
+                idx = int(np.flatnonzero(got != want)[0])
+                pytest.fail(f"step {t}: {name}[{idx}] golden {got[idx]} reference {want[idx]}")
+        if not np.array_equal(gold.weights, np.array(ref.w)):
+            k, j = np.argwhere(gold.weights != np.array(ref.w))[0]
+            pytest.fail(f"step {t}: w[{k}][{j}] golden {gold.weights[k, j]} reference {ref.w[k][j]}")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_networks_match_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    n, m = int(rng.integers(1, 51)), int(rng.integers(0, 51))
+    net = random_network(n, m, seed=seed, learn=seed % 2)
+    stimulus = rng.random((100, m)) < rng.uniform(0.02, 0.5)
+    assert_same_run(net, stimulus)
+
+
+@st.composite
+def networks_and_stimuli(draw):
+    S = draw(st.integers(4, 32))
+    W = draw(st.integers(2, 16))
+    T = draw(st.integers(1, 16))
+    n = draw(st.integers(1, 12))
+    m = draw(st.integers(0, 12))
+    seed = draw(st.integers(0, 2**32 - 1))
+    overrides = {}
+    for name, values in (("trace_mode", (0, 1)), ("learn", (0, 1))):
+        overrides[name] = draw(st.sampled_from(values))
+    net = random_network(n, m, seed=seed, widths=Widths(S, W, T), **overrides)
+    steps = draw(st.integers(1, 40))
+    rng = np.random.default_rng(seed)
+    stimulus = rng.random((steps, m)) < draw(st.floats(0.0, 1.0))
+    return net, stimulus
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks_and_stimuli())
+def test_property_any_widths_match_reference(case):
+    net, stimulus = case
+    assert_same_run(net, stimulus)
