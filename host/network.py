@@ -240,7 +240,7 @@ def random_network(n, m, seed=0, *, widths=None, learn=None, density=0.5, **over
         a_plus=int(rng.integers(0, 256)),
         a_minus=int(rng.integers(0, 256)),
         # Shifts that keep amplitude * trace >> shift comparable to the weights.
-        stdp_shift=int(rng.integers(max(0, T + 8 - W - 2), 16)),
+        stdp_shift=int(rng.integers(min(15, max(0, T + 8 - W - 2)), 16)),
         k_pre=int(rng.choice([0, 1, 2, 3, 4, 31])),
         k_post=int(rng.choice([0, 1, 2, 3, 4, 31])),
         inc_pre=int(rng.integers(0, tmax + 1)),
