@@ -27,11 +27,14 @@ def read_npz(path, what):
     if path.is_dir():
         raise NetworkError(f"{what} file {str(path)!r} is a folder, not an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Open the file ourselves: np.load leaks its handle when parsing fails.
+        with open(path, "rb") as fh:
+            archive = np.load(fh, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise NetworkError(f"{what} file {str(path)!r} is a single .npy array, "
                                    "not an .npz archive of named arrays")
-            return {key: archive[key] for key in archive.files}
+            with archive:
+                return {key: archive[key] for key in archive.files}
     except NetworkError:
         raise
     except PermissionError:

@@ -122,14 +122,18 @@ class Network:
         spec_w = ("s", "weight_bits")
         lo, hi = field_range(spec_w, self.widths)
         self.weights = check_integer_array("weights", w, None, lo, hi, range_text(spec_w, self.widths))
-        for name, spec in NEURON_FIELDS.items():
+        sized = [(name, spec, (n,)) for name, spec in NEURON_FIELDS.items()]
+        sized += [(name, spec, (m + n,)) for name, spec in SOURCE_FIELDS.items()]
+        for name, spec, shape in sized:
             lo, hi = field_range(spec, self.widths)
-            setattr(self, name, check_integer_array(
-                name, getattr(self, name), (n,), lo, hi, range_text(spec, self.widths)))
-        for name, spec in SOURCE_FIELDS.items():
-            lo, hi = field_range(spec, self.widths)
-            setattr(self, name, check_integer_array(
-                name, getattr(self, name), (m + n,), lo, hi, range_text(spec, self.widths)))
+            try:
+                setattr(self, name, check_integer_array(
+                    name, getattr(self, name), shape, lo, hi, range_text(spec, self.widths)))
+            except NetworkError as exc:
+                if "shape" not in str(exc):
+                    raise
+                raise NetworkError(f"{exc} (n = {n} neurons and m = {m} inputs, from the shape "
+                                   f"{w.shape} of weights)") from None
         for name, spec in GLOBAL_FIELDS.items():
             lo, hi = field_range(spec, self.widths)
             value = check_integer_array(name, getattr(self, name), (), lo, hi,

@@ -1,0 +1,129 @@
+"""The network-building API lays out sources and neurons as the spec numbers them."""
+
+import numpy as np
+import pytest
+
+import neurofabric as nf
+from neurofabric.host.errors import NetworkError
+
+
+def two_layer():
+    b = nf.NetworkBuilder()
+    a = b.add_inputs(3, "a")
+    c = b.add_inputs(2, "c")
+    exc = b.add_neurons(4, "exc", threshold=100, k_mem=4)
+    inh = b.add_neurons(2, "inh", threshold=[50, 60], refractory=2)
+    return b, a, c, exc, inh
+
+
+def test_sources_are_inputs_then_neurons_in_order():
+    b, a, c, exc, inh = two_layer()
+    b.connect(c, inh, weights=7)
+    b.connect(inh, exc, weights=-3)
+    net = b.build()
+    assert (net.m, net.n) == (5, 6)
+    assert (net.weights[3:5, 4:6] == 7).all()          # inputs c are sources 3..4
+    assert (net.weights[5 + 4:5 + 6, 0:4] == -3).all()  # neurons inh are sources m+4..m+5
+    assert int((net.weights != 0).sum()) == 4 + 8
+    assert net.threshold.tolist() == [100] * 4 + [50, 60]
+    assert net.k_mem.tolist() == [4] * 4 + [31] * 2
+    assert net.refractory.tolist() == [0] * 4 + [2, 2]
+
+
+def test_dense_matrix_and_one_to_one_and_sparse():
+    b, a, c, exc, inh = two_layer()
+    mat = np.arange(12).reshape(3, 4)
+    b.connect(a, exc, weights=mat)
+    b.connect(inh, inh, weights=[5, 6], rule="one_to_one")
+    b.connect(c, exc, rule="sparse", pairs=[(0, 3, -9), (1, 0, 4)])
+    net = b.build()
+    assert np.array_equal(net.weights[0:3, 0:4], mat)
+    assert net.weights[5 + 4, 4] == 5 and net.weights[5 + 5, 5] == 6 and net.weights[5 + 4, 5] == 0
+    assert net.weights[3, 3] == -9 and net.weights[4, 0] == 4
+
+
+def test_random_rule_is_reproducible_and_has_the_density():
+    def build(seed):
+        b = nf.NetworkBuilder()
+        i = b.add_inputs(200)
+        n = b.add_neurons(100, threshold=10)
+        b.connect(i, n, rule="random", p=0.25, weights=(1, 5), seed=seed)
+        return b.build().weights
+    w1, w2, w3 = build(1), build(1), build(2)
+    assert np.array_equal(w1, w2) and not np.array_equal(w1, w3)
+    density = (w1[:200] != 0).mean()
+    assert 0.23 < density < 0.27 and w1.min() >= 0 and w1.max() == 5
+
+
+def test_self_connections_can_be_dropped():
+    b = nf.NetworkBuilder()
+    n = b.add_neurons(3, threshold=10)
+    b.connect(n, n, weights=-2, self_connections=False)
+    w = b.build().weights
+    assert np.diag(w).tolist() == [0, 0, 0] and (w.sum(axis=0) == -4).all()
+
+
+def test_plastic_projection_sets_both_masks():
+    b, a, c, exc, inh = two_layer()
+    b.connect(a, exc, weights=1, plastic=True)
+    b.set_learning(a_plus=3, a_minus=2, w_min=0, w_max=50)
+    net = b.build()
+    assert net.plastic_pre.tolist() == [1, 1, 1] + [0] * 8
+    assert net.plastic_post.tolist() == [1] * 4 + [0, 0]
+    assert net.learn == 1 and net.a_plus == 3 and net.w_max == 50
+
+
+def test_masks_that_would_make_unasked_synapses_plastic_are_refused():
+    b, a, c, exc, inh = two_layer()
+    b.connect(a, exc, weights=1, plastic=True)
+    b.connect(c, inh, weights=1, plastic=True)
+    with pytest.raises(NetworkError, match="synapses a -> inh would be plastic without being asked"):
+        b.build()
+
+
+def test_overlapping_projections_are_refused():
+    b, a, c, exc, inh = two_layer()
+    b.connect(a, exc, weights=1)
+    b.connect(a, exc, rule="sparse", pairs=[(2, 1, 5)])
+    with pytest.raises(NetworkError, match=r"a\[2\] -> exc\[1\] is also set by a->exc"):
+        b.build()
+
+
+def test_out_of_range_values_name_the_group():
+    b, a, c, exc, inh = two_layer()
+    b.neuron_groups[1].params["threshold"][1] = 99999
+    with pytest.raises(NetworkError, match=r"threshold\[5\] \(group 'inh', neuron 1\) = 99999"):
+        b.build()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda b, g: b.add_neurons(0, threshold=1), "number of neurons = 0"),
+    (lambda b, g: b.add_neurons(2, threshold=1, tau=3), "unknown neuron parameter tau"),
+    (lambda b, g: b.add_neurons(2, threshold=[1, 2, 3]), r"shape \(3,\) is neither a scalar nor \(2,\)"),
+    (lambda b, g: b.add_inputs(2, "a"), "group name 'a' is already used"),
+    (lambda b, g: b.connect(g["a"], g["exc"], weights=np.ones((2, 2), int)), r"weights shape \(2, 2\)"),
+    (lambda b, g: b.connect(g["a"], g["exc"], weights=0.5), "weights must be integers"),
+    (lambda b, g: b.connect(g["a"], g["exc"], rule="one_to_one", weights=1), "equal size"),
+    (lambda b, g: b.connect(g["a"], g["exc"], rule="random", weights=1), "probability p"),
+    (lambda b, g: b.connect(g["a"], g["exc"], rule="sparse", pairs=[(3, 0, 1)]), "outside the groups"),
+    (lambda b, g: b.connect(g["a"], g["exc"], rule="ring", weights=1), "unknown rule 'ring'"),
+    (lambda b, g: b.connect(g["exc"], g["a"], weights=1), "post must be a neuron group"),
+    (lambda b, g: b.set_learning(a_pluss=3), "unknown learning parameter a_pluss"),
+])
+def test_bad_calls_are_refused_with_a_message(call, message):
+    b, a, c, exc, inh = two_layer()
+    with pytest.raises(NetworkError, match=message):
+        call(b, {"a": a, "exc": exc})
+
+
+def test_builder_network_saves_and_runs(tmp_path):
+    b, a, c, exc, inh = two_layer()
+    b.connect(a, exc, weights=60)
+    net = b.build()
+    nf.save_network(net, tmp_path / "n.npz")
+    back = nf.load_network(tmp_path / "n.npz")
+    assert list(back.extras["group_names"]) == ["a", "c", "exc", "inh"]
+    with nf.open_device("golden") as dev:
+        dev.load(back)
+        rec = dev.run(np.ones((3, 5), bool))
+    assert rec.spikes[:, :4].any() and not rec.spikes[:, 4:].any()

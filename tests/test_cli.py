@@ -1,0 +1,127 @@
+"""The command line: `run`, `info`, `devices`, `demo`, and its error handling."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import neurofabric as nf
+from neurofabric.host.cli import cli
+
+
+@pytest.fixture
+def files(tmp_path):
+    net = nf.random_network(8, 5, seed=11, learn=1)
+    nf.save_network(net, tmp_path / "net.npz")
+    stim = np.random.default_rng(2).random((30, 5)) < 0.3
+    nf.save_stimulus(stim, tmp_path / "stim.npz")
+    return net, stim, tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_run_writes_a_spec_recording_equal_to_the_golden_model(files):
+    net, stim, tmp = files
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "--device", "golden",
+                    "-o", tmp / "rec.npz", "--record", "v,i")
+    assert result.exit_code == 0, result.output
+    expect = nf.GoldenModel(net).run(stim, record=("v", "i"))
+    with np.load(tmp / "rec.npz") as rec:
+        assert rec["spikes"].shape == (30, 8) and set(np.unique(rec["spikes"])) <= {0, 1}
+        for key in ("spikes", "weights", "v", "i"):
+            assert np.array_equal(rec[key], getattr(expect, key)), key
+        assert rec["weights"].shape == (13, 8)
+
+
+def test_run_without_record_has_no_probes_and_steps_pad(files):
+    net, stim, tmp = files
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "-o", tmp / "rec.npz",
+                    "--steps", 50)
+    assert result.exit_code == 0, result.output
+    with np.load(tmp / "rec.npz") as rec:
+        assert "v" not in rec.files and "i" not in rec.files
+        assert rec["spikes"].shape == (50, 8)
+        assert rec["input_spikes"][30:].sum() == 0
+
+
+def test_run_snapshots(files):
+    net, stim, tmp = files
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "-o", tmp / "rec.npz",
+                    "--snapshot-every", 10)
+    assert result.exit_code == 0, result.output
+    with np.load(tmp / "rec.npz") as rec:
+        assert rec["weight_snapshots"].shape == (3, 13, 8)
+        assert np.array_equal(rec["weight_snapshots"][-1], rec["weights"])
+
+
+def test_each_run_starts_from_reset(files):
+    net, stim, tmp = files
+    for name in ("a.npz", "b.npz"):
+        assert invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "-o", tmp / name).exit_code == 0
+    with np.load(tmp / "a.npz") as a, np.load(tmp / "b.npz") as b:
+        assert np.array_equal(a["spikes"], b["spikes"])
+
+
+@pytest.mark.parametrize("extra, exit_code, message", [
+    (["--record", "w"], 2, "unknown probe 'w'"),
+    (["--device", "fpga9"], 4, "unknown device 'fpga9'; known devices: golden"),
+    (["--steps", "-1"], 2, "-1"),
+])
+def test_bad_options(files, extra, exit_code, message):
+    net, stim, tmp = files
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "-o", tmp / "r.npz", *extra)
+    assert result.exit_code == exit_code and message in result.output
+
+
+def test_stimulus_of_the_wrong_width_is_refused(files):
+    net, stim, tmp = files
+    nf.save_stimulus(np.zeros((4, 3), np.uint8), tmp / "narrow.npz")
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "narrow.npz", "-o", tmp / "r.npz")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (f"error: {tmp / 'narrow.npz'}: stimulus spikes: shape (4, 3) "
+                                     "does not match (steps, m=5)")
+
+
+def test_bad_network_is_one_line_and_exit_3_from_the_real_command(files):
+    net, stim, tmp = files
+    (tmp / "bad.npz").write_bytes(b"not a zip")
+    proc = subprocess.run([sys.executable, "-m", "neurofabric", "run", str(tmp / "bad.npz"),
+                           "--input", str(tmp / "stim.npz"), "-o", str(tmp / "r.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "is not a readable NumPy .npz archive" in proc.stderr
+    assert not (tmp / "r.npz").exists()
+
+
+def test_info_summarises(files):
+    net, stim, tmp = files
+    result = invoke("info", tmp / "net.npz")
+    assert result.exit_code == 0
+    assert "neurons n = 8, inputs m = 5, widths S = 16, W = 8, T = 8" in result.output
+    assert f"{int((net.weights != 0).sum())} non-zero of 104" in result.output
+    assert "learning on" in result.output
+    assert f"weights {13 * 8 * 8} bits" in result.output
+
+
+def test_info_on_missing_file(tmp_path):
+    result = invoke("info", tmp_path / "none.npz")
+    assert result.exit_code == 3 and "does not exist" in result.stderr
+
+
+def test_devices_lists_golden():
+    result = invoke("devices")
+    assert result.exit_code == 0 and result.output.startswith("golden")
+
+
+def test_demo_runs_and_learns(tmp_path):
+    result = invoke("-q", "demo", "-o", tmp_path, "--device", "golden")
+    assert result.exit_code == 0, result.output
+    import json
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["after"]["hit_rate"] > summary["before"]["hit_rate"]
+    assert summary["mean_weight_pattern_inputs"] > summary["mean_weight_other_inputs"]
