@@ -148,7 +148,7 @@ class GoldenDevice(Device):
 
     def read_weights(self):
         self._need_network()
-        return self.model.weights.copy()
+        return self.model.weights.astype(np.int64)
 
     def reset_state(self):
         self._need_network()

@@ -37,6 +37,18 @@ def test_random_networks_match_reference(seed):
     assert_same_run(net, stimulus)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_random_networks_with_weights_inside_their_bounds_match_reference(seed):
+    # Every plastic weight in [w_min, w_max]: the golden model may then skip
+    # synapses whose change is 0; the reference never skips.
+    rng = np.random.default_rng(2000 + seed)
+    n, m = int(rng.integers(1, 40)), int(rng.integers(0, 40))
+    net = random_network(n, m, seed=seed, learn=1, w_min=-128, w_max=127,
+                         stdp_shift=int(rng.integers(6, 12)))
+    stimulus = rng.random((100, m)) < rng.uniform(0.02, 0.4)
+    assert_same_run(net, stimulus)
+
+
 @st.composite
 def networks_and_stimuli(draw):
     S = draw(st.integers(4, 32))
