@@ -56,6 +56,13 @@ def random_case_network(config, case):
         overrides.setdefault("stdp_shift", int(rng.integers(0, 3)))
         overrides.setdefault("a_plus", 255)
         overrides.setdefault("a_minus", int(rng.integers(0, 256)))
+    if case.get("plastic_all"):
+        overrides.setdefault("plastic_pre", np.ones(m + n, np.int64))
+        overrides.setdefault("plastic_post", (rng.random(n) < 0.9).astype(np.int64))
+    if case.get("wide_bounds"):
+        wmax = (1 << (config.W - 1)) - 1
+        overrides.setdefault("w_min", -wmax - 1)
+        overrides.setdefault("w_max", wmax)
     for key in ("learn", "trace_mode"):
         if case.get(key) is not None:
             overrides[key] = case[key]
