@@ -13,8 +13,8 @@ import click
 import numpy as np
 
 from .device import DEVICE_KINDS, open_device
-from .errors import NeurofabricError
-from .files import load_network, load_stimulus, save_recording
+from .errors import NetworkError, NeurofabricError
+from .files import load_network, load_stimulus, save_network, save_recording
 from .progress import Progress
 
 logger = logging.getLogger("neurofabric")
@@ -42,6 +42,31 @@ def _parse_record(value):
         if key not in ("v", "i"):
             raise click.BadParameter(f"unknown probe {key!r}; allowed: v, i (for example --record v,i)")
     return keys
+
+
+class Duration(click.ParamType):
+    """A time: seconds, or a number with s, ms or us ("1ms", "0.5e-3", "250us")."""
+
+    name = "duration"
+    units = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        for suffix in ("ms", "us", "s"):
+            if text.endswith(suffix):
+                number, scale = text[: -len(suffix)], self.units[suffix]
+                break
+        else:
+            number, scale = text, 1.0
+        try:
+            seconds = float(number) * scale
+        except ValueError:
+            self.fail(f"{value!r} is not a time (examples: 1ms, 0.001, 250us)", param, ctx)
+        if not seconds > 0:
+            self.fail(f"{value!r} is not a positive time", param, ctx)
+        return seconds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,6 +143,74 @@ def info(network):
         click.echo("  learning off")
     click.echo(f"  memory: weights {facts['weight_memory_bits']} bits "
                f"({facts['weight_memory_bits'] / 8192:.1f} KiB), accumulator {facts['accumulator_bits']} bits")
+    if "quantisation_report" in net.extras:
+        from .units import QuantisationReport
+        for line in QuantisationReport.from_json(str(net.extras["quantisation_report"])).lines():
+            click.echo(f"  {line}")
+
+
+@cli.command("import-nir")
+@click.argument("graph", type=click.Path(dir_okay=False))
+@click.option("--dt", type=Duration(), required=True, help="The time step (1ms, 0.5ms, 0.001).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Network file to write.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Largest relative error allowed for a parameter (time constants are dt * 2**k).")
+@click.option("--state-bits", type=int, default=16, show_default=True)
+@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--trace-bits", type=int, default=8, show_default=True)
+@click.pass_context
+@_handle_errors
+def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bits, trace_bits):
+    """Import a NIR graph (Input, Output, Affine, Linear, LIF, CubaLIF, IF) as a network.
+
+    \b
+    Example:
+      neurofabric import-nir model.nir --dt 1ms -o net.npz
+    """
+    from .nir_io import import_nir
+    from .spec import Widths
+    net, report = import_nir(graph, dt, widths=Widths(state_bits, weight_bits, trace_bits), tolerance=tolerance)
+    save_network(net, output)
+    if not ctx.obj["quiet"]:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"wrote {output}: {net.n} neurons, {net.m} inputs")
+
+
+@cli.command("export-nir")
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="NIR file to write.")
+@click.option("--dt", type=Duration(), default=None,
+              help="The time step the graph describes (default: the network's, else 1ms).")
+@click.option("--weights", "recording", type=click.Path(dir_okay=False), default=None,
+              help="Take the weights from this recording (the weights after a run on a device).")
+@_handle_errors
+def export_nir_command(network, output, dt, recording):
+    """Export a network (optionally with learned weights) as a NIR graph.
+
+    \b
+    Example:
+      neurofabric run net.npz --input stim.npz --device golden -o rec.npz
+      neurofabric export-nir net.npz --weights rec.npz -o learned.nir
+    """
+    from .files import load_recording
+    from .nir_io import export_nir, write_nir
+    net = load_network(network)
+    if recording is not None:
+        rec = load_recording(recording)
+        if rec.weights.shape != net.weights.shape:
+            raise NetworkError(f"{recording}: weights of shape {rec.weights.shape} do not fit the network "
+                               f"{net.weights.shape}")
+        net = net.copy()
+        net.weights = rec.weights
+        net.validate()
+    if dt is None:
+        dt = float(net.extras["dt"]) if "dt" in net.extras else 1e-3
+    try:
+        write_nir(export_nir(net, dt=dt), output)
+    except OSError as exc:
+        raise NetworkError(f"cannot write {output!r}: {exc}") from None
+    click.echo(f"wrote {output}")
 
 
 @cli.command()

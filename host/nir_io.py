@@ -1,0 +1,230 @@
+"""NIR import and export (the Neuromorphic Intermediate Representation).
+
+Import flattens a NIR graph onto the all-to-all core: every `Input` node
+becomes a group of input channels, every spiking node (`LIF`, `CubaLIF`,
+`IF`) a population of neurons, and the weight nodes (`Affine`, `Linear`,
+chains of them) between them the weight matrix. The semantics are forward
+Euler at `dt` with spikes as 0/1 per step and one step of delay on every edge
+that leaves a spiking node (which is what the core does with its neurons'
+spikes); see `neurofabric.host.units` for the neuron equations and how they
+are quantised. An `Affine` bias is a constant input added every step.
+
+Export writes the integer network as a NIR graph in the core's own units
+(one volt = one integer step of v), so the weights are the integers the device
+holds, including weights learned on the device:
+
+    Input "input" -> Linear "input_weights" -> CubaLIF "neurons" -> Output "output"
+                                    neurons -> Linear "recurrent_weights" -> neurons
+
+with `tau = dt * 2**k` (`k = 31`, no decay, as `2**31 * dt`), `r = tau_mem / dt`
+so that a unit of current adds a unit to v, `v_threshold = threshold - 0.5`
+(the core fires on `>=`, NIR on `>`), `v_leak = bias * 2**k_mem`. Refractory
+periods, reset by subtraction and the plasticity settings have no NIR
+equivalent: they go into the graph's metadata, and export says so.
+"""
+
+import logging
+
+import numpy as np
+
+from .errors import NetworkError
+from .network import Network
+from .spec import Widths
+from .units import PhysicalNetwork
+
+__all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical"]
+
+logger = logging.getLogger(__name__)
+
+SPIKING = ("LIF", "CubaLIF", "IF")
+WEIGHTS = ("Affine", "Linear")
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError:
+        raise NetworkError("NIR support needs the 'nir' package: pip install 'neurofabric[nir]'") from None
+    return nir
+
+
+def read_nir(path):
+    """Read a NIR graph file, with a clear error when it cannot be read."""
+    nir = _nir()
+    try:
+        return nir.read(str(path))
+    except FileNotFoundError:
+        raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError, ...
+        raise NetworkError(f"NIR file {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def write_nir(graph, path):
+    _nir().write(str(path), graph)
+
+
+def _kind(node):
+    return type(node).__name__
+
+
+def _flat(arr, size, node_name, field):
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 0:
+        return np.full(size, float(arr))
+    arr = arr.reshape(-1)
+    if arr.size == 1:
+        return np.full(size, float(arr[0]))
+    if arr.size != size:
+        raise NetworkError(f"NIR node {node_name!r}: {field} has {arr.size} values for {size} neurons")
+    return arr
+
+
+def _node_size(name, node):
+    kind = _kind(node)
+    if kind in ("Input", "Output"):
+        shapes = list(getattr(node, "input_type" if kind == "Input" else "output_type").values())
+        shape = np.asarray(shapes[0]).reshape(-1) if shapes else np.array([0])
+        return int(np.prod(shape))
+    if kind in SPIKING:
+        return int(np.asarray(node.v_threshold).size)
+    raise NetworkError(f"NIR node {name!r}: size of a {kind} node is not defined here")
+
+
+def nir_to_physical(graph, dt):
+    """Flatten a NIR graph into a `PhysicalNetwork` (floats, not yet quantised)."""
+    dt = float(dt)
+    nodes, edges = graph.nodes, list(graph.edges)
+    for name, node in nodes.items():
+        kind = _kind(node)
+        if kind not in (*SPIKING, *WEIGHTS, "Input", "Output"):
+            raise NetworkError(f"NIR node {name!r} of type {kind} is not supported; supported: "
+                               "Input, Output, Affine, Linear, LIF, CubaLIF, IF")
+    for src, dst in edges:
+        for end in (src, dst):
+            if end not in nodes:
+                raise NetworkError(f"NIR edge {src!r} -> {dst!r} names no node {end!r}")
+    preds = {name: [s for s, d in edges if d == name] for name in nodes}
+    phys = PhysicalNetwork(dt)
+    for name, node in nodes.items():
+        if _kind(node) == "Input":
+            phys.add_inputs(_node_size(name, node), name)
+    for name, node in nodes.items():
+        kind = _kind(node)
+        if kind not in SPIKING:
+            continue
+        size = _node_size(name, node)
+        f = lambda field: _flat(getattr(node, field), size, name, field)  # noqa: E731
+        v_reset = f("v_reset") if getattr(node, "v_reset", None) is not None else np.zeros(size)
+        common = dict(v_threshold=f("v_threshold"), v_reset=v_reset, r=f("r"))
+        if kind == "CubaLIF":
+            phys.add_population(name, size, model="cubalif", tau_mem=f("tau_mem"), tau_syn=f("tau_syn"),
+                                v_leak=f("v_leak"), w_in=f("w_in"), **common)
+        elif kind == "LIF":
+            phys.add_population(name, size, model="lif", tau_mem=f("tau"), v_leak=f("v_leak"), **common)
+        else:
+            phys.add_population(name, size, model="if", **common)
+
+    def affine_from(name, seen=()):
+        """Resolve what feeds spiking node inputs through `name`: [(source, W (out,in), b)]."""
+        node = nodes[name]
+        kind = _kind(node)
+        if kind == "Input" or kind in SPIKING:
+            size = _node_size(name, node)
+            return [(name, np.eye(size), np.zeros(size))]
+        if kind not in WEIGHTS:
+            raise NetworkError(f"NIR node {name!r} of type {kind} cannot feed a neuron")
+        if name in seen:
+            raise NetworkError(f"NIR graph has a loop of weight nodes through {name!r} with no neuron in it")
+        weight = np.asarray(node.weight, dtype=float)
+        if weight.ndim != 2:
+            raise NetworkError(f"NIR node {name!r}: weight of shape {weight.shape} is not a matrix")
+        bias = _flat(node.bias, weight.shape[0], name, "bias") if kind == "Affine" else np.zeros(weight.shape[0])
+        if not preds[name]:
+            raise NetworkError(f"NIR node {name!r} has no input edge")
+        out = []
+        for pred in preds[name]:
+            for source, w, b in affine_from(pred, (*seen, name)):
+                if w.shape[0] != weight.shape[1]:
+                    raise NetworkError(f"NIR node {name!r}: weight expects {weight.shape[1]} inputs, "
+                                       f"{pred!r} gives {w.shape[0]}")
+                out.append((source, weight @ w, weight @ b))
+        # The bias counts once, not once per incoming path.
+        if out:
+            out[0] = (out[0][0], out[0][1], out[0][2] + bias)
+        return out
+
+    weights = {}
+    bias = {}
+    for name, node in nodes.items():
+        if _kind(node) not in SPIKING:
+            continue
+        size = _node_size(name, node)
+        total_bias = np.zeros(size)
+        for pred in preds[name]:
+            for source, w, b in affine_from(pred):
+                if w.shape[0] != size:
+                    raise NetworkError(f"NIR edge {pred!r} -> {name!r}: {w.shape[0]} values into "
+                                       f"{size} neurons")
+                key = (source, name)
+                weights[key] = weights.get(key, 0) + w.T  # (pre, post)
+                total_bias += b
+        bias[name] = total_bias
+    for (source, post), w in weights.items():
+        phys.connect(source, post, w)
+    for name, b in bias.items():
+        if np.any(b != 0):
+            phys.populations[name].i_bias = b
+    return phys
+
+
+def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):
+    """Import a NIR graph (object or file) at step `dt` seconds: `(Network, report)`."""
+    graph = graph_or_path
+    if not hasattr(graph_or_path, "nodes"):
+        graph = read_nir(graph_or_path)
+    phys = nir_to_physical(graph, dt)
+    network, report = phys.compile(widths=widths, tolerance=tolerance)
+    outputs = [s for s, d in graph.edges if _kind(graph.nodes[d]) == "Output"]
+    network.extras["nir_outputs"] = np.array(outputs if outputs else [""])
+    return network, report
+
+
+def export_nir(network: Network, dt=1e-3):
+    """The integer network as a NIR graph (see the module docstring for the mapping)."""
+    nir = _nir()
+    n, m = network.n, network.m
+    k_mem = network.k_mem.astype(float)
+    k_syn = network.k_syn.astype(float)
+    tau_mem = dt * 2.0 ** k_mem
+    tau_syn = dt * 2.0 ** k_syn
+    dropped = []
+    if np.any(network.refractory):
+        dropped.append("refractory periods")
+    if np.any(network.reset_mode == 1):
+        dropped.append("reset by subtraction (exported as reset to v_reset)")
+    if network.learn or np.any(network.plastic_pre) or np.any(network.plastic_post):
+        dropped.append("plasticity (masks and learning registers)")
+    if dropped:
+        logger.warning("NIR has no equivalent of: %s; they are kept in the graph metadata only",
+                       ", ".join(dropped))
+    neurons = nir.CubaLIF(
+        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
+        v_leak=network.bias * 2.0 ** k_mem, v_threshold=network.threshold - 0.5,
+        v_reset=network.v_reset.astype(float), w_in=np.ones(n))
+    nodes = {"neurons": neurons, "output": nir.Output(output_type={"output": np.array([n])})}
+    edges = [("neurons", "output")]
+    if m:
+        nodes["input"] = nir.Input(input_type={"input": np.array([m])})
+        nodes["input_weights"] = nir.Linear(weight=network.weights[:m].T.astype(float))
+        edges += [("input", "input_weights"), ("input_weights", "neurons")]
+    nodes["recurrent_weights"] = nir.Linear(weight=network.weights[m:].T.astype(float))
+    edges += [("neurons", "recurrent_weights"), ("recurrent_weights", "neurons")]
+    metadata = {
+        "neurofabric_dt": float(dt),
+        "neurofabric_refractory": network.refractory.astype(np.int64),
+        "neurofabric_reset_mode": network.reset_mode.astype(np.int64),
+        "neurofabric_plastic_pre": network.plastic_pre.astype(np.int64),
+        "neurofabric_plastic_post": network.plastic_post.astype(np.int64),
+        "neurofabric_widths": np.array([network.state_bits, network.weight_bits, network.trace_bits]),
+    }
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)

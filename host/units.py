@@ -1,0 +1,386 @@
+"""Physical units over the integer core, with a quantisation report.
+
+Users describe populations with time constants in seconds, voltages and float
+weights; `PhysicalNetwork.compile()` turns that into the integer `Network`
+the core runs and says exactly what it changed.
+
+The model being approximated is forward Euler at the step `dt` (the NIR
+convention of `neurofabric.host.nir_io`), per neuron:
+
+    I <- I - (dt / tau_syn) * I + w_in * x          x: the weighted input of the step
+    v <- v + (dt / tau_mem) * (v_leak - v + r * I)   (model "cubalif")
+    spike when v > v_threshold, then v <- v_reset
+
+"lif" is the same with the current lasting one step (I = w_in * x), "if" is
+`v <- v + dt * r * I` with no leak. The core (spec section 5) computes
+`i <- i - (i >> k_syn) + a` and `v <- v - (v >> k_mem) + i + bias` in integers,
+so the compiler chooses:
+
+- `k = round(log2(tau / dt))` for each time constant: the realised time
+  constant is `dt * 2**k` (exact when tau / dt is a power of two; `tau_syn`
+  of one step, or none, is `k_syn = 0`, a delta synapse; no leak is 31);
+- one voltage scale `s` per population (integer v = s * volts), so that the
+  largest weight into it uses the whole signed weight range, unless the
+  threshold would then leave less than 4x headroom in the state bits;
+- integer weight `w[k][j] = round(s * g[j] * W)` with the gain
+  `g = 2**-k_mem * r * w_in` ("cubalif", "lif": the realised leak factor, which
+  keeps the steady state v = v_leak + r*I exact) or `dt * r` ("if");
+- threshold `floor(s * v_threshold) + 1` (the core fires on `>=`, the model
+  on `>`), reset and bias `round(s * value)`, bias = `2**-k_mem * v_leak`
+  per step plus any constant input current.
+
+Nothing is rescaled silently: every requested and realised value is in the
+report, and a parameter further off than `tolerance` (relative) is an error.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .builder import NetworkBuilder
+from .errors import NetworkError
+from .network import Network
+from .spec import Widths
+
+__all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "MODELS"]
+
+MODELS = ("cubalif", "lif", "if")
+#: The state range left above the largest of |threshold|, |reset|, |v_leak|.
+HEADROOM = 4.0
+
+
+def shift_for(tau, dt):
+    """The decay shift whose time constant `dt * 2**k` is nearest `tau` (relative error).
+
+    `tau` of None or inf means no decay (31); `tau <= dt` means 0 (a one-step memory).
+    """
+    if tau is None or math.isinf(tau):
+        return 31
+    if tau <= 0:
+        raise NetworkError(f"time constant {tau} s is not positive")
+    ratio = tau / dt
+    if ratio <= 1.0:
+        return 0
+    if ratio >= 2.0 ** 31:
+        return 31  # below the resolution of any state width: no decay
+    lo = int(math.floor(math.log2(ratio)))
+    candidates = [k for k in (lo, lo + 1) if 0 <= k <= 30]
+    return min(candidates, key=lambda k: abs(2.0 ** k - ratio) / ratio)
+
+
+def realised_tau(k, dt, requested=None):
+    """The time constant a decay shift realises: `dt * 2**k`; for 31 (no decay),
+    the requested value when that is at least `2**31 * dt`, else inf."""
+    if k == 31:
+        return requested if requested is not None and requested >= dt * 2.0 ** 31 else math.inf
+    return dt * 2.0 ** k
+
+
+@dataclass(eq=False)
+class Population:
+    """A population of neurons in physical units (seconds, volts, amperes or any unit)."""
+
+    name: str
+    size: int
+    model: str = "cubalif"
+    tau_mem: np.ndarray = None      # s; None: no leak
+    tau_syn: np.ndarray = None      # s; None: the current lasts one step
+    v_threshold: np.ndarray = 1.0
+    v_reset: np.ndarray = 0.0
+    v_leak: np.ndarray = 0.0
+    r: np.ndarray = 1.0
+    w_in: np.ndarray = 1.0
+    i_bias: np.ndarray = 0.0        # constant input current added every step
+    refractory: np.ndarray = 0.0    # s
+    reset: str = "zero"             # "zero": v <- v_reset; "subtract": v <- v - threshold
+    scale: float = None             # volts -> integers; None: chosen by compile()
+
+
+@dataclass(eq=False)
+class _Connection:
+    pre: str
+    post: str
+    weights: np.ndarray  # (pre size, post size), float
+    plastic: bool
+
+
+class QuantisationReport(dict):
+    """The report of one compilation: a JSON-friendly dict with a text form."""
+
+    def to_json(self):
+        return json.dumps(self, indent=1, default=float)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(json.loads(text))
+
+    def lines(self):
+        """Human-readable lines (what `neurofabric info` prints)."""
+        out = [f"quantisation report (dt = {self['dt'] * 1e3:g} ms, tolerance {self['tolerance']:.0%})"]
+        for pop in self["populations"]:
+            out.append(f"  population {pop['name']} ({pop['size']} {pop['model']} neurons), "
+                       f"scale {pop['scale']:.6g} per volt")
+            for p in pop["parameters"]:
+                out.append(f"    {p['name']:<12} requested {_fmt(p['requested'])}, realised {_fmt(p['realised'])}"
+                           f" ({_pct(p['relative_error'])})")
+            w = pop["weights"]
+            out.append(f"    weights      {w['count']} synapses in, max |error| {w['max_abs_error']:.4g} "
+                       f"({_pct(w['max_relative_error_of_largest'])} of the largest), "
+                       f"{w['rounded_to_zero']} rounded to zero, {w['clipped']} clipped, "
+                       f"range used {w['range_used']:.0%}")
+        for note in self.get("notes", []):
+            out.append(f"  note: {note}")
+        return out
+
+
+def _fmt(value):
+    if isinstance(value, (list, tuple)):
+        lo, hi = value
+        return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _pct(err):
+    return "exact" if err == 0 else f"{err:+.1%}" if abs(err) < 10 else f"{err:+.3g}x"
+
+
+class PhysicalNetwork:
+    """A network in physical units, compiled to the integer core by `compile()`.
+
+        net = PhysicalNetwork(dt=1e-3)
+        net.add_inputs(64, "pixels")
+        net.add_population("out", 10, tau_mem=8e-3, tau_syn=2e-3, v_threshold=1.0)
+        net.connect("pixels", "out", weights)      # (64, 10) floats
+        network, report = net.compile()
+    """
+
+    def __init__(self, dt):
+        if not dt > 0:
+            raise NetworkError(f"dt = {dt} s is not positive")
+        self.dt = float(dt)
+        self.inputs = {}        # name -> size, in order
+        self.populations = {}   # name -> Population, in order
+        self.connections = []
+        self.learning = None
+
+    def add_inputs(self, size, name):
+        self._new_name(name)
+        self.inputs[name] = int(size)
+        return name
+
+    def add_population(self, name, size, **params):
+        """Add a population; parameters as in `Population` (scalars or per-neuron arrays)."""
+        self._new_name(name)
+        pop = Population(name, int(size), **params)
+        if pop.model not in MODELS:
+            raise NetworkError(f"population {name}: unknown model {pop.model!r}; allowed: {', '.join(MODELS)}")
+        if pop.reset not in ("zero", "subtract"):
+            raise NetworkError(f"population {name}: reset {pop.reset!r}; allowed: zero, subtract")
+        self.populations[name] = pop
+        return name
+
+    def connect(self, pre, post, weights, plastic=False):
+        """Weights `(size of pre, size of post)`, in the units of the input `x`."""
+        if post not in self.populations:
+            raise NetworkError(f"connect: {post!r} is not a population")
+        if pre not in self.populations and pre not in self.inputs:
+            raise NetworkError(f"connect: {pre!r} is neither an input group nor a population")
+        w = np.asarray(weights, dtype=float)
+        shape = (self._size(pre), self._size(post))
+        if w.ndim == 0:
+            w = np.full(shape, float(w))
+        if w.shape != shape:
+            raise NetworkError(f"connect {pre} -> {post}: weights shape {w.shape} does not match {shape}")
+        if not np.isfinite(w).all():
+            raise NetworkError(f"connect {pre} -> {post}: weights hold NaN or infinity")
+        self.connections.append(_Connection(pre, post, w, bool(plastic)))
+
+    def set_learning(self, **params):
+        """Integer learning registers (spec section 3), passed through unchanged."""
+        self.learning = params
+
+    def _new_name(self, name):
+        if name in self.inputs or name in self.populations:
+            raise NetworkError(f"name {name!r} is already used")
+
+    def _size(self, name):
+        return self.inputs[name] if name in self.inputs else self.populations[name].size
+
+    # -- compile -------------------------------------------------------------
+    def compile(self, widths: Widths = None, tolerance=0.1):
+        """Return `(Network, QuantisationReport)`; raise `NetworkError` past `tolerance`."""
+        widths = widths or Widths()
+        w_lim = (1 << (widths.weight_bits - 1)) - 1
+        s_lim = (1 << (widths.state_bits - 1)) - 1
+        b = NetworkBuilder(widths)
+        groups = {name: b.add_inputs(size, name) for name, size in self.inputs.items()}
+        report = QuantisationReport(dt=self.dt, tolerance=tolerance, widths=vars(widths).copy(),
+                                    populations=[], notes=[])
+        int_weights = {}
+        for pop in self.populations.values():
+            params, entry, scaled = self._compile_population(pop, widths, w_lim, s_lim, tolerance)
+            groups[pop.name] = b.add_neurons(pop.size, pop.name, **params)
+            if "note" in entry:
+                report["notes"].append(entry.pop("note"))
+            report["populations"].append(entry)
+            int_weights.update(scaled)
+        for conn in self.connections:
+            b.connect(groups[conn.pre], groups[conn.post], weights=int_weights[id(conn)],
+                      plastic=conn.plastic)
+        if self.learning:
+            b.set_learning(**self.learning)
+        network = b.build()
+        network.extras["quantisation_report"] = np.array(report.to_json())
+        network.extras["dt"] = np.array(self.dt)
+        return network, report
+
+    def _per_neuron(self, pop, name, value, allow_none=False):
+        if value is None:
+            if allow_none:
+                return None
+            raise NetworkError(f"population {pop.name}: {name} is required")
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim == 0:
+            arr = np.full(pop.size, float(arr))
+        if arr.shape != (pop.size,):
+            raise NetworkError(f"population {pop.name}: {name} shape {arr.shape} is neither a scalar "
+                               f"nor ({pop.size},)")
+        if np.isnan(arr).any():
+            raise NetworkError(f"population {pop.name}: {name} holds NaN")
+        return arr
+
+    def _compile_population(self, pop, widths, w_lim, s_lim, tolerance):
+        dt = self.dt
+        get = lambda key, none=False: self._per_neuron(pop, key, getattr(pop, key), none)  # noqa: E731
+        tau_mem, tau_syn = get("tau_mem", True), get("tau_syn", True)
+        v_th, v_reset, v_leak = get("v_threshold"), get("v_reset"), get("v_leak")
+        r, w_in, i_bias, refr = get("r"), get("w_in"), get("i_bias"), get("refractory")
+        parameters = []
+
+        def check(name, requested, realised, index=None):
+            requested, realised = float(requested), float(realised)
+            if requested == realised:
+                err = 0.0
+            elif requested == 0 or math.isinf(requested) or math.isinf(realised):
+                err = math.inf
+            else:
+                err = (realised - requested) / abs(requested)
+            if abs(err) > tolerance:
+                where = f"{name}[{index}]" if index is not None else name
+                raise NetworkError(
+                    f"population {pop.name}: {where} = {requested:.6g} is realised as {realised:.6g} "
+                    f"({_pct(err)}), beyond the tolerance of {tolerance:.0%}" + _hint(name, dt))
+            return err
+
+        def add(name, requested, realised):
+            errs = [check(name, q, z, idx if pop.size > 1 else None)
+                    for idx, (q, z) in enumerate(zip(requested, realised))]
+            worst = max(errs, key=abs) if errs else 0.0
+            parameters.append({"name": name, "requested": [float(np.min(requested)), float(np.max(requested))],
+                               "realised": [float(np.min(realised)), float(np.max(realised))],
+                               "relative_error": worst})
+
+        # Time constants -> shifts.
+        if pop.model == "if":
+            if tau_mem is not None:
+                raise NetworkError(f"population {pop.name}: model 'if' has no tau_mem (use 'lif')")
+            k_mem = np.full(pop.size, 31)
+        else:
+            if tau_mem is None:
+                raise NetworkError(f"population {pop.name}: model {pop.model!r} needs tau_mem")
+            k_mem = np.array([shift_for(t, dt) for t in tau_mem])
+            add("tau_mem", tau_mem, [realised_tau(k, dt, t) for k, t in zip(k_mem, tau_mem)])
+        if pop.model == "cubalif":
+            if tau_syn is None:
+                raise NetworkError(f"population {pop.name}: model 'cubalif' needs tau_syn")
+            k_syn = np.array([shift_for(t, dt) for t in tau_syn])
+            # tau_syn <= dt is a current that lasts one step: I <- w_in x exactly.
+            add("tau_syn", np.maximum(tau_syn, dt), [realised_tau(k, dt, max(t, dt)) for k, t in zip(k_syn, tau_syn)])
+        else:
+            k_syn = np.zeros(pop.size, int)
+        # The realised leak factor per step (dt / tau realised); for "no decay"
+        # (k = 31) the requested dt / tau, which is below the state's resolution.
+        if pop.model == "if":
+            leak = np.zeros(pop.size)
+        else:
+            leak = np.where(k_mem == 31, dt / tau_mem, 2.0 ** -np.minimum(k_mem, 30))
+        gain = dt * r if pop.model == "if" else leak * r
+        if pop.model in ("cubalif", "lif"):
+            gain = gain * w_in
+        # Constant current: into v each step. For cubalif it enters I, whose
+        # steady state is i_bias * 2**k_syn; that is used (exact for k_syn = 0).
+        i_steady = i_bias * np.where(k_syn == 31, 1.0, 2.0 ** np.minimum(k_syn, 30)) if pop.model == "cubalif" else i_bias
+        bias_v = leak * v_leak + gain * i_steady
+        if pop.model == "cubalif" and np.any((i_bias != 0) & (k_syn != 0)):
+            self_note = (f"population {pop.name}: a constant input current is applied as a membrane bias "
+                         "equal to its steady state; the first tau_syn/dt steps after a reset differ")
+        else:
+            self_note = None
+
+        # Scale: the largest weight into the population uses the whole range,
+        # within the headroom the state bits allow.
+        incoming = [c for c in self.connections if c.post == pop.name]
+        max_w = max((float(np.max(np.abs(c.weights * gain[None, :]))) for c in incoming), default=0.0)
+        v_max = float(max(np.max(np.abs(v_th)), np.max(np.abs(v_reset)), np.max(np.abs(bias_v)), 1e-30))
+        s_state = s_lim / (HEADROOM * v_max)
+        scale = pop.scale or (min(w_lim / max_w, s_state) if max_w > 0 else s_state)
+        thr_int = np.floor(scale * v_th).astype(np.int64) + 1
+        reset_int = np.round(scale * v_reset).astype(np.int64)
+        bias_int = np.round(scale * bias_v).astype(np.int64)
+        for name, arr in (("threshold", thr_int), ("v_reset", reset_int), ("bias", bias_int)):
+            bad = (arr < -s_lim - 1) | (arr > s_lim)
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                raise NetworkError(f"population {pop.name}: {name}[{j}] = {arr[j]} after scaling by "
+                                   f"{scale:.6g} does not fit {widths.state_bits} state bits")
+        # The model fires above v_threshold; the core at thr_int / scale and above.
+        add("v_threshold", v_th, thr_int / scale)
+        add("v_reset", v_reset, reset_int / scale)
+        if np.any(bias_v != 0):
+            add("bias", bias_v, bias_int / scale)
+        refr_steps = np.round(refr / dt).astype(np.int64)
+        if np.any(refr_steps > 255):
+            raise NetworkError(f"population {pop.name}: refractory {float(refr.max()):.4g} s is "
+                               f"{int(refr_steps.max())} steps; at most 255")
+        if np.any(refr > 0):
+            add("refractory", refr, refr_steps * dt)
+
+        scaled = {}
+        stats = dict(count=0, max_abs_error=0.0, rounded_to_zero=0, clipped=0, largest=0.0)
+        for conn in incoming:
+            exact = scale * conn.weights * gain[None, :]
+            ints = np.clip(np.round(exact), -w_lim - 1, w_lim).astype(np.int64)
+            stats["count"] += int(np.count_nonzero(conn.weights))
+            stats["max_abs_error"] = max(stats["max_abs_error"], float(np.max(np.abs(ints - exact)) / scale)
+                                         if exact.size else 0.0)
+            stats["rounded_to_zero"] += int(np.count_nonzero((conn.weights != 0) & (ints == 0)))
+            stats["clipped"] += int(np.count_nonzero(np.abs(exact) > w_lim + 0.5))
+            stats["largest"] = max(stats["largest"], float(np.max(np.abs(ints))) if ints.size else 0.0)
+            scaled[id(conn)] = ints
+        weights_entry = {
+            "count": stats["count"],
+            "max_abs_error": stats["max_abs_error"],
+            "max_relative_error_of_largest": (stats["max_abs_error"] * scale / max(stats["largest"], 1)),
+            "rounded_to_zero": stats["rounded_to_zero"],
+            "clipped": stats["clipped"],
+            "range_used": stats["largest"] / w_lim,
+        }
+        entry = {"name": pop.name, "size": pop.size, "model": pop.model, "scale": scale,
+                 "parameters": parameters, "weights": weights_entry,
+                 "state_range_used": float(np.max(np.abs(thr_int))) / s_lim}
+        if self_note:
+            entry["note"] = self_note
+        params = dict(threshold=thr_int, v_reset=reset_int, bias=bias_int, k_mem=k_mem, k_syn=k_syn,
+                      refractory=refr_steps, reset_mode=0 if pop.reset == "zero" else 1)
+        return params, entry, scaled
+
+
+def _hint(name, dt):
+    if name.startswith("tau"):
+        return (f"; the core's time constants are dt * 2**k (dt = {dt:g} s): choose such a value, "
+                "another dt, or a larger tolerance")
+    if name == "refractory":
+        return f"; refractory periods are whole steps of dt = {dt:g} s"
+    return "; raise the state bits or the tolerance"
