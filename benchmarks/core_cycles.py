@@ -1,0 +1,92 @@
+"""Cycles per step of the core, measured from the RTL simulation (Verilator via cocotb).
+
+For each core configuration (n = m, lanes) and each workload (activity: the
+fraction of inputs spiking per step and of neurons spiking per step; learning
+off or on, all synapses plastic) it runs a few steps and prints the mean
+`step_cycles` the core reports (from the end of the step's input list to the
+end of its output; spike output included, probes off). Every step's spikes
+are checked against the golden model on the way.
+
+    .venv/bin/python benchmarks/core_cycles.py              # the default table
+    .venv/bin/python benchmarks/core_cycles.py --reference  # n = m = 256, 4 lanes, 10 % only
+
+The reference workload's targets: <= 4,000 cycles per step learning off,
+<= 24,000 learning on.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from neurofabric.hdl.core_ports import CoreConfig  # noqa: E402
+from neurofabric.sim.verilator import core_model, run_cocotb  # noqa: E402
+
+REFERENCE = (256, 4)
+TARGETS = {0: 4000, 1: 24000}
+
+
+def measure(config, workloads):
+    model = core_model(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cycles.json"
+        plan = Path(tmp) / "bench.json"
+        plan.write_text(json.dumps({"workloads": workloads, "out": str(out)}))
+        tests, failures, messages = run_cocotb(model, "neurofabric.sim.bench_cocotb", {"NF_BENCH": str(plan)},
+                                               test_dir=Path(tmp) / "run")
+        if failures:
+            raise SystemExit("benchmark run failed:\n" + "\n".join(messages))
+        return json.loads(out.read_text())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", action="store_true", help="only the reference configuration and workload")
+    parser.add_argument("--sizes", default="64,128,256", help="n = m values (comma separated)")
+    parser.add_argument("--lanes", default="2,4,8", help="lanes for the largest size (comma separated)")
+    parser.add_argument("--activity", default="0.0,0.05,0.1,0.2", help="activities (comma separated)")
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.reference:
+        runs = [REFERENCE]
+        activities = [0.1]
+    else:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        runs = [(s, 4) for s in sizes] + [(sizes[-1], int(l)) for l in args.lanes.split(",") if int(l) != 4]
+        activities = [float(a) for a in args.activity.split(",")]
+        if REFERENCE not in runs:
+            runs.append(REFERENCE)
+    print(f"{'n=m':>5} {'lanes':>5} {'activity':>8} {'learn':>5} {'delivered':>9} {'spiking':>7} "
+          f"{'cycles/step':>11} {'max':>7}")
+    reference = {}
+    for n, lanes in runs:
+        config = CoreConfig(n=n, m=n, lanes=lanes)
+        acts = activities if (n, lanes) != REFERENCE else sorted(set(activities) | {0.1})
+        workloads = [dict(activity=a, learn=learn, steps=args.steps, seed=7) for a in acts for learn in (0, 1)]
+        start = time.monotonic()
+        for r in measure(config, workloads):
+            print(f"{n:>5} {lanes:>5} {r['activity']:>8.2f} {r['learn']:>5} {r['delivered']:>9.1f} "
+                  f"{r['spiking']:>7.1f} {r['cycles']:>11.0f} {r['cycles_max']:>7}")
+            if (n, lanes) == REFERENCE and r["activity"] == 0.1:
+                reference[r["learn"]] = r
+        print(f"# n=m={n} lanes={lanes}: {time.monotonic() - start:.0f} s", flush=True)
+    print()
+    print("Reference workload: n = m = 256, 4 lanes, W = 8, 10 % of inputs and neurons spiking per step")
+    ok = True
+    for learn in (0, 1):
+        r = reference[learn]
+        verdict = "meets" if r["cycles"] <= TARGETS[learn] else "MISSES"
+        ok &= r["cycles"] <= TARGETS[learn]
+        print(f"  learning {'on ' if learn else 'off'}: {r['cycles']:.0f} cycles/step (max {r['cycles_max']}), "
+              f"target <= {TARGETS[learn]}: {verdict}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
