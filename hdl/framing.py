@@ -1,0 +1,299 @@
+"""Gateware framing: COBS frames with a CRC-16, to and from UART byte streams.
+
+The wire format (delimiters, header, CRC, limits) is host/protocol.py's; every
+constant here is imported from it. `FrameReceiver` turns received bytes into
+checked frames (header, then payload bytes); `FrameSender` turns a header and
+payload bytes into an encoded frame.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..host.protocol import (
+    COBS_MAX_RUN, CRC_INIT, CRC_POLY, CRC_SIZE, DELIMITER, HEADER_FIELDS, HEADER_SIZE,
+    MAX_FRAME, MAX_PAYLOAD,
+)
+
+__all__ = ["HeaderLayout", "PayloadLayout", "crc16_byte", "FrameReceiver", "FrameSender"]
+
+#: The frame header as a struct. `lib.data` packs fields LSB first, so the raw
+#: value is the header's wire bytes in little-endian order (byte i at bits 8i..).
+HeaderLayout = data.StructLayout({name: unsigned(8 * size) for name, size in HEADER_FIELDS})
+
+#: One payload byte on the receiver's output; `last` marks the frame's last byte.
+PayloadLayout = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
+
+#: Width of the error counters (saturating).
+COUNTER_WIDTH = 16
+
+assert HeaderLayout.size == 8 * HEADER_SIZE and CRC_SIZE == 2
+
+
+def crc16_byte(crc, byte):
+    """The CRC-16 register after one more byte (MSB first, unrolled), as an expression."""
+    for i in reversed(range(8)):
+        feedback = crc[15] ^ byte[i]
+        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, CRC_POLY, 0)
+    return crc
+
+
+def _count(m, counter):
+    with m.If(~counter.all()):      # saturate
+        m.d.sync += counter.eq(counter + 1)
+
+
+class FrameReceiver(wiring.Component):
+    """Receive COBS frames from a byte stream; hand out only frames that check.
+
+    Bytes from `data` (a `UARTRx`, say) are COBS-decoded on the fly into a
+    frame buffer (one `Memory` of `MAX_FRAME` bytes), with the CRC and the
+    header captured as they pass. At the closing delimiter a frame whose COBS,
+    size, CRC and length field all check is handed out: first its header on
+    `header` (one transfer), then exactly `header.length` bytes on `payload`,
+    the last with `last` set. A frame that fails is dropped and counted:
+    `crc_errors` for a bad CRC, `format_errors` for a cut COBS group, fewer
+    than header + CRC bytes, more than `MAX_FRAME` bytes, or a length field
+    that does not match. Either way decoding restarts at the next delimiter,
+    so garbage costs at most the frame it hits.
+
+    `data` is always ready. While a good frame is being handed out the buffer
+    is busy: a frame that arrives meanwhile is dropped and counted in
+    `dropped` (the protocol is stop-and-wait, so a host never causes this
+    unless it sends before the previous reply).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "data": In(stream.Signature(8)),
+            "header": Out(stream.Signature(HeaderLayout)),
+            "payload": Out(stream.Signature(PayloadLayout)),
+            "crc_errors": Out(COUNTER_WIDTH),
+            "format_errors": Out(COUNTER_WIDTH),
+            "dropped": Out(COUNTER_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=MAX_FRAME, init=[])
+        wr = buffer.write_port()
+        rd = buffer.read_port()
+
+        # COBS decoder state.
+        pos = Signal(range(MAX_FRAME + 1))        # decoded bytes so far
+        code_left = Signal(8)                     # data bytes left in this group
+        zero_pending = Signal()                   # this group's code < 0xFF: a zero follows it
+        started = Signal()                        # a code byte has been seen
+        overflow = Signal()
+        discard = Signal()                        # skip to the next delimiter (busy)
+        crc = Signal(16, init=CRC_INIT)
+        # The last two decoded bytes: the CRC runs two bytes behind, so at the
+        # end it covers header + payload and `tail` holds the received CRC.
+        tail = Signal(16)
+        header = Signal(HeaderLayout)
+
+        byte = self.data.payload
+        m.d.comb += self.data.ready.eq(1)
+
+        emit = Signal()
+        emit_byte = Signal(8)
+        with m.If(emit):
+            with m.If(pos < MAX_FRAME):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(pos), wr.data.eq(emit_byte)]
+                for i in range(HEADER_SIZE):
+                    with m.If(pos == i):
+                        m.d.sync += header.as_value().word_select(i, 8).eq(emit_byte)
+                with m.If(pos >= 2):
+                    m.d.sync += crc.eq(crc16_byte(crc, tail[:8]))
+                m.d.sync += [tail.eq(Cat(tail[8:], emit_byte)), pos.eq(pos + 1)]
+            with m.Else():
+                m.d.sync += overflow.eq(1)
+
+        restart = [pos.eq(0), code_left.eq(0), started.eq(0), overflow.eq(0), crc.eq(CRC_INIT)]
+
+        # Read-out of the payload from the buffer (one cycle of read latency).
+        rd_addr = Signal(range(MAX_FRAME))
+        remaining = Signal(range(MAX_PAYLOAD + 1))
+        out_valid = Signal()
+        out_last = Signal()
+        m.d.comb += [
+            rd.addr.eq(rd_addr), rd.en.eq(0),
+            self.payload.valid.eq(out_valid),
+            self.payload.payload.data.eq(rd.data),
+            self.payload.payload.last.eq(out_last),
+            self.header.payload.eq(header),
+        ]
+
+        with m.FSM() as fsm:
+            with m.State("RECEIVE"):
+                with m.If(self.data.valid):
+                    with m.If(byte == DELIMITER):
+                        m.d.sync += restart
+                        with m.If(discard):
+                            _count(m, self.dropped)
+                            m.d.sync += discard.eq(0)
+                        with m.Elif(~started):
+                            pass                  # empty frame between two delimiters
+                        with m.Elif((code_left != 0) | overflow | (pos < HEADER_SIZE + CRC_SIZE)):
+                            _count(m, self.format_errors)
+                        with m.Elif(crc != tail):
+                            _count(m, self.crc_errors)
+                        with m.Elif(header.length != pos - (HEADER_SIZE + CRC_SIZE)):
+                            _count(m, self.format_errors)
+                        with m.Else():
+                            m.d.sync += [rd_addr.eq(HEADER_SIZE), remaining.eq(header.length)]
+                            m.next = "HEADER"
+                    with m.Elif(discard):
+                        pass
+                    with m.Elif(code_left == 0):
+                        # A code byte: the previous group's implied zero, if any, comes first.
+                        m.d.comb += [emit.eq(started & zero_pending), emit_byte.eq(0)]
+                        m.d.sync += [
+                            code_left.eq(byte - 1),
+                            zero_pending.eq(byte != COBS_MAX_RUN + 1),
+                            started.eq(1),
+                        ]
+                    with m.Else():
+                        m.d.comb += [emit.eq(1), emit_byte.eq(byte)]
+                        m.d.sync += code_left.eq(code_left - 1)
+
+            with m.State("HEADER"):
+                m.d.comb += self.header.valid.eq(1)
+                with m.If(self.header.ready):
+                    m.next = "PAYLOAD"
+
+            with m.State("PAYLOAD"):
+                with m.If(~out_valid | self.payload.ready):
+                    with m.If(remaining != 0):
+                        m.d.comb += rd.en.eq(1)
+                        m.d.sync += [
+                            rd_addr.eq(rd_addr + 1), remaining.eq(remaining - 1),
+                            out_valid.eq(1), out_last.eq(remaining == 1),
+                        ]
+                    with m.Else():
+                        m.d.sync += out_valid.eq(0)
+                        m.next = "RECEIVE"
+
+        # Busy (HEADER, PAYLOAD): a frame arriving now cannot be buffered.
+        with m.If(~fsm.ongoing("RECEIVE") & self.data.valid):
+            with m.If(byte == DELIMITER):
+                with m.If(discard):
+                    _count(m, self.dropped)
+                    m.d.sync += discard.eq(0)
+            with m.Else():
+                m.d.sync += discard.eq(1)
+
+        return m
+
+
+class FrameSender(wiring.Component):
+    """Encode frames into a byte stream: delimiter, COBS(header, payload, CRC), delimiter.
+
+    Takes one header on `header`, then exactly `header.length` bytes on
+    `payload` (at most `MAX_PAYLOAD`; the sender does not check), appends the
+    CRC and sends the COBS encoding on `data` (to a `UARTTx`, say), framed by a
+    delimiter on either side. COBS puts a group's length before its bytes, so
+    each group of up to 254 non-zero bytes is collected in a small `Memory`
+    first. The output is byte for byte what `protocol.encode_frame` makes.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "header": In(stream.Signature(HeaderLayout)),
+            "payload": In(stream.Signature(8)),
+            "data": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.group = group = Memory(shape=unsigned(8), depth=COBS_MAX_RUN, init=[])
+        wr = group.write_port()
+        rd = group.read_port()
+
+        header = Signal(HeaderLayout)
+        idx = Signal(range(MAX_FRAME + 1))        # source bytes taken so far
+        crc = Signal(16)
+        count = Signal(range(COBS_MAX_RUN + 1))   # bytes in the current group
+        final = Signal()                          # the current group ends the frame
+
+        # The unencoded source: header bytes, payload bytes, CRC low, CRC high.
+        payload_end = HEADER_SIZE + header.length
+        exhausted = idx == payload_end + CRC_SIZE
+        src_valid = Signal()
+        src_byte = Signal(8)
+        take = Signal()
+        with m.If(idx < HEADER_SIZE):
+            m.d.comb += [src_valid.eq(1), src_byte.eq(header.as_value().word_select(idx[:2], 8))]
+        with m.Elif(idx < payload_end):
+            m.d.comb += [src_valid.eq(self.payload.valid), src_byte.eq(self.payload.payload),
+                         self.payload.ready.eq(take)]
+        with m.Else():
+            m.d.comb += [src_valid.eq(~exhausted),
+                         src_byte.eq(Mux(idx == payload_end, crc[:8], crc[8:]))]
+        with m.If(take):
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(idx < payload_end):
+                m.d.sync += crc.eq(crc16_byte(crc, src_byte))
+
+        rd_addr = Signal(range(COBS_MAX_RUN))
+        remaining = Signal(range(COBS_MAX_RUN + 1))
+        out_valid = Signal()
+        m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(0), wr.addr.eq(count), wr.data.eq(src_byte)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.header.ready.eq(1)
+                with m.If(self.header.valid):
+                    m.d.sync += [header.eq(self.header.payload), idx.eq(0), crc.eq(CRC_INIT)]
+                    m.next = "LEAD"
+
+            with m.State("LEAD"):
+                m.d.comb += [self.data.valid.eq(1), self.data.payload.eq(DELIMITER)]
+                with m.If(self.data.ready):
+                    m.d.sync += count.eq(0)
+                    m.next = "FILL"
+
+            with m.State("FILL"):
+                with m.If(exhausted):
+                    m.d.sync += final.eq(1)
+                    m.next = "CODE"
+                with m.Elif(src_valid):
+                    m.d.comb += take.eq(1)
+                    m.d.sync += final.eq(0)
+                    with m.If(src_byte == 0):
+                        m.next = "CODE"
+                    with m.Else():
+                        m.d.comb += wr.en.eq(1)
+                        m.d.sync += count.eq(count + 1)
+                        with m.If(count == COBS_MAX_RUN - 1):
+                            m.next = "CODE"
+
+            with m.State("CODE"):
+                m.d.comb += [self.data.valid.eq(1), self.data.payload.eq(count + 1)]
+                with m.If(self.data.ready):
+                    m.d.sync += [rd_addr.eq(0), remaining.eq(count), out_valid.eq(0)]
+                    m.next = "GROUP"
+
+            with m.State("GROUP"):
+                m.d.comb += [self.data.valid.eq(out_valid), self.data.payload.eq(rd.data)]
+                with m.If(~out_valid | self.data.ready):
+                    with m.If(remaining != 0):
+                        m.d.comb += rd.en.eq(1)
+                        m.d.sync += [rd_addr.eq(rd_addr + 1), remaining.eq(remaining - 1),
+                                     out_valid.eq(1)]
+                    with m.Else():
+                        m.d.sync += [out_valid.eq(0), count.eq(0)]
+                        with m.If(final):
+                            m.next = "TRAIL"
+                        with m.Else():
+                            m.next = "FILL"
+
+            with m.State("TRAIL"):
+                m.d.comb += [self.data.valid.eq(1), self.data.payload.eq(DELIMITER)]
+                with m.If(self.data.ready):
+                    m.next = "IDLE"
+
+        return m

@@ -1,0 +1,293 @@
+"""FrameReceiver / FrameSender in the Amaranth simulator, against host/protocol.py's codec."""
+
+import random
+
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from neurofabric.hdl.framing import FrameReceiver, FrameSender, crc16_byte
+from neurofabric.host.protocol import (
+    MAX_PAYLOAD, Command, Frame, FrameDecoder, FrameError, FrameFault, cobs_encode, crc16,
+    encode_frame, frame_body,
+)
+
+
+def simulate(dut, *testbenches, background=()):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
+    sim.run()
+
+
+def random_payload(rng, n):
+    # Mix zero-heavy and zero-free payloads so COBS groups of every size appear.
+    if rng.random() < 0.3:
+        return bytes(rng.randrange(1, 256) for _ in range(n))
+    return bytes(rng.choice([0, rng.randrange(256)]) for _ in range(n))
+
+
+def random_length(rng):
+    return rng.choice([0, 1, 2, rng.randrange(250, 260), rng.randrange(505, 515), rng.randrange(64)])
+
+
+def frame_consumer(rx, got, rng):
+    """Background testbench: take frames from the receiver with random back-pressure."""
+    async def consume(ctx):
+        header_ready = payload_ready = False
+        header, payload = None, bytearray()
+        async for _, _, h_valid, h_payload, p_valid, p_payload in ctx.tick().sample(
+                rx.header.valid, rx.header.payload, rx.payload.valid, rx.payload.payload):
+            if h_valid and header_ready:
+                assert header is None
+                header, payload = h_payload, bytearray()
+            if p_valid and payload_ready:
+                assert header is not None and len(payload) < header.length
+                payload.append(p_payload.data)
+                assert p_payload.last == (len(payload) == header.length)
+            if header is not None and len(payload) == header.length:
+                got.append(Frame(header.command, header.seq, bytes(payload)))
+                header = None
+            header_ready = rng.random() < 0.7
+            payload_ready = rng.random() < 0.7
+            ctx.set(rx.header.ready, header_ready)
+            ctx.set(rx.payload.ready, payload_ready)
+    return consume
+
+
+async def put_bytes(ctx, rx, data, gap=0):
+    for byte in data:
+        ctx.set(rx.data.valid, 1)
+        ctx.set(rx.data.payload, byte)
+        await ctx.tick()
+        assert ctx.get(rx.data.ready)
+        ctx.set(rx.data.valid, 0)
+        if gap:
+            await ctx.tick().repeat(gap)
+
+
+def drain_cycles(frame):
+    """Cycles a consumer with some back-pressure needs to take a frame."""
+    return 3 * len(frame.payload) + 20
+
+
+# -- CRC expression -------------------------------------------------------------
+
+def test_crc_expression_matches_python():
+    crc, byte, out = Signal(16), Signal(8), Signal(16)
+    m = Module()
+    m.d.comb += out.eq(crc16_byte(crc, byte))
+    rng = random.Random(3)
+
+    async def tb(ctx):
+        for _ in range(300):
+            c, b = rng.randrange(1 << 16), rng.randrange(256)
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            assert ctx.get(out) == crc16(bytes([b]), c)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+# -- receiver ---------------------------------------------------------------------
+
+def corrupt_items(rng):
+    """A random sequence of good frames and damaged ones, as (wire bytes, Frame or None)."""
+    items = []
+    for k in range(14):
+        frame = Frame(rng.choice(list(Command)), rng.randrange(256),
+                      random_payload(rng, random_length(rng)))
+        wire = encode_frame(frame.command, frame.seq, frame.payload)
+        kind = rng.choice(["good", "good", "garbage", "cut", "crc", "length", "short"])
+        if kind == "good":
+            items.append((wire, frame))
+        elif kind == "garbage":
+            items.append((bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30))), None))
+        elif kind == "cut":
+            items.append((wire[:rng.randrange(2, len(wire) - 1)], None))
+        elif kind == "crc":
+            body = bytearray(frame_body(frame.command, frame.seq, frame.payload))
+            body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
+            items.append((b"\x00" + cobs_encode(bytes(body)) + b"\x00", None))
+        elif kind == "length":
+            body = bytearray(frame_body(frame.command, frame.seq, frame.payload))[:-2]
+            body[2] ^= 1 << rng.randrange(4)                        # length field off, CRC good
+            body += crc16(body).to_bytes(2, "little")
+            items.append((b"\x00" + cobs_encode(bytes(body)) + b"\x00", None))
+        else:
+            items.append((b"\x00" + cobs_encode(bytes(rng.randrange(256) for _ in range(5))) + b"\x00", None))
+    return items
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_receiver_matches_python_decoder_on_damaged_streams(seed):
+    rng = random.Random(seed)
+    items = corrupt_items(rng)
+    stream = b"".join(wire for wire, _ in items)
+    reference = FrameDecoder().feed(stream)
+    expected = [r for r in reference if isinstance(r, Frame)]
+    assert expected == [f for _, f in items if f is not None]
+    crc_faults = sum(isinstance(r, FrameError) and r.fault is FrameFault.CRC for r in reference)
+    format_faults = sum(isinstance(r, FrameError) and r.fault is not FrameFault.CRC for r in reference)
+
+    dut = FrameReceiver()
+    got, counters = [], []
+
+    async def drive(ctx):
+        for wire, frame in items:
+            await put_bytes(ctx, dut, wire, gap=rng.choice([0, 0, 3]))
+            await ctx.tick().repeat(drain_cycles(frame) if frame else 2)
+        counters.extend([ctx.get(dut.crc_errors), ctx.get(dut.format_errors), ctx.get(dut.dropped)])
+
+    simulate(dut, drive, background=[frame_consumer(dut, got, rng)])
+    assert got == expected
+    assert counters == [crc_faults, format_faults, 0]
+    assert crc_faults + format_faults > 0
+
+
+def test_receiver_full_size_frame_and_empty_payload():
+    rng = random.Random(9)
+    frames = [Frame(Command.WRITE_WEIGHTS, 1, random_payload(rng, MAX_PAYLOAD)),
+              Frame(Command.HELLO, 2, b""),
+              Frame(Command.ECHO, 3, bytes(MAX_PAYLOAD))]
+    dut = FrameReceiver()
+    got = []
+
+    async def drive(ctx):
+        for frame in frames:
+            await put_bytes(ctx, dut, encode_frame(frame.command, frame.seq, frame.payload))
+            await ctx.tick().repeat(drain_cycles(frame))
+
+    simulate(dut, drive, background=[frame_consumer(dut, got, rng)])
+    assert got == frames
+
+
+def test_receiver_refuses_oversized_frame_then_recovers():
+    body = bytes([Command.ECHO, 0]) + (MAX_PAYLOAD + 1).to_bytes(2, "little") + bytes(range(1, 256)) * 5
+    body = body[:4 + MAX_PAYLOAD + 1]
+    body += crc16(body).to_bytes(2, "little")
+    good = Frame(Command.STATUS, 77, b"ok")
+    dut = FrameReceiver()
+    got, counters = [], []
+
+    async def drive(ctx):
+        await put_bytes(ctx, dut, b"\x00" + cobs_encode(body) + b"\x00")
+        await put_bytes(ctx, dut, encode_frame(good.command, good.seq, good.payload))
+        await ctx.tick().repeat(drain_cycles(good))
+        counters.extend([ctx.get(dut.crc_errors), ctx.get(dut.format_errors)])
+
+    simulate(dut, drive, background=[frame_consumer(dut, got, random.Random(0))])
+    assert got == [good] and counters == [0, 1]
+
+
+def test_receiver_drops_frame_arriving_while_busy_and_counts_it():
+    first = Frame(Command.ECHO, 1, bytes(range(1, 41)))
+    second = Frame(Command.ECHO, 2, b"lost")
+    third = Frame(Command.ECHO, 3, b"kept")
+    dut = FrameReceiver()
+    got, counters = [], []
+
+    async def drive(ctx):
+        await put_bytes(ctx, dut, encode_frame(first.command, first.seq, first.payload))
+        # Nobody takes the first frame yet: the second arrives while it is held.
+        await put_bytes(ctx, dut, encode_frame(second.command, second.seq, second.payload))
+        counters.append(ctx.get(dut.dropped))
+        ctx.set(dut.header.ready, 1)
+        ctx.set(dut.payload.ready, 1)
+        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
+        payload = bytearray()
+        while len(payload) < header.length:
+            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
+            payload.append(byte.data)
+        got.append(Frame(header.command, header.seq, bytes(payload)))
+        await ctx.tick().repeat(3)
+        await put_bytes(ctx, dut, encode_frame(third.command, third.seq, third.payload))
+        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
+        payload = bytearray()
+        while len(payload) < header.length:
+            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
+            payload.append(byte.data)
+        got.append(Frame(header.command, header.seq, bytes(payload)))
+        counters.append(ctx.get(dut.dropped))
+
+    simulate(dut, drive)
+    assert got == [first, third]
+    assert counters == [1, 1]
+
+
+# -- sender -------------------------------------------------------------------------
+
+def sender_collector(tx, out, rng):
+    async def collect(ctx):
+        ready = False
+        async for _, _, valid, byte in ctx.tick().sample(tx.data.valid, tx.data.payload):
+            if valid and ready:
+                out.append(byte)
+            ready = rng.random() < 0.7
+            ctx.set(tx.data.ready, ready)
+    return collect
+
+
+async def send_frame(ctx, tx, frame, rng):
+    ctx.set(tx.header.valid, 1)
+    ctx.set(tx.header.payload, {"command": frame.command, "seq": frame.seq, "length": len(frame.payload)})
+    await ctx.tick().until(tx.header.ready)
+    ctx.set(tx.header.valid, 0)
+    for byte in frame.payload:
+        if rng.random() < 0.1:
+            await ctx.tick().repeat(rng.randrange(1, 5))
+        ctx.set(tx.payload.valid, 1)
+        ctx.set(tx.payload.payload, byte)
+        await ctx.tick().until(tx.payload.ready)
+        ctx.set(tx.payload.valid, 0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sender_output_is_encode_frame_byte_for_byte(seed):
+    rng = random.Random(100 + seed)
+    frames = [Frame(rng.choice(list(Command)) | 0x80, rng.randrange(256),
+                    random_payload(rng, random_length(rng))) for _ in range(6)]
+    dut = FrameSender()
+    out = []
+
+    async def drive(ctx):
+        for frame in frames:
+            await send_frame(ctx, dut, frame, rng)
+        expected = sum(len(encode_frame(f.command, f.seq, f.payload)) for f in frames)
+        for _ in range(20 * expected):
+            if len(out) >= expected:
+                break
+            await ctx.tick()
+        await ctx.tick().repeat(20)
+
+    simulate(dut, drive, background=[sender_collector(dut, out, rng)])
+    assert bytes(out) == b"".join(encode_frame(f.command, f.seq, f.payload) for f in frames)
+    assert FrameDecoder().feed(bytes(out)) == frames
+
+
+def test_sender_full_size_and_cobs_boundaries():
+    rng = random.Random(7)
+    frames = [Frame(Command.READ_WEIGHTS | 0x80, 1, bytes(rng.randrange(1, 256) for _ in range(MAX_PAYLOAD))),
+              Frame(Command.STATUS | 0x80, 2, b""),
+              # header ff ff 01 01 + 257 non-zero bytes: a full 254-byte group, then more
+              Frame(0xFF, 0xFF, bytes([0xFF]) * 257),
+              Frame(Command.ECHO | 0x80, 0, bytes(300))]
+    dut = FrameSender()
+    out = []
+
+    async def drive(ctx):
+        for frame in frames:
+            await send_frame(ctx, dut, frame, rng)
+        expected = sum(len(encode_frame(f.command, f.seq, f.payload)) for f in frames)
+        while len(out) < expected:
+            await ctx.tick()
+        await ctx.tick().repeat(20)
+
+    simulate(dut, drive, background=[sender_collector(dut, out, random.Random(1))])
+    assert bytes(out) == b"".join(encode_frame(f.command, f.seq, f.payload) for f in frames)
+    assert FrameDecoder().feed(bytes(out)) == frames
