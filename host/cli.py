@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from .device import DEVICE_KINDS, open_device
-from .errors import NetworkError, NeurofabricError
+from .errors import DeviceError, NetworkError, NeurofabricError
 from .files import load_network, load_stimulus, save_network, save_recording
 from .progress import Progress
 
@@ -220,7 +220,7 @@ def devices():
         click.echo(f"{name:10s} {text}")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/demo",
               show_default=True, help="Folder for the demo's files.")
 @click.option("--device", default="golden", show_default=True, help="Where to run.")
@@ -228,13 +228,60 @@ def devices():
 @click.pass_context
 @_handle_errors
 def demo(ctx, out_dir, device, seed):
-    """Learn a repeated spike pattern with STDP and report what changed."""
+    """Learn a repeated spike pattern with on-chip STDP and report what changed.
+
+    \b
+    Examples:
+      neurofabric demo                 # the pattern-learning demo
+      neurofabric demo digits          # 8x8 handwritten digits, 500 held-out samples
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from .demo import pattern_demo
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     summary = pattern_demo(device=device, out_dir=Path(out_dir), seed=seed,
                            progress=None if ctx.obj["quiet"] else click.echo)
     for line in summary:
         click.echo(line)
+
+
+@demo.command("digits")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/digits",
+              show_default=True, help="Folder for the network, its report and the results.")
+@click.option("--device", default="golden", show_default=True,
+              help="Also run a subset of the test set here and check it against the golden model.")
+@click.option("--subset", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Test samples to run on --device when it is not golden.")
+@click.pass_context
+@_handle_errors
+def demo_digits(ctx, out_dir, device, subset):
+    """Classify scikit-learn's 8x8 digits with a quantised spiking network."""
+    import json
+    from .digits import digits_demo
+    quiet = ctx.obj["quiet"]
+    result = digits_demo(device=device, subset=subset,
+                         progress=Progress("samples", enabled=not quiet))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_network(result["network"], out / "digits_network.npz")
+    report = result.pop("report")
+    result.pop("network")
+    (out / "quantisation_report.txt").write_text("\n".join(report.lines()) + "\n")
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    if not quiet:
+        for line in report.lines():
+            click.echo(line)
+    click.echo(f"digits: {result['train_samples']} training samples, softmax regression trained off-chip, "
+               f"{result['steps']} steps per sample, {result['spikes_per_sample']:.1f} output spikes per sample")
+    click.echo(f"test accuracy: {result['test_accuracy']:.3f} ({result['test_samples']} samples) on the golden "
+               f"model; the same classifier in floating point: {result['float_accuracy']:.3f}")
+    if "device_samples" in result:
+        verdict = "identical to the golden model" if result["device_agrees"] else "DIFFERENT from the golden model"
+        click.echo(f"on {device}: accuracy {result['device_accuracy']:.3f} on the first "
+                   f"{result['device_samples']} test samples, spikes and predictions {verdict}")
+        if not result["device_agrees"]:
+            raise DeviceError(f"{device} disagrees with the golden model on the digits test subset")
+    click.echo(f"wrote {out / 'digits_network.npz'}, {out / 'quantisation_report.txt'}, {out / 'result.json'}")
 
 
 def main():

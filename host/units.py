@@ -118,7 +118,8 @@ class QuantisationReport(dict):
 
     def lines(self):
         """Human-readable lines (what `neurofabric info` prints)."""
-        out = [f"quantisation report (dt = {self['dt'] * 1e3:g} ms, tolerance {self['tolerance']:.0%})"]
+        out = [f"quantisation report (dt = {self['dt'] * 1e3:g} ms, tolerance {self['tolerance']:.0%}; "
+               "bias and reset errors are relative to the largest in their population)"]
         for pop in self["populations"]:
             out.append(f"  population {pop['name']} ({pop['size']} {pop['model']} neurons), "
                        f"scale {pop['scale']:.6g} per volt")
@@ -259,14 +260,15 @@ class PhysicalNetwork:
         r, w_in, i_bias, refr = get("r"), get("w_in"), get("i_bias"), get("refractory")
         parameters = []
 
-        def check(name, requested, realised, index=None):
+        def check(name, requested, realised, index=None, reference=None):
             requested, realised = float(requested), float(realised)
+            reference = abs(requested) if reference is None else reference
             if requested == realised:
                 err = 0.0
-            elif requested == 0 or math.isinf(requested) or math.isinf(realised):
+            elif reference == 0 or math.isinf(requested) or math.isinf(realised):
                 err = math.inf
             else:
-                err = (realised - requested) / abs(requested)
+                err = (realised - requested) / reference
             if abs(err) > tolerance:
                 where = f"{name}[{index}]" if index is not None else name
                 raise NetworkError(
@@ -274,8 +276,11 @@ class PhysicalNetwork:
                     f"({_pct(err)}), beyond the tolerance of {tolerance:.0%}" + _hint(name, dt))
             return err
 
-        def add(name, requested, realised):
-            errs = [check(name, q, z, idx if pop.size > 1 else None)
+        def add(name, requested, realised, additive=False):
+            # Additive quantities (bias, reset) are rounded to a step of 1/scale:
+            # their error is relative to the largest of them in the population.
+            ref = float(np.max(np.abs(requested))) if additive else None
+            errs = [check(name, q, z, idx if pop.size > 1 else None, ref)
                     for idx, (q, z) in enumerate(zip(requested, realised))]
             worst = max(errs, key=abs) if errs else 0.0
             parameters.append({"name": name, "requested": [float(np.min(requested)), float(np.max(requested))],
@@ -337,9 +342,9 @@ class PhysicalNetwork:
                                    f"{scale:.6g} does not fit {widths.state_bits} state bits")
         # The model fires above v_threshold; the core at thr_int / scale and above.
         add("v_threshold", v_th, thr_int / scale)
-        add("v_reset", v_reset, reset_int / scale)
+        add("v_reset", v_reset, reset_int / scale, additive=True)
         if np.any(bias_v != 0):
-            add("bias", bias_v, bias_int / scale)
+            add("bias", bias_v, bias_int / scale, additive=True)
         refr_steps = np.round(refr / dt).astype(np.int64)
         if np.any(refr_steps > 255):
             raise NetworkError(f"population {pop.name}: refractory {float(refr.max()):.4g} s is "

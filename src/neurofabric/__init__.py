@@ -22,11 +22,14 @@ from neurofabric.host.files import (load_network, load_recording, load_stimulus,
                                     save_recording, save_stimulus)
 from neurofabric.host.golden import GoldenModel, Recording
 from neurofabric.host.network import Network, random_network
+from neurofabric.host.nir_io import export_nir, import_nir
+from neurofabric.host.units import PhysicalNetwork, QuantisationReport
 from neurofabric.host.spec import CORE_MODEL_VERSION, Widths
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PhysicalNetwork", "QuantisationReport", "export_nir", "import_nir",
     "BuildError", "Capabilities", "CORE_MODEL_VERSION", "Device", "DeviceError", "GoldenDevice",
     "GoldenModel", "InputGroup", "LinkError", "Network", "NetworkBuilder", "NetworkError",
     "NeurofabricError", "NeuronGroup", "Projection", "Recording", "Widths", "load_network",
