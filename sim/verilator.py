@@ -1,8 +1,8 @@
 """Verilog generation and Verilator builds of the core, cached per configuration.
 
 `core_model(config)` generates the core's Verilog into
-`build/rtl/<config>-<hash>/` (the hash covers the configuration, the hdl
-sources and the Amaranth version, so an edit of the gateware makes a new
+`build/rtl/<config>-<hash>/` (the hash covers the configuration, the core's
+hdl sources and the Amaranth version, so an edit of the gateware makes a new
 build) and builds it once with cocotb's Verilator runner; later calls reuse
 the build. `run_cocotb(model, module, ...)` runs a cocotb test module on it
 and returns the (tests, failures, messages) of its results file.
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "nf_core"
+#: The hdl modules the core is built from: the build cache key hashes them.
+CORE_SOURCES = ("core.py", "core_ports.py", "arith.py")
 
 
 class BuildError(Exception):
@@ -63,8 +65,9 @@ def _source_hash(config):
     h = hashlib.sha256()
     h.update(json.dumps(asdict(config), sort_keys=True).encode())
     h.update(amaranth.__version__.encode())
-    hdl_dir = REPO_ROOT / "hdl"
-    for path in sorted(hdl_dir.glob("*.py")):
+    from neurofabric.host.spec import CORE_MODEL_VERSION
+    h.update(str(CORE_MODEL_VERSION).encode())
+    for path in sorted(REPO_ROOT / "hdl" / name for name in CORE_SOURCES):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
