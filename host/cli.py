@@ -284,6 +284,91 @@ def demo_digits(ctx, out_dir, device, subset):
     click.echo(f"wrote {out / 'digits_network.npz'}, {out / 'quantisation_report.txt'}, {out / 'result.json'}")
 
 
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Picture to write (.png, .svg, .pdf); default: RECORDING-KIND.png.")
+@click.option("--kind", type=click.Choice(["raster", "traces", "weights", "evolution"]), default="raster",
+              show_default=True, help="What to draw.")
+@click.option("--neurons", default=None, help="Neurons for --kind traces, for example 0,3,7.")
+@click.option("--ascii", "as_text", is_flag=True, help="Print the raster as text instead (no display needed).")
+@click.option("--width", type=click.IntRange(min=10), default=100, show_default=True,
+              help="Columns of the --ascii raster.")
+@_handle_errors
+def plot(recording, output, kind, neurons, as_text, width):
+    """Draw a recording: spike raster, v/i traces, weights, or weight evolution.
+
+    \b
+    Examples:
+      neurofabric plot rec.npz                       # rec-raster.png
+      neurofabric plot rec.npz --kind traces --neurons 0,1 -o traces.png
+      neurofabric plot rec.npz --kind evolution      # needs run --snapshot-every K
+      neurofabric plot rec.npz --ascii               # in the terminal
+    """
+    from . import plot as plots
+    from .files import load_recording
+    rec = load_recording(recording)
+    if as_text:
+        click.echo(plots.ascii_raster(rec.spikes, width=width))
+        return
+    chosen = None
+    if neurons:
+        try:
+            chosen = [int(x) for x in neurons.split(",") if x.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{neurons!r} is not a list of neuron numbers", param_hint="--neurons")
+    name = Path(recording).stem
+    if kind == "raster":
+        fig = plots.raster(rec, title=f"spikes of {name}")
+    elif kind == "traces":
+        fig = plots.traces(rec, chosen, title=f"membrane and current of {name}")
+    elif kind == "weights":
+        n = rec.spikes.shape[1]
+        fig = plots.weights(rec.weights, m=rec.weights.shape[0] - n, title=f"weights after {name}")
+    else:
+        fig = plots.evolution(rec, title=f"weight evolution in {name}")
+    output = output or str(Path(recording).with_name(f"{name}-{kind}.png"))
+    plots.save(fig, output)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False), help="Stimulus file.")
+@click.option("--device", "devices_", multiple=True, required=True,
+              help="Give it twice: the two devices to compare (for example golden and rtl).")
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Steps to run.")
+@click.option("--snapshot-every", type=click.IntRange(min=0), default=0,
+              help="Compare the weights every K steps too (1: every step).")
+@click.pass_context
+@_handle_errors
+def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
+    """Run NETWORK on two devices and report the first divergence, or that they agree.
+
+    \b
+    Example:
+      neurofabric diff net.npz --input stim.npz --device golden --device rtl
+    """
+    from .compare import first_divergence
+    if len(devices_) != 2:
+        raise click.BadParameter(f"give exactly two devices, got {len(devices_)}", param_hint="--device")
+    net = load_network(network)
+    stim = load_stimulus(stimulus, m=net.m, steps=steps)
+    recs = []
+    for name in devices_:
+        with open_device(name) as dev:
+            dev.load(net)
+            recs.append(dev.run(stim, record=("v", "i"), snapshot_every=snapshot_every,
+                                progress=Progress(f"run on {name}", enabled=not ctx.obj["quiet"])))
+    found = first_divergence(*recs)
+    a, b = devices_
+    if found is None:
+        click.echo(f"{a} and {b} agree: {stim.shape[0]} steps, spikes, v, i and weights identical")
+        return
+    click.echo(found.describe(a, b))
+    sys.exit(1)
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="neurofabric")
