@@ -101,15 +101,17 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
     with open_device(device) as dev:
         say(f"[1/3] testing before learning on {device} ({test_steps} steps)")
         dev.load(frozen)
-        before = pattern_scores(dev.run(test_task.spikes).spikes, test_task)
+        rec_before = dev.run(test_task.spikes, record=("v",))
+        before = pattern_scores(rec_before.spikes, test_task)
         say(f"[2/3] learning with on-chip STDP ({train_steps} steps)")
         dev.load(net)
-        trained = dev.run(train_task.spikes, snapshot_every=500)
+        trained = dev.run(train_task.spikes, snapshot_every=50)
         learned = frozen.copy()
         learned.weights = dev.read_weights()
         say(f"[3/3] testing after learning ({test_steps} steps)")
         dev.load(learned)
-        after = pattern_scores(dev.run(test_task.spikes).spikes, test_task)
+        rec_after = dev.run(test_task.spikes, record=("v",))
+        after = pattern_scores(rec_after.spikes, test_task)
     chosen = pattern[0]
     w = learned.weights[:net.m, 0]
     others = np.setdiff1d(np.arange(net.m), chosen)
@@ -119,6 +121,8 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
     np.savez_compressed(out_dir / "training.npz", **trained.to_arrays())
+    by_time = chosen[np.argsort(pattern[1], kind="stable")]
+    pictures = _pictures(out_dir, net, test_task, rec_before, rec_after, trained, by_time, others)
 
     def fmt(s):
         lat = "-" if s["latency_steps"] is None else f"{s['latency_steps']:.1f} steps"
@@ -131,5 +135,55 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
         f"  after learning:  {fmt(after)}",
         f"  weights of pattern inputs {result['mean_weight_pattern_inputs']:.1f}, "
         f"of the others {result['mean_weight_other_inputs']:.1f} (started at {int(net.weights[0, 0])})",
-        f"  wrote {out_dir / 'summary.json'} and {out_dir / 'training.npz'}",
+        f"  wrote {out_dir / 'summary.json'}, {out_dir / 'training.npz'}"
+        + (f" and {len(pictures)} pictures ({', '.join(p.name for p in pictures)})" if pictures else
+           " (no pictures: matplotlib is not installed)"),
     ]
+
+
+def _pictures(out_dir, net, task, rec_before, rec_after, trained, chosen, others):
+    """Rasters before and after, the weights before and after, their evolution."""
+    try:
+        from . import plot
+    except ImportError:
+        return []
+    try:
+        plt = plot._plt()
+    except Exception:
+        return []
+    paths = []
+    window = (0, 300)
+    spans = [(t, t + task.pattern_len) for t in task.onsets]
+    for name, rec, label in (("raster_before.png", rec_before, "before"), ("raster_after.png", rec_after, "after")):
+        fig = plot.raster(rec, title=f"test stimulus {label} learning: the pattern (shaded) hides in noise",
+                          window=window, highlight=spans)
+        plot.save(fig, out_dir / name)
+        paths.append(out_dir / name)
+    order = np.concatenate([chosen, others])
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    x = np.arange(len(order))
+    ax.bar(x, net.weights[order, 0], color="lightgray", label="before learning")
+    colors = ["tab:orange"] * len(chosen) + ["tab:blue"] * len(others)
+    ax.scatter(x, trained.weights[order, 0], c=colors, s=14, zorder=3, label="after learning")
+    ax.axvline(len(chosen) - 0.5, color="black", lw=0.8)
+    ax.set_xticks([len(chosen) / 2, len(chosen) + len(others) / 2],
+                  [f"{len(chosen)} pattern inputs, in the order they spike in the pattern",
+                   f"{len(others)} other inputs"])
+    ax.set_ylabel("weight into the detector (integer)")
+    ax.set_title("weights before (bars) and after (dots) learning")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    plot.save(fig, out_dir / "weights.png")
+    paths.append(out_dir / "weights.png")
+    third = len(chosen) // 3
+    groups = {}
+    for label, rows in ((f"the first {third} pattern inputs to spike", chosen[:third]),
+                        ("the later pattern inputs", chosen[third:]), ("the other inputs", others)):
+        mask = np.zeros(net.weights.shape, bool)
+        mask[rows, 0] = True
+        groups[label] = mask
+    fig = plot.evolution(trained, groups,
+                         title="weights into the detector during learning")
+    plot.save(fig, out_dir / "weight_evolution.png")
+    paths.append(out_dir / "weight_evolution.png")
+    return paths

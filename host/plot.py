@@ -118,7 +118,7 @@ def weights(w, m=None, title="weights", before=None):
 
 
 def evolution(rec, groups=None, title="weight evolution"):
-    """Mean (and spread) of weight groups over the snapshots of a run.
+    """Mean (and interquartile range) of weight groups over the snapshots of a run.
 
     `groups` maps a label to a boolean mask `(m+n, n)` or a list of (k, j)
     synapses; by default, the mean of each target neuron's incoming weights.
@@ -142,11 +142,12 @@ def evolution(rec, groups=None, title="weight evolution"):
                 sel[k, j] = True
             mask = sel
         values = snaps[:, mask]
-        mean, std = values.mean(axis=1), values.std(axis=1)
+        mean = values.mean(axis=1)
+        q25, q75 = np.percentile(values, [25, 75], axis=1)
         line, = ax.plot(steps, mean, lw=1.5, label=f"{label} ({int(mask.sum())} synapses)")
-        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15, lw=0)
+        ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("time (step)")
-    ax.set_ylabel("weight (integer), mean and spread")
+    ax.set_ylabel("weight (integer): mean, quartiles shaded")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

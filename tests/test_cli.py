@@ -125,3 +125,5 @@ def test_demo_runs_and_learns(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["after"]["hit_rate"] > summary["before"]["hit_rate"]
     assert summary["mean_weight_pattern_inputs"] > summary["mean_weight_other_inputs"]
+    for picture in ("raster_before.png", "raster_after.png", "weights.png", "weight_evolution.png"):
+        assert (tmp_path / picture).stat().st_size > 10_000, picture
