@@ -76,7 +76,12 @@ class UARTTx(wiring.Component):
     def __init__(self, *, clk_hz, baud):
         self.clk_hz = clk_hz
         self.baud = baud
-        self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
+        try:
+            self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
+        except BuildError:
+            # Refused before it could be used: no "created but never used" warning later.
+            self._MustUse__silence = True
+            raise
         super().__init__({
             "data": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -138,7 +143,12 @@ class UARTRx(wiring.Component):
     def __init__(self, *, clk_hz, baud, counter_width=COUNTER_WIDTH):
         self.clk_hz = clk_hz
         self.baud = baud
-        self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
+        try:
+            self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
+        except BuildError:
+            # Refused before it could be used: no "created but never used" warning later.
+            self._MustUse__silence = True
+            raise
         super().__init__({
             "rx": In(1, init=1),
             "data": Out(stream.Signature(8)),

@@ -4,8 +4,10 @@ import random
 
 import pytest
 from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from neurofabric.hdl.uart import UARTRx, UARTTx
 from neurofabric.hdl.framing import FrameReceiver, FrameSender, crc16_byte
 from neurofabric.host.protocol import (
     MAX_PAYLOAD, Command, Frame, FrameDecoder, FrameError, FrameFault, cobs_encode, crc16,
@@ -291,3 +293,31 @@ def test_sender_full_size_and_cobs_boundaries():
     simulate(dut, drive, background=[sender_collector(dut, out, random.Random(1))])
     assert bytes(out) == b"".join(encode_frame(f.command, f.seq, f.payload) for f in frames)
     assert FrameDecoder().feed(bytes(out)) == frames
+
+
+# -- through the UART ---------------------------------------------------------------
+
+def test_sender_uart_receiver_chain():
+    rng = random.Random(11)
+    frames = [Frame(Command.ECHO, k, random_payload(rng, n)) for k, n in enumerate([0, 5, 30])]
+    m = Module()
+    m.submodules.sender = sender = FrameSender()
+    m.submodules.tx = tx = UARTTx(clk_hz=4_000_000, baud=1_000_000)
+    m.submodules.rx = rx = UARTRx(clk_hz=4_000_000, baud=1_000_000)
+    m.submodules.receiver = receiver = FrameReceiver()
+    wiring.connect(m, sender.data, tx.data)
+    m.d.comb += rx.rx.eq(tx.tx)
+    wiring.connect(m, rx.data, receiver.data)
+    got, counters = [], []
+
+    async def drive(ctx):
+        for frame in frames:
+            await send_frame(ctx, sender, frame, rng)
+        total = sum(len(encode_frame(f.command, f.seq, f.payload)) for f in frames)
+        await ctx.tick().repeat(40 * total + 200)
+        counters.extend(ctx.get(c) for c in (rx.framing_errors, rx.overruns, receiver.crc_errors,
+                                             receiver.format_errors, receiver.dropped))
+
+    simulate(m, drive, background=[frame_consumer(receiver, got, rng)])
+    assert got == frames
+    assert counters == [0] * 5
