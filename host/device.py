@@ -158,6 +158,7 @@ class GoldenDevice(Device):
 #: Device names `open_device` understands, with a one-line description.
 DEVICE_KINDS = {
     "golden": "the bit-exact golden model, in-process (any size)",
+    "rtl": "the core's generated Verilog under Verilator (cocotb), built to fit the network",
 }
 
 
@@ -165,5 +166,8 @@ def open_device(name: str, **options) -> Device:
     """Open a device by name: "golden" (later: "rtl", "serial:PATH[@BAUD]")."""
     if name == "golden":
         return GoldenDevice()
+    if name == "rtl":
+        from neurofabric.sim.rtl_device import RTLDevice
+        return RTLDevice(**options)
     known = ", ".join(DEVICE_KINDS)
     raise DeviceError(f"unknown device {name!r}; known devices: {known}")

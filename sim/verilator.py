@@ -8,6 +8,7 @@ the build. `run_cocotb(model, module, ...)` runs a cocotb test module on it
 and returns the (tests, failures, messages) of its results file.
 """
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -91,9 +92,18 @@ def generate_verilog(config, path):
 def core_model(config: CoreConfig, build_root=None) -> CoreModel:
     """Generate (if needed) and build (if needed) the Verilator model of `config`."""
     ensure_tools()
-    from cocotb_tools.runner import get_runner
     build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
     build_dir = build_root / f"{config.key()}-{_source_hash(config)}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # Two processes building the same configuration would race in one folder:
+    # the second waits for the first and then reuses its model.
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(config, build_dir)
+
+
+def _build_locked(config, build_dir):
+    from cocotb_tools.runner import get_runner
     verilog_path = build_dir / f"{TOPLEVEL}.v"
     if not verilog_path.exists():
         start = time.monotonic()
