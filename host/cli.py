@@ -369,6 +369,85 @@ def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
     sys.exit(1)
 
 
+@cli.command("boards")
+def boards_command():
+    """List the boards `build` knows, with their default core sizes and clocks."""
+    from ..boards import BOARDS
+    click.echo(f"{'board':<12} {'neurons':>7} {'inputs':>6} {'lanes':>5} {'clock':>8} {'baud':>9}  description")
+    for b in BOARDS.values():
+        tools = " (Vivado: --prepare-only)" if b.needs_vivado else ""
+        click.echo(f"{b.name:<12} {b.neurons:>7} {b.inputs:>6} {b.lanes:>5} {b.clk_hz / 1e6:>5g} MHz "
+                   f"{b.baud:>9}  {b.description}{tools}")
+
+
+@cli.command("build")
+@click.option("--board", "board_name", required=True, help="Board name (see `neurofabric boards`).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Build folder (default: build/BOARD).")
+@click.option("--neurons", type=click.IntRange(min=1), default=None, help="Neurons n (default: the board's).")
+@click.option("--inputs", type=click.IntRange(min=0), default=None, help="Inputs m (default: the board's).")
+@click.option("--lanes", type=click.IntRange(min=1), default=None, help="Weights per memory word.")
+@click.option("--baud", type=click.IntRange(min=1), default=None, help="UART baud rate.")
+@click.option("--clk-hz", type=click.IntRange(min=1), default=None, help="Core clock (a PLL makes it).")
+@click.option("--prepare-only", is_flag=True, help="Xilinx boards: write the Vivado build folder only.")
+@click.pass_context
+@_handle_errors
+def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz, prepare_only):
+    """Build a bitstream with the open tools (iCE40, ECP5) and write DIR/report.json.
+
+    \b
+    Examples:
+      neurofabric build --board icebreaker
+      neurofabric build --board ulx3s-85f --neurons 512 --inputs 512 -o build/ulx3s
+      neurofabric build --board cmod-a7 --prepare-only
+    """
+    import json
+    from ..boards import build_bitstream, get_board, prepare_vivado
+    from .errors import BuildError
+    board = get_board(board_name).with_sizes(neurons=neurons, inputs=inputs, lanes=lanes, baud=baud,
+                                             clk_hz=clk_hz)
+    out_dir = out_dir or str(Path("build") / board.name)
+    say = (lambda *a: None) if ctx.obj["quiet"] else click.echo
+    if board.needs_vivado:
+        if not prepare_only:
+            raise BuildError(f"{board.description} bitstreams need Vivado, which the set-up does not install; "
+                             "run with --prepare-only to write the Vivado build folder, then build it there")
+        report = prepare_vivado(board, out_dir)
+        say(f"wrote the Vivado build folder {out_dir}; in it, with Vivado on PATH: sh build_neurofabric.sh")
+        return
+    if prepare_only:
+        raise BuildError(f"--prepare-only is for the Vivado boards; {board.name} builds with the open tools")
+    result = build_bitstream(board, out_dir, progress=say)
+    report = result.report
+    say(json.dumps({k: report[k] for k in ("board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz",
+                                           "baud", "build_s")}))
+    for key, use in report["resources"].items():
+        say(f"  {key}: {use['used']} of {use['available']}")
+    click.echo(f"wrote {report['bitstream']} and {Path(out_dir) / 'report.json'}")
+
+
+@cli.command("flash")
+@click.option("--board", "board_name", required=True, help="Board name (see `neurofabric boards`).")
+@click.argument("bitstream", required=False, type=click.Path(dir_okay=False))
+@click.option("--flash", "to_flash", is_flag=True, help="Write the configuration flash (default: SRAM).")
+@_handle_errors
+def flash_command(board_name, bitstream, to_flash):
+    """Program a board with openFPGALoader (default bitstream: build/BOARD/neurofabric.bin|bit).
+
+    \b
+    Examples:
+      neurofabric flash --board icebreaker
+      neurofabric flash --board ulx3s-85f build/ulx3s/neurofabric.bit --flash
+    """
+    from ..boards import flash, get_board
+    board = get_board(board_name)
+    if bitstream is None:
+        suffix = ".bin" if board.family == "ice40" else ".bit"
+        bitstream = str(Path("build") / board.name / f"neurofabric{suffix}")
+    flash(board, bitstream, to_flash=to_flash)
+    click.echo(f"programmed {board.description} ({'flash' if to_flash else 'SRAM'}) with {bitstream}")
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="neurofabric")

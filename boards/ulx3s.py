@@ -1,0 +1,26 @@
+"""ULX3S: Lattice ECP5 (12F/25F/45F/85F), 25 MHz oscillator, FT231X USB-UART."""
+
+from .base import Board
+
+
+def _ulx3s(size, neurons, inputs):
+    return Board(
+        name=f"ulx3s-{size}f",
+        description=f"Radiona ULX3S ({size}F, LFE5U-{size}F)",
+        family="ecp5",
+        platform_class=f"amaranth_boards.ulx3s:ULX3S_{size}F_Platform",
+        osc_hz=25_000_000,
+        clk_hz=50_000_000,   # EHXPLLL from 25 MHz
+        neurons=neurons, inputs=inputs, lanes=4,
+        baud=2_000_000,      # 50 MHz / 25 exactly; the FT231X makes 2 Mbaud exactly (3 MHz / 1.5)
+        openfpgaloader_board="ulx3s",
+        extra_outputs={},
+    )
+
+
+BOARDS = [
+    _ulx3s(12, 128, 128),
+    _ulx3s(25, 256, 256),
+    _ulx3s(45, 256, 256),
+    _ulx3s(85, 512, 512),
+]

@@ -1,0 +1,105 @@
+"""Board definitions, PLL settings, nextpnr log parsing and flashing errors."""
+
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from neurofabric.boards import BOARDS, flash, get_board
+from neurofabric.boards.base import parse_nextpnr_log
+from neurofabric.boards.pll import ecp5_pll_params, ice40_pll_params
+from neurofabric.host.cli import cli
+from neurofabric.host.errors import BuildError
+
+
+def test_every_board_has_a_platform_with_a_uart():
+    for board in BOARDS.values():
+        platform = board.platform()
+        assert platform.lookup("uart", 0) is not None, board.name
+        assert platform.default_clk_frequency == board.osc_hz, board.name
+        # the divider of the UART is exact or within 2 %
+        divider = round(board.clk_hz / board.baud)
+        assert abs(board.clk_hz / divider - board.baud) / board.baud < 0.02, board.name
+
+
+def test_board_targets():
+    assert get_board("icebreaker").neurons >= 256 and get_board("icebreaker").inputs >= 256
+    assert get_board("ulx3s-85f").neurons >= 512 and get_board("ulx3s-85f").clk_hz >= 50_000_000
+    with pytest.raises(BuildError, match="unknown board 'nope'; known boards: icebreaker"):
+        get_board("nope")
+
+
+@pytest.mark.parametrize("f_in, f_want", [(12e6, 24e6), (12e6, 36e6), (12e6, 48e6), (12e6, 16.5e6)])
+def test_ice40_pll_within_datasheet_limits(f_in, f_want):
+    p = ice40_pll_params(f_in, f_want)
+    f_pfd = f_in / (p.divr + 1)
+    f_vco = f_pfd * (p.divf + 1)
+    assert 10e6 <= f_pfd <= 133e6 and 533e6 <= f_vco <= 1066e6 and 1 <= p.divq <= 6
+    assert p.f_out == f_vco / 2 ** p.divq and abs(p.f_out - f_want) / f_want < 0.02
+
+
+@pytest.mark.parametrize("f_want", [50e6, 62.5e6, 75e6, 100e6])
+def test_ecp5_pll_within_datasheet_limits(f_want):
+    p = ecp5_pll_params(25e6, f_want)
+    assert p.f_out == 25e6 / p.clki_div * p.clkfb_div and 400e6 <= p.f_out * p.clkop_div <= 800e6
+    assert abs(p.f_out - f_want) / f_want < 0.01
+
+
+def test_parse_nextpnr_log_takes_the_final_reports():
+    log = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:   120/ 5280     2%
+Info: Max frequency for clock 'cd_sync.clk': 40.00 MHz (PASS at 12.00 MHz)
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:   150/ 5280     2%
+Info: 	        ICESTORM_RAM:     4/   30    13%
+Info: Max frequency for clock 'cd_sync.clk': 31.50 MHz (PASS at 12.00 MHz)
+"""
+    clocks, util = parse_nextpnr_log(log)
+    assert clocks == {"cd_sync.clk": {"fmax_hz": 31.5e6, "target_hz": 12e6, "pass": True}}
+    assert util == {"ICESTORM_LC": (150, 5280), "ICESTORM_RAM": (4, 30)}
+
+
+def fake_openfpgaloader(returncode, output):
+    def run(cmd, **kwargs):
+        run.cmd = cmd
+        return subprocess.CompletedProcess(cmd, returncode, stdout="", stderr=output)
+    return run
+
+
+def test_flash_builds_the_openfpgaloader_command(tmp_path):
+    bit = tmp_path / "neurofabric.bin"
+    bit.write_bytes(b"\0")
+    runner = fake_openfpgaloader(0, "done")
+    flash(get_board("icebreaker"), bit, runner=runner)
+    assert runner.cmd[1:] == ["-b", "ice40_generic", str(bit)]
+    flash(get_board("ulx3s-85f"), bit, to_flash=True, runner=runner)
+    assert runner.cmd[1:] == ["-b", "ulx3s", "-f", str(bit)]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("Error: Failed to claim cable\n", "no .* found on USB"),
+    ("unable to open ftdi device: -3 (device not found)\n", "no .* found on USB"),
+    ("libusb_open() failed with LIBUSB_ERROR_ACCESS\n", "udev rule"),
+])
+def test_flash_failures_say_what_to_do(tmp_path, output, message):
+    bit = tmp_path / "neurofabric.bin"
+    bit.write_bytes(b"\0")
+    with pytest.raises(BuildError, match=message):
+        flash(get_board("icebreaker"), bit, runner=fake_openfpgaloader(1, output))
+
+
+def test_flash_missing_bitstream(tmp_path):
+    with pytest.raises(BuildError, match="does not exist: build it with neurofabric build --board icebreaker"):
+        flash(get_board("icebreaker"), tmp_path / "none.bin", runner=fake_openfpgaloader(0, ""))
+
+
+def test_cli_boards_lists_every_board():
+    result = CliRunner().invoke(cli, ["boards"])
+    assert result.exit_code == 0
+    for name in BOARDS:
+        assert name in result.output
+
+
+def test_cli_build_xilinx_needs_prepare_only():
+    result = CliRunner().invoke(cli, ["build", "--board", "cmod-a7"])
+    assert result.exit_code == 6 and "need Vivado" in result.stderr and "--prepare-only" in result.stderr
