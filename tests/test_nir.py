@@ -100,6 +100,24 @@ def test_time_constants_off_the_power_of_two_grid_are_reported_and_bounded():
     assert set(net.k_mem.tolist()) <= set(range(0, 7))
 
 
+def test_realised_values_in_the_report_explain_the_core_behaviour():
+    # Off the power-of-two grid the core runs the time constants the report
+    # calls realised: the float semantics with those values track the core.
+    rng = np.random.default_rng(11)
+    graph = cuba_graph(rng, pow2=False)
+    net, report = import_nir(graph, DT, tolerance=0.45)
+    lif = graph.nodes["lif"]
+    realised = nir.CubaLIF(tau_syn=np.maximum(DT * 2.0 ** net.k_syn, DT), tau_mem=DT * 2.0 ** net.k_mem,
+                           r=lif.r, v_leak=lif.v_leak, v_threshold=lif.v_threshold, v_reset=lif.v_reset,
+                           w_in=lif.w_in)
+    as_realised = nir.NIRGraph(nodes=dict(graph.nodes, lif=realised), edges=graph.edges)
+    stim = rng.random((600, 20)) < 0.08
+    corr, ref, got = spike_count_correlation(as_realised, net, stim)
+    assert ref.sum() > 50 and corr > 0.9, (corr, ref, got)
+    taus = next(p for p in report["populations"][0]["parameters"] if p["name"] == "tau_mem")
+    assert taus["realised"] == [float(DT * 2.0 ** net.k_mem.min()), float(DT * 2.0 ** net.k_mem.max())]
+
+
 def test_unsupported_node_names_the_node():
     graph = nir.NIRGraph(nodes={
         "in": nir.Input(input_type={"input": np.array([4])}),
