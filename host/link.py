@@ -1,0 +1,722 @@
+"""The host side of the link: byte transports and the protocol client.
+
+Three layers, as in Glasgow:
+
+- `Transport`: a byte pipe with a read time-out. `SerialTransport` is a serial
+  port (a USB-UART bridge of a board, or the pseudo-terminal of the simulated
+  board); `FaultyTransport` wraps another transport and drops, corrupts, cuts,
+  duplicates or garbles frames on a schedule, for tests.
+- `LinkClient`: one method per command of docs/protocol.md. It numbers requests
+  (+1 mod 256), waits for the matching reply, resends the same frame with the
+  same seq on a time-out, a bad frame or a NACK (the device answers a retry
+  without applying it twice), and gives up after `retries` with a `LinkError`
+  that names the command and what went wrong. Memory reads and writes are split
+  into frames of at most the device's `max_payload`; `run()` streams a stimulus
+  in bounded RUN requests and yields the step records as they arrive, checking
+  the device's running step counter so that a lost record is an error.
+- `SerialDevice` (host/serial_device.py) is the `Device` on top of the client.
+
+Logging: one line per frame at DEBUG, byte dumps at `TRACE` (5).
+"""
+
+import abc
+import errno
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from .errors import LinkError
+from .protocol import (
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG,
+    RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, Frame, FrameDecoder, FrameError, Status,
+    decode_frame, decode_spikes, encode_frame, encode_spikes, fields_size, pack_fields, spike_record_size, unpack_fields,
+)
+
+__all__ = [
+    "TRACE", "Transport", "SerialTransport", "Fault", "FaultyTransport",
+    "Hello", "StepRecord", "LinkClient", "TABLE_COMMANDS",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Log level of byte dumps (below DEBUG).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+#: The memory tables by name: (read command, write command).
+TABLE_COMMANDS = {
+    "globals": (Command.READ_GLOBALS, Command.WRITE_GLOBALS),
+    "params": (Command.READ_PARAMS, Command.WRITE_PARAMS),
+    "weights": (Command.READ_WEIGHTS, Command.WRITE_WEIGHTS),
+    "state": (Command.READ_STATE, Command.WRITE_STATE),
+}
+
+_MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
+_RUN_REQUEST_SIZE = fields_size(RUN_REQUEST_FIELDS)
+_STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
+
+
+def _hex(data, limit=96):
+    data = bytes(data)
+    text = data[:limit].hex(" ")
+    return text + (f" ... ({len(data)} bytes)" if len(data) > limit else "")
+
+
+# -- transports ---------------------------------------------------------------
+
+class Transport(abc.ABC):
+    """A byte pipe to a device: write bytes, read what arrived, close."""
+
+    #: A short name for messages ("/dev/ttyUSB1", "simulated board").
+    name = "transport"
+
+    @abc.abstractmethod
+    def write(self, data: bytes):
+        """Send all of `data`. Raises `LinkError` when the pipe is broken."""
+
+    @abc.abstractmethod
+    def read(self, timeout: float) -> bytes:
+        """Bytes that have arrived, waiting at most `timeout` seconds for the
+        first one; ``b""`` when none came. Raises `LinkError` when the pipe is
+        broken."""
+
+    def discard_input(self):
+        """Drop bytes that have arrived and not been read."""
+        while self.read(0):
+            pass
+
+    @abc.abstractmethod
+    def close(self):
+        """Release the pipe (idempotent)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _list_ports():
+    try:
+        from serial.tools import list_ports
+        return sorted(port.device for port in list_ports.comports())
+    except Exception:  # listing is a courtesy in an error message, never an error itself
+        return []
+
+
+class SerialTransport(Transport):
+    """A serial port through pyserial, 8N1, no flow control (docs/protocol.md).
+
+    `path` is a device (/dev/ttyUSB1, COM3) or the pty of a simulated board.
+    Opening fails with a `LinkError` that says what to do: a missing port
+    lists the ports there are, a permission problem names the dialout group
+    and udev rules, a busy port says another program holds it.
+    """
+
+    #: Longest single wait inside `read`, so a time-out is honoured to about this.
+    POLL_S = 0.02
+
+    def __init__(self, path, baud, *, write_timeout=5.0, exclusive=True):
+        import serial
+        self.name = str(path)
+        self.path = str(path)
+        self.baud = int(baud)
+        self._port = None
+        try:
+            self._port = serial.Serial(self.path, self.baud, timeout=self.POLL_S, write_timeout=write_timeout,
+                                       exclusive=exclusive)
+        except serial.SerialException as exc:
+            raise self._open_error(exc) from None
+        except ValueError as exc:  # pyserial refuses a baud rate or a setting
+            raise LinkError(f"cannot open serial port {self.path} at baud={self.baud}: {exc}") from None
+        logger.debug("opened %s at %d baud", self.path, self.baud)
+
+    def _open_error(self, exc):
+        code = getattr(exc, "errno", None)
+        where = f"serial port {self.path}"
+        if code == errno.ENOENT:
+            ports = _list_ports()
+            found = f"ports found: {', '.join(ports)}" if ports else "no serial ports found"
+            return LinkError(f"{where} does not exist: is the board plugged in and is the path right? ({found})")
+        if code in (errno.EACCES, errno.EPERM):
+            return LinkError(
+                f"permission denied on {where}: add your user to the group that owns it, usually 'dialout' "
+                f"(sudo usermod -aG dialout $USER, then log out and in), or install a udev rule that grants "
+                f"access (for example SUBSYSTEM==\"tty\", ATTRS{{idVendor}}==\"0403\", MODE=\"0660\", "
+                f"GROUP=\"dialout\" in /etc/udev/rules.d/ and 'sudo udevadm control --reload')")
+        if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in str(exc):
+            return LinkError(f"{where} is busy: another program has it open (a terminal, ModemManager, another "
+                             f"neurofabric); close it and try again")
+        return LinkError(f"cannot open {where}: {exc}")
+
+    def write(self, data):
+        import serial
+        if self._port is None:
+            raise LinkError(f"{self.name}: write on a closed port")
+        try:
+            self._port.write(data)
+        except serial.SerialTimeoutException:
+            raise LinkError(f"{self.name}: write timed out (the device does not take bytes)") from None
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.name}: write failed: {exc}") from None
+
+    def read(self, timeout):
+        import serial
+        if self._port is None:
+            raise LinkError(f"{self.name}: read on a closed port")
+        deadline = time.monotonic() + max(0.0, timeout)
+        try:
+            while True:
+                waiting = self._port.in_waiting
+                if waiting or timeout <= 0:
+                    return self._port.read(waiting) if waiting else b""
+                data = self._port.read(1)  # blocks at most POLL_S
+                if data:
+                    waiting = self._port.in_waiting
+                    return data + self._port.read(waiting) if waiting else data
+                if time.monotonic() >= deadline:
+                    return b""
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.name}: read failed (device gone?): {exc}") from None
+
+    def discard_input(self):
+        if self._port is not None:
+            self._port.reset_input_buffer()
+
+    def close(self):
+        if self._port is not None:
+            try:
+                self._port.close()
+            finally:
+                self._port = None
+                logger.debug("closed %s", self.name)
+
+
+class Fault:
+    """What `FaultyTransport` does to one frame."""
+
+    DROP = "drop"            #: the frame never arrives
+    CORRUPT = "corrupt"      #: one byte inside the frame is changed
+    TRUNCATE = "truncate"    #: only the first half arrives, without its closing delimiter
+    DUPLICATE = "duplicate"  #: the frame arrives twice
+    NOISE = "noise"          #: garbage bytes (zeros included) arrive before the frame
+
+    ALL = (DROP, CORRUPT, TRUNCATE, DUPLICATE, NOISE)
+
+
+class FaultyTransport(Transport):
+    """Wrap `inner` and spoil frames on a schedule, in both directions.
+
+    `write_faults` / `read_faults` map the index of a frame (0 for the first
+    frame the host writes, resp. the first the device sends) to a `Fault`; or
+    they are a function ``(index, frame) -> Fault or None`` of that index and
+    the decoded `Frame` (None when the frame does not decode).
+    With `rate` > 0 every other frame is also spoiled with that probability,
+    with a fault drawn from `kinds` (seeded, so a test is repeatable). Every
+    fault applied is appended to `injected` as ``(direction, index, fault)``.
+
+    The host writes one frame per `write` call; frames read from `inner` are
+    reassembled at their delimiters before the schedule applies, so a read
+    returns whole frames only.
+    """
+
+    def __init__(self, inner, *, write_faults=None, read_faults=None, rate=0.0, kinds=Fault.ALL, seed=0):
+        self.inner = inner
+        self.name = f"faulty {inner.name}"
+        self.write_faults = write_faults if callable(write_faults) else dict(write_faults or {})
+        self.read_faults = read_faults if callable(read_faults) else dict(read_faults or {})
+        self.rate = rate
+        self.kinds = tuple(kinds)
+        self.rng = random.Random(seed)
+        self.injected = []
+        self.frames_written = 0
+        self.frames_read = 0
+        self._partial = bytearray()
+
+    def _fault(self, direction, index, table, body):
+        if callable(table):
+            try:
+                frame = decode_frame(body)
+            except FrameError:
+                frame = None
+            fault = table(index, frame)
+        else:
+            fault = table.get(index)
+        if fault is None and self.rate and self.rng.random() < self.rate:
+            fault = self.rng.choice(self.kinds)
+        if fault is not None:
+            self.injected.append((direction, index, fault))
+            logger.debug("fault injected: %s frame %d: %s", direction, index, fault)
+        return fault
+
+    def _spoil(self, body, fault):
+        """The bytes that arrive for a frame `body` (COBS, without delimiters)."""
+        framed = b"\x00" + body + b"\x00"
+        if fault is None:
+            return framed
+        if fault == Fault.DROP:
+            return b""
+        if fault == Fault.DUPLICATE:
+            return framed + framed
+        if fault == Fault.TRUNCATE:
+            return b"\x00" + body[:max(1, len(body) // 2)]
+        if fault == Fault.NOISE:
+            return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 12))) + framed
+        if fault == Fault.CORRUPT:
+            spoilt = bytearray(body)
+            at = self.rng.randrange(len(spoilt))
+            flip = 1 << self.rng.randrange(8)
+            spoilt[at] ^= flip if spoilt[at] ^ flip else flip | 0x01 if flip != 1 else 0x03
+            return b"\x00" + bytes(spoilt) + b"\x00"
+        raise ValueError(f"unknown fault {fault!r}; known: {', '.join(Fault.ALL)}")
+
+    def write(self, data):
+        out = bytearray()
+        for body in bytes(data).split(b"\x00"):
+            if not body:
+                continue
+            out += self._spoil(body, self._fault("write", self.frames_written, self.write_faults, body))
+            self.frames_written += 1
+        if out:
+            self.inner.write(bytes(out))
+
+    def read(self, timeout):
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            data = self.inner.read(max(0.0, deadline - time.monotonic()))
+            out = bytearray()
+            for i, piece in enumerate(data.split(b"\x00")):
+                if i:  # a delimiter ended the partial frame
+                    if self._partial:
+                        body = bytes(self._partial)
+                        self._partial.clear()
+                        out += self._spoil(body, self._fault("read", self.frames_read, self.read_faults, body))
+                        self.frames_read += 1
+                self._partial += piece
+            if out or time.monotonic() >= deadline:
+                return bytes(out)
+
+    def close(self):
+        self.inner.close()
+
+
+# -- the protocol client --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hello:
+    """The HELLO reply: what the device is (`HELLO_REPLY_FIELDS`)."""
+
+    protocol_version: int
+    core_model_version: int
+    n: int
+    m: int
+    state_bits: int
+    weight_bits: int
+    trace_bits: int
+    lanes: int
+    clk_hz: int
+    baud: int
+    max_payload: int
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a run as the device reported it.
+
+    `step` is the device's running step counter, `spikes` the ascending
+    indices of the neurons that spiked; `v` and `i` (lists of n values) when
+    the run was probed, else None.
+    """
+
+    step: int
+    spikes: tuple
+    v: tuple = None
+    i: tuple = None
+
+
+class _Exchange:
+    """Bookkeeping of one request and its attempts (for messages)."""
+
+    def __init__(self, command, seq):
+        self.command, self.seq = command, seq
+        self.problems = []
+
+    def describe(self):
+        seen = {}
+        for problem in self.problems:
+            seen[problem] = seen.get(problem, 0) + 1
+        return "; ".join(f"{p}" + (f" (x{k})" if k > 1 else "") for p, k in seen.items())
+
+
+class LinkClient:
+    """The protocol of docs/protocol.md over a `Transport`.
+
+    `timeout` is how long a request waits for its reply (for RUN: how long the
+    line may stay silent), `retries` how many times a request is resent before
+    `LinkError`. `word_bits` maps a table (``("weights", 0)``, ...) to its word
+    width in bits; `SerialDevice` fills it from the HELLO reply. Call `hello()`
+    first: it starts the session and tells the client the device's n, m and
+    `max_payload`.
+    """
+
+    def __init__(self, transport: Transport, *, timeout=1.0, retries=4, word_bits=None):
+        self.transport = transport
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.word_bits = dict(word_bits or {})
+        self.device = None          # the Hello after hello()
+        self.max_payload = MAX_PAYLOAD
+        self._seq = 0
+        self._decoder = FrameDecoder()
+        self._pending = []          # decoded frames not handled yet
+        self._next_step = None      # the running step counter the next record must carry
+        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "stale_frames": 0, "nacks": 0}
+
+    # -- the exchange ---------------------------------------------------------
+    def _new_seq(self):
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
+    def _frames(self, timeout):
+        """Frames (or FrameErrors) that arrive within `timeout` seconds; [] when none."""
+        if self._pending:
+            out, self._pending = self._pending, []
+            return out
+        data = self.transport.read(timeout)
+        if not data:
+            return []
+        logger.log(TRACE, "<< %s", _hex(data))
+        return self._decoder.feed(data)
+
+    def _send(self, frame_bytes, name, seq, length, attempt):
+        if attempt:
+            self.stats["retries"] += 1
+        logger.debug("-> %s seq %d, %d payload bytes%s", name, seq, length, f" (retry {attempt})" if attempt else "")
+        logger.log(TRACE, ">> %s", _hex(frame_bytes))
+        self.transport.write(frame_bytes)
+
+    def _exchange(self, command, payload=b"", *, run=None, timeout=None):
+        """Send a request and return its OK reply payload (after the status byte).
+
+        A generator: for RUN (`run` a `_Run`) it yields each `StepRecord` as it
+        arrives; other requests yield nothing (use `_request`).
+        """
+        command = Command(command)
+        seq = self._new_seq()
+        frame = encode_frame(command, seq, payload)
+        xchg = _Exchange(command, seq)
+        # The time-out covers the host's silence budget plus the frame's time on the wire.
+        timeout = (self.timeout if timeout is None else timeout) + self._wire_s(len(frame))
+        self.stats["requests"] += 1
+        accepted = False  # RUN: a step record shows the device took the request
+        attempt = 0
+        self._send(frame, command.name, seq, len(payload), attempt)
+        deadline = time.monotonic() + timeout
+        while True:
+            resend = None
+            now = time.monotonic()
+            if now >= deadline:
+                resend = f"no reply within {timeout:.3g} s"
+                items = []
+            else:
+                items = self._frames(deadline - now)
+            while items:
+                item = items.pop(0)
+                if resend is not None:
+                    self._pending.append(item)  # handled after the resend
+                    continue
+                if isinstance(item, FrameError):
+                    self.stats["bad_frames"] += 1
+                    logger.debug("<- bad frame: %s", item)
+                    if command == Command.RUN and accepted:
+                        # Perhaps one of our step records: the record check will say.
+                        xchg.problems.append(str(item))
+                    else:
+                        resend = str(item)
+                    continue
+                verdict = self._classify(item, command, seq)
+                if verdict == "nack":
+                    self.stats["nacks"] += 1
+                    status = item.status
+                    logger.debug("<- NACK %s", getattr(status, "name", status))
+                    if not accepted:
+                        resend = f"NACK {getattr(status, 'name', status)}"
+                elif verdict == "record":
+                    accepted = True
+                    deadline = time.monotonic() + timeout  # the device is alive and running
+                    try:
+                        record = self._step_record(item)
+                    except LinkError as exc:
+                        run.fail(str(exc))
+                        continue
+                    logger.debug("<- STEP_RECORD seq %d, step %d, %d spikes", seq, record.step, len(record.spikes))
+                    if run.accept(record):
+                        yield record
+                elif verdict == "reply":
+                    status = item.status
+                    logger.debug("<- %s seq %d, status %s, %d bytes", command.name, seq,
+                                 getattr(status, "name", status), len(item.payload))
+                    if status == Status.BUSY:
+                        # A RUN still runs (ours or an earlier one): wait a little, then ask again.
+                        xchg.problems.append("device busy")
+                        deadline = min(deadline, time.monotonic() + timeout / 4)
+                        continue
+                    self._pending.extend(items)  # whatever came after the reply
+                    if status == Status.OK:
+                        return item.payload[1:]
+                    raise LinkError(self._refusal(command, status))
+                else:
+                    self.stats["stale_frames"] += 1
+                    logger.debug("<- stale frame %s seq %d ignored (waiting for %s seq %d)",
+                                 getattr(item.code, "name", item.code), item.seq, command.name, seq)
+            if resend is None:
+                continue
+            xchg.problems.append(resend)
+            if attempt >= self.retries:
+                raise LinkError(f"{command.name} (seq {seq}) failed after {attempt + 1} attempts on "
+                                f"{self.transport.name}: {xchg.describe()}")
+            attempt += 1
+            self._send(frame, command.name, seq, len(payload), attempt)
+            deadline = time.monotonic() + timeout
+
+    def _wire_s(self, nbytes):
+        """Seconds `nbytes` take on the wire at the device's baud rate (10 bits a byte)."""
+        return 10.0 * nbytes / self.device.baud if self.device is not None and self.device.baud else 0.0
+
+    def _request(self, command, payload=b"", timeout=None):
+        """`_exchange` for requests without step records: returns the reply payload."""
+        gen = self._exchange(command, payload, timeout=timeout)
+        try:
+            while True:
+                next(gen)
+        except StopIteration as done:
+            return done.value
+
+    @staticmethod
+    def _classify(frame: Frame, command, seq):
+        if not frame.is_reply:
+            return "stale"  # the host's own frame echoed back: not ours to answer
+        code = frame.code
+        if code == Command.NACK:
+            return "nack"
+        if frame.seq != seq:
+            return "stale"
+        if code == Command.STEP_RECORD and command == Command.RUN:
+            return "record"
+        if code == command:
+            return "reply"
+        return "stale"
+
+    @staticmethod
+    def _refusal(command, status):
+        meaning = {
+            Status.UNKNOWN_COMMAND: "the device does not know this command",
+            Status.BAD_LENGTH: "the payload size does not fit the command",
+            Status.BAD_ADDRESS: "table or address range outside the device's memory",
+            Status.OVERFLOW: "the answer would not fit one frame",
+            Status.BAD_VALUE: "a field holds a value the device does not accept",
+        }.get(status, "")
+        name = getattr(status, "name", f"0x{status:02X}" if isinstance(status, int) else status)
+        return f"{command.name} refused by the device: {name}" + (f" ({meaning})" if meaning else "")
+
+    # -- simple commands ------------------------------------------------------
+    def hello(self):
+        """Start a session: returns the device's `Hello` and remembers it."""
+        payload = self._request(Command.HELLO)
+        values = unpack_fields(HELLO_REPLY_FIELDS, payload)
+        hello = Hello(**values)
+        if hello.protocol_version != PROTOCOL_VERSION:
+            raise LinkError(f"the device speaks protocol version {hello.protocol_version}, this host "
+                            f"version {PROTOCOL_VERSION}: update the host software or the bitstream")
+        self.device = hello
+        self.max_payload = min(MAX_PAYLOAD, hello.max_payload)
+        self._next_step = None
+        logger.info("device: %s", ", ".join(f"{k} {v}" for k, v in values.items()))
+        return hello
+
+    def echo(self, data=b""):
+        """Send bytes and return what the device sends back (for link tests)."""
+        return self._request(Command.ECHO, bytes(data))
+
+    def status(self):
+        """The STATUS reply as a dict (`STATUS_REPLY_FIELDS`)."""
+        values = unpack_fields(STATUS_REPLY_FIELDS, self._request(Command.STATUS))
+        if not values["running"]:
+            self._next_step = values["step"]
+        return values
+
+    def reset_state(self):
+        """Clear the neuron state, traces, spike history and the step counter."""
+        self._request(Command.RESET_STATE)
+        self._next_step = 0
+
+    # -- memories -------------------------------------------------------------
+    def _word_bytes(self, name, table):
+        try:
+            bits = self.word_bits[(name, table)]
+        except KeyError:
+            raise LinkError(f"no word width known for {name} table {table} "
+                            f"(known: {sorted(self.word_bits)}); call hello() through SerialDevice") from None
+        return (bits + 7) // 8
+
+    def write_table(self, name, table, address, words, progress=None):
+        """Write `words` from `address` on in `name` ("globals", "params",
+        "weights", "state") `table`, in as many frames as it takes."""
+        _, command = TABLE_COMMANDS[name]
+        size = self._word_bytes(name, table)
+        words = [int(w) for w in words]
+        per_frame = max(1, (self.max_payload - _MEMORY_REQUEST_SIZE) // size)
+        limit = 1 << (8 * size)
+        for start in range(0, len(words), per_frame):
+            chunk = words[start:start + per_frame]
+            body = bytearray(pack_fields(MEMORY_REQUEST_FIELDS, table=table, address=address + start,
+                                         count=len(chunk)))
+            for w in chunk:
+                if not 0 <= w < limit:
+                    raise LinkError(f"{name} table {table} word {w} at address {address + start} "
+                                    f"does not fit {size} byte(s)")
+                body += w.to_bytes(size, "little")
+            self._request(command, bytes(body))
+            if progress is not None:
+                progress(start + len(chunk), len(words))
+        if progress is not None and not words:
+            progress(0, 0)
+
+    def read_table(self, name, table, address, count, progress=None):
+        """Read `count` words from `address` on in `name` `table`; returns a list of ints."""
+        command, _ = TABLE_COMMANDS[name]
+        size = self._word_bytes(name, table)
+        per_frame = max(1, (self.max_payload - 1) // size)  # reply: status + words
+        out = []
+        for start in range(0, count, per_frame):
+            k = min(per_frame, count - start)
+            data = self._request(command, pack_fields(MEMORY_REQUEST_FIELDS, table=table,
+                                                      address=address + start, count=k))
+            if len(data) != k * size:
+                raise LinkError(f"{command.name} table {table} at {address + start}: {len(data)} bytes "
+                                f"for {k} words of {size} bytes")
+            out += [int.from_bytes(data[i:i + size], "little") for i in range(0, len(data), size)]
+            if progress is not None:
+                progress(start + k, count)
+        return out
+
+    def write_globals(self, address, words):
+        self.write_table("globals", 0, address, words)
+
+    def read_globals(self, address, count):
+        return self.read_table("globals", 0, address, count)
+
+    def write_params(self, table, address, words, progress=None):
+        self.write_table("params", table, address, words, progress)
+
+    def read_params(self, table, address, count, progress=None):
+        return self.read_table("params", table, address, count, progress)
+
+    def write_weights(self, address, words, progress=None):
+        self.write_table("weights", 0, address, words, progress)
+
+    def read_weights(self, address, count, progress=None):
+        return self.read_table("weights", 0, address, count, progress)
+
+    def write_state(self, table, address, words):
+        self.write_table("state", table, address, words)
+
+    def read_state(self, table, address, count):
+        return self.read_table("state", table, address, count)
+
+    # -- runs -----------------------------------------------------------------
+    def run(self, stimulus, *, probe=False, max_steps=256):
+        """Run the steps of `stimulus` (a sequence of per-step input index
+        lists, or a bool `(steps, m)` array) and yield a `StepRecord` per step
+        as it arrives.
+
+        The stimulus goes out in RUN requests of at most `max_steps` steps and
+        one frame each. Records must carry consecutive values of the device's
+        step counter; a gap, or a step count that does not match, raises
+        `LinkError` once the RUN has ended (so the link stays in step).
+        """
+        if self.device is None:
+            raise LinkError("run: no session (call hello() first)")
+        if probe:
+            raise LinkError(f"run: probes (v, i) are not in protocol version {PROTOCOL_VERSION}")
+        m = self.device.m
+        steps = [self._indices(row, m) for row in stimulus]
+        if steps and self._next_step is None:
+            self.status()  # learn the step counter, so the first record is checked too
+        start = 0
+        while start < len(steps):
+            size, end = _RUN_REQUEST_SIZE, start
+            while end < len(steps) and end - start < max_steps:
+                more = spike_record_size(steps[end], m)
+                if size + more > self.max_payload:
+                    break
+                size += more
+                end += 1
+            if end == start:
+                raise LinkError(f"run: the stimulus of step {start} does not fit one frame of "
+                                f"{self.max_payload} bytes")
+            payload = pack_fields(RUN_REQUEST_FIELDS, steps=end - start) + b"".join(
+                encode_spikes(t, steps[start + t], m) for t in range(end - start))
+            yield from self._run_request(end - start, payload)
+            start = end
+
+    @staticmethod
+    def _indices(row, m):
+        row = list(row.nonzero()[0]) if getattr(row, "dtype", None) == bool else list(row)
+        if getattr(row, "__len__", None) is None:
+            raise LinkError("run: a stimulus step must be a list of input indices or a bool row")
+        return [int(k) for k in row]
+
+    def _run_request(self, steps, payload):
+        first = self._next_step
+        run = _Run(first, steps)
+        reply = yield from self._exchange(Command.RUN, payload, run=run)
+        done = int.from_bytes(reply[:4], "little") if len(reply) >= 4 else None
+        self._next_step = (first + steps) & _STEP_MASK
+        if run.error is None and (done != steps or len(run.records) != steps):
+            run.error = (f"the device reports {done} steps done and {len(run.records)} step records arrived")
+        if run.error is not None:
+            raise LinkError(f"RUN of {steps} steps from step {first}: {run.error}")
+
+    def _step_record(self, frame):
+        payload = frame.payload
+        if not payload or payload[0] != Status.OK:
+            raise LinkError(f"STEP_RECORD with status {payload[:1].hex() or 'missing'}")
+        step, spikes, end = decode_spikes(payload, self.device.n, 1)
+        if end != len(payload):
+            raise LinkError(f"STEP_RECORD of step {step}: {len(payload) - end} bytes after the spike record")
+        return StepRecord(step=step, spikes=tuple(spikes))
+
+
+class _Run:
+    """The step records of one RUN request, checked against the step counter."""
+
+    def __init__(self, first, steps):
+        self.first, self.steps = first, steps
+        self.records = []
+        self.error = None
+
+    def accept(self, record):
+        """True when `record` is the next step (to be handed out); a duplicate
+        or an old record is ignored; a gap sets `error` and ends the hand-out."""
+        if self.error is not None:
+            return False
+        offset = (record.step - self.first) & _STEP_MASK
+        if offset < len(self.records):
+            logger.debug("repeated step record %d ignored", record.step)
+            return False
+        if offset != len(self.records) or offset >= self.steps:
+            expected = (self.first + len(self.records)) & _STEP_MASK
+            self.error = (f"step record of step {record.step} arrived where step {expected} was due "
+                          f"(records of steps {expected}..{(record.step - 1) & _STEP_MASK} lost)"
+                          if offset < self.steps else
+                          f"step record of step {record.step} is outside the run's steps "
+                          f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
+            return False
+        self.records.append(record)
+        return True
+
+    def fail(self, message):
+        if self.error is None:
+            self.error = message

@@ -1,0 +1,528 @@
+"""The host side of the link: LinkClient against an in-process device through a
+fault-injecting transport, and SerialTransport on pseudo-terminals."""
+
+import errno
+import logging
+import os
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from neurofabric.host.errors import LinkError
+from neurofabric.host.link import Fault, FaultyTransport, LinkClient, SerialTransport, Transport, TRACE
+from neurofabric.host.protocol import (
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REQUEST_FIELDS,
+    STATUS_REPLY_FIELDS, Command, Frame, FrameDecoder, FrameError, FrameFault, Status, decode_spikes,
+    encode_frame, encode_spikes, fields_size, pack_fields, unpack_fields,
+)
+
+READS = {Command.READ_GLOBALS: "globals", Command.READ_PARAMS: "params", Command.READ_WEIGHTS: "weights",
+         Command.READ_STATE: "state"}
+WRITES = {Command.WRITE_GLOBALS: "globals", Command.WRITE_PARAMS: "params", Command.WRITE_WEIGHTS: "weights",
+          Command.WRITE_STATE: "state"}
+
+
+class FakeDevice(Transport):
+    """A device in-process, on the other side of a `Transport`: it speaks
+    docs/protocol.md (retry cache, NACKs, memory tables with range checks, RUN
+    with step records) and counts every command it applies.
+
+    Its "core" is trivial and checkable: in a step, neuron j spikes when input
+    j % m does. `lose_records` names steps whose record is never sent;
+    `silent` makes it answer nothing.
+    """
+
+    name = "fake device"
+
+    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), silent=False):
+        self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
+        self.word_bits = word_bits(n, m, lanes, S, W, T)
+        sizes = {("globals", 0): 16, ("params", 0): n, ("params", 1): m + n, ("params", 2): n,
+                 ("weights", 0): (m + n) * n // lanes, ("state", 0): n, ("state", 1): m + n, ("state", 2): n}
+        self.tables = {key: [0] * size for key, size in sizes.items()}
+        self.lose_records = set(lose_records)
+        self.silent = silent
+        self.step = 0
+        self.applied = Counter()      # commands carried out (a retry is not)
+        self.retries_answered = 0
+        self.nacks = 0
+        self.frames = 0
+        self._decoder = FrameDecoder()
+        self._out = bytearray()
+        self._last = None             # (command, seq, reply bytes)
+
+    # -- Transport ----------------------------------------------------------------
+    def write(self, data):
+        for item in self._decoder.feed(data):
+            if isinstance(item, FrameError):
+                status = Status.BAD_CRC if item.fault == FrameFault.CRC else Status.BAD_LENGTH
+                self.nacks += 1
+                self._send(Command.NACK, 0, bytes([status]))
+            else:
+                self.frames += 1
+                self._handle(item)
+
+    def read(self, timeout):
+        if self._out:
+            out, self._out = bytes(self._out), bytearray()
+            return out
+        time.sleep(min(timeout, 0.002))
+        return b""
+
+    def close(self):
+        pass
+
+    # -- the device -----------------------------------------------------------------
+    def _send(self, command, seq, payload):
+        if not self.silent:
+            self._out += encode_frame(command | REPLY_FLAG, seq, payload)
+
+    def _handle(self, frame: Frame):
+        command, seq, payload = frame.code, frame.seq, frame.payload
+        if command == Command.HELLO:
+            self._last = None
+        elif self._last is not None and self._last[:2] == (command, seq):
+            self.retries_answered += 1
+            if not self.silent:
+                self._out += self._last[2]
+            return
+        before = len(self._out)
+        status, body = self._execute(command, seq, payload)
+        if status == Status.OK:
+            self.applied[command.name if isinstance(command, Command) else command] += 1
+        reply = encode_frame(int(command) | REPLY_FLAG, seq, bytes([status]) + body)
+        if not self.silent:
+            self._out += reply
+        del before
+        self._last = (command, seq, reply)
+
+    def _execute(self, command, seq, payload):
+        if command == Command.HELLO:
+            return Status.OK, pack_fields(HELLO_REPLY_FIELDS, protocol_version=PROTOCOL_VERSION,
+                                          core_model_version=1, n=self.n, m=self.m, state_bits=self.S,
+                                          weight_bits=self.W, trace_bits=self.T, lanes=self.lanes,
+                                          clk_hz=12_000_000, baud=3_000_000, max_payload=MAX_PAYLOAD)
+        if command == Command.ECHO:
+            return Status.OK, payload
+        if command == Command.STATUS:
+            return Status.OK, pack_fields(STATUS_REPLY_FIELDS, running=0, step=self.step, uart_framing_errors=0,
+                                          uart_overruns=0, crc_errors=0, format_errors=0,
+                                          dropped_frames=0)
+        if command == Command.RESET_STATE:
+            self.step = 0
+            return Status.OK, b""
+        if command in READS or command in WRITES:
+            return self._memory(command, payload)
+        if command == Command.RUN:
+            return self._run(seq, payload)
+        return Status.UNKNOWN_COMMAND, b""
+
+    def _memory(self, command, payload):
+        name = READS.get(command) or WRITES.get(command)
+        if len(payload) < fields_size(MEMORY_REQUEST_FIELDS):
+            return Status.BAD_LENGTH, b""
+        req = unpack_fields(MEMORY_REQUEST_FIELDS, payload)
+        key = (name, req["table"])
+        if key not in self.tables:
+            return Status.BAD_ADDRESS, b""
+        memory, size = self.tables[key], (self.word_bits[key] + 7) // 8
+        lo, hi = req["address"], req["address"] + req["count"]
+        if hi > len(memory):
+            return Status.BAD_ADDRESS, b""
+        data = payload[fields_size(MEMORY_REQUEST_FIELDS):]
+        if command in READS:
+            if data:
+                return Status.BAD_LENGTH, b""
+            if req["count"] * size > MAX_PAYLOAD - 1:
+                return Status.OVERFLOW, b""
+            return Status.OK, b"".join(w.to_bytes(size, "little") for w in memory[lo:hi])
+        if len(data) != req["count"] * size:
+            return Status.BAD_LENGTH, b""
+        memory[lo:hi] = [int.from_bytes(data[i:i + size], "little") for i in range(0, len(data), size)]
+        return Status.OK, b""
+
+    def _run(self, seq, payload):
+        steps = unpack_fields(RUN_REQUEST_FIELDS, payload)["steps"]
+        offset = fields_size(RUN_REQUEST_FIELDS)
+        for t in range(steps):
+            step, inputs, offset = decode_spikes(payload, self.m, offset)
+            assert step == t
+            spikes = [j for j in range(self.n) if j % self.m in inputs]
+            if self.step not in self.lose_records:
+                self._send(Command.STEP_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, spikes, self.n))
+            self.step += 1
+        if offset != len(payload):
+            return Status.BAD_LENGTH, b""
+        return Status.OK, steps.to_bytes(4, "little")
+
+
+def word_bits(n, m, lanes, S, W, T):
+    return {("globals", 0): 32, ("params", 0): 3 * S + 19, ("params", 1): 1, ("params", 2): 1,
+            ("weights", 0): lanes * W, ("state", 0): 2 * S + 9, ("state", 1): T, ("state", 2): T}
+
+
+def client_for(device, transport=None, **kw):
+    kw.setdefault("timeout", 0.05)
+    client = LinkClient(transport or device, word_bits=device.word_bits, **kw)
+    client.hello()
+    return client
+
+
+def expected_spikes(stim, n, m):
+    return [[j for j in range(n) if stim[t, j % m]] for t in range(stim.shape[0])]
+
+
+# -- exchanges without faults ----------------------------------------------------------
+
+def test_hello_echo_status_and_sequence_numbers_wrap():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    assert (client.device.n, client.device.m, client.device.lanes) == (16, 8, 4)
+    seen = []
+    for k in range(300):  # past 255: seq wraps and stays +1 mod 256
+        data = bytes([k & 0xFF, 0, 7]) * (k % 5)
+        assert client.echo(data) == data
+        seen.append(client._seq)
+    assert all((b - a) % 256 == 1 for a, b in zip(seen, seen[1:]))
+    assert client.status()["step"] == 0
+    assert dev.applied["ECHO"] == 300
+
+
+def test_table_writes_and_reads_are_split_into_frames_of_at_most_max_payload():
+    dev = FakeDevice(n=64, m=64)
+    client = client_for(dev)
+    rng = np.random.default_rng(1)
+    words = [int(w) for w in rng.integers(0, 1 << 32, size=(64 + 64) * 64 // 4)]
+    calls = []
+    client.write_weights(0, words, progress=lambda done, total: calls.append((done, total)))
+    per_frame = (MAX_PAYLOAD - fields_size(MEMORY_REQUEST_FIELDS)) // 4
+    assert dev.applied["WRITE_WEIGHTS"] == -(-len(words) // per_frame) > 1
+    assert calls[-1] == (len(words), len(words)) and len(calls) == dev.applied["WRITE_WEIGHTS"]
+    assert dev.tables[("weights", 0)] == words
+    assert client.read_weights(0, len(words)) == words
+    assert dev.applied["READ_WEIGHTS"] == -(-len(words) // ((MAX_PAYLOAD - 1) // 4))
+    params = [int(a) << 40 | int(b) for a, b in zip(rng.integers(0, 1 << 27, 64), rng.integers(0, 1 << 40, 64))]
+    client.write_params(0, 0, params)
+    assert client.read_params(0, 0, 64) == params  # 9-byte words
+    client.write_params(1, 3, [1, 0, 1])
+    assert client.read_params(1, 0, 7) == [0, 0, 0, 1, 0, 1, 0]
+
+
+def test_refused_request_names_command_and_status():
+    client = client_for(FakeDevice(n=16, m=8))
+    with pytest.raises(LinkError, match=r"WRITE_WEIGHTS refused by the device: BAD_ADDRESS \(table or address"):
+        client.write_weights(95, [1, 2])  # 96 words: the second is outside
+    with pytest.raises(LinkError, match="word 4294967296 .* does not fit 4 byte"):
+        client.write_weights(0, [1 << 32])
+    with pytest.raises(LinkError, match="no word width known for weights table 5"):
+        client.read_table("weights", 5, 0, 1)
+
+
+def test_run_streams_records_in_bounded_requests_and_checks_the_counter():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    rng = np.random.default_rng(2)
+    stim = rng.random((700, 8)) < 0.3
+    records = list(client.run(stim, max_steps=100))
+    assert [r.step for r in records] == list(range(700))
+    assert [list(r.spikes) for r in records] == expected_spikes(stim, 16, 8)
+    assert dev.applied["RUN"] == 7
+    # The counter carries on from run to run, and starts again after RESET_STATE.
+    more = list(client.run(stim[:5]))
+    assert [r.step for r in more] == list(range(700, 705))
+    client.reset_state()
+    assert [r.step for r in client.run(stim[:3])] == [0, 1, 2]
+
+
+def test_run_requests_respect_the_payload_limit():
+    dev = FakeDevice(n=16, m=2000)
+    client = client_for(dev)
+    stim = np.zeros((40, 2000), bool)
+    stim[:, ::3] = True  # 250-byte bitmaps: four steps per frame
+    records = list(client.run(stim, max_steps=256))
+    assert len(records) == 40 and dev.applied["RUN"] == 10
+
+
+def test_run_yields_records_as_they_arrive():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    stim = np.ones((50, 8), bool)
+    gen = client.run(stim, max_steps=10)
+    first = next(gen)
+    assert first.step == 0 and dev.applied["RUN"] == 1  # the later requests are not sent yet
+    assert len(list(gen)) == 49 and dev.applied["RUN"] == 5
+
+
+# -- faults --------------------------------------------------------------------------------
+
+def every_third_reply(fault):
+    """A read-side schedule: every third frame that is not a step record."""
+    count = Counter()
+
+    def schedule(index, frame):
+        if frame is not None and frame.code == Command.STEP_RECORD:
+            return None
+        count["replies"] += 1
+        return fault if count["replies"] % 3 == 1 else None
+    return schedule
+
+
+@pytest.mark.parametrize("direction", ["write", "read"])
+@pytest.mark.parametrize("fault", Fault.ALL)
+def test_each_fault_on_each_side_is_recovered_without_applying_twice(direction, fault):
+    dev = FakeDevice(n=16, m=8)
+    client = LinkClient(dev, word_bits=dev.word_bits, timeout=0.05)
+    client.hello()
+    if direction == "write":
+        faulty = FaultyTransport(dev, write_faults={i: fault for i in range(0, 40, 3)}, seed=3)
+    else:
+        faulty = FaultyTransport(dev, read_faults=every_third_reply(fault), seed=3)
+    client.transport = faulty
+    rng = np.random.default_rng(3)
+    words = [int(w) for w in rng.integers(0, 1 << 32, size=96)]
+    for k in range(4):
+        client.write_weights(k * 24, words[k * 24:(k + 1) * 24])
+    client.reset_state()
+    stim = rng.random((30, 8)) < 0.4
+    records = list(client.run(stim, max_steps=10))
+    assert client.read_weights(0, 96) == words
+    assert client.echo(b"after") == b"after"
+    assert len(faulty.injected) >= 3
+    assert [list(r.spikes) for r in records] == expected_spikes(stim, 16, 8)
+    # Each request applied exactly once, however often it was sent.
+    assert dev.applied["WRITE_WEIGHTS"] == 4 and dev.applied["RESET_STATE"] == 1 and dev.applied["RUN"] == 3
+    assert dev.step == 30
+    if fault in (Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE):
+        assert client.stats["retries"] >= 3
+    if direction == "read" and fault in (Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE):
+        assert dev.retries_answered >= 3  # answered from the retry cache, not applied again
+
+
+@pytest.mark.parametrize("fault, harmless", [(Fault.DROP, False), (Fault.CORRUPT, False),
+                                             (Fault.TRUNCATE, False), (Fault.DUPLICATE, True),
+                                             (Fault.NOISE, True)])
+def test_a_spoilt_step_record_is_never_a_silent_gap(fault, harmless):
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+
+    def schedule(index, frame):
+        return fault if frame is not None and frame.code == Command.STEP_RECORD and \
+            decode_spikes(frame.payload, 16, 1)[0] == 6 else None
+    client.transport = FaultyTransport(dev, read_faults=schedule)
+    stim = np.ones((12, 8), bool)
+    if harmless:
+        assert [r.step for r in client.run(stim)] == list(range(12))
+    else:
+        with pytest.raises(LinkError, match="RUN of 12 steps from step 0: .*step 6"):
+            list(client.run(stim))
+    assert dev.applied["RUN"] == 1
+    assert [r.step for r in client.run(stim[:1])] == [12]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_random_faults_in_both_directions_give_the_fault_free_result(seed):
+    rng = np.random.default_rng(seed)
+    stim = rng.random((60, 8)) < 0.3
+    words = [int(w) for w in rng.integers(0, 1 << 32, size=96)]
+    results = []
+    for rate in (0.0, 0.15):
+        dev = FakeDevice(n=16, m=8)
+        faulty = FaultyTransport(dev, rate=rate, seed=seed,
+                                 kinds=(Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE, Fault.DUPLICATE, Fault.NOISE))
+        client = LinkClient(faulty, word_bits=dev.word_bits, timeout=0.03, retries=8)
+        client.hello()
+        client.write_weights(0, words)
+        client.reset_state()
+        got = []
+        # A lost step record cannot be asked for again: such a run is an error, never a silent gap.
+        for start in range(0, 60, 5):
+            try:
+                got += [list(r.spikes) for r in client.run(stim[start:start + 5])]
+            except LinkError as exc:
+                assert "lost" in str(exc) or "records arrived" in str(exc), exc
+                client.reset_state()
+                got = None
+                break
+        results.append((client.read_weights(0, 96), got, dev.applied["WRITE_WEIGHTS"]))
+        if rate:
+            assert faulty.injected
+    (w0, spikes0, writes0), (w1, spikes1, writes1) = results
+    assert w0 == w1 == words and writes0 == writes1
+    assert spikes0 == expected_spikes(stim, 16, 8)
+    assert spikes1 is None or spikes1 == spikes0
+
+
+def test_lost_step_record_is_an_error_naming_the_step_and_the_link_carries_on():
+    dev = FakeDevice(n=16, m=8, lose_records={13})
+    client = client_for(dev)
+    stim = np.ones((20, 8), bool)
+    got = []
+    with pytest.raises(LinkError, match=r"RUN of 20 steps from step 0: .*step 14 arrived where step 13 was due"):
+        for record in client.run(stim):
+            got.append(record.step)
+    assert got == list(range(13))  # records after a gap are never handed out
+    assert dev.applied["RUN"] == 1
+    assert client.echo(b"still there") == b"still there"
+    assert [r.step for r in client.run(stim[:2])] == [20, 21]
+
+
+def test_last_step_record_lost_is_an_error_too():
+    dev = FakeDevice(n=16, m=8, lose_records={9})
+    client = client_for(dev)
+    with pytest.raises(LinkError, match="10 steps done and 9 step records arrived"):
+        list(client.run(np.ones((10, 8), bool)))
+
+
+def test_timeout_names_the_command_attempts_and_what_happened():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev, timeout=0.02, retries=3)
+    dev.silent = True
+    start = time.monotonic()
+    with pytest.raises(LinkError, match=r"STATUS \(seq \d+\) failed after 4 attempts on fake device: "
+                                        r"no reply within 0.02 s \(x4\)"):
+        client.status()
+    assert time.monotonic() - start < 1.0
+    assert dev.frames == 1 + 4  # HELLO, then STATUS sent four times with the same seq
+    dev.silent = False
+    assert client.echo(b"x") == b"x"
+
+
+def test_nack_makes_the_client_resend_at_once():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev, timeout=5.0)  # a time-out would make this test slow
+    client.transport = FaultyTransport(dev, write_faults={0: Fault.CORRUPT, 1: Fault.CORRUPT})
+    start = time.monotonic()
+    assert client.echo(b"abc") == b"abc"
+    assert time.monotonic() - start < 1.0
+    assert dev.nacks >= 2 and client.stats["nacks"] >= 2 and dev.applied["ECHO"] == 1
+
+
+def test_frames_are_logged_at_debug_and_bytes_at_trace(caplog):
+    dev = FakeDevice(n=16, m=8)
+    with caplog.at_level(TRACE, logger="neurofabric.host.link"):
+        client_for(dev).echo(b"\x01\x02")
+    text = caplog.text
+    assert "-> ECHO seq 2, 2 payload bytes" in text
+    assert "<- ECHO seq 2, status OK" in text
+    assert any(r.levelno == TRACE and r.getMessage().startswith(">> 00 ") for r in caplog.records)
+    assert logging.getLevelName(TRACE) == "TRACE"
+
+
+# -- the fault injector itself -------------------------------------------------------------
+
+class Recorder(Transport):
+    name = "recorder"
+
+    def __init__(self, incoming=b""):
+        self.sent, self.incoming = bytearray(), bytearray(incoming)
+
+    def write(self, data):
+        self.sent += data
+
+    def read(self, timeout):
+        out, self.incoming = bytes(self.incoming), bytearray()
+        return out
+
+    def close(self):
+        pass
+
+
+def test_fault_injector_does_what_its_schedule_says():
+    frames = [encode_frame(Command.ECHO, k, bytes([k + 1] * 20)) for k in range(5)]
+    rec = Recorder()
+    faulty = FaultyTransport(rec, write_faults={0: Fault.DROP, 1: Fault.DUPLICATE, 2: Fault.CORRUPT,
+                                                3: Fault.TRUNCATE})
+    for f in frames:
+        faulty.write(f)
+    results = FrameDecoder().feed(bytes(rec.sent))
+    good = [r for r in results if isinstance(r, Frame)]
+    bad = [r for r in results if isinstance(r, FrameError)]
+    assert [f.seq for f in good] == [1, 1, 4]
+    assert len(bad) == 2  # the corrupted frame, and the cut one (ended by frame 4's delimiter)
+    assert [i[2] for i in faulty.injected] == [Fault.DROP, Fault.DUPLICATE, Fault.CORRUPT, Fault.TRUNCATE]
+    # Reads: frames are reassembled across chunks before the schedule applies.
+    stream = b"".join(frames)
+    rec = Recorder(stream[:7])
+    faulty = FaultyTransport(rec, read_faults={1: Fault.DROP})
+    out = faulty.read(0)
+    rec.incoming += stream[7:]
+    out += faulty.read(0)
+    assert [f.seq for f in FrameDecoder().feed(out)] == [0, 2, 3, 4]
+
+
+# -- SerialTransport -------------------------------------------------------------------------
+
+def test_serial_transport_missing_port_says_so_and_lists_ports():
+    with pytest.raises(LinkError, match=r"serial port /dev/ttyNOPE7 does not exist: is the board plugged in"):
+        SerialTransport("/dev/ttyNOPE7", 115200)
+
+
+def test_serial_transport_permission_denied_names_dialout_and_udev(monkeypatch):
+    import serial
+
+    def refuse(*args, **kwargs):
+        raise serial.SerialException(errno.EACCES, "could not open port /dev/ttyUSB1: [Errno 13] Permission denied")
+    monkeypatch.setattr(serial, "Serial", refuse)
+    with pytest.raises(LinkError, match=r"permission denied on serial port /dev/ttyUSB1: .*'dialout'.*udev rule"):
+        SerialTransport("/dev/ttyUSB1", 3_000_000)
+
+
+def test_serial_transport_on_a_pty_carries_every_byte_value_and_refuses_a_second_user():
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        with SerialTransport(path, 3_000_000) as port:
+            with pytest.raises(LinkError, match=f"serial port {path} is busy: another program has it open"):
+                SerialTransport(path, 3_000_000)
+            data = bytes(range(256)) * 4
+            port.write(data)
+            got = b""
+            while len(got) < len(data):
+                got += os.read(master, 4096)
+            assert got == data
+            os.write(master, data[::-1])
+            back = b""
+            deadline = time.monotonic() + 2
+            while len(back) < len(data) and time.monotonic() < deadline:
+                back += port.read(0.1)
+            assert back == data[::-1]
+            start = time.monotonic()
+            assert port.read(0.1) == b""
+            assert 0.08 <= time.monotonic() - start < 0.5
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_client_over_a_pty_to_a_device_on_the_other_side():
+    """The whole host stack on a real tty: SerialTransport, client, and a
+    device that reads the pty master (the simulated board's shape, in Python)."""
+    import threading
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    dev = FakeDevice(n=16, m=8)
+    stop = threading.Event()
+
+    def serve():
+        import select
+        while not stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.01)
+            if ready:
+                dev.write(os.read(master, 4096))
+                out = dev.read(0)
+                if out:
+                    os.write(master, out)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with SerialTransport(path, 3_000_000) as port:
+            client = client_for(dev, transport=port, timeout=1.0)
+            stim = np.random.default_rng(4).random((100, 8)) < 0.5
+            assert [list(r.spikes) for r in client.run(stim)] == expected_spikes(stim, 16, 8)
+    finally:
+        stop.set()
+        thread.join()
+        os.close(master)
+        os.close(slave)
