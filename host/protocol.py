@@ -36,13 +36,24 @@ __all__ = [
     "crc16", "cobs_encode", "cobs_decode", "cobs_max_encoded_size",
     "encode_frame", "decode_frame", "FrameDecoder",
     "HELLO_REPLY_FIELDS", "STATUS_REPLY_FIELDS", "MEMORY_REQUEST_FIELDS",
-    "RUN_REQUEST_FIELDS", "pack_fields", "unpack_fields", "fields_size",
+    "RUN_REQUEST_FIELDS", "RUN_REPLY_FIELDS", "RunFlags", "pack_fields", "unpack_fields", "fields_size",
     "SpikeFormat", "SPIKE_RECORD_FIELDS", "SPIKE_ADDRESS_BYTES",
     "encode_spikes", "decode_spikes", "spike_record_size",
+    "encode_run_request", "run_request_size",
+    "PROBE_RECORD_FIELDS", "probe_value_bytes", "probe_chunk_neurons", "encode_probe_record",
+    "decode_probe_record",
+    "Family", "FAMILY_COMMANDS", "memory_family", "CoreShape", "TableInfo", "TABLE_NAMES",
+    "word_bits", "table_depth", "table_info", "memory_tables", "word_bytes",
+    "GLOBAL_REGISTERS", "READ_ONLY_GLOBALS", "SIGNED_GLOBALS", "GLOBAL_WORD_BITS",
+    "global_register_bits", "encode_global", "decode_global",
+    "neuron_params_fields", "neuron_state_fields", "pack_word", "unpack_word",
+    "pack_weights", "unpack_weights", "words_to_bytes", "bytes_to_words",
 ]
 
 #: Version of this wire format, returned by HELLO. Bump on any incompatible change.
-PROTOCOL_VERSION = 1
+#: 2: RUN requests carry a flags byte (probes), PROBE_RECORD frames, HELLO's
+#: build_id, STATUS's last_step_cycles and lost_records, NACK with BUSY.
+PROTOCOL_VERSION = 2
 
 #: The frame delimiter; COBS guarantees it appears nowhere inside a frame.
 DELIMITER = 0x00
@@ -124,20 +135,32 @@ class Command(enum.IntEnum):
         bits zero. An address range outside the table is BAD_ADDRESS; a
         payload whose size does not match `count` is BAD_LENGTH.
     RUN (0x20)
-        Request: `RUN_REQUEST_FIELDS` (steps), then `steps` spike records of the
-        m inputs (see `encode_spikes`), one per step in order; their step
-        fields count from 0 within this request. Runs the steps, sending one
-        STEP_RECORD per step, then the reply: status, then `steps` (u32) done.
+        Request: `RUN_REQUEST_FIELDS` (steps, flags), then `steps` spike records
+        of the m inputs (see `encode_spikes`, `encode_run_request`), one per
+        step in order; their step fields count from 0 within this request.
+        `flags` is a `RunFlags`. Runs the steps, sending one STEP_RECORD per
+        step (and, with `RunFlags.PROBE`, its PROBE_RECORDs right after it),
+        then the reply: status, then `RUN_REPLY_FIELDS` (steps run by this
+        request, u32). The whole request is checked before the first step
+        runs; a refused RUN runs nothing. While a RUN runs, the device answers
+        STATUS and refuses every other request with BUSY.
     STEP_RECORD (0x21)
         Sent by the device only, with `REPLY_FLAG`, one per step of a RUN, seq =
         the RUN request's seq. Payload: status, then one spike record of the n
         neurons whose step field is the device's running step counter (cleared
         by RESET_STATE), so a lost record shows as a gap.
+    PROBE_RECORD (0x22)
+        Sent by the device only, with `REPLY_FLAG` and the RUN's seq, after each
+        STEP_RECORD of a RUN with `RunFlags.PROBE`: status, then
+        `PROBE_RECORD_FIELDS` (step, first neuron, count), then v and i of
+        neurons first .. first+count-1 (see `encode_probe_record`). A step's
+        n_used neurons come in chunks of `probe_chunk_neurons(S)`, ascending.
     NACK (0x7F)
         Sent by the device only, with `REPLY_FLAG` and seq 0, when it drops a
-        frame it cannot trust (bad CRC, bad COBS, bad length, too long).
-        Payload: status. A host with a request outstanding may resend it at
-        once instead of waiting for its time-out.
+        frame: status BAD_CRC (bad CRC), BAD_LENGTH (bad COBS, too short, too
+        long, length field wrong) or BUSY (the frame arrived while the device
+        was still taking in the previous one). A host with a request
+        outstanding may resend it at once instead of waiting for its time-out.
     """
 
     HELLO = 0x01
@@ -154,6 +177,7 @@ class Command(enum.IntEnum):
     READ_STATE = 0x17
     RUN = 0x20
     STEP_RECORD = 0x21
+    PROBE_RECORD = 0x22
     NACK = 0x7F
 
 
@@ -168,7 +192,7 @@ class Status(enum.IntEnum):
     UNKNOWN_COMMAND = 0x02  #: the command code is not one of `Command`
     BAD_LENGTH = 0x03       #: the payload size does not fit the command; or NACK: bad COBS/length
     BAD_ADDRESS = 0x04      #: table or address range outside the core's memory
-    BUSY = 0x05             #: a RUN is in progress; retry later
+    BUSY = 0x05             #: a RUN is in progress; retry later (NACK: frame arrived while busy)
     OVERFLOW = 0x06         #: a frame or a reply would exceed MAX_PAYLOAD
     BAD_VALUE = 0x07        #: a field holds a value the device does not accept
 
@@ -188,6 +212,7 @@ HELLO_REPLY_FIELDS = (
     ("clk_hz", 4),
     ("baud", 4),
     ("max_payload", 2),         #: MAX_PAYLOAD of the device
+    ("build_id", 4),            #: identifies the build (configuration, clock, baud, versions)
 )
 
 #: STATUS reply after the status byte. Counters saturate at their maximum.
@@ -199,13 +224,24 @@ STATUS_REPLY_FIELDS = (
     ("crc_errors", 2),          #: frames dropped for a bad CRC
     ("format_errors", 2),       #: frames dropped for bad COBS, length or size
     ("dropped_frames", 2),      #: frames that arrived while the receiver was busy
+    ("last_step_cycles", 4),    #: clock cycles of the last step
+    ("lost_records", 2),        #: step/probe records the device had to drop (0: records back-pressure the core)
 )
 
 #: Start of every READ_*/WRITE_* request.
 MEMORY_REQUEST_FIELDS = (("table", 1), ("address", 4), ("count", 2))
 
-#: Start of a RUN request.
-RUN_REQUEST_FIELDS = (("steps", 2),)
+#: Start of a RUN request: the number of steps and `RunFlags`.
+RUN_REQUEST_FIELDS = (("steps", 2), ("flags", 1))
+
+#: RUN reply after the status byte: the steps this request ran.
+RUN_REPLY_FIELDS = (("steps", 4),)
+
+
+class RunFlags(enum.IntFlag):
+    """The `flags` byte of a RUN request. Other bits must be 0 (BAD_VALUE)."""
+
+    PROBE = 0x01      #: send v and i of every used neuron after each step (PROBE_RECORD)
 
 
 def fields_size(fields):
@@ -550,3 +586,411 @@ def decode_spikes(data, count, offset=0):
             raise LinkError(f"spike address list not ascending within 0 .. {count - 1}")
         return head["step"], indices, end
     raise LinkError(f"spike record format={head['format']} unknown (0 bitmap, 1 addresses)")
+
+
+def _spike_indices(spikes, count):
+    if getattr(spikes, "dtype", None) == bool:
+        return [int(j) for j in spikes.nonzero()[0]]
+    spikes = list(spikes)
+    if spikes and all(isinstance(s, bool) for s in spikes):
+        return [j for j, s in enumerate(spikes) if s]
+    return sorted(set(int(j) for j in spikes))
+
+
+# -- RUN requests -------------------------------------------------------------
+
+def run_request_size(stimulus, m):
+    """Payload bytes of the RUN request `encode_run_request` makes for `stimulus`."""
+    return fields_size(RUN_REQUEST_FIELDS) + sum(spike_record_size(_spike_indices(row, m), m) for row in stimulus)
+
+
+def encode_run_request(stimulus, m, flags=0):
+    """The payload of one RUN request: steps, flags, one input spike record per step.
+
+    `stimulus` is a sequence of steps, each the spiking input indices (or a
+    bool row of `m`); the records' step fields count from 0. Raises
+    `LinkError` when the request would exceed `MAX_PAYLOAD` (split the
+    stimulus into several requests) or a flag is unknown.
+    """
+    flags = int(flags)
+    if flags & ~int(RunFlags.PROBE):
+        raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: PROBE=0x01)")
+    rows = [_spike_indices(row, m) for row in stimulus]
+    payload = pack_fields(RUN_REQUEST_FIELDS, steps=len(rows), flags=flags) + b"".join(
+        encode_spikes(t, row, m) for t, row in enumerate(rows))
+    if len(payload) > MAX_PAYLOAD:
+        raise LinkError(f"RUN request of {len(rows)} steps takes {len(payload)} bytes, more than "
+                        f"MAX_PAYLOAD={MAX_PAYLOAD}: send fewer steps per request")
+    return payload
+
+
+# -- probe records -------------------------------------------------------------
+
+#: Start of a PROBE_RECORD after its status byte: the step (the running step
+#: counter, as in the STEP_RECORD it follows), the first neuron and the number
+#: of neurons in this record. Then, per neuron, v then i, each a signed S-bit
+#: value in `probe_value_bytes(S)` bytes, little-endian two's complement
+#: (sign-extended to whole bytes).
+PROBE_RECORD_FIELDS = (("step", 4), ("first", 2), ("count", 2))
+
+
+def probe_value_bytes(state_bits):
+    """Bytes of one probed value (v or i): ceil(S / 8)."""
+    return (int(state_bits) + 7) // 8
+
+
+def probe_chunk_neurons(state_bits):
+    """Neurons per PROBE_RECORD (the last record of a step may hold fewer):
+    as many as fit `MAX_PAYLOAD` after the status byte and the fields."""
+    return (MAX_PAYLOAD - 1 - fields_size(PROBE_RECORD_FIELDS)) // (2 * probe_value_bytes(state_bits))
+
+
+def encode_probe_record(step, first, v, i, state_bits):
+    """The body of a PROBE_RECORD (after the status byte) for neurons first .. first+len(v)-1."""
+    v, i = [int(x) for x in v], [int(x) for x in i]
+    if len(v) != len(i):
+        raise LinkError(f"probe record: {len(v)} v values but {len(i)} i values")
+    if len(v) > probe_chunk_neurons(state_bits):
+        raise LinkError(f"probe record of {len(v)} neurons exceeds {probe_chunk_neurons(state_bits)} per record")
+    size = probe_value_bytes(state_bits)
+    lo, hi = -(1 << (state_bits - 1)), (1 << (state_bits - 1)) - 1
+    out = bytearray(pack_fields(PROBE_RECORD_FIELDS, step=step, first=first, count=len(v)))
+    for name, a, b in zip(range(len(v)), v, i):
+        for value in (a, b):
+            if not lo <= value <= hi:
+                raise LinkError(f"probe value {value} of neuron {first + name} outside {lo} .. {hi} (S={state_bits})")
+            out += value.to_bytes(size, "little", signed=True)
+    return bytes(out)
+
+
+def decode_probe_record(data, state_bits, offset=0):
+    """Decode a PROBE_RECORD body at `offset`: returns ``(step, first, v, i, next_offset)``."""
+    head = unpack_fields(PROBE_RECORD_FIELDS, data, offset)
+    offset += fields_size(PROBE_RECORD_FIELDS)
+    size = probe_value_bytes(state_bits)
+    end = offset + 2 * size * head["count"]
+    if len(data) < end:
+        raise LinkError(f"probe record truncated: {head['count']} neurons need {end - offset} bytes, "
+                        f"{len(data) - offset} there")
+    values = [int.from_bytes(data[k:k + size], "little", signed=True) for k in range(offset, end, size)]
+    return head["step"], head["first"], values[0::2], values[1::2], end
+
+
+# -- the memory map: tables, word widths, word layouts ------------------------
+
+class Family(enum.IntEnum):
+    """The four READ_*/WRITE_* command pairs."""
+
+    GLOBALS = 0
+    PARAMS = 1
+    WEIGHTS = 2
+    STATE = 3
+
+
+#: Family -> (read command, write command).
+FAMILY_COMMANDS = {
+    Family.GLOBALS: (Command.READ_GLOBALS, Command.WRITE_GLOBALS),
+    Family.PARAMS: (Command.READ_PARAMS, Command.WRITE_PARAMS),
+    Family.WEIGHTS: (Command.READ_WEIGHTS, Command.WRITE_WEIGHTS),
+    Family.STATE: (Command.READ_STATE, Command.WRITE_STATE),
+}
+
+
+def memory_family(command):
+    """``(Family, is_write)`` of a READ_*/WRITE_* command, None for other commands."""
+    for family, (read, write) in FAMILY_COMMANDS.items():
+        if int(command) == read:
+            return family, False
+        if int(command) == write:
+            return family, True
+    return None
+
+
+#: (family, table) -> the table's name. The tables of docs/protocol.md and the
+#: core's memory map (hdl/core_ports.py `Space`): globals = GLOBAL,
+#: neuron_params = NEURON, pre_mask = PRE_MASK, post_mask = POST_MASK,
+#: weights = WEIGHT, neuron_state = STATE, pre_trace = PRE_TRACE,
+#: post_trace = POST_TRACE.
+TABLE_NAMES = {
+    (Family.GLOBALS, 0): "globals",
+    (Family.PARAMS, 0): "neuron_params",
+    (Family.PARAMS, 1): "pre_mask",
+    (Family.PARAMS, 2): "post_mask",
+    (Family.WEIGHTS, 0): "weights",
+    (Family.STATE, 0): "neuron_state",
+    (Family.STATE, 1): "pre_trace",
+    (Family.STATE, 2): "post_trace",
+}
+
+#: The global registers in address order (hdl/core_ports.py `Reg`).
+GLOBAL_REGISTERS = (
+    "learn", "a_plus", "a_minus", "stdp_shift", "k_pre", "k_post", "inc_pre", "inc_post", "trace_mode",
+    "w_min", "w_max", "n_used", "m_used", "period",
+    "steps_done", "last_step_cycles", "version", "cfg_n", "cfg_m", "cfg_s", "cfg_w", "cfg_t", "cfg_lanes",
+)
+
+#: Registers that ignore writes.
+READ_ONLY_GLOBALS = frozenset(GLOBAL_REGISTERS[GLOBAL_REGISTERS.index("steps_done"):])
+
+#: Registers holding a signed W-bit value (sent as W-bit two's complement).
+SIGNED_GLOBALS = frozenset({"w_min", "w_max"})
+
+#: Every global register travels as a 32-bit word.
+GLOBAL_WORD_BITS = 32
+
+
+@dataclass(frozen=True)
+class CoreShape:
+    """The build-time sizes a HELLO reply announces (spec section 1, and lanes)."""
+
+    n: int
+    m: int
+    state_bits: int
+    weight_bits: int
+    trace_bits: int
+    lanes: int
+
+    @classmethod
+    def from_hello(cls, hello):
+        """From a HELLO reply: a dict of `HELLO_REPLY_FIELDS` or an object with those attributes."""
+        get = hello.get if isinstance(hello, dict) else lambda name: getattr(hello, name)
+        return cls(*(int(get(name)) for name in ("n", "m", "state_bits", "weight_bits", "trace_bits", "lanes")))
+
+    @property
+    def sources(self):
+        return self.m + self.n
+
+    @property
+    def words_per_row(self):
+        """Weight words per source row: n // lanes."""
+        return self.n // self.lanes
+
+    def weight_address(self, row, column_word):
+        """Word address of weights ``w[row][column_word*lanes ...]`` (row: input k, or m + neuron j)."""
+        return row * self.words_per_row + column_word
+
+    def table(self, family, table):
+        """The `TableInfo` of one table."""
+        return table_info(family, table, self)
+
+
+def neuron_params_fields(state_bits):
+    """The NEURON_PARAMS word (table PARAMS 0): ``(name, bits, signed)`` from bit 0 up.
+
+    The same fields, order and widths as `CoreConfig.neuron_params_layout`
+    (plastic_post lives in the post_mask table)."""
+    S = int(state_bits)
+    return (("threshold", S, True), ("v_reset", S, True), ("bias", S, True), ("reset_mode", 1, False),
+            ("k_mem", 5, False), ("k_syn", 5, False), ("refractory", 8, False))
+
+
+def neuron_state_fields(state_bits):
+    """The NEURON_STATE word (table STATE 0): ``(name, bits, signed)`` from bit 0 up, as
+    `CoreConfig.neuron_state_layout` (the post trace y lives in the post_trace table)."""
+    S = int(state_bits)
+    return (("v", S, True), ("i", S, True), ("r", 8, False), ("s", 1, False))
+
+
+def _fields_bits(fields):
+    return sum(bits for _, bits, _ in fields)
+
+
+def word_bits(family, table, shape):
+    """Width in bits of one word of (family, table) on a core of `shape` (a `CoreShape`).
+
+    The gateware (hdl/link.py) sizes its requests with this function and
+    checks it against the core's layouts, so host and device agree.
+    Raises `LinkError` for a table the family does not have.
+    """
+    key = (Family(family), int(table))
+    if key not in TABLE_NAMES:
+        raise LinkError(f"no table {table} in {Family(family).name} (tables: "
+                        f"{sorted(t for f, t in TABLE_NAMES if f == Family(family))})")
+    name = TABLE_NAMES[key]
+    return {
+        "globals": GLOBAL_WORD_BITS,
+        "neuron_params": _fields_bits(neuron_params_fields(shape.state_bits)),
+        "pre_mask": 1,
+        "post_mask": 1,
+        "weights": shape.lanes * shape.weight_bits,
+        "neuron_state": _fields_bits(neuron_state_fields(shape.state_bits)),
+        "pre_trace": shape.trace_bits,
+        "post_trace": shape.trace_bits,
+    }[name]
+
+
+def table_depth(family, table, shape):
+    """Number of words (valid addresses 0 .. depth-1) of (family, table)."""
+    name = TABLE_NAMES[(Family(family), int(table))] if (Family(family), int(table)) in TABLE_NAMES else None
+    if name is None:
+        word_bits(family, table, shape)   # raises the error
+    return {
+        "globals": len(GLOBAL_REGISTERS),
+        "neuron_params": shape.n,
+        "pre_mask": shape.sources,
+        "post_mask": shape.n,
+        "weights": shape.sources * shape.words_per_row,
+        "neuron_state": shape.n,
+        "pre_trace": shape.sources,
+        "post_trace": shape.n,
+    }[name]
+
+
+def word_bytes(bits):
+    """Bytes a word of `bits` takes on the wire: ceil(bits / 8)."""
+    return (int(bits) + 7) // 8
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One memory table: its commands, name, word width and depth on a given core."""
+
+    family: Family
+    table: int
+    name: str
+    word_bits: int
+    depth: int
+
+    @property
+    def word_bytes(self):
+        return word_bytes(self.word_bits)
+
+    @property
+    def read_command(self):
+        return FAMILY_COMMANDS[self.family][0]
+
+    @property
+    def write_command(self):
+        return FAMILY_COMMANDS[self.family][1]
+
+    @property
+    def max_read_words(self):
+        """Most words one read can return (the reply holds a status byte and the words)."""
+        return (MAX_PAYLOAD - 1) // self.word_bytes
+
+    @property
+    def max_write_words(self):
+        """Most words one write can carry (after `MEMORY_REQUEST_FIELDS`)."""
+        return (MAX_PAYLOAD - fields_size(MEMORY_REQUEST_FIELDS)) // self.word_bytes
+
+
+def table_info(family, table, shape):
+    """The `TableInfo` of (family, table) on a core of `shape`."""
+    family = Family(family)
+    return TableInfo(family, int(table), TABLE_NAMES.get((family, int(table)), "?"),
+                     word_bits(family, table, shape), table_depth(family, table, shape))
+
+
+def memory_tables(shape):
+    """Every table of the memory map on a core of `shape`, as `TableInfo`s."""
+    return [table_info(family, table, shape) for family, table in TABLE_NAMES]
+
+
+def global_register_bits(name, shape):
+    """Bits of register `name` that the core keeps (a write keeps the low bits only;
+    n_used and m_used are clamped to n and m)."""
+    widths = {"learn": 1, "a_plus": 8, "a_minus": 8, "stdp_shift": 4, "k_pre": 5, "k_post": 5,
+              "inc_pre": shape.trace_bits, "inc_post": shape.trace_bits, "trace_mode": 1,
+              "w_min": shape.weight_bits, "w_max": shape.weight_bits,
+              "n_used": shape.n.bit_length(), "m_used": shape.m.bit_length()}
+    if name not in GLOBAL_REGISTERS:
+        raise LinkError(f"no global register {name!r} (registers: {', '.join(GLOBAL_REGISTERS)})")
+    return widths.get(name, GLOBAL_WORD_BITS)
+
+
+def encode_global(name, value, shape):
+    """The 32-bit word to write to global register `name` (signed ones as W-bit two's complement).
+
+    Raises `LinkError` naming the register when `value` is outside its range.
+    """
+    bits = global_register_bits(name, shape)
+    value = int(value)
+    if name in SIGNED_GLOBALS:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, {"n_used": shape.n, "m_used": shape.m}.get(name, (1 << bits) - 1)
+    if not lo <= value <= hi:
+        raise LinkError(f"global register {name}={value} outside {lo} .. {hi}")
+    return value & ((1 << bits) - 1)
+
+
+def decode_global(name, word, shape):
+    """The value of global register `name` from the word read back."""
+    bits = global_register_bits(name, shape)
+    word = int(word) & ((1 << bits) - 1)
+    if name in SIGNED_GLOBALS and word >> (bits - 1):
+        word -= 1 << bits
+    return word
+
+
+def pack_word(fields, **values):
+    """Pack `values` into one word by a ``(name, bits, signed)`` field list (bit 0 first).
+
+    Every field must be given; a value outside its range raises `LinkError`
+    naming the field, the value and the range."""
+    missing = [name for name, _, _ in fields if name not in values]
+    extra = sorted(set(values) - {name for name, _, _ in fields})
+    if missing or extra:
+        raise LinkError(f"word fields: missing {missing}, unexpected {extra}")
+    word, offset = 0, 0
+    for name, bits, is_signed in fields:
+        value = int(values[name])
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if is_signed else (0, (1 << bits) - 1)
+        if not lo <= value <= hi:
+            raise LinkError(f"word field {name}={value} outside {lo} .. {hi}")
+        word |= (value & ((1 << bits) - 1)) << offset
+        offset += bits
+    return word
+
+
+def unpack_word(fields, word):
+    """The field values (signed ones sign-extended) of one word, as a dict."""
+    out, offset, word = {}, 0, int(word)
+    for name, bits, is_signed in fields:
+        value = (word >> offset) & ((1 << bits) - 1)
+        if is_signed and value >> (bits - 1):
+            value -= 1 << bits
+        out[name] = value
+        offset += bits
+    return out
+
+
+def pack_weights(values, weight_bits):
+    """One weight word: `values` (lane 0 first, signed W-bit each) side by side, lane l at bit l*W."""
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    word = 0
+    for lane, value in enumerate(values):
+        value = int(value)
+        if not lo <= value <= hi:
+            raise LinkError(f"weight {value} (lane {lane}) outside {lo} .. {hi} (W={weight_bits})")
+        word |= (value & ((1 << weight_bits) - 1)) << (lane * weight_bits)
+    return word
+
+
+def unpack_weights(word, lanes, weight_bits):
+    """The `lanes` signed weights of one weight word, lane 0 first."""
+    mask, out = (1 << weight_bits) - 1, []
+    for lane in range(lanes):
+        value = (int(word) >> (lane * weight_bits)) & mask
+        out.append(value - (1 << weight_bits) if value >> (weight_bits - 1) else value)
+    return out
+
+
+def words_to_bytes(words, bits):
+    """Words of `bits` each as wire bytes: ceil(bits / 8) bytes per word, little-endian."""
+    size = word_bytes(bits)
+    out = bytearray()
+    for word in words:
+        word = int(word)
+        if not 0 <= word < 1 << bits:
+            raise LinkError(f"word {word} does not fit {bits} bits")
+        out += word.to_bytes(size, "little")
+    return bytes(out)
+
+
+def bytes_to_words(data, bits):
+    """Wire bytes back to words of `bits` each (the inverse of `words_to_bytes`)."""
+    size = word_bytes(bits)
+    if len(data) % size:
+        raise LinkError(f"{len(data)} bytes are not a whole number of {size}-byte words")
+    return [int.from_bytes(data[k:k + size], "little") for k in range(0, len(data), size)]
