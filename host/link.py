@@ -28,14 +28,16 @@ from dataclasses import dataclass
 
 from .errors import LinkError
 from .protocol import (
-    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG,
-    RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, Frame, FrameDecoder, FrameError, Status,
-    decode_frame, decode_spikes, encode_frame, encode_spikes, fields_size, pack_fields, spike_record_size, unpack_fields,
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS,
+    STATUS_REPLY_FIELDS, Command, CoreShape, Family, Frame, FrameDecoder, FrameError, RunFlags, Status,
+    bytes_to_words, decode_frame, decode_probe_record, decode_spikes, encode_frame, encode_run_request,
+    fields_size, pack_fields, probe_chunk_neurons, run_request_size, table_info, unpack_fields,
+    words_to_bytes,
 )
 
 __all__ = [
     "TRACE", "Transport", "SerialTransport", "Fault", "FaultyTransport",
-    "Hello", "StepRecord", "LinkClient", "TABLE_COMMANDS",
+    "Hello", "StepRecord", "LinkClient",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,16 +46,7 @@ logger = logging.getLogger(__name__)
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
-#: The memory tables by name: (read command, write command).
-TABLE_COMMANDS = {
-    "globals": (Command.READ_GLOBALS, Command.WRITE_GLOBALS),
-    "params": (Command.READ_PARAMS, Command.WRITE_PARAMS),
-    "weights": (Command.READ_WEIGHTS, Command.WRITE_WEIGHTS),
-    "state": (Command.READ_STATE, Command.WRITE_STATE),
-}
-
 _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
-_RUN_REQUEST_SIZE = fields_size(RUN_REQUEST_FIELDS)
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
 
 
@@ -318,6 +311,12 @@ class Hello:
     clk_hz: int
     baud: int
     max_payload: int
+    build_id: int
+
+    @property
+    def shape(self):
+        """The core's sizes, as the protocol's `CoreShape`."""
+        return CoreShape.from_hello(self)
 
 
 @dataclass(frozen=True)
@@ -325,8 +324,8 @@ class StepRecord:
     """One step of a run as the device reported it.
 
     `step` is the device's running step counter, `spikes` the ascending
-    indices of the neurons that spiked; `v` and `i` (lists of n values) when
-    the run was probed, else None.
+    indices of the neurons that spiked; `v` and `i` (tuples of the probed
+    neurons' values, neuron 0 first) when the run was probed, else None.
     """
 
     step: int
@@ -354,17 +353,15 @@ class LinkClient:
 
     `timeout` is how long a request waits for its reply (for RUN: how long the
     line may stay silent), `retries` how many times a request is resent before
-    `LinkError`. `word_bits` maps a table (``("weights", 0)``, ...) to its word
-    width in bits; `SerialDevice` fills it from the HELLO reply. Call `hello()`
-    first: it starts the session and tells the client the device's n, m and
+    `LinkError`. Call `hello()` first: it starts the session and tells the
+    client the device's sizes (and so every table's word width) and
     `max_payload`.
     """
 
-    def __init__(self, transport: Transport, *, timeout=1.0, retries=4, word_bits=None):
+    def __init__(self, transport: Transport, *, timeout=1.0, retries=4):
         self.transport = transport
         self.timeout = float(timeout)
         self.retries = int(retries)
-        self.word_bits = dict(word_bits or {})
         self.device = None          # the Hello after hello()
         self.max_payload = MAX_PAYLOAD
         self._seq = 0
@@ -445,13 +442,13 @@ class LinkClient:
                 elif verdict == "record":
                     accepted = True
                     deadline = time.monotonic() + timeout  # the device is alive and running
+                    logger.debug("<- %s seq %d, %d bytes", item.code.name, seq, len(item.payload))
                     try:
-                        record = self._step_record(item)
+                        record = self._decode_record(item, run)
                     except LinkError as exc:
                         run.fail(str(exc))
                         continue
-                    logger.debug("<- STEP_RECORD seq %d, step %d, %d spikes", seq, record.step, len(record.spikes))
-                    if run.accept(record):
+                    if record is not None:
                         yield record
                 elif verdict == "reply":
                     status = item.status
@@ -502,7 +499,7 @@ class LinkClient:
             return "nack"
         if frame.seq != seq:
             return "stale"
-        if code == Command.STEP_RECORD and command == Command.RUN:
+        if code in (Command.STEP_RECORD, Command.PROBE_RECORD) and command == Command.RUN:
             return "record"
         if code == command:
             return "reply"
@@ -552,171 +549,248 @@ class LinkClient:
         self._next_step = 0
 
     # -- memories -------------------------------------------------------------
-    def _word_bytes(self, name, table):
-        try:
-            bits = self.word_bits[(name, table)]
-        except KeyError:
-            raise LinkError(f"no word width known for {name} table {table} "
-                            f"(known: {sorted(self.word_bits)}); call hello() through SerialDevice") from None
-        return (bits + 7) // 8
+    def _table(self, family, table):
+        if self.device is None:
+            raise LinkError(f"{Family(family).name} table {table}: no session (call hello() first)")
+        return table_info(family, table, self.device.shape)
 
-    def write_table(self, name, table, address, words, progress=None):
-        """Write `words` from `address` on in `name` ("globals", "params",
-        "weights", "state") `table`, in as many frames as it takes."""
-        _, command = TABLE_COMMANDS[name]
-        size = self._word_bytes(name, table)
+    def write_table(self, family, table, address, words, progress=None):
+        """Write `words` (ints of the table's word width) from `address` on in
+        table `table` of `family` (a `Family`), in as many frames as it takes;
+        `progress(done, total)` after each frame."""
+        info = self._table(family, table)
         words = [int(w) for w in words]
-        per_frame = max(1, (self.max_payload - _MEMORY_REQUEST_SIZE) // size)
-        limit = 1 << (8 * size)
+        end = address + len(words)
+        if address < 0 or end > info.depth:
+            raise LinkError(f"{info.write_command.name} {info.name}: addresses {address} .. {end - 1} outside "
+                            f"0 .. {info.depth - 1}")
+        per_frame = max(1, (self.max_payload - _MEMORY_REQUEST_SIZE) // info.word_bytes)
         for start in range(0, len(words), per_frame):
             chunk = words[start:start + per_frame]
-            body = bytearray(pack_fields(MEMORY_REQUEST_FIELDS, table=table, address=address + start,
-                                         count=len(chunk)))
-            for w in chunk:
-                if not 0 <= w < limit:
-                    raise LinkError(f"{name} table {table} word {w} at address {address + start} "
-                                    f"does not fit {size} byte(s)")
-                body += w.to_bytes(size, "little")
-            self._request(command, bytes(body))
+            try:
+                data = words_to_bytes(chunk, info.word_bits)
+            except LinkError as exc:
+                raise LinkError(f"{info.write_command.name} {info.name} from address {address + start}: {exc}") \
+                    from None
+            self._request(info.write_command, pack_fields(MEMORY_REQUEST_FIELDS, table=table,
+                                                          address=address + start, count=len(chunk)) + data)
             if progress is not None:
                 progress(start + len(chunk), len(words))
-        if progress is not None and not words:
-            progress(0, 0)
 
-    def read_table(self, name, table, address, count, progress=None):
-        """Read `count` words from `address` on in `name` `table`; returns a list of ints."""
-        command, _ = TABLE_COMMANDS[name]
-        size = self._word_bytes(name, table)
-        per_frame = max(1, (self.max_payload - 1) // size)  # reply: status + words
+    def read_table(self, family, table, address, count, progress=None):
+        """Read `count` words from `address` on in table `table` of `family`; a list of ints."""
+        info = self._table(family, table)
+        if address < 0 or address + count > info.depth:
+            raise LinkError(f"{info.read_command.name} {info.name}: addresses {address} .. {address + count - 1} "
+                            f"outside 0 .. {info.depth - 1}")
+        per_frame = max(1, (self.max_payload - 1) // info.word_bytes)  # the reply: status + words
         out = []
         for start in range(0, count, per_frame):
             k = min(per_frame, count - start)
-            data = self._request(command, pack_fields(MEMORY_REQUEST_FIELDS, table=table,
-                                                      address=address + start, count=k))
-            if len(data) != k * size:
-                raise LinkError(f"{command.name} table {table} at {address + start}: {len(data)} bytes "
-                                f"for {k} words of {size} bytes")
-            out += [int.from_bytes(data[i:i + size], "little") for i in range(0, len(data), size)]
+            data = self._request(info.read_command, pack_fields(MEMORY_REQUEST_FIELDS, table=table,
+                                                                address=address + start, count=k))
+            if len(data) != k * info.word_bytes:
+                raise LinkError(f"{info.read_command.name} {info.name} at {address + start}: {len(data)} bytes "
+                                f"for {k} words of {info.word_bytes} bytes")
+            out += bytes_to_words(data, info.word_bits)
             if progress is not None:
                 progress(start + k, count)
         return out
 
     def write_globals(self, address, words):
-        self.write_table("globals", 0, address, words)
+        """WRITE_GLOBALS: registers from `address` on (`protocol.GLOBAL_REGISTERS` order)."""
+        self.write_table(Family.GLOBALS, 0, address, words)
 
     def read_globals(self, address, count):
-        return self.read_table("globals", 0, address, count)
+        """READ_GLOBALS: `count` registers from `address` on."""
+        return self.read_table(Family.GLOBALS, 0, address, count)
 
     def write_params(self, table, address, words, progress=None):
-        self.write_table("params", table, address, words, progress)
+        """WRITE_PARAMS: table 0 neuron parameters, 1 pre mask, 2 post mask."""
+        self.write_table(Family.PARAMS, table, address, words, progress)
 
     def read_params(self, table, address, count, progress=None):
-        return self.read_table("params", table, address, count, progress)
+        """READ_PARAMS: table 0 neuron parameters, 1 pre mask, 2 post mask."""
+        return self.read_table(Family.PARAMS, table, address, count, progress)
 
     def write_weights(self, address, words, progress=None):
-        self.write_table("weights", 0, address, words, progress)
+        """WRITE_WEIGHTS: weight words (`lanes` weights each, row-major by source)."""
+        self.write_table(Family.WEIGHTS, 0, address, words, progress)
 
     def read_weights(self, address, count, progress=None):
-        return self.read_table("weights", 0, address, count, progress)
+        """READ_WEIGHTS: weight words."""
+        return self.read_table(Family.WEIGHTS, 0, address, count, progress)
 
     def write_state(self, table, address, words):
-        self.write_table("state", table, address, words)
+        """WRITE_STATE: table 0 neuron state (v, i, r, s), 1 pre traces, 2 post traces."""
+        self.write_table(Family.STATE, table, address, words)
 
     def read_state(self, table, address, count):
-        return self.read_table("state", table, address, count)
+        """READ_STATE: table 0 neuron state (v, i, r, s), 1 pre traces, 2 post traces."""
+        return self.read_table(Family.STATE, table, address, count)
 
     # -- runs -----------------------------------------------------------------
-    def run(self, stimulus, *, probe=False, max_steps=256):
+    def run(self, stimulus, *, probe=False, probe_neurons=None, max_steps=256):
         """Run the steps of `stimulus` (a sequence of per-step input index
-        lists, or a bool `(steps, m)` array) and yield a `StepRecord` per step
-        as it arrives.
+        lists, or bool rows of m) and yield a `StepRecord` per step as it
+        arrives.
 
-        The stimulus goes out in RUN requests of at most `max_steps` steps and
-        one frame each. Records must carry consecutive values of the device's
-        step counter; a gap, or a step count that does not match, raises
+        With `probe`, each record also holds v and i of neurons
+        0 .. `probe_neurons`-1 (the device's n_used; default its n). The
+        stimulus goes out in RUN requests of at most `max_steps` steps and one
+        frame each. Records must carry consecutive values of the device's step
+        counter; a gap, or a step count that does not match, raises
         `LinkError` once the RUN has ended (so the link stays in step).
         """
         if self.device is None:
             raise LinkError("run: no session (call hello() first)")
-        if probe:
-            raise LinkError(f"run: probes (v, i) are not in protocol version {PROTOCOL_VERSION}")
         m = self.device.m
         steps = [self._indices(row, m) for row in stimulus]
+        flags = RunFlags.PROBE if probe else 0
+        probed = (self.device.n if probe_neurons is None else int(probe_neurons)) if probe else 0
         if steps and self._next_step is None:
             self.status()  # learn the step counter, so the first record is checked too
         start = 0
         while start < len(steps):
-            size, end = _RUN_REQUEST_SIZE, start
+            end = start + 1
+            if run_request_size(steps[start:end], m) > self.max_payload:
+                raise LinkError(f"run: the stimulus of step {start} does not fit one frame of "
+                                f"{self.max_payload} bytes")
+            size = run_request_size(steps[start:end], m)
             while end < len(steps) and end - start < max_steps:
-                more = spike_record_size(steps[end], m)
+                more = run_request_size([steps[end]], m) - run_request_size([], m)
                 if size + more > self.max_payload:
                     break
                 size += more
                 end += 1
-            if end == start:
-                raise LinkError(f"run: the stimulus of step {start} does not fit one frame of "
-                                f"{self.max_payload} bytes")
-            payload = pack_fields(RUN_REQUEST_FIELDS, steps=end - start) + b"".join(
-                encode_spikes(t, steps[start + t], m) for t in range(end - start))
-            yield from self._run_request(end - start, payload)
+            yield from self._run_request(end - start, encode_run_request(steps[start:end], m, flags), probed)
             start = end
 
     @staticmethod
     def _indices(row, m):
-        row = list(row.nonzero()[0]) if getattr(row, "dtype", None) == bool else list(row)
-        if getattr(row, "__len__", None) is None:
-            raise LinkError("run: a stimulus step must be a list of input indices or a bool row")
+        if getattr(row, "dtype", None) == bool:
+            if row.shape != (m,):
+                raise LinkError(f"run: a stimulus row of shape {row.shape}, expected ({m},)")
+            return [int(k) for k in row.nonzero()[0]]
         return [int(k) for k in row]
 
-    def _run_request(self, steps, payload):
+    def _run_request(self, steps, payload, probed):
         first = self._next_step
-        run = _Run(first, steps)
+        run = _Run(first, steps, probed, probe_chunk_neurons(self.device.state_bits))
         reply = yield from self._exchange(Command.RUN, payload, run=run)
-        done = int.from_bytes(reply[:4], "little") if len(reply) >= 4 else None
+        done = unpack_fields(RUN_REPLY_FIELDS, reply)["steps"] if len(reply) >= fields_size(RUN_REPLY_FIELDS) \
+            else None
         self._next_step = (first + steps) & _STEP_MASK
-        if run.error is None and (done != steps or len(run.records) != steps):
-            run.error = (f"the device reports {done} steps done and {len(run.records)} step records arrived")
+        run.finish(done)
         if run.error is not None:
             raise LinkError(f"RUN of {steps} steps from step {first}: {run.error}")
 
-    def _step_record(self, frame):
+    def _decode_record(self, frame, run):
+        """Hand a STEP_RECORD or PROBE_RECORD of the current RUN to `run`; returns
+        the `StepRecord` that it completes, if any."""
         payload = frame.payload
+        what = frame.code.name
         if not payload or payload[0] != Status.OK:
-            raise LinkError(f"STEP_RECORD with status {payload[:1].hex() or 'missing'}")
-        step, spikes, end = decode_spikes(payload, self.device.n, 1)
+            raise LinkError(f"{what} with status {payload[:1].hex() or 'missing'}")
+        if frame.code == Command.STEP_RECORD:
+            step, spikes, end = decode_spikes(payload, self.device.n, 1)
+        else:
+            step, first, v, i, end = decode_probe_record(payload, self.device.state_bits, 1)
         if end != len(payload):
-            raise LinkError(f"STEP_RECORD of step {step}: {len(payload) - end} bytes after the spike record")
-        return StepRecord(step=step, spikes=tuple(spikes))
+            raise LinkError(f"{what} of step {step}: {len(payload) - end} bytes after the record")
+        if frame.code == Command.STEP_RECORD:
+            return run.step(step, spikes)
+        return run.probe(step, first, v, i)
 
 
 class _Run:
-    """The step records of one RUN request, checked against the step counter."""
+    """The records of one RUN request, checked against the step counter.
 
-    def __init__(self, first, steps):
-        self.first, self.steps = first, steps
+    A step is complete with its STEP_RECORD and, when probed, the PROBE_RECORDs
+    that cover neurons 0 .. probed-1 in order. Anything out of place (a gap in
+    the step counter, a missing or misplaced probe chunk) sets `error`, and no
+    later step is handed out.
+    """
+
+    def __init__(self, first, steps, probed, chunk):
+        self.first, self.steps, self.probed, self.chunk = first, steps, probed, chunk
         self.records = []
         self.error = None
+        self._partial = None   # (step, spikes, v list, i list) waiting for probe chunks
 
-    def accept(self, record):
-        """True when `record` is the next step (to be handed out); a duplicate
-        or an old record is ignored; a gap sets `error` and ends the hand-out."""
-        if self.error is not None:
-            return False
-        offset = (record.step - self.first) & _STEP_MASK
-        if offset < len(self.records):
-            logger.debug("repeated step record %d ignored", record.step)
-            return False
-        if offset != len(self.records) or offset >= self.steps:
-            expected = (self.first + len(self.records)) & _STEP_MASK
-            self.error = (f"step record of step {record.step} arrived where step {expected} was due "
-                          f"(records of steps {expected}..{(record.step - 1) & _STEP_MASK} lost)"
-                          if offset < self.steps else
-                          f"step record of step {record.step} is outside the run's steps "
-                          f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
-            return False
-        self.records.append(record)
-        return True
+    def _due(self):
+        return (self.first + len(self.records)) & _STEP_MASK
 
     def fail(self, message):
         if self.error is None:
             self.error = message
+
+    def _offset(self, step):
+        return (step - self.first) & _STEP_MASK
+
+    def step(self, step, spikes):
+        if self.error is not None:
+            return None
+        offset = self._offset(step)
+        if offset < len(self.records) or (self._partial is not None and step == self._partial[0]):
+            logger.debug("repeated step record %d ignored", step)
+            return None
+        due = self._due()
+        if self._partial is not None:
+            self.fail(f"probe records of step {due} incomplete ({len(self._partial[2])} of {self.probed} "
+                      f"neurons) when the record of step {step} arrived")
+            return None
+        if offset >= self.steps:
+            self.fail(f"step record of step {step} is outside the run's steps "
+                      f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
+            return None
+        if offset != len(self.records):
+            self.fail(f"step record of step {step} arrived where step {due} was due "
+                      f"(records of steps {due}..{(step - 1) & _STEP_MASK} lost)")
+            return None
+        if not self.probed:
+            record = StepRecord(step=step, spikes=tuple(spikes))
+            self.records.append(record)
+            return record
+        self._partial = (step, tuple(spikes), [], [])
+        return None
+
+    def probe(self, step, first, v, i):
+        if self.error is not None:
+            return None
+        if not self.probed:
+            self.fail(f"probe record of step {step} in a run without probes")
+            return None
+        if self._offset(step) < len(self.records):
+            logger.debug("repeated probe record of step %d ignored", step)
+            return None
+        if self._partial is None or self._partial[0] != step:
+            self.fail(f"probe record of step {step} (neurons from {first}) arrived before the step record "
+                      f"of step {self._due() if self._partial is None else self._partial[0]}")
+            return None
+        _, spikes, vs, is_ = self._partial
+        if first < len(vs):
+            logger.debug("repeated probe record of step %d, neuron %d ignored", step, first)
+            return None
+        if first != len(vs) or len(v) != min(self.chunk, self.probed - first) or not v:
+            self.fail(f"probe record of step {step} holds neurons {first}..{first + len(v) - 1} where neurons "
+                      f"{len(vs)}..{min(len(vs) + self.chunk, self.probed) - 1} were due")
+            return None
+        vs += v
+        is_ += i
+        if len(vs) < self.probed:
+            return None
+        record = StepRecord(step=step, spikes=spikes, v=tuple(vs), i=tuple(is_))
+        self.records.append(record)
+        self._partial = None
+        return record
+
+    def finish(self, done):
+        """The RUN reply said `done` steps ran: check every step arrived whole."""
+        if self.error is None and self._partial is not None:
+            self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
+                      f"{self.probed} neurons)")
+        if self.error is None and (done != self.steps or len(self.records) != self.steps):
+            missing = self.steps - len(self.records)
+            self.fail(f"the device reports {done} steps done and {len(self.records)} whole step records "
+                      f"arrived" + (f" (steps {self._due()}.. lost)" if missing > 0 else ""))

@@ -1,6 +1,7 @@
 """The host side of the link: LinkClient against an in-process device through a
 fault-injecting transport, and SerialTransport on pseudo-terminals."""
 
+import dataclasses
 import errno
 import logging
 import os
@@ -13,15 +14,11 @@ import pytest
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import Fault, FaultyTransport, LinkClient, SerialTransport, Transport, TRACE
 from neurofabric.host.protocol import (
-    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REQUEST_FIELDS,
-    STATUS_REPLY_FIELDS, Command, Frame, FrameDecoder, FrameError, FrameFault, Status, decode_spikes,
-    encode_frame, encode_spikes, fields_size, pack_fields, unpack_fields,
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
+    RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, TABLE_NAMES, Command, CoreShape, Family, Frame, FrameDecoder,
+    FrameError, FrameFault, RunFlags, Status, decode_spikes, encode_frame, encode_probe_record, encode_spikes,
+    fields_size, memory_family, pack_fields, probe_chunk_neurons, table_info, unpack_fields,
 )
-
-READS = {Command.READ_GLOBALS: "globals", Command.READ_PARAMS: "params", Command.READ_WEIGHTS: "weights",
-         Command.READ_STATE: "state"}
-WRITES = {Command.WRITE_GLOBALS: "globals", Command.WRITE_PARAMS: "params", Command.WRITE_WEIGHTS: "weights",
-          Command.WRITE_STATE: "state"}
 
 
 class FakeDevice(Transport):
@@ -30,19 +27,21 @@ class FakeDevice(Transport):
     with step records) and counts every command it applies.
 
     Its "core" is trivial and checkable: in a step, neuron j spikes when input
-    j % m does. `lose_records` names steps whose record is never sent;
+    j % m does, and its probes are v = step - j, i = j - 3 * step (see
+    `expected_probes`). `lose_records` names steps whose STEP_RECORD is never
+    sent, `lose_probes` (step, first neuron) probe records never sent;
     `silent` makes it answer nothing.
     """
 
     name = "fake device"
 
-    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), silent=False):
+    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), silent=False):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
-        self.word_bits = word_bits(n, m, lanes, S, W, T)
-        sizes = {("globals", 0): 16, ("params", 0): n, ("params", 1): m + n, ("params", 2): n,
-                 ("weights", 0): (m + n) * n // lanes, ("state", 0): n, ("state", 1): m + n, ("state", 2): n}
-        self.tables = {key: [0] * size for key, size in sizes.items()}
+        self.shape = CoreShape(n, m, S, W, T, lanes)
+        self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
+        self.tables = {key: [0] * info.depth for key, info in self.infos.items()}
         self.lose_records = set(lose_records)
+        self.lose_probes = set(lose_probes)
         self.silent = silent
         self.step = 0
         self.applied = Counter()      # commands carried out (a retry is not)
@@ -103,36 +102,37 @@ class FakeDevice(Transport):
             return Status.OK, pack_fields(HELLO_REPLY_FIELDS, protocol_version=PROTOCOL_VERSION,
                                           core_model_version=1, n=self.n, m=self.m, state_bits=self.S,
                                           weight_bits=self.W, trace_bits=self.T, lanes=self.lanes,
-                                          clk_hz=12_000_000, baud=3_000_000, max_payload=MAX_PAYLOAD)
+                                          clk_hz=12_000_000, baud=3_000_000, max_payload=MAX_PAYLOAD,
+                                          build_id=0xB0A4D)
         if command == Command.ECHO:
             return Status.OK, payload
         if command == Command.STATUS:
             return Status.OK, pack_fields(STATUS_REPLY_FIELDS, running=0, step=self.step, uart_framing_errors=0,
                                           uart_overruns=0, crc_errors=0, format_errors=0,
-                                          dropped_frames=0)
+                                          dropped_frames=0, last_step_cycles=0, lost_records=0)
         if command == Command.RESET_STATE:
             self.step = 0
             return Status.OK, b""
-        if command in READS or command in WRITES:
+        if memory_family(command) is not None:
             return self._memory(command, payload)
         if command == Command.RUN:
             return self._run(seq, payload)
         return Status.UNKNOWN_COMMAND, b""
 
     def _memory(self, command, payload):
-        name = READS.get(command) or WRITES.get(command)
+        family, is_write = memory_family(command)
         if len(payload) < fields_size(MEMORY_REQUEST_FIELDS):
             return Status.BAD_LENGTH, b""
         req = unpack_fields(MEMORY_REQUEST_FIELDS, payload)
-        key = (name, req["table"])
+        key = (family, req["table"])
         if key not in self.tables:
             return Status.BAD_ADDRESS, b""
-        memory, size = self.tables[key], (self.word_bits[key] + 7) // 8
+        memory, size = self.tables[key], self.infos[key].word_bytes
         lo, hi = req["address"], req["address"] + req["count"]
         if hi > len(memory):
             return Status.BAD_ADDRESS, b""
         data = payload[fields_size(MEMORY_REQUEST_FIELDS):]
-        if command in READS:
+        if not is_write:
             if data:
                 return Status.BAD_LENGTH, b""
             if req["count"] * size > MAX_PAYLOAD - 1:
@@ -144,28 +144,38 @@ class FakeDevice(Transport):
         return Status.OK, b""
 
     def _run(self, seq, payload):
-        steps = unpack_fields(RUN_REQUEST_FIELDS, payload)["steps"]
+        req = unpack_fields(RUN_REQUEST_FIELDS, payload)
         offset = fields_size(RUN_REQUEST_FIELDS)
-        for t in range(steps):
+        stimulus = []
+        for t in range(req["steps"]):
             step, inputs, offset = decode_spikes(payload, self.m, offset)
             assert step == t
+            stimulus.append(inputs)
+        if offset != len(payload):
+            return Status.BAD_LENGTH, b""
+        n_used = self.tables[(Family.GLOBALS, 0)][11] or self.n
+        chunk = probe_chunk_neurons(self.S)
+        for inputs in stimulus:
             spikes = [j for j in range(self.n) if j % self.m in inputs]
             if self.step not in self.lose_records:
                 self._send(Command.STEP_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, spikes, self.n))
+            if req["flags"] & RunFlags.PROBE:
+                v, i = expected_probes(self.step, n_used)
+                for first in range(0, n_used, chunk):
+                    if (self.step, first) not in self.lose_probes:
+                        self._send(Command.PROBE_RECORD, seq, bytes([Status.OK]) + encode_probe_record(
+                            self.step, first, v[first:first + chunk], i[first:first + chunk], self.S))
             self.step += 1
-        if offset != len(payload):
-            return Status.BAD_LENGTH, b""
-        return Status.OK, steps.to_bytes(4, "little")
+        return Status.OK, pack_fields(RUN_REPLY_FIELDS, steps=req["steps"])
 
 
-def word_bits(n, m, lanes, S, W, T):
-    return {("globals", 0): 32, ("params", 0): 3 * S + 19, ("params", 1): 1, ("params", 2): 1,
-            ("weights", 0): lanes * W, ("state", 0): 2 * S + 9, ("state", 1): T, ("state", 2): T}
+def expected_probes(step, n):
+    return [step - j for j in range(n)], [j - 3 * step for j in range(n)]
 
 
 def client_for(device, transport=None, **kw):
     kw.setdefault("timeout", 0.05)
-    client = LinkClient(transport or device, word_bits=device.word_bits, **kw)
+    client = LinkClient(transport or device, **kw)
     client.hello()
     return client
 
@@ -200,7 +210,7 @@ def test_table_writes_and_reads_are_split_into_frames_of_at_most_max_payload():
     per_frame = (MAX_PAYLOAD - fields_size(MEMORY_REQUEST_FIELDS)) // 4
     assert dev.applied["WRITE_WEIGHTS"] == -(-len(words) // per_frame) > 1
     assert calls[-1] == (len(words), len(words)) and len(calls) == dev.applied["WRITE_WEIGHTS"]
-    assert dev.tables[("weights", 0)] == words
+    assert dev.tables[(Family.WEIGHTS, 0)] == words
     assert client.read_weights(0, len(words)) == words
     assert dev.applied["READ_WEIGHTS"] == -(-len(words) // ((MAX_PAYLOAD - 1) // 4))
     params = [int(a) << 40 | int(b) for a, b in zip(rng.integers(0, 1 << 27, 64), rng.integers(0, 1 << 40, 64))]
@@ -212,12 +222,15 @@ def test_table_writes_and_reads_are_split_into_frames_of_at_most_max_payload():
 
 def test_refused_request_names_command_and_status():
     client = client_for(FakeDevice(n=16, m=8))
-    with pytest.raises(LinkError, match=r"WRITE_WEIGHTS refused by the device: BAD_ADDRESS \(table or address"):
+    with pytest.raises(LinkError, match=r"WRITE_WEIGHTS weights: addresses 95 .. 96 outside 0 .. 95"):
         client.write_weights(95, [1, 2])  # 96 words: the second is outside
-    with pytest.raises(LinkError, match="word 4294967296 .* does not fit 4 byte"):
+    client.device = dataclasses.replace(client.device, n=32)  # the host believes in more words than there are
+    with pytest.raises(LinkError, match=r"WRITE_WEIGHTS refused by the device: BAD_ADDRESS \(table or address"):
+        client.write_weights(95, [1, 2])
+    with pytest.raises(LinkError, match="WRITE_WEIGHTS weights from address 0: word 4294967296 does not fit 32 bits"):
         client.write_weights(0, [1 << 32])
-    with pytest.raises(LinkError, match="no word width known for weights table 5"):
-        client.read_table("weights", 5, 0, 1)
+    with pytest.raises(LinkError, match=r"no table 5 in WEIGHTS \(tables: \[0\]\)"):
+        client.read_table(Family.WEIGHTS, 5, 0, 1)
 
 
 def test_run_streams_records_in_bounded_requests_and_checks_the_counter():
@@ -273,7 +286,7 @@ def every_third_reply(fault):
 @pytest.mark.parametrize("fault", Fault.ALL)
 def test_each_fault_on_each_side_is_recovered_without_applying_twice(direction, fault):
     dev = FakeDevice(n=16, m=8)
-    client = LinkClient(dev, word_bits=dev.word_bits, timeout=0.05)
+    client = LinkClient(dev, timeout=0.05)
     client.hello()
     if direction == "write":
         faulty = FaultyTransport(dev, write_faults={i: fault for i in range(0, 40, 3)}, seed=3)
@@ -331,7 +344,7 @@ def test_random_faults_in_both_directions_give_the_fault_free_result(seed):
         dev = FakeDevice(n=16, m=8)
         faulty = FaultyTransport(dev, rate=rate, seed=seed,
                                  kinds=(Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE, Fault.DUPLICATE, Fault.NOISE))
-        client = LinkClient(faulty, word_bits=dev.word_bits, timeout=0.03, retries=8)
+        client = LinkClient(faulty, timeout=0.03, retries=8)
         client.hello()
         client.write_weights(0, words)
         client.reset_state()
@@ -371,8 +384,42 @@ def test_lost_step_record_is_an_error_naming_the_step_and_the_link_carries_on():
 def test_last_step_record_lost_is_an_error_too():
     dev = FakeDevice(n=16, m=8, lose_records={9})
     client = client_for(dev)
-    with pytest.raises(LinkError, match="10 steps done and 9 step records arrived"):
+    with pytest.raises(LinkError, match=r"10 steps done and 9 whole step records arrived \(steps 9.. lost\)"):
         list(client.run(np.ones((10, 8), bool)))
+
+
+@pytest.mark.parametrize("n, S", [(16, 16), (600, 16), (700, 12)])
+def test_probed_run_assembles_v_and_i_from_probe_chunks(n, S):
+    dev = FakeDevice(n=n, m=8, S=S)
+    client = client_for(dev)
+    stim = np.random.default_rng(5).random((7, 8)) < 0.5
+    records = list(client.run(stim, probe=True))
+    assert [r.step for r in records] == list(range(7))
+    assert [list(r.spikes) for r in records] == expected_spikes(stim, n, 8)
+    for r in records:
+        v, i = expected_probes(r.step, n)
+        assert list(r.v) == v and list(r.i) == i
+    # n_used smaller than the core: only those neurons are probed.
+    client.write_globals(11, [5])
+    records = list(client.run(stim[:2], probe=True, probe_neurons=5))
+    assert [list(r.v) for r in records] == [expected_probes(step, 5)[0] for step in (7, 8)]
+    assert all(r.v is None for r in client.run(stim[:2]))
+
+
+def test_lost_probe_record_is_an_error():
+    dev = FakeDevice(n=600, m=8, lose_probes={(3, probe_chunk_neurons(16))})
+    client = client_for(dev)
+    with pytest.raises(LinkError, match=r"RUN of 6 steps from step 0: probe record of step 3 holds neurons "
+                                        r"506..599 where neurons 253..505 were due"):
+        list(client.run(np.ones((6, 8), bool), probe=True))
+    assert [r.step for r in client.run(np.ones((1, 8), bool), probe=True)] == [6]
+    dev.lose_probes = {(7, 506)}  # the last chunk of a step
+    with pytest.raises(LinkError, match=r"probe records of step 7 incomplete \(506 of 600 neurons\) when the "
+                                        r"record of step 8 arrived"):
+        list(client.run(np.ones((3, 8), bool), probe=True))
+    dev.lose_probes = {(10, 506)}  # the last chunk of the run
+    with pytest.raises(LinkError, match=r"probe records of step 10 incomplete \(506 of 600 neurons\)$"):
+        list(client.run(np.ones((1, 8), bool), probe=True))
 
 
 def test_timeout_names_the_command_attempts_and_what_happened():
