@@ -448,6 +448,68 @@ def flash_command(board_name, bitstream, to_flash):
     click.echo(f"programmed {board.description} ({'flash' if to_flash else 'SRAM'}) with {bitstream}")
 
 
+@cli.command("sim-board")
+@click.option("--neurons", type=click.IntRange(min=1), default=64, show_default=True, help="Neurons n of the core.")
+@click.option("--inputs", type=click.IntRange(min=1), default=64, show_default=True, help="Inputs m of the core.")
+@click.option("--lanes", type=click.IntRange(min=1), default=4, show_default=True, help="Weights per memory word.")
+@click.option("--state-bits", type=int, default=16, show_default=True, help="S: width of v and i.")
+@click.option("--weight-bits", type=int, default=8, show_default=True, help="W: width of a weight.")
+@click.option("--trace-bits", type=int, default=8, show_default=True, help="T: width of a trace.")
+@click.option("--link", "link_path", type=click.Path(dir_okay=False), default=None,
+              help="Also make this symlink to the pty (a name that stays the same).")
+@click.option("--trace", is_flag=True, help="Print every byte on the line, with its clock cycle, on stderr.")
+@click.pass_context
+@_handle_errors
+def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, link_path, trace):
+    """Start a simulated board (the gateware under Verilator) on a pseudo-terminal.
+
+    Prints the pty's path on the first line of stdout, then runs until Ctrl-C.
+    The first start of a configuration builds it (a minute or so); later
+    starts reuse the build.
+
+    \b
+    Example:
+      neurofabric sim-board --neurons 16 --inputs 8 --link /tmp/nf-board &
+      neurofabric run net.npz --input stim.npz --device serial:/tmp/nf-board -o rec.npz
+    """
+    import os
+    import time
+
+    from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.sim.board import BoardConfig, SimulatedBoard
+    try:
+        core = CoreConfig(n=neurons, m=inputs, S=state_bits, W=weight_bits, T=trace_bits, lanes=lanes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    quiet = ctx.obj["quiet"]
+    if not quiet:
+        click.echo(f"simulated board {core.key()}: building or reusing the Verilator model ...", err=True)
+    board = SimulatedBoard(BoardConfig(core), trace=trace)
+    board.start()
+    try:
+        if link_path:
+            if os.path.islink(link_path):
+                os.unlink(link_path)
+            os.symlink(board.path, link_path)
+        click.echo(board.path)
+        if not quiet:
+            where = link_path or board.path
+            click.echo(f"simulated board on {board.path}{f' (link {link_path})' if link_path else ''}: "
+                       f"n = {neurons}, m = {inputs}, S = {state_bits}, W = {weight_bits}, T = {trace_bits}, "
+                       f"{lanes} lanes; use --device serial:{where}. Ctrl-C stops it.", err=True)
+        try:
+            while board.running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        board.stop()
+        if link_path and os.path.islink(link_path):
+            os.unlink(link_path)
+    if not quiet and board.summary:
+        click.echo(board.summary, err=True)
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="neurofabric")

@@ -158,16 +158,31 @@ class GoldenDevice(Device):
 #: Device names `open_device` understands, with a one-line description.
 DEVICE_KINDS = {
     "golden": "the bit-exact golden model, in-process (any size)",
-    "rtl": "the core's generated Verilog under Verilator (cocotb), built to fit the network",
+    "rtl": "the simulated board: the whole gateware under Verilator behind a pty, driven over the wire "
+           "protocol like a real board (built to fit the network)",
+    "rtl-direct": "the core alone under Verilator through cocotb, no link (slower; for debugging the core)",
+    "serial:PATH[@BAUD]": "a board on a serial port, e.g. serial:/dev/ttyUSB1@3000000 "
+                          "(or the pty of `neurofabric sim-board`)",
 }
 
 
 def open_device(name: str, **options) -> Device:
-    """Open a device by name: "golden" (later: "rtl", "serial:PATH[@BAUD]")."""
+    """Open a device by name: "golden", "rtl", "rtl-direct" or "serial:PATH[@BAUD]".
+
+    `options` go to the device's constructor (for "rtl": lanes, neurons,
+    inputs, timeout...; for "serial:...": timeout, retries, period_cycles...).
+    """
     if name == "golden":
         return GoldenDevice()
     if name == "rtl":
+        from neurofabric.sim.board import SimulatedBoardDevice
+        return SimulatedBoardDevice(**options)
+    if name == "rtl-direct":
         from neurofabric.sim.rtl_device import RTLDevice
         return RTLDevice(**options)
+    if name.startswith("serial:"):
+        from .serial_device import SerialDevice, parse_serial_name
+        path, baud = parse_serial_name(name)
+        return SerialDevice.open(path, baud, **options)
     known = ", ".join(DEVICE_KINDS)
     raise DeviceError(f"unknown device {name!r}; known devices: {known}")

@@ -23,15 +23,13 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
 import select
-import shutil
 import signal
 import subprocess
-import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neurofabric.host.device import Capabilities, Device
@@ -196,8 +194,9 @@ def _source_hash(config):
     return h.hexdigest()[:12]
 
 
-def generate_top_verilog(config, path):
-    """Write the Verilog of the neurofabric top level (hdl/top.py) for `config` to `path`."""
+def generate_top_verilog(config, path, build_id=None):
+    """Write the Verilog of the neurofabric top level (hdl/top.py) for `config` to `path`;
+    `build_id` (an int) is what HELLO will report."""
     from .verilator import ensure_tools
     ensure_tools()
     from amaranth.back import verilog
@@ -205,7 +204,7 @@ def generate_top_verilog(config, path):
         from neurofabric.hdl.top import NeurofabricTop
     except ImportError as exc:
         raise BuildError(f"the top level (hdl/top.py) is not available: {exc}") from None
-    top = NeurofabricTop(config.core, clk_hz=config.clk_hz, baud=config.baud)
+    top = NeurofabricTop(config.core, clk_hz=config.clk_hz, baud=config.baud, build_id=build_id)
     text = verilog.convert(top, name=TOPLEVEL, emit_src=False, **_convert_ports(top))
     path = Path(path)
     tmp = path.with_suffix(".tmp")
@@ -224,7 +223,8 @@ def _convert_ports(top):
 
 
 def board_program(config: BoardConfig, build_root=None):
-    """The board program for `config`, built once and cached; returns ``(path, build_id)``."""
+    """The board program for `config`, built once and cached; returns ``(path, build_id)``
+    (`build_id` the hash of the build's inputs, 12 hex digits; HELLO reports its first 8)."""
     build_root = Path(build_root or REPO_ROOT / "build" / "board")
     build_id = _source_hash(config)
     build_dir = build_root / f"{config.key()}-{build_id}"
@@ -234,7 +234,8 @@ def board_program(config: BoardConfig, build_root=None):
         verilog_path = build_dir / f"{TOPLEVEL}.v"
         if not verilog_path.exists():
             start = time.monotonic()
-            generate_top_verilog(config, verilog_path)
+            # HELLO reports the build's hash: it names exactly these sources and settings.
+            generate_top_verilog(config, verilog_path, build_id=int(build_id[:8], 16))
             logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
         program = _build_locked([verilog_path], build_dir, TOPLEVEL, jobs=2)
     return program, build_id
@@ -268,7 +269,9 @@ class SimulatedBoard:
         self.start_timeout_s = start_timeout_s
         self.process = None
         self.path = None
-        self.summary = None
+        self.summary = None   # the program's last line at exit: cycles, bytes, cycles per second
+        self.output = ""      # everything it wrote on stderr
+        self._stderr = None
 
     def start(self):
         """Start the program; returns the pty path."""
@@ -280,7 +283,10 @@ class SimulatedBoard:
             cmd += ["--quiet-cycles", str(self.quiet_cycles)]
         if self.trace:
             cmd += ["--trace"]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        # The program's stderr (its summary; with `trace` every byte) goes to a
+        # file, or to ours when tracing: a pipe nobody reads would fill up.
+        self._stderr = None if self.trace else tempfile.TemporaryFile()
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
         ready, _, _ = select.select([self.process.stdout], [], [], self.start_timeout_s)
         line = self.process.stdout.readline().decode().strip() if ready else ""
         if not line.startswith("/"):
@@ -300,11 +306,20 @@ class SimulatedBoard:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            _, err = process.communicate(timeout=timeout_s)
+            process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, err = process.communicate()
-        self.summary = err.decode(errors="replace").strip() or None
+            process.communicate()
+        self.summary = None
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            text = self._stderr.read().decode(errors="replace").strip()
+            self._stderr.close()
+            self._stderr = None
+            self.output = text
+            self.summary = text.splitlines()[-1] if text else None
+            for line in text.splitlines()[:-1]:
+                logger.warning("simulated board: %s", line)
         if self.summary:
             logger.info("%s", self.summary)
         self.path = None
@@ -326,3 +341,89 @@ class SimulatedBoard:
             if process.poll() is None:
                 process.kill()
             process.communicate()
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+
+
+# -- the `rtl` device ----------------------------------------------------------------
+
+class SimulatedBoardDevice(Device):
+    """`open_device("rtl")`: the simulated board, driven by `SerialDevice`
+    through its pseudo-terminal, exactly as a real board is driven.
+
+    `load()` builds (or reuses from the cache) and starts a board large enough
+    for the network, with the network's bit widths (n and m rounded up to
+    powers of two, n at least `lanes`; `neurons`/`inputs` ask for more); a
+    later network that fits the running board reuses it. `capabilities()`
+    therefore accepts any size; `board_capabilities()` is the running board's
+    handshake.
+    """
+
+    def __init__(self, *, lanes=4, neurons=None, inputs=None, clk_hz=DEFAULT_CLK_HZ, baud=DEFAULT_BAUD,
+                 build_root=None, timeout=10.0, retries=2, **serial_options):
+        super().__init__()
+        self.lanes, self.neurons, self.inputs = lanes, neurons, inputs
+        self.clk_hz, self.baud = clk_hz, baud
+        self.build_root = build_root
+        self.timeout, self.retries = timeout, retries
+        self.serial_options = serial_options
+        self.board = None
+        self.serial = None
+
+    def capabilities(self):
+        return Capabilities(kind="rtl", lanes=self.lanes, clk_hz=self.clk_hz, baud=self.baud)
+
+    def board_capabilities(self):
+        """The running board's `Capabilities` (its HELLO), or None before `load()`."""
+        return self.serial.capabilities() if self.serial is not None else None
+
+    def _fits(self, config):
+        have = self.board.config.core if self.board is not None else None
+        want = config.core
+        return (have is not None and self.board.running and have.n >= want.n and have.m >= want.m
+                and (have.S, have.W, have.T, have.lanes) == (want.S, want.W, want.T, want.lanes))
+
+    def load(self, network, progress=None):
+        """Load `network` (see `Device.load`); `progress(done, total)` follows the weight words."""
+        self._load_progress = progress
+        try:
+            super().load(network)
+        finally:
+            self._load_progress = None
+
+    def _load(self, network):
+        config = board_config_for(network, lanes=self.lanes, clk_hz=self.clk_hz, baud=self.baud,
+                                  neurons=self.neurons, inputs=self.inputs)
+        if not self._fits(config):
+            self._stop()
+            self.board = SimulatedBoard(config, build_root=self.build_root)
+            self.board.start()
+            from neurofabric.host.serial_device import SerialDevice
+            self.serial = SerialDevice.open(self.board.path, config.baud, kind="rtl", timeout=self.timeout,
+                                            retries=self.retries, build_id=self.board.build_id,
+                                            **self.serial_options)
+        self.serial.load(network, progress=getattr(self, "_load_progress", None))
+
+    def _run(self, stimulus, record, snapshot_every, progress):
+        return self.serial.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
+
+    def read_weights(self):
+        self._need_network()
+        return self.serial.read_weights()
+
+    def reset_state(self):
+        self._need_network()
+        self.serial.reset_state()
+
+    def _stop(self):
+        serial, self.serial = self.serial, None
+        board, self.board = self.board, None
+        try:
+            if serial is not None:
+                serial.close()
+        finally:
+            if board is not None:
+                board.stop()
+
+    def close(self):
+        self._stop()

@@ -1,4 +1,6 @@
-"""`RTLDevice`: the golden model's interface, run on the Verilator model of the core.
+"""`RTLDevice` (`open_device("rtl-direct")`): the golden model's interface, run on
+the Verilator model of the core alone, without the link (`open_device("rtl")`
+is the whole simulated board, sim/board.py).
 
 Each `run()` writes the network, the device state and the stimulus to a
 temporary folder as .npz, runs the cocotb job `sim.rtl_job_cocotb` on a
@@ -54,7 +56,7 @@ class RTLDevice(Device):
         self._model = None
 
     def capabilities(self):
-        return Capabilities(kind="rtl", lanes=self.lanes)
+        return Capabilities(kind="rtl-direct", lanes=self.lanes)
 
     def _load(self, network):
         self._model = core_model(core_config_for(network, self.lanes), self.build_root)

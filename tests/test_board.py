@@ -145,7 +145,7 @@ def test_board_exits_when_its_pty_stays_closed(loopback):
         assert board.process.wait(timeout=5) == 0
     finally:
         board.stop()
-    assert "exiting" in board.summary
+    assert "nobody has had" in board.output and "exiting" in board.output
 
 
 def test_board_exits_with_its_parent(loopback):
@@ -184,3 +184,202 @@ def test_a_link_client_on_a_loopback_times_out_cleanly(loopback):
                                                 r"no reply within 0.1 s \(x2\)"):
                 client.hello()
             assert client.stats["stale_frames"] == 2  # its own frames, echoed
+
+
+# -- the neurofabric top level ------------------------------------------------------
+
+import neurofabric as nf  # noqa: E402
+from neurofabric.host.device import GoldenDevice, open_device  # noqa: E402
+from neurofabric.host.errors import DeviceError  # noqa: E402
+from neurofabric.host.link import Fault, FaultyTransport  # noqa: E402
+from neurofabric.host.serial_device import SerialDevice  # noqa: E402
+from neurofabric.host.spec import Widths  # noqa: E402
+
+#: The two boards of these tests (each built once, then cached in build/board/):
+#: default widths, and narrow widths with 2 lanes.
+SMALL = dict(neurons=16, inputs=8)
+NARROW = Widths(state_bits=12, weight_bits=6, trace_bits=5)
+
+
+def small_board_config():
+    from neurofabric.sim.board import board_config_for
+    return board_config_for(nf.random_network(16, 8, seed=0), lanes=4)
+
+
+@pytest.fixture(scope="module")
+def board():
+    """A running small board (n = 16, m = 8, S/W/T = 16/8/8, 4 lanes)."""
+    with SimulatedBoard(small_board_config()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def rtl():
+    """open_device("rtl") kept open across tests: one board per configuration."""
+    with open_device("rtl") as device:
+        yield device
+
+
+def golden_run(net, stim, **kw):
+    gold = GoldenDevice()
+    gold.load(net)
+    return gold.run(stim, **kw)
+
+
+def assert_same(rec, gold, keys=("spikes", "v", "i", "weights")):
+    for key in keys:
+        a, b = getattr(rec, key), getattr(gold, key)
+        assert a is not None and b is not None, key
+        assert a.shape == b.shape and np.array_equal(a, b), f"{key} differs from the golden model"
+
+
+def test_handshake_reports_the_board(board):
+    with SerialDevice.open(board.path, 3_000_000, kind="sim") as dev:
+        caps = dev.capabilities()
+        assert caps.as_dict() == {"kind": "sim", "core_model_version": 1, "neurons": 16, "inputs": 8,
+                                  "state_bits": 16, "weight_bits": 8, "trace_bits": 8, "lanes": 4,
+                                  "clk_hz": 12_000_000, "baud": 3_000_000, "build_id": board.build_id[:8]}
+        assert dev.hello.protocol_version == 2 and dev.hello.max_payload == 1024
+        status = dev.status()
+        assert status["running"] == 0 and status["crc_errors"] == 0 and status["lost_records"] == 0
+
+
+def test_serial_name_without_baud_finds_the_board(board):
+    with open_device(f"serial:{board.path}") as dev:
+        assert dev.capabilities().neurons == 16
+        assert dev.capabilities().kind == f"serial:{board.path}"
+
+
+def test_a_network_that_does_not_fit_is_refused_saying_what_fits(board):
+    with SerialDevice.open(board.path, 3_000_000, kind="serial:board") as dev:
+        with pytest.raises(DeviceError, match=r"network does not fit device 'serial:board': 20 neurons but the "
+                                              r"device has 16; 9 inputs but the device has 8 \(it fits up to "
+                                              r"n = 16 neurons, m = 8 inputs, S = 16, W = 8, T = 8\)"):
+            dev.load(nf.random_network(20, 9, seed=1))
+        with pytest.raises(DeviceError, match=r"weight_bits = 6 but the device has weight_bits = 8"):
+            dev.load(nf.random_network(4, 4, seed=1, widths=Widths(16, 6, 8)))
+
+
+@pytest.mark.parametrize("seed, learn", [(1, 1), (2, 0), (3, 1), (4, 1), (5, 0)])
+def test_random_networks_on_rtl_equal_the_golden_model(rtl, seed, learn):
+    rng = np.random.default_rng(seed)
+    net = nf.random_network(int(rng.integers(9, 17)), int(rng.integers(5, 9)), seed=seed, learn=learn)
+    stim = rng.random((150, net.m)) < 0.3
+    rtl.load(net)
+    rec = rtl.run(stim, record=("v", "i"), snapshot_every=40)
+    gold = golden_run(net, stim, record=("v", "i"), snapshot_every=40)
+    assert gold.spikes.sum() > 0
+    assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots", "snapshot_steps"))
+    assert rtl.board_capabilities().neurons == 16  # every network here rounds up to the same board
+    if learn:
+        assert not np.array_equal(rec.weights, net.weights)
+
+
+@pytest.mark.parametrize("seed, learn", [(11, 1), (12, 0), (13, 1)])
+def test_narrow_widths_and_two_lanes_equal_the_golden_model(seed, learn):
+    rng = np.random.default_rng(seed)
+    net = nf.random_network(int(rng.integers(5, 9)), int(rng.integers(3, 5)), seed=seed, learn=learn, widths=NARROW)
+    stim = rng.random((120, net.m)) < 0.35
+    with open_device("rtl", lanes=2) as dev:
+        dev.load(net)
+        assert dev.board_capabilities().as_dict()["lanes"] == 2
+        rec = dev.run(stim, record=("v", "i"), snapshot_every=25)
+    gold = golden_run(net, stim, record=("v", "i"), snapshot_every=25)
+    assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots"))
+
+
+def test_smaller_network_on_a_bigger_board_behaves_as_if_the_rest_were_absent(rtl):
+    # First a network that fills the board, so that stale parameters, masks,
+    # weights and state sit in every neuron and input the next one leaves unused.
+    big = nf.random_network(16, 8, seed=20, learn=1)
+    rng = np.random.default_rng(20)
+    rtl.load(big)
+    rtl.run(rng.random((30, 8)) < 0.5)
+    small = nf.random_network(5, 3, seed=21, learn=1)
+    with open_device("rtl", **SMALL) as dev:  # asks for the 16 x 8 board: the same build
+        for device in (rtl, dev):
+            device.load(small)
+            assert device.board_capabilities().neurons == 16 and device.board_capabilities().inputs == 8
+            stim = rng.random((100, 3)) < 0.5
+            rec = device.run(stim, record=("v", "i"), snapshot_every=30)
+            gold = golden_run(small, stim, record=("v", "i"), snapshot_every=30)
+            assert rec.spikes.shape == (100, 5) and rec.weights.shape == (8, 5)
+            assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots"))
+
+
+def test_state_persists_between_runs_until_reset_state(rtl):
+    net = nf.random_network(14, 7, seed=30, learn=1)
+    rng = np.random.default_rng(30)
+    a, b, c = (rng.random((60, 7)) < 0.3 for _ in range(3))
+    gold = GoldenDevice()
+    for device in (rtl, gold):
+        device.load(net)
+    for stim in (a, b):
+        assert_same(rtl.run(stim, record=("v",)), gold.run(stim, record=("v",)), ("spikes", "v", "weights"))
+    rtl.reset_state()
+    gold.reset_state()
+    assert_same(rtl.run(c, record=("i",)), gold.run(c, record=("i",)), ("spikes", "i", "weights"))
+    assert np.array_equal(rtl.read_weights(), gold.read_weights())
+    assert rtl.serial.status()["step"] == 60
+
+
+def test_load_reports_progress_of_the_weights(board):
+    net = nf.random_network(16, 8, seed=40)
+    calls = []
+    with SerialDevice.open(board.path, 3_000_000) as dev:
+        dev.load(net, progress=lambda done, total: calls.append((done, total)))
+    total = (8 + 16) * 16 // 4
+    assert calls and calls[-1] == (total, total)
+    assert all(t == total for _, t in calls) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("fault", Fault.ALL)
+def test_the_gateware_answers_retries_without_applying_them_twice(board, fault):
+    """Faults on the host's frames: the board's retry cache keeps every
+    request applied exactly once (a RUN run once, its steps counted once)."""
+    net = nf.random_network(16, 8, seed=50, learn=1)
+    stim = np.random.default_rng(50).random((60, 8)) < 0.3
+    transport = SerialTransport(board.path, 3_000_000)
+    with SerialDevice(transport, kind="faulty", timeout=0.5, retries=6, max_steps=10) as dev:
+        before = dev.status()
+        dev.client.transport = FaultyTransport(transport, write_faults={i: fault for i in range(1, 200, 4)}, seed=5)
+        dev.load(net)
+        rec = dev.run(stim, record=("v", "i"))
+        dev.client.transport = transport
+        after = dev.status()
+    if fault in (Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE):
+        assert dev.client.stats["retries"] > 0
+    assert after["step"] == 60  # RESET_STATE at load, then 60 steps: no RUN applied twice
+    assert_same(rec, golden_run(net, stim, record=("v", "i")))
+    if fault in (Fault.CORRUPT, Fault.TRUNCATE, Fault.NOISE):
+        assert after["crc_errors"] + after["format_errors"] > before["crc_errors"] + before["format_errors"]
+
+
+def test_sim_board_command_serves_the_cli_run(tmp_path, board):
+    from click.testing import CliRunner
+
+    from neurofabric.host.cli import cli
+    net = nf.random_network(12, 6, seed=60, learn=1)
+    stim = np.random.default_rng(60).random((80, 6)) < 0.3
+    nf.save_network(net, tmp_path / "n.npz")
+    nf.save_stimulus(stim, tmp_path / "s.npz")
+    link = tmp_path / "board-tty"
+    proc = subprocess.Popen([sys.executable, "-c", "from neurofabric.host.cli import main; main()", "sim-board",
+                             "--neurons", "16", "--inputs", "8", "--link", str(link)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/pts/") and os.path.realpath(link) == path
+        result = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "n.npz"), "--input", str(tmp_path / "s.npz"),
+                                          "--device", f"serial:{link}@3000000", "-o", str(tmp_path / "r.npz"),
+                                          "--record", "v,i", "--snapshot-every", "20"])
+        assert result.exit_code == 0, result.output
+        rec = nf.load_recording(tmp_path / "r.npz")
+        assert_same(rec, golden_run(net, stim, record=("v", "i"), snapshot_every=20),
+                    ("spikes", "v", "i", "weights", "weight_snapshots"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "simulated board: " in err and "cycles/s" in err
+    assert not link.exists()

@@ -1,0 +1,238 @@
+"""`SerialDevice`: the `Device` interface over the wire protocol.
+
+The same code drives a real board (`open_device("serial:/dev/ttyUSB1@3000000")`)
+and the simulated board (`open_device("rtl")`, through its pseudo-terminal).
+
+- Opening starts a session with HELLO: the core model version, n, m, S, W, T,
+  lanes, clock, baud and build id become the `Capabilities`, and `load()`
+  refuses a network that does not fit, saying what does.
+- `load()` writes the global registers (learning registers, N_USED, M_USED,
+  PERIOD), the neuron parameters, the plasticity masks and the weights (rows
+  padded to the device's n, with progress), then RESET_STATE. A network
+  smaller than the core maps input k to core row k and neuron j to core row
+  m_core + j; the neurons and inputs it does not use get zero parameters and
+  masks and are switched off by N_USED / M_USED, so they behave as absent.
+- `run()` streams the stimulus in RUN requests, collects spikes (and the v, i
+  probes), reads the weights back every `snapshot_every` steps and at the end,
+  and returns a `Recording` like the golden model's.
+"""
+
+import logging
+
+import numpy as np
+
+from .device import Capabilities, Device
+from .errors import LinkError
+from .golden import Recording
+from .link import LinkClient, SerialTransport
+from .protocol import (
+    GLOBAL_REGISTERS, READ_ONLY_GLOBALS, Family, encode_global, neuron_params_fields, pack_weights, pack_word,
+    unpack_weights,
+)
+
+__all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name"]
+
+logger = logging.getLogger(__name__)
+
+#: Baud rates tried, in order, when `serial:PATH` names none: the boards'
+#: rates (boards/: iCEBreaker and Xilinx 1.5 Mbaud, ULX3S 3.125 Mbaud), the
+#: simulated board's 3 Mbaud, then common others.
+COMMON_BAUDS = (1_500_000, 3_000_000, 3_125_000, 1_000_000, 921_600, 115_200)
+
+#: The registers `load()` writes: the writable ones, in address order from 0.
+_WRITABLE = tuple(name for name in GLOBAL_REGISTERS if name not in READ_ONLY_GLOBALS)
+assert GLOBAL_REGISTERS[:len(_WRITABLE)] == _WRITABLE
+
+_NEURON_PARAMS = ("threshold", "v_reset", "bias", "reset_mode", "k_mem", "k_syn", "refractory")
+
+
+def parse_serial_name(name):
+    """``"serial:PATH[@BAUD]"`` -> ``(path, baud or None)``."""
+    if not name.startswith("serial:") or len(name) == len("serial:"):
+        raise LinkError(f"device {name!r}: expected serial:PATH or serial:PATH@BAUD "
+                        "(for example serial:/dev/ttyUSB1@3000000)")
+    spec = name[len("serial:"):]
+    path, sep, baud = spec.rpartition("@")
+    if sep and baud.isdigit() and path:
+        if int(baud) <= 0:
+            raise LinkError(f"device {name!r}: baud={baud} must be positive")
+        return path, int(baud)
+    if sep and path and not baud.isdigit():
+        raise LinkError(f"device {name!r}: baud {baud!r} is not a number (serial:PATH@BAUD, e.g. @3000000)")
+    return spec, None
+
+
+class SerialDevice(Device):
+    """A board (real or simulated) behind a `Transport`, driven with `LinkClient`.
+
+    `timeout` and `retries` are the client's (see `LinkClient`); `period_cycles`
+    is written to the PERIOD register at load (0: every step as fast as the
+    core can; more: real-time mode); `max_steps` bounds the steps of one RUN
+    request. `kind` and `build_id` name the device in `Capabilities`
+    (`build_id` defaults to the one HELLO reports). `on_close` is called by
+    `close()` after the transport is closed.
+    """
+
+    def __init__(self, transport, *, kind="serial", timeout=1.0, retries=4, period_cycles=0, max_steps=256,
+                 build_id=None, on_close=None):
+        super().__init__()
+        self.transport = transport
+        self.client = LinkClient(transport, timeout=timeout, retries=retries)
+        self.period_cycles = int(period_cycles)
+        self.max_steps = int(max_steps)
+        self._on_close = on_close
+        self.hello = self.client.hello()
+        self.shape = self.hello.shape
+        hello = self.hello
+        self._capabilities = Capabilities(
+            kind=kind, core_model_version=hello.core_model_version, neurons=hello.n, inputs=hello.m,
+            state_bits=hello.state_bits, weight_bits=hello.weight_bits, trace_bits=hello.trace_bits,
+            lanes=hello.lanes, clk_hz=hello.clk_hz, baud=hello.baud,
+            build_id=build_id if build_id is not None else f"{hello.build_id:08x}")
+        logger.info("%s: core model %d, n = %d, m = %d, S = %d, W = %d, T = %d, %d lanes, %d Hz, %d baud, build %s",
+                    kind, hello.core_model_version, hello.n, hello.m, hello.state_bits, hello.weight_bits,
+                    hello.trace_bits, hello.lanes, hello.clk_hz, hello.baud, self._capabilities.build_id)
+
+    @classmethod
+    def open(cls, path, baud=None, **options):
+        """Open the board on serial port `path`. Without `baud`, try `COMMON_BAUDS`
+        until one answers HELLO."""
+        options.setdefault("kind", f"serial:{path}" + (f"@{baud}" if baud else ""))
+        bauds = [baud] if baud else list(COMMON_BAUDS)
+        problems = []
+        for rate in bauds:
+            transport = SerialTransport(path, rate)
+            try:
+                if baud is None:  # a quick question per rate; the session then uses the given time-outs
+                    probe = LinkClient(transport, timeout=0.25, retries=1)
+                    probe.hello()
+                return cls(transport, **options)
+            except LinkError as exc:
+                transport.close()
+                problems.append(f"{rate} baud: {exc}")
+        tried = "; ".join(problems)
+        raise LinkError(f"no neurofabric device answers on {path}: is the board programmed with a neurofabric "
+                        f"bitstream and is the baud rate its own (serial:{path}@BAUD)? ({tried})")
+
+    # -- Device -----------------------------------------------------------------
+    def capabilities(self):
+        return self._capabilities
+
+    def _row(self, net, k):
+        """Core row of network source `k` (input k, or neuron k - m)."""
+        return k if k < net.m else self.shape.m + (k - net.m)
+
+    def load(self, network, progress=None):
+        """Load `network` (see `Device.load`); `progress(done, total)` follows the weight words."""
+        self._load_progress = progress
+        try:
+            super().load(network)
+        finally:
+            self._load_progress = None
+
+    def _load(self, net):
+        shape, client = self.shape, self.client
+        n_core, m_core = shape.n, shape.m
+        values = {name: getattr(net, name) for name in _WRITABLE if hasattr(net, name)}
+        values.update(n_used=net.n, m_used=net.m, period=self.period_cycles)
+        try:
+            words = [encode_global(name, values[name], shape) for name in _WRITABLE]
+        except KeyError as exc:
+            raise LinkError(f"load: no value for global register {exc}") from None
+        client.write_globals(0, words)
+        fields = neuron_params_fields(net.state_bits)
+        params = [pack_word(fields, **{f: int(getattr(net, f)[j]) for f in _NEURON_PARAMS}) for j in range(net.n)]
+        client.write_params(0, 0, params + [0] * (n_core - net.n))
+        client.write_params(2, 0, [int(p) for p in net.plastic_post] + [0] * (n_core - net.n))
+        pre = [0] * (m_core + n_core)
+        for k, p in enumerate(net.plastic_pre):
+            pre[self._row(net, k)] = int(p)
+        client.write_params(1, 0, pre)
+        # Weights: whole rows (padded with zeros to the core's n) of the sources
+        # in use, in two runs of addresses: inputs, then neurons.
+        padded = np.zeros((net.m + net.n, n_core), np.int64)
+        padded[:, :net.n] = net.weights
+        L, W, per_row = shape.lanes, shape.weight_bits, shape.words_per_row
+        rows = [[pack_weights(padded[k, c * L:(c + 1) * L], W) for c in range(per_row)]
+                for k in range(net.m + net.n)]
+        runs = [(0, rows[:net.m]), (shape.weight_address(m_core, 0), rows[net.m:])]
+        total = (net.m + net.n) * per_row
+        done = 0
+        progress = self._load_progress
+        for address, block in runs:
+            flat = [w for row in block for w in row]
+            base = done
+            client.write_weights(address, flat, progress=(lambda d, t, base=base: progress(base + d, total))
+                                 if progress else None)
+            done += len(flat)
+        client.reset_state()
+
+    def _run(self, stimulus, record, snapshot_every, progress):
+        net, client = self.network, self.client
+        steps = stimulus.shape[0]
+        spikes = np.zeros((steps, net.n), np.uint8)
+        probes = {key: np.zeros((steps, net.n), np.int64) for key in record}
+        snaps, snap_steps = [], []
+        inputs = [np.flatnonzero(row) for row in stimulus]
+        ends = list(range(snapshot_every, steps + 1, snapshot_every)) if snapshot_every else []
+        if not ends or ends[-1] != steps:
+            ends.append(steps)
+        t = 0
+        for end in ends:
+            for rec in client.run(inputs[t:end], probe=bool(record), probe_neurons=net.n, max_steps=self.max_steps):
+                if rec.spikes and rec.spikes[-1] >= net.n:
+                    raise LinkError(f"step {rec.step}: neuron {rec.spikes[-1]} spiked, but the network has "
+                                    f"{net.n} neurons (N_USED not applied?)")
+                spikes[t, list(rec.spikes)] = 1
+                for key in record:
+                    probes[key][t] = getattr(rec, key)[:net.n]
+                t += 1
+                if progress is not None and (t % 1000 == 0 or t == steps):
+                    progress(t, steps)
+            if snapshot_every and end % snapshot_every == 0 and end > 0:
+                snaps.append(self.read_weights())
+                snap_steps.append(end)
+        recording = Recording(spikes=spikes, weights=self.read_weights(), input_spikes=stimulus.astype(np.uint8),
+                              v=probes.get("v"), i=probes.get("i"))
+        if snapshot_every:
+            recording.weight_snapshots = (np.stack(snaps) if snaps
+                                          else np.zeros((0, net.m + net.n, net.n), np.int64))
+            recording.snapshot_steps = np.array(snap_steps, np.int64)
+        return recording
+
+    def read_weights(self, progress=None):
+        """The network's weights `(m+n, n)` as the device holds them now."""
+        net = self._need_network()
+        shape = self.shape
+        L, W, per_row = shape.lanes, shape.weight_bits, shape.words_per_row
+        used = -(-net.n // L)  # words of a row that hold used neurons
+        out = np.zeros((net.m + net.n, used * L), np.int64)
+        # Whole rows in one run of addresses, unless most of each row is unused.
+        span = per_row if 2 * used > per_row else used
+        for first, count in ((0, net.m), (net.m, net.n)):
+            if not count:
+                continue
+            base = shape.weight_address(self._row(net, first), 0)
+            if span == per_row:
+                words = self.client.read_weights(base, count * per_row, progress=progress)
+            else:
+                words = [w for r in range(count) for w in self.client.read_weights(base + r * per_row, used)]
+            for r in range(count):
+                row = words[r * span:r * span + used]
+                out[first + r] = [w for word in row for w in unpack_weights(word, L, W)]
+        return out[:, :net.n]
+
+    def reset_state(self):
+        self._need_network()
+        self.client.reset_state()
+
+    def status(self):
+        """The device's STATUS: step counter, error counters, last step's cycles."""
+        return self.client.status()
+
+    def close(self):
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+            if self._on_close is not None:
+                self._on_close()
