@@ -368,6 +368,7 @@ class LinkClient:
         self._decoder = FrameDecoder()
         self._pending = []          # decoded frames not handled yet
         self._next_step = None      # the running step counter the next record must carry
+        self._abandoned_run = None  # (seq, timeout) of a RUN whose reader stopped early
         self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "stale_frames": 0, "nacks": 0}
 
     # -- the exchange ---------------------------------------------------------
@@ -400,6 +401,8 @@ class LinkClient:
         arrives; other requests yield nothing (use `_request`).
         """
         command = Command(command)
+        if self._abandoned_run is not None:
+            self._finish_abandoned_run()
         seq = self._new_seq()
         frame = encode_frame(command, seq, payload)
         xchg = _Exchange(command, seq)
@@ -449,7 +452,14 @@ class LinkClient:
                         run.fail(str(exc))
                         continue
                     if record is not None:
-                        yield record
+                        try:
+                            yield record
+                        except GeneratorExit:
+                            # The caller stopped reading: the device still runs the
+                            # request; the next request waits for its end first.
+                            self._abandoned_run = (seq, timeout)
+                            self._next_step = None
+                            raise
                 elif verdict == "reply":
                     status = item.status
                     logger.debug("<- %s seq %d, status %s, %d bytes", command.name, seq,
@@ -476,6 +486,24 @@ class LinkClient:
             attempt += 1
             self._send(frame, command.name, seq, len(payload), attempt)
             deadline = time.monotonic() + timeout
+
+    def _finish_abandoned_run(self):
+        """Wait (while the line is not silent for a time-out) for the reply of a
+        RUN whose records nobody read any more, dropping its records."""
+        seq, timeout = self._abandoned_run
+        self._abandoned_run = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for item in self._frames(deadline - time.monotonic()):
+                if isinstance(item, FrameError):
+                    continue
+                if item.is_reply and item.seq == seq and item.code in (Command.RUN, Command.STEP_RECORD,
+                                                                       Command.PROBE_RECORD):
+                    deadline = time.monotonic() + timeout
+                    if item.code == Command.RUN and item.status != Status.BUSY:
+                        logger.debug("<- RUN seq %d ended (its records were not read)", seq)
+                        return
+        logger.debug("no end of the abandoned RUN seq %d within %.3g s", seq, timeout)
 
     def _wire_s(self, nbytes):
         """Seconds `nbytes` take on the wire at the device's baud rate (10 bits a byte)."""

@@ -383,3 +383,16 @@ def test_sim_board_command_serves_the_cli_run(tmp_path, board):
     assert proc.returncode == 0, err
     assert "simulated board: " in err and "cycles/s" in err
     assert not link.exists()
+
+
+def test_a_run_abandoned_midway_finishes_on_the_board_before_the_next_request(board):
+    net = nf.random_network(16, 8, seed=70)
+    with SerialDevice.open(board.path, 3_000_000, timeout=5) as dev:
+        dev.load(net)
+        gen = dev.client.run(np.ones((150, 8), bool), probe=True)  # one RUN request of 150 steps
+        assert [next(gen).step for _ in range(3)] == [0, 1, 2]
+        gen.close()
+        status = dev.status()  # the device is busy until the 150 steps are done; no BUSY reaches the caller
+        assert status["running"] == 0 and status["step"] == 150
+        assert dev.client.stats["requests"] == 1 + 7 + 1 + 1 and dev.client.stats["retries"] == 0  # HELLO, load, RUN, STATUS
+        assert [r.step for r in dev.client.run([[1], [2]])] == [150, 151]

@@ -573,3 +573,14 @@ def test_client_over_a_pty_to_a_device_on_the_other_side():
         thread.join()
         os.close(master)
         os.close(slave)
+
+
+def test_a_run_abandoned_by_its_reader_leaves_the_link_usable():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    gen = client.run(np.ones((40, 8), bool), max_steps=40)
+    assert [next(gen).step for _ in range(3)] == [0, 1, 2]
+    gen.close()
+    assert client.echo(b"next") == b"next"
+    assert client.stats["stale_frames"] == 0  # the rest of the RUN was taken as the RUN's, not as noise
+    assert [r.step for r in client.run(np.ones((2, 8), bool))] == [40, 41]
