@@ -167,10 +167,16 @@ def _build_locked(sources, build_dir, toplevel, jobs):
     start = time.monotonic()
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log:
-        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build_dir)
-    if result.returncode != 0 or not program.exists():
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build_dir)
+        while True:  # a build takes a minute or so: say that it is still going
+            try:
+                returncode = process.wait(timeout=15)
+                break
+            except subprocess.TimeoutExpired:
+                logger.info("still building the simulated board (%.0f s)", time.monotonic() - start)
+    if returncode != 0 or not program.exists():
         tail = log_path.read_text()[-3000:]
-        raise BuildError(f"Verilator build of the simulated board failed (exit {result.returncode}, "
+        raise BuildError(f"Verilator build of the simulated board failed (exit {returncode}, "
                          f"log {log_path}):\n{tail}")
     stamp.write_text(f"built in {time.monotonic() - start:.1f} s\n")
     logger.info("built %s in %.1f s", program, time.monotonic() - start)

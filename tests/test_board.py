@@ -394,5 +394,6 @@ def test_a_run_abandoned_midway_finishes_on_the_board_before_the_next_request(bo
         gen.close()
         status = dev.status()  # the device is busy until the 150 steps are done; no BUSY reaches the caller
         assert status["running"] == 0 and status["step"] == 150
-        assert dev.client.stats["requests"] == 1 + 7 + 1 + 1 and dev.client.stats["retries"] == 0  # HELLO, load, RUN, STATUS
+        # HELLO, the load's 7 requests, RUN, STATUS: nothing resent.
+        assert dev.client.stats["requests"] == 1 + 7 + 1 + 1 and dev.client.stats["retries"] == 0
         assert [r.step for r in dev.client.run([[1], [2]])] == [150, 151]
