@@ -214,6 +214,7 @@ class Core(wiring.Component):
         v1 = Signal(1)
         v2 = Signal(1)
         t_idx1 = Signal.like(idx)       # stage-1 tags
+        t_idx2 = Signal.like(idx)       # stage-2 tag of the neuron pass
         t_col1 = Signal.like(col)
         t_last1 = Signal(1)
         t_col2 = Signal.like(col)       # stage-2 tags
@@ -232,7 +233,7 @@ class Core(wiring.Component):
 
         last_source = (idx == M + n_used - 1)
 
-        neuron = NeuronUpdate(cfg)
+        neuron = NeuronUpdate(cfg, pipelined=True)
         m.submodules.neuron = neuron
 
         m.d.comb += self.busy.eq(1)
@@ -438,28 +439,33 @@ class Core(wiring.Component):
                     with m.If((idx + 1 >= n_used) | (n_used == 0)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(issuing & (n_used != 0))
-                lane = t_idx1[:LB] if LB else C(0, 1)
-                word = t_idx1 >> LB
-                a = rd["acc"].data.word_select(lane, A).as_signed()
+                # stage 1: the memories' data into the first half of the neuron update
+                lane1 = t_idx1[:LB] if LB else C(0, 1)
+                a = rd["acc"].data.word_select(lane1, A).as_signed()
                 m.d.comb += [
                     neuron.params.eq(rd["params"].data), neuron.state.eq(rd["state"].data),
                     neuron.a.eq(Mux(zero_acc, 0, a)),
                 ]
-                y_old = rd["y"].data.word_select(lane, T)
+                y_old = Signal(T)
+                post_plastic = Signal()
+                m.d.sync += [v2.eq(v1), t_idx2.eq(t_idx1), y_old.eq(rd["y"].data.word_select(lane1, T)),
+                             post_plastic.eq(rd["ppost"].data.bit_select(lane1, 1))]
+                # stage 2: the neuron's new state and spike; the writes
+                lane = t_idx2[:LB] if LB else C(0, 1)
+                word = t_idx2 >> LB
                 y_new = trace_update(y_old, k_post, neuron.spike, inc_post, T, trace_mode)
-                post_plastic = rd["ppost"].data.bit_select(lane, 1)
-                with m.If(v1):
-                    m.d.comb += [wr["state"].addr.eq(t_idx1), wr["state"].data.eq(neuron.new_state),
+                with m.If(v2):
+                    m.d.comb += [wr["state"].addr.eq(t_idx2), wr["state"].data.eq(neuron.new_state),
                                  wr["state"].en.eq(1)]
                     with m.If(learn):
                         m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(y_new.replicate(L)),
                                      wr["y"].en.eq(C(1, L) << lane)]
                     with m.If(neuron.spike):
-                        m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(t_idx1),
+                        m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(t_idx2),
                                      wr["sp"].en.eq(1)]
                         m.d.sync += sp_count.eq(sp_count + 1)
                     new_mask = mask_acc | ((neuron.spike & post_plastic & learn) << lane)
-                    with m.If((lane == L - 1) | (t_idx1 == n_used - 1)):
+                    with m.If((lane == L - 1) | (t_idx2 == n_used - 1)):
                         with m.If(new_mask != 0):
                             m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
                                          wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
@@ -467,8 +473,8 @@ class Core(wiring.Component):
                         m.d.sync += mask_acc.eq(0)
                     with m.Else():
                         m.d.sync += mask_acc.eq(new_mask)
-                with m.If(~issuing & ~v1):
-                    m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0)]
+                with m.If(~issuing & ~v1 & ~v2):
+                    m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0), v1.eq(0)]
                     with m.If(learn):
                         m.next = "XPASS"
                     with m.Else():

@@ -124,11 +124,13 @@ def test_synapse_update_matches_golden(W, T):
     sim.run()
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("S,W,n,m", [(16, 8, 256, 256), (10, 6, 16, 12), (4, 3, 4, 4)])
-def test_neuron_update_matches_golden(S, W, n, m):
-    """Steps 3 and 4 of spec section 5, one neuron, against the same lines of the golden model."""
+def test_neuron_update_matches_golden(S, W, n, m, pipelined):
+    """Steps 3 and 4 of spec section 5, one neuron, against the same lines of the golden model
+    (pipelined: the outputs one clock cycle after the inputs)."""
     cfg = CoreConfig(n=n, m=m, S=S, W=W, T=8, lanes=4)
-    dut = NeuronUpdate(cfg)
+    dut = NeuronUpdate(cfg, pipelined=pipelined)
     rng = np.random.default_rng(S)
     smin, smax = -(1 << (S - 1)), (1 << (S - 1)) - 1
     amax = (m + n) * (1 << (W - 1))
@@ -147,6 +149,10 @@ def test_neuron_update_matches_golden(S, W, n, m):
             for key, value in st.items():
                 ctx.set(getattr(dut.state, key), value)
             ctx.set(dut.a, a)
+            if pipelined:
+                await ctx.tick()
+                ctx.set(dut.a, 0)   # the next neuron's inputs do not reach this one's outputs
+                ctx.set(dut.state.i, 0)
             # The golden model's step 3 and 4 on one neuron.
             i_new = ref.sat(ref.decay(st["i"], p["k_syn"]) + a, S)
             if st["r"] > 0:
@@ -162,6 +168,8 @@ def test_neuron_update_matches_golden(S, W, n, m):
             assert got == want, f"params {p}, state {st}, a {a}: expected {want}, got {got}"
             assert ctx.get(dut.spike) == want["s"]
 
+    if pipelined:
+        sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
 
