@@ -1,0 +1,357 @@
+"""A cocotb testbench of the whole device (`nf_top`): a bit-level UART and a small host.
+
+`UartLine` is the far end of the device's UART, written from the 8N1 rules
+alone (not from hdl/uart.py): it drives `uart_rx` bit by bit and samples
+`uart_tx` at bit centres. `LinkTB` owns the clock, the reset and the line, and
+speaks the protocol with host/protocol.py only (not host/link.py, so the two
+implementations check each other): requests and replies, the memory tables,
+loading a `Network`, RUN requests with step and probe records, and reading
+weights and state back in the network's shape.
+"""
+
+import numpy as np
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
+
+from neurofabric.host.protocol import (
+    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, Command, CoreShape, Family, Frame, FrameDecoder,
+    FrameError, RunFlags, Status, bytes_to_words, decode_probe_record, decode_spikes, encode_frame,
+    encode_global, encode_run_request, fields_size, neuron_params_fields, neuron_state_fields, pack_fields,
+    pack_weights, pack_word, run_request_size, table_info, unpack_weights, unpack_word, words_to_bytes,
+)
+
+__all__ = ["UartLine", "LinkTB", "Exchange", "StepData"]
+
+#: Clock period of the simulation, in ns (the simulated time scale is arbitrary:
+#: only cycles per bit matter).
+CLOCK_NS = 10
+
+#: The global registers a network sets, in address order from 0.
+NETWORK_GLOBALS = ("learn", "a_plus", "a_minus", "stdp_shift", "k_pre", "k_post", "inc_pre", "inc_post",
+                   "trace_mode", "w_min", "w_max", "n_used", "m_used")
+
+
+class UartLine:
+    """8N1, LSB first, idle high, at `divisor` clock cycles per bit.
+
+    `send` drives the device's `uart_rx`; a monitor samples `uart_tx` from
+    each falling start edge at bit centres and hands the bytes to `on_byte`.
+    `tx_bit_ns` may differ from the device's bit time to model a far end
+    whose clock is off. A stop bit that reads 0 is counted in `framing_errors`.
+    """
+
+    def __init__(self, dut, divisor, on_byte, tx_bit_ns=None):
+        self.dut = dut
+        self.bit_ns = divisor * CLOCK_NS
+        self.tx_bit_ns = tx_bit_ns or self.bit_ns
+        self.on_byte = on_byte
+        self.framing_errors = 0
+
+    def start(self):
+        self.dut.uart_rx.value = 1
+        cocotb.start_soon(self._monitor())
+
+    async def send(self, data, bad_stop=False):
+        """Send bytes back to back; with `bad_stop` every stop bit is 0 (a framing error)."""
+        rx = self.dut.uart_rx
+        for byte in bytes(data):
+            rx.value = 0
+            await Timer(self.tx_bit_ns, "ns")
+            for i in range(8):
+                rx.value = (byte >> i) & 1
+                await Timer(self.tx_bit_ns, "ns")
+            rx.value = 0 if bad_stop else 1
+            await Timer(self.tx_bit_ns, "ns")
+        rx.value = 1
+        if bad_stop:
+            await Timer(self.tx_bit_ns, "ns")   # the line idles again
+
+    async def _monitor(self):
+        tx = self.dut.uart_tx
+        half = self.bit_ns // 2
+        while True:
+            await FallingEdge(tx)
+            await Timer(half, "ns")
+            if tx.value != 0:
+                continue                      # a glitch, not a start bit
+            byte = 0
+            for i in range(8):
+                await Timer(self.bit_ns, "ns")
+                byte |= int(tx.value) << i
+            await Timer(self.bit_ns, "ns")
+            if tx.value != 1:
+                self.framing_errors += 1
+                continue
+            self.on_byte(byte)
+
+
+class Exchange:
+    """What came back for one request: the reply and the frames before it with its seq."""
+
+    def __init__(self, reply, records):
+        self.reply = reply
+        self.records = records
+
+    @property
+    def status(self):
+        return self.reply.status
+
+    @property
+    def data(self):
+        return self.reply.payload[1:]
+
+
+class StepData:
+    """The records of one step: spikes (indices), and v, i when probed."""
+
+    def __init__(self, step, spikes, v=None, i=None, record=b""):
+        self.step, self.spikes, self.v, self.i, self.record = step, spikes, v, i, record
+
+
+class LinkTB:
+    """Clock, reset, UART line and a protocol host for one `nf_top` instance."""
+
+    def __init__(self, dut, config, *, clk_hz, baud, build_id, tx_bit_ns=None):
+        from neurofabric.hdl.uart import uart_divisor
+        self.dut, self.cfg = dut, config
+        self.clk_hz, self.baud, self.build_id = clk_hz, baud, build_id
+        self.divisor = uart_divisor(clk_hz, baud)[0]
+        self.shape = CoreShape(n=config.n, m=config.m, state_bits=config.S, weight_bits=config.W,
+                               trace_bits=config.T, lanes=config.lanes)
+        self.decoder = FrameDecoder()
+        self.inbox = []            # replies not yet claimed by a request
+        self.records = {}          # seq -> STEP_RECORD / PROBE_RECORD frames, in order
+        self.arrived = Event()
+        self.bad_frames = []       # FrameErrors of device frames (must stay empty)
+        self.nacks = []            # NACK frames
+        self.line = UartLine(dut, self.divisor, self._on_byte, tx_bit_ns)
+        self.seq = 0
+        self.network = None
+
+    def _on_byte(self, byte):
+        for item in self.decoder.feed(bytes([byte])):
+            if isinstance(item, FrameError):
+                self.bad_frames.append(item)
+            elif item.command == Command.NACK | REPLY_FLAG and item.seq == 0:
+                self.nacks.append(item)
+            elif (item.command in (Command.STEP_RECORD | REPLY_FLAG, Command.PROBE_RECORD | REPLY_FLAG)
+                  and item.payload[:1] == bytes([Status.OK])):
+                # (A request with a record's code is refused: its reply carries a status only.)
+                self.records.setdefault(item.seq, []).append(item)
+            else:
+                self.inbox.append(item)
+            self.arrived.set()
+
+    async def start(self):
+        dut = self.dut
+        self.line.start()
+        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 3)
+        await FallingEdge(dut.clk)
+        dut.rst.value = 0
+        await ClockCycles(dut.clk, 2)
+        await FallingEdge(dut.clk)   # the line changes between rising edges from now on
+
+    def byte_ns(self, count):
+        """Simulated time of `count` bytes on the line."""
+        return count * 10 * self.line.bit_ns
+
+    # -- frames -----------------------------------------------------------------
+    def next_seq(self):
+        self.seq = (self.seq + 1) & 0xFF
+        return self.seq
+
+    async def send_frame(self, command, seq, payload=b""):
+        await self.line.send(encode_frame(command, seq, payload))
+
+    async def wait_for(self, predicate, timeout_ns, what):
+        """Wait until `predicate()` is true (checked whenever a frame arrives)."""
+        waited = 0
+        step = 20_000
+        while not predicate():
+            if waited >= timeout_ns:
+                raise AssertionError(f"no {what} within {timeout_ns} ns (inbox {self.inbox[:4]}, "
+                                     f"nacks {self.nacks[:4]}, bad frames {self.bad_frames[:2]})")
+            self.arrived.clear()
+            await First(self.arrived.wait(), Timer(step, "ns"))
+            waited += step
+        return predicate()
+
+    async def reply(self, command, seq, timeout_ns=None, take_records=True):
+        """The reply to (command, seq), with the record frames of that seq (unless
+        `take_records` is false: then they stay for a later reply)."""
+        want = int(command) | REPLY_FLAG
+        timeout_ns = timeout_ns or self.byte_ns(2 * MAX_PAYLOAD + 64) + 2_000_000
+
+        def found():
+            return next((f for f in self.inbox if f.command == want and f.seq == seq), None)
+
+        frame = await self.wait_for(found, timeout_ns, f"reply to command 0x{want & 0x7F:02X} seq {seq}")
+        self.inbox.remove(frame)
+        return Exchange(frame, self.records.pop(seq, []) if take_records else [])
+
+    async def quiet(self, ns):
+        """Let `ns` pass; returns the frames that arrived unclaimed meanwhile."""
+        await Timer(ns, "ns")
+        out, self.inbox = self.inbox, []
+        return out
+
+    async def request(self, command, payload=b"", *, seq=None, timeout_ns=None):
+        """Send a request and wait for its reply (and the records of its seq)."""
+        seq = self.next_seq() if seq is None else seq
+        self.records.pop(seq, None)
+        await self.send_frame(command, seq, payload)
+        ex = await self.reply(command, seq, timeout_ns)
+        assert not self.inbox, f"unexpected frames from the device: {self.inbox}"
+        return ex
+
+    async def ok(self, command, payload=b"", **kwargs):
+        """`request`, asserting the status OK; returns the `Exchange`."""
+        ex = await self.request(command, payload, **kwargs)
+        assert ex.status == Status.OK, f"{Command(command).name}: status {ex.status!r}"
+        return ex
+
+    # -- memory tables ----------------------------------------------------------
+    def table(self, family, table):
+        return table_info(family, table, self.shape)
+
+    async def write_table(self, family, table, address, words):
+        info = self.table(family, table)
+        words = list(words)
+        for start in range(0, len(words), info.max_write_words):
+            chunk = words[start:start + info.max_write_words]
+            payload = pack_fields(MEMORY_REQUEST_FIELDS, table=table, address=address + start, count=len(chunk))
+            await self.ok(info.write_command, payload + words_to_bytes(chunk, info.word_bits))
+
+    async def read_table(self, family, table, address, count):
+        info = self.table(family, table)
+        out = []
+        for start in range(0, count, info.max_read_words):
+            k = min(info.max_read_words, count - start)
+            ex = await self.ok(info.read_command, pack_fields(MEMORY_REQUEST_FIELDS, table=table,
+                                                              address=address + start, count=k))
+            assert len(ex.data) == k * info.word_bytes, (len(ex.data), k, info)
+            out += bytes_to_words(ex.data, info.word_bits)
+        return out
+
+    # -- networks -----------------------------------------------------------------
+    def row(self, k):
+        """Core row of network source `k` (inputs first, then neurons at m + j)."""
+        return k if k < self.network.m else self.cfg.m + (k - self.network.m)
+
+    async def load(self, net):
+        """Write a network's registers, parameters, masks and weights, then RESET_STATE."""
+        cfg, shape = self.cfg, self.shape
+        self.network = net
+        values = {name: getattr(net, name) for name in NETWORK_GLOBALS[:-2]}
+        values.update(n_used=net.n, m_used=net.m)
+        await self.write_table(Family.GLOBALS, 0, 0, [encode_global(name, values[name], shape)
+                                                      for name in NETWORK_GLOBALS])
+        fields = neuron_params_fields(cfg.S)
+        params = [pack_word(fields, **{name: int(getattr(net, name)[j]) for name, _, _ in fields})
+                  if j < net.n else 0 for j in range(cfg.n)]
+        await self.write_table(Family.PARAMS, 0, 0, params)
+        await self.write_table(Family.PARAMS, 2, 0, [int(net.plastic_post[j]) if j < net.n else 0
+                                                     for j in range(cfg.n)])
+        pre = [0] * shape.sources
+        for k in range(net.m + net.n):
+            pre[self.row(k)] = int(net.plastic_pre[k])
+        await self.write_table(Family.PARAMS, 1, 0, pre)
+        L, NW = cfg.lanes, shape.words_per_row
+        padded = np.zeros((shape.sources, cfg.n), np.int64)
+        for k in range(net.m + net.n):
+            padded[self.row(k), :net.n] = net.weights[k]
+        words = [pack_weights(padded[r, c * L:(c + 1) * L], cfg.W) for r in range(shape.sources) for c in range(NW)]
+        await self.write_table(Family.WEIGHTS, 0, 0, words)
+        await self.ok(Command.RESET_STATE)
+
+    async def read_weights(self):
+        """The network's weights `(m'+n', n')` as the device holds them."""
+        net, cfg, shape = self.network, self.cfg, self.shape
+        words = await self.read_table(Family.WEIGHTS, 0, 0, shape.sources * shape.words_per_row)
+        full = np.array([unpack_weights(w, cfg.lanes, cfg.W) for w in words], np.int64).reshape(shape.sources, cfg.n)
+        return np.stack([full[self.row(k), :net.n] for k in range(net.m + net.n)])
+
+    async def read_state(self):
+        """v, i, r, s, y (n') and x (m'+n') of the network, from the device."""
+        net, cfg = self.network, self.cfg
+        words = await self.read_table(Family.STATE, 0, 0, net.n)
+        fields = [unpack_word(neuron_state_fields(cfg.S), w) for w in words]
+        state = {key: np.array([f[key] for f in fields], np.int64) for key in ("v", "i", "r", "s")}
+        x = await self.read_table(Family.STATE, 1, 0, self.shape.sources)
+        state["x"] = np.array([x[self.row(k)] for k in range(net.m + net.n)], np.int64)
+        state["y"] = np.array(await self.read_table(Family.STATE, 2, 0, net.n), np.int64)
+        return state
+
+    async def run(self, stimulus, *, probe=False, max_steps=8, first_step=0):
+        """Run `stimulus` (steps x m' bools) in RUN requests of at most `max_steps`
+        steps; returns a `StepData` per step, checking the records' framing,
+        step counters and probe chunks on the way."""
+        rows = [np.flatnonzero(row).tolist() for row in np.asarray(stimulus, bool)]
+        out, step, start = [], first_step, 0
+        while start < len(rows):
+            end = start + 1
+            while (end < len(rows) and end - start < max_steps
+                   and run_request_size(rows[start:end + 1], self.cfg.m) <= MAX_PAYLOAD):
+                end += 1
+            chunk = rows[start:end]
+            flags = RunFlags.PROBE if probe else 0
+            budget = self.byte_ns(MAX_PAYLOAD + 64) + len(chunk) * (
+                self.byte_ns(64 + (4 * self.cfg.n if probe else self.cfg.n // 8)) + 200_000)
+            ex = await self.ok(Command.RUN, encode_run_request(chunk, self.cfg.m, flags), timeout_ns=budget)
+            assert ex.data == len(chunk).to_bytes(4, "little"), f"RUN reply {ex.data.hex()}"
+            out += self.parse_records(ex.records, len(chunk), step, probe)
+            step += len(chunk)
+            start = end
+        return out
+
+    def parse_records(self, frames, steps, first_step, probe):
+        """Check and decode the record frames of one RUN request."""
+        cfg, n_used = self.cfg, self.network.n if self.network else self.cfg.n
+        out = []
+        frames = list(frames)
+        for t in range(steps):
+            assert frames, f"step {first_step + t}: no STEP_RECORD"
+            frame = frames.pop(0)
+            assert frame.code == Command.STEP_RECORD and frame.payload[0] == Status.OK, frame
+            step, spikes, end = decode_spikes(frame.payload, cfg.n, 1)
+            assert end == len(frame.payload), f"{len(frame.payload) - end} bytes after the spike record"
+            assert step == first_step + t, f"STEP_RECORD of step {step}, expected {first_step + t}"
+            data = StepData(step, spikes, record=frame.payload[1:])
+            if probe:
+                v, i = [], []
+                while len(v) < n_used:
+                    assert frames, f"step {step}: probes of neurons {len(v)}.. missing"
+                    pf = frames.pop(0)
+                    assert pf.code == Command.PROBE_RECORD and pf.payload[0] == Status.OK, pf
+                    pstep, first, pv, pi, pend = decode_probe_record(pf.payload, cfg.S, 1)
+                    assert pend == len(pf.payload) and pstep == step and first == len(v), (pstep, first, len(v))
+                    assert 0 < len(pv) <= self.probe_chunk, len(pv)
+                    v += pv
+                    i += pi
+                assert len(v) == n_used
+                data.v, data.i = np.array(v, np.int64), np.array(i, np.int64)
+            out.append(data)
+        assert not frames, f"{len(frames)} extra record frames: {frames[:3]}"
+        return out
+
+    @property
+    def probe_chunk(self):
+        import json
+        import os
+        from neurofabric.host.protocol import probe_chunk_neurons
+        top = json.loads(os.environ.get("NF_TOP", "{}"))
+        return top.get("probe_chunk") or probe_chunk_neurons(self.cfg.S)
+
+
+def status_fields(ex):
+    from neurofabric.host.protocol import STATUS_REPLY_FIELDS, unpack_fields
+    assert len(ex.data) == fields_size(STATUS_REPLY_FIELDS)
+    return unpack_fields(STATUS_REPLY_FIELDS, ex.data)
+
+
+def frame_of(command, seq, payload=b""):
+    return Frame(command, seq, payload)
