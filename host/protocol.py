@@ -802,11 +802,7 @@ def word_bits(family, table, shape):
     checks it against the core's layouts, so host and device agree.
     Raises `LinkError` for a table the family does not have.
     """
-    key = (Family(family), int(table))
-    if key not in TABLE_NAMES:
-        raise LinkError(f"no table {table} in {Family(family).name} (tables: "
-                        f"{sorted(t for f, t in TABLE_NAMES if f == Family(family))})")
-    name = TABLE_NAMES[key]
+    name = _table_name(family, table)
     return {
         "globals": GLOBAL_WORD_BITS,
         "neuron_params": _fields_bits(neuron_params_fields(shape.state_bits)),
@@ -819,11 +815,17 @@ def word_bits(family, table, shape):
     }[name]
 
 
+def _table_name(family, table):
+    key = (Family(family), int(table))
+    if key not in TABLE_NAMES:
+        raise LinkError(f"no table {table} in {key[0].name} (tables: "
+                        f"{sorted(t for f, t in TABLE_NAMES if f == key[0])})")
+    return TABLE_NAMES[key]
+
+
 def table_depth(family, table, shape):
     """Number of words (valid addresses 0 .. depth-1) of (family, table)."""
-    name = TABLE_NAMES[(Family(family), int(table))] if (Family(family), int(table)) in TABLE_NAMES else None
-    if name is None:
-        word_bits(family, table, shape)   # raises the error
+    name = _table_name(family, table)
     return {
         "globals": len(GLOBAL_REGISTERS),
         "neuron_params": shape.n,
@@ -876,9 +878,8 @@ class TableInfo:
 
 def table_info(family, table, shape):
     """The `TableInfo` of (family, table) on a core of `shape`."""
-    family = Family(family)
-    return TableInfo(family, int(table), TABLE_NAMES.get((family, int(table)), "?"),
-                     word_bits(family, table, shape), table_depth(family, table, shape))
+    return TableInfo(Family(family), int(table), _table_name(family, table), word_bits(family, table, shape),
+                     table_depth(family, table, shape))
 
 
 def memory_tables(shape):

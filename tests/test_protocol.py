@@ -339,3 +339,195 @@ def test_spike_record_malformed(record, message):
 def test_spike_record_refuses_out_of_range_index():
     with pytest.raises(LinkError, match="outside 0 .. 9"):
         encode_spikes(0, [10], 10)
+
+
+# -- protocol version 2: RUN flags, probe records ------------------------------------
+
+from neurofabric.host.protocol import (  # noqa: E402
+    FAMILY_COMMANDS, GLOBAL_REGISTERS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION, READ_ONLY_GLOBALS, RUN_REPLY_FIELDS,
+    RUN_REQUEST_FIELDS, TABLE_NAMES, CoreShape, Family, RunFlags, bytes_to_words, decode_global,
+    decode_probe_record, encode_global, encode_probe_record, encode_run_request, global_register_bits,
+    memory_family, memory_tables, neuron_params_fields, neuron_state_fields, pack_weights, pack_word,
+    probe_chunk_neurons, probe_value_bytes, run_request_size, table_depth, table_info, unpack_weights,
+    unpack_word, word_bits, words_to_bytes,
+)
+
+
+def test_version_2_field_tables():
+    assert PROTOCOL_VERSION == 2
+    assert RUN_REQUEST_FIELDS == (("steps", 2), ("flags", 1)) and RUN_REPLY_FIELDS == (("steps", 4),)
+    assert HELLO_REPLY_FIELDS[-1] == ("build_id", 4)
+    # Fields added in version 2 come last, so version-1 offsets did not move.
+    assert [name for name, _ in STATUS_REPLY_FIELDS][-2:] == ["last_step_cycles", "lost_records"]
+    assert Command.PROBE_RECORD == 0x22 and RunFlags.PROBE == 1
+    assert fields_size(PROBE_RECORD_FIELDS) == 8
+
+
+def test_run_request_layout():
+    payload = encode_run_request([[1, 3], [], [0]], 10, RunFlags.PROBE)
+    assert payload[:3] == bytes([3, 0, 1])
+    offset, steps = 3, []
+    for t in range(3):
+        step, spikes, offset = decode_spikes(payload, 10, offset)
+        steps.append((step, spikes))
+    assert offset == len(payload) == run_request_size([[1, 3], [], [0]], 10)
+    assert steps == [(0, [1, 3]), (1, []), (2, [0])]
+    mask = np.zeros((2, 10), bool)
+    mask[1, 9] = True
+    assert encode_run_request(mask, 10) == encode_run_request([[], [9]], 10)
+
+
+def test_run_request_refusals():
+    with pytest.raises(LinkError, match=r"flags=0x02 has unknown bits"):
+        encode_run_request([[]], 8, 2)
+    with pytest.raises(LinkError, match="MAX_PAYLOAD=1024: send fewer steps"):
+        encode_run_request([list(range(0, 256, 2))] * 40, 256)
+
+
+@given(st.integers(2, 32).flatmap(lambda s: st.tuples(
+    st.just(s), st.lists(st.tuples(st.integers(-(1 << (s - 1)), (1 << (s - 1)) - 1),
+                                   st.integers(-(1 << (s - 1)), (1 << (s - 1)) - 1)), max_size=40))),
+       st.integers(0, 2**32 - 1), st.integers(0, 1000))
+@settings(max_examples=150)
+def test_probe_record_round_trip(s_values, step, first):
+    state_bits, pairs = s_values
+    v, i = [a for a, _ in pairs], [b for _, b in pairs]
+    body = encode_probe_record(step, first, v, i, state_bits)
+    assert len(body) == fields_size(PROBE_RECORD_FIELDS) + 2 * probe_value_bytes(state_bits) * len(v)
+    assert decode_probe_record(b"\x00" + body, state_bits, 1) == (step, first, v, i, 1 + len(body))
+
+
+def test_probe_record_examples_and_limits():
+    # S = 12: two bytes per value, sign-extended; v first, then i.
+    assert encode_probe_record(7, 2, [-1], [0x7FF], 12) == bytes([7, 0, 0, 0, 2, 0, 1, 0, 0xFF, 0xFF, 0xFF, 0x07])
+    assert probe_value_bytes(16) == 2 and probe_value_bytes(17) == 3 and probe_value_bytes(8) == 1
+    for state_bits in (2, 8, 12, 16, 24, 32):
+        chunk = probe_chunk_neurons(state_bits)
+        assert 1 + fields_size(PROBE_RECORD_FIELDS) + 2 * probe_value_bytes(state_bits) * chunk <= MAX_PAYLOAD
+        assert 1 + fields_size(PROBE_RECORD_FIELDS) + 2 * probe_value_bytes(state_bits) * (chunk + 1) > MAX_PAYLOAD
+    with pytest.raises(LinkError, match=r"probe value 2048 of neuron 3 outside -2048 .. 2047"):
+        encode_probe_record(0, 3, [2048], [0], 12)
+    with pytest.raises(LinkError, match="254 neurons exceeds 253"):
+        encode_probe_record(0, 0, [0] * 254, [0] * 254, 16)
+    with pytest.raises(LinkError, match="probe record truncated"):
+        decode_probe_record(encode_probe_record(0, 0, [1, 2], [3, 4], 16)[:-1], 16)
+
+
+# -- the memory map: tables, word widths and layouts, against the gateware's ------
+
+CORE_CONFIGS = [dict(n=8, m=8, S=16, W=8, T=8, lanes=2), dict(n=64, m=20, S=12, W=6, T=5, lanes=4),
+                dict(n=3, m=2, S=2, W=2, T=1, lanes=1), dict(n=256, m=256, S=32, W=16, T=16, lanes=8)]
+
+
+def shape_of(config):
+    return CoreShape(n=config.n, m=config.m, state_bits=config.S, weight_bits=config.W, trace_bits=config.T,
+                     lanes=config.lanes)
+
+
+@pytest.mark.parametrize("kwargs", CORE_CONFIGS)
+def test_word_widths_and_depths_are_the_cores(kwargs):
+    from neurofabric.hdl.core_ports import CoreConfig, Reg
+    from neurofabric.hdl.link import check_word_layouts
+    config = CoreConfig(**kwargs)
+    shape = shape_of(config)
+    check_word_layouts(config)     # the gateware's own check
+    expected = {
+        "globals": (32, len(Reg)), "neuron_params": (config.neuron_params_layout.size, config.n),
+        "pre_mask": (1, config.sources), "post_mask": (1, config.n),
+        "weights": (config.lanes * config.W, config.weight_words),
+        "neuron_state": (config.neuron_state_layout.size, config.n),
+        "pre_trace": (config.T, config.sources), "post_trace": (config.T, config.n),
+    }
+    infos = memory_tables(shape)
+    assert {info.name: (info.word_bits, info.depth) for info in infos} == expected
+    for info in infos:
+        assert word_bits(info.family, info.table, shape) == info.word_bits
+        assert table_depth(info.family, info.table, shape) == info.depth
+        assert info.word_bits <= config.data_bits
+        assert info.word_bytes == (info.word_bits + 7) // 8
+        assert info.max_read_words * info.word_bytes <= MAX_PAYLOAD - 1
+        assert fields_size(MEMORY_REQUEST_FIELDS) + info.max_write_words * info.word_bytes <= MAX_PAYLOAD
+
+
+@pytest.mark.parametrize("state_bits", [2, 10, 16, 32])
+def test_word_layouts_are_the_cores(state_bits):
+    from neurofabric.hdl.core_ports import CoreConfig, pack, unpack
+    config = CoreConfig(n=4, m=4, S=state_bits, lanes=2)
+    for fields, layout in ((neuron_params_fields(state_bits), config.neuron_params_layout),
+                           (neuron_state_fields(state_bits), config.neuron_state_layout)):
+        offset = 0
+        for (name, bits, is_signed), (lname, field) in zip(fields, layout):
+            assert (name, offset, bits, is_signed) == (lname, field.offset, field.width, field.shape.signed)
+            offset += bits
+        assert offset == layout.size and len(fields) == len(list(layout))
+        rng = random.Random(state_bits)
+        for _ in range(50):
+            values = {name: rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) if s else rng.randrange(1 << bits)
+                      for name, bits, s in fields}
+            word = pack_word(fields, **values)
+            assert word == pack(layout, **values)
+            assert unpack_word(fields, word) == unpack(layout, word) == values
+
+
+def test_global_registers_are_the_cores():
+    from neurofabric.hdl.core_ports import READ_ONLY_REGS, Reg
+    assert GLOBAL_REGISTERS == tuple(reg.name.lower() for reg in sorted(Reg, key=lambda r: r.value))
+    assert [reg.value for reg in sorted(Reg, key=lambda r: r.value)] == list(range(len(Reg)))
+    assert READ_ONLY_GLOBALS == {reg.name.lower() for reg in READ_ONLY_REGS}
+
+
+def test_global_register_encoding():
+    shape = CoreShape(n=8, m=6, state_bits=16, weight_bits=6, trace_bits=5, lanes=2)
+    assert encode_global("w_min", -32, shape) == 0x20 and decode_global("w_min", 0x20, shape) == -32
+    assert encode_global("w_max", 31, shape) == 31 and decode_global("w_max", 0xFFFF_FFDF, shape) == 31
+    assert encode_global("period", 0xFFFF_FFFF, shape) == 0xFFFF_FFFF
+    assert global_register_bits("inc_pre", shape) == 5 and global_register_bits("n_used", shape) == 4
+    with pytest.raises(LinkError, match=r"global register w_min=-33 outside -32 .. 31"):
+        encode_global("w_min", -33, shape)
+    with pytest.raises(LinkError, match=r"n_used=9 outside 0 .. 8"):
+        encode_global("n_used", 9, shape)
+    with pytest.raises(LinkError, match="no global register 'speed'"):
+        encode_global("speed", 1, shape)
+
+
+def test_words_and_weights_pack():
+    from neurofabric.hdl.core_ports import join_lanes, split_lanes
+    rng = random.Random(3)
+    for lanes, bits in ((1, 2), (2, 8), (4, 6), (8, 16)):
+        values = [rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) for _ in range(lanes)]
+        word = pack_weights(values, bits)
+        assert word == join_lanes(values, bits) and unpack_weights(word, lanes, bits) == values
+        assert split_lanes(word, lanes, bits) == values
+    assert words_to_bytes([0x123456, 1], 24) == bytes([0x56, 0x34, 0x12, 1, 0, 0])
+    assert bytes_to_words(bytes([0x56, 0x34, 0x12, 1, 0, 0]), 24) == [0x123456, 1]
+    assert words_to_bytes([1, 0], 1) == b"\x01\x00"
+    with pytest.raises(LinkError, match="weight 8 \\(lane 1\\) outside -8 .. 7"):
+        pack_weights([0, 8], 4)
+    with pytest.raises(LinkError, match="word 512 does not fit 9 bits"):
+        words_to_bytes([512], 9)
+    with pytest.raises(LinkError, match="5 bytes are not a whole number of 2-byte words"):
+        bytes_to_words(b"12345", 16)
+    with pytest.raises(LinkError, match=r"word field k_mem=32 outside 0 .. 31"):
+        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, k_mem=32, k_syn=0,
+                  refractory=0)
+    with pytest.raises(LinkError, match=r"missing \['refractory'\]"):
+        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, k_mem=3, k_syn=0)
+
+
+def test_tables_and_families():
+    assert memory_family(Command.WRITE_WEIGHTS) == (Family.WEIGHTS, True)
+    assert memory_family(Command.READ_STATE) == (Family.STATE, False)
+    assert memory_family(Command.RUN) is None
+    assert {cmd for pair in FAMILY_COMMANDS.values() for cmd in pair} == {
+        c for c in Command if 0x10 <= c <= 0x17}
+    assert sorted(TABLE_NAMES) == [(Family.GLOBALS, 0), (Family.PARAMS, 0), (Family.PARAMS, 1), (Family.PARAMS, 2),
+                                   (Family.WEIGHTS, 0), (Family.STATE, 0), (Family.STATE, 1), (Family.STATE, 2)]
+    shape = CoreShape.from_hello(dict(n=8, m=4, state_bits=16, weight_bits=8, trace_bits=8, lanes=2, clk_hz=1))
+    assert shape.weight_address(row=5, column_word=3) == 5 * 4 + 3
+    info = table_info(Family.PARAMS, 1, shape)
+    assert (info.name, info.read_command, info.write_command) == ("pre_mask", Command.READ_PARAMS,
+                                                                   Command.WRITE_PARAMS)
+    with pytest.raises(LinkError, match=r"no table 1 in WEIGHTS \(tables: \[0\]\)"):
+        word_bits(Family.WEIGHTS, 1, shape)
+    with pytest.raises(LinkError, match="no table 3 in STATE"):
+        table_depth(Family.STATE, 3, shape)
