@@ -31,7 +31,7 @@ from .protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS,
     STATUS_REPLY_FIELDS, Command, CoreShape, Family, Frame, FrameDecoder, FrameError, RunFlags, Status,
     bytes_to_words, decode_frame, decode_probe_record, decode_spikes, encode_frame, encode_run_request,
-    fields_size, pack_fields, probe_chunk_neurons, run_request_size, table_info, unpack_fields,
+    fields_size, pack_fields, run_request_size, table_info, unpack_fields,
     words_to_bytes,
 )
 
@@ -384,14 +384,16 @@ class LinkClient:
         data = self.transport.read(timeout)
         if not data:
             return []
-        logger.log(TRACE, "<< %s", _hex(data))
+        if logger.isEnabledFor(TRACE):
+            logger.log(TRACE, "<< %s", _hex(data))
         return self._decoder.feed(data)
 
     def _send(self, frame_bytes, name, seq, length, attempt):
         if attempt:
             self.stats["retries"] += 1
         logger.debug("-> %s seq %d, %d payload bytes%s", name, seq, length, f" (retry {attempt})" if attempt else "")
-        logger.log(TRACE, ">> %s", _hex(frame_bytes))
+        if logger.isEnabledFor(TRACE):
+            logger.log(TRACE, ">> %s", _hex(frame_bytes))
         self.transport.write(frame_bytes)
 
     def _exchange(self, command, payload=b"", *, run=None, timeout=None):
@@ -704,7 +706,7 @@ class LinkClient:
 
     def _run_request(self, steps, payload, probed):
         first = self._next_step
-        run = _Run(first, steps, probed, probe_chunk_neurons(self.device.state_bits))
+        run = _Run(first, steps, probed)
         reply = yield from self._exchange(Command.RUN, payload, run=run)
         done = unpack_fields(RUN_REPLY_FIELDS, reply)["steps"] if len(reply) >= fields_size(RUN_REPLY_FIELDS) \
             else None
@@ -740,8 +742,8 @@ class _Run:
     later step is handed out.
     """
 
-    def __init__(self, first, steps, probed, chunk):
-        self.first, self.steps, self.probed, self.chunk = first, steps, probed, chunk
+    def __init__(self, first, steps, probed):
+        self.first, self.steps, self.probed = first, steps, probed
         self.records = []
         self.error = None
         self._partial = None   # (step, spikes, v list, i list) waiting for probe chunks
@@ -800,9 +802,11 @@ class _Run:
         if first < len(vs):
             logger.debug("repeated probe record of step %d, neuron %d ignored", step, first)
             return None
-        if first != len(vs) or len(v) != min(self.chunk, self.probed - first) or not v:
-            self.fail(f"probe record of step {step} holds neurons {first}..{first + len(v) - 1} where neurons "
-                      f"{len(vs)}..{min(len(vs) + self.chunk, self.probed) - 1} were due")
+        # Chunks must follow each other without a gap; their size is the
+        # device's choice (probe_chunk_neurons(S) unless built otherwise).
+        if first != len(vs) or not v or first + len(v) > self.probed:
+            self.fail(f"probe record of step {step} holds neurons {first}..{first + len(v) - 1} where neuron "
+                      f"{len(vs)} was due (of 0..{self.probed - 1})")
             return None
         vs += v
         is_ += i

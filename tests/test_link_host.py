@@ -35,13 +35,15 @@ class FakeDevice(Transport):
 
     name = "fake device"
 
-    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), silent=False):
+    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), silent=False,
+                 probe_chunk=None):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
         self.shape = CoreShape(n, m, S, W, T, lanes)
         self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
         self.tables = {key: [0] * info.depth for key, info in self.infos.items()}
         self.lose_records = set(lose_records)
         self.lose_probes = set(lose_probes)
+        self.probe_chunk = probe_chunk or probe_chunk_neurons(S)
         self.silent = silent
         self.step = 0
         self.applied = Counter()      # commands carried out (a retry is not)
@@ -154,7 +156,7 @@ class FakeDevice(Transport):
         if offset != len(payload):
             return Status.BAD_LENGTH, b""
         n_used = self.tables[(Family.GLOBALS, 0)][11] or self.n
-        chunk = probe_chunk_neurons(self.S)
+        chunk = self.probe_chunk
         for inputs in stimulus:
             spikes = [j for j in range(self.n) if j % self.m in inputs]
             if self.step not in self.lose_records:
@@ -406,11 +408,21 @@ def test_probed_run_assembles_v_and_i_from_probe_chunks(n, S):
     assert all(r.v is None for r in client.run(stim[:2]))
 
 
+def test_probe_chunks_of_any_size_are_assembled():
+    dev = FakeDevice(n=16, m=8, probe_chunk=5)  # 5 + 5 + 5 + 1 neurons per step
+    client = client_for(dev)
+    records = list(client.run(np.ones((3, 8), bool), probe=True))
+    assert [list(r.v) for r in records] == [expected_probes(step, 16)[0] for step in range(3)]
+    dev.lose_probes = {(4, 10)}
+    with pytest.raises(LinkError, match=r"probe record of step 4 holds neurons 15..15 where neuron 10 was due"):
+        list(client.run(np.ones((2, 8), bool), probe=True))
+
+
 def test_lost_probe_record_is_an_error():
     dev = FakeDevice(n=600, m=8, lose_probes={(3, probe_chunk_neurons(16))})
     client = client_for(dev)
     with pytest.raises(LinkError, match=r"RUN of 6 steps from step 0: probe record of step 3 holds neurons "
-                                        r"506..599 where neurons 253..505 were due"):
+                                        r"506..599 where neuron 253 was due \(of 0..599\)"):
         list(client.run(np.ones((6, 8), bool), probe=True))
     assert [r.step for r in client.run(np.ones((1, 8), bool), probe=True)] == [6]
     dev.lose_probes = {(7, 506)}  # the last chunk of a step
