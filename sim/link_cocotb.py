@@ -250,9 +250,23 @@ async def network_runs_like_the_golden_model(dut, case):
     await tb.load(net)
     golden = GoldenModel(net)
     probe = bool(case.get("probe"))
+    rng = random.Random(case["seed"])
+    if case.get("preset_state"):
+        # Start from a state written through the link (the core rebuilds its spike list from s).
+        smax, tmax = 1 << (CONFIG.S - 1), (1 << CONFIG.T) - 1
+        state = {"v": [rng.randrange(-smax, smax) for _ in range(net.n)],
+                 "i": [rng.randrange(-smax, smax) for _ in range(net.n)],
+                 "r": [rng.choice([0, 0, 1, 3]) for _ in range(net.n)],
+                 "s": [rng.randrange(2) for _ in range(net.n)],
+                 "y": [rng.randrange(tmax + 1) for _ in range(net.n)],
+                 "x": [rng.randrange(tmax + 1) for _ in range(net.m + net.n)]}
+        await tb.write_state(state)
+        for key, values in state.items():
+            setattr(golden, key, np.array(values, bool if key == "s" else np.int64))
     split = case.get("split", len(stim) // 2)
     for part, (lo, hi) in enumerate(((0, split), (split, len(stim)))):
-        got = await tb.run(stim[lo:hi], probe=probe, max_steps=case.get("max_steps", 8), first_step=lo)
+        got = await tb.run(stim[lo:hi], probe=probe, max_steps=case.get("max_steps", 8), first_step=lo,
+                           form=case.get("form"), rng=rng)
         for t, step in zip(range(lo, hi), got):
             expected = golden.step(stim[t])
             assert step.record == encode_spikes(t, np.flatnonzero(expected), CONFIG.n), (
@@ -281,28 +295,7 @@ async def retries_are_answered_but_not_applied_twice(dut):
     tb = await started(dut)
     net = random_case_network(CONFIG, {"seed": 5, "learn": 1, "plastic_all": True})
     await tb.load(net)
-    weights = tb.table(Family.WEIGHTS, 0)
-    # A write, then "its retry" carrying other data: answered OK, not written.
-    first = pack_weights([1] * CONFIG.lanes, CONFIG.W)
-    other = pack_weights([-2] * CONFIG.lanes, CONFIG.W)
-    seq = tb.next_seq()
-    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([first], weights.word_bits), seq=seq)
-    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([other], weights.word_bits), seq=seq)
-    assert await tb.read_table(Family.WEIGHTS, 0, 3, 1) == [first]
-    # The same seq with another command is a new request.
-    seq = tb.next_seq()
-    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([other], weights.word_bits), seq=seq)
-    await tb.ok(Command.READ_WEIGHTS, memory_request(0, 3, 1), seq=seq)
-    assert (await tb.ok(Command.READ_WEIGHTS, memory_request(0, 3, 1), seq=seq)).data == words_to_bytes(
-        [other], weights.word_bits)   # a read retried is read again
-    # A refused write retried is refused the same way.
-    seq = tb.next_seq()
-    for _ in range(2):
-        ex = await tb.request(Command.WRITE_WEIGHTS, memory_request(0, weights.depth, 1) + b"\x00" * weights.word_bytes,
-                              seq=seq)
-        assert ex.status == Status.BAD_ADDRESS
     # RUN: the retry gets the reply again, without records, and runs nothing.
-    await tb.load(net)
     stim = case_stimulus(net, {"seed": 5, "steps": 3, "rate": 0.6})
     payload = encode_run_request(stim, CONFIG.m)
     seq = tb.next_seq()
@@ -321,6 +314,29 @@ async def retries_are_answered_but_not_applied_twice(dut):
     # Once another request came in between, the same RUN with the same seq is a new request.
     ex = await tb.ok(Command.RUN, payload, seq=seq)
     assert len(ex.records) == 3 and tb.parse_records(ex.records, 3, 3, False)[0].step == 3
+    # A RUN of no steps is answered at once.
+    assert (await tb.ok(Command.RUN, encode_run_request([], CONFIG.m))).data == bytes(4)
+
+    # A write, then "its retry" carrying other data: answered OK, not written.
+    weights = tb.table(Family.WEIGHTS, 0)
+    first = pack_weights([1] * CONFIG.lanes, CONFIG.W)
+    other = pack_weights([-2] * CONFIG.lanes, CONFIG.W)
+    seq = tb.next_seq()
+    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([first], weights.word_bits), seq=seq)
+    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([other], weights.word_bits), seq=seq)
+    assert await tb.read_table(Family.WEIGHTS, 0, 3, 1) == [first]
+    # The same seq with another command is a new request; a read retried is read again.
+    seq = tb.next_seq()
+    await tb.ok(Command.WRITE_WEIGHTS, memory_request(0, 3, 1) + words_to_bytes([other], weights.word_bits), seq=seq)
+    await tb.ok(Command.READ_WEIGHTS, memory_request(0, 3, 1), seq=seq)
+    assert (await tb.ok(Command.READ_WEIGHTS, memory_request(0, 3, 1), seq=seq)).data == words_to_bytes(
+        [other], weights.word_bits)
+    # A refused write retried is refused the same way.
+    seq = tb.next_seq()
+    for _ in range(2):
+        ex = await tb.request(Command.WRITE_WEIGHTS, memory_request(0, weights.depth, 1) + b"\x00" * weights.word_bytes,
+                              seq=seq)
+        assert ex.status == Status.BAD_ADDRESS
     # RESET_STATE retried: answered OK; HELLO forgets the last request, so the same seq runs again.
     seq = tb.next_seq()
     await tb.ok(Command.RESET_STATE, seq=seq)
@@ -356,6 +372,12 @@ async def busy_while_a_run_is_in_progress(dut):
     for command, body in ((Command.HELLO, b""), (Command.ECHO, b"abc"), (Command.READ_WEIGHTS, memory_request(0, 0, 1)),
                           (Command.RESET_STATE, b""), (0x55, b"")):
         assert (await tb.request(command, body)).status == Status.BUSY
+    # A damaged frame during the run is NACKed; the run goes on.
+    body = bytearray(frame_body(Command.STATUS, 0x44))
+    body[0] ^= 0x10
+    await tb.line.send(b"\x00" + cobs_encode(bytes(body)) + b"\x00")
+    await tb.wait_for(lambda: len(tb.nacks) == 1, tb.byte_ns(400), "NACK during a RUN")
+    assert tb.nacks[0].payload == bytes([Status.BAD_CRC])
     # The RUN itself, retried while it runs: BUSY too (its records keep coming).
     await tb.send_frame(Command.RUN, run_seq, payload)
     busy = await tb.reply(Command.RUN, run_seq, take_records=False)
@@ -373,8 +395,8 @@ async def busy_while_a_run_is_in_progress(dut):
         assert np.array_equal(step.v, golden.v) and np.array_equal(step.i, golden.i), f"step {t}"
     assert await tb.read_table(Family.GLOBALS, 0, period_addr, 1) == [period], "a BUSY write was applied"
     status = status_fields(await tb.ok(Command.STATUS))
-    assert status["running"] == 0 and status["step"] == 4
-    assert not tb.nacks and not tb.bad_frames
+    assert status["running"] == 0 and status["step"] == 4 and status["crc_errors"] == 1
+    assert len(tb.nacks) == 1 and not tb.bad_frames
 
 
 @cocotb.test()

@@ -9,6 +9,8 @@ loading a `Network`, RUN requests with step and probe records, and reading
 weights and state back in the network's shape.
 """
 
+import random
+
 import numpy as np
 
 import cocotb
@@ -16,13 +18,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
 
 from neurofabric.host.protocol import (
-    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, Command, CoreShape, Family, Frame, FrameDecoder,
-    FrameError, RunFlags, Status, bytes_to_words, decode_probe_record, decode_spikes, encode_frame,
-    encode_global, encode_run_request, fields_size, neuron_params_fields, neuron_state_fields, pack_fields,
-    pack_weights, pack_word, run_request_size, table_info, unpack_weights, unpack_word, words_to_bytes,
+    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REQUEST_FIELDS, SPIKE_RECORD_FIELDS, Command, CoreShape,
+    Family, Frame, FrameDecoder, FrameError, RunFlags, SpikeFormat, Status, bytes_to_words, decode_probe_record,
+    decode_spikes, encode_frame, encode_global, encode_run_request, fields_size, neuron_params_fields,
+    neuron_state_fields, pack_fields, pack_weights, pack_word, run_request_size, table_info, unpack_weights,
+    unpack_word, words_to_bytes,
 )
 
-__all__ = ["UartLine", "LinkTB", "Exchange", "StepData"]
+__all__ = ["UartLine", "LinkTB", "Exchange", "StepData", "run_request_as"]
 
 #: Clock period of the simulation, in ns (the simulated time scale is arbitrary:
 #: only cycles per bit matter).
@@ -31,6 +34,25 @@ CLOCK_NS = 10
 #: The global registers a network sets, in address order from 0.
 NETWORK_GLOBALS = ("learn", "a_plus", "a_minus", "stdp_shift", "k_pre", "k_post", "inc_pre", "inc_post",
                    "trace_mode", "w_min", "w_max", "n_used", "m_used")
+
+
+def run_request_as(rows, m, flags, form, rng):
+    """A RUN request whose records use `form`: "bitmap", "list" (inputs in random
+    order, some twice: the stimulus is a set) or "mixed" (either, at random)."""
+    out = bytearray(pack_fields(RUN_REQUEST_FIELDS, steps=len(rows), flags=int(flags)))
+    for t, row in enumerate(rows):
+        use_list = form == "list" or form == "mixed" and rng.random() < 0.5
+        if use_list:
+            listed = list(row) + [k for k in row if rng.random() < 0.3]
+            rng.shuffle(listed)
+            out += pack_fields(SPIKE_RECORD_FIELDS, step=t, format=SpikeFormat.ADDRESSES)
+            out += len(listed).to_bytes(2, "little") + b"".join(k.to_bytes(2, "little") for k in listed)
+        else:
+            bitmap = bytearray((m + 7) // 8)
+            for k in row:
+                bitmap[k // 8] |= 1 << (k % 8)
+            out += pack_fields(SPIKE_RECORD_FIELDS, step=t, format=SpikeFormat.BITMAP) + bytes(bitmap)
+    return bytes(out)
 
 
 class UartLine:
@@ -268,6 +290,18 @@ class LinkTB:
         await self.write_table(Family.WEIGHTS, 0, 0, words)
         await self.ok(Command.RESET_STATE)
 
+    async def write_state(self, state):
+        """Write v, i, r, s, y (n') and x (m'+n') of the network to the device."""
+        net, cfg = self.network, self.cfg
+        fields = neuron_state_fields(cfg.S)
+        await self.write_table(Family.STATE, 0, 0, [
+            pack_word(fields, **{key: int(state[key][j]) for key in ("v", "i", "r", "s")}) for j in range(net.n)])
+        x = [0] * self.shape.sources
+        for k in range(net.m + net.n):
+            x[self.row(k)] = int(state["x"][k])
+        await self.write_table(Family.STATE, 1, 0, x)
+        await self.write_table(Family.STATE, 2, 0, [int(y) for y in state["y"]])
+
     async def read_weights(self):
         """The network's weights `(m'+n', n')` as the device holds them."""
         net, cfg, shape = self.network, self.cfg, self.shape
@@ -286,22 +320,31 @@ class LinkTB:
         state["y"] = np.array(await self.read_table(Family.STATE, 2, 0, net.n), np.int64)
         return state
 
-    async def run(self, stimulus, *, probe=False, max_steps=8, first_step=0):
+    async def run(self, stimulus, *, probe=False, max_steps=8, first_step=0, form=None, rng=None):
         """Run `stimulus` (steps x m' bools) in RUN requests of at most `max_steps`
         steps; returns a `StepData` per step, checking the records' framing,
-        step counters and probe chunks on the way."""
+        step counters and probe chunks on the way. `form` forces the records'
+        format (see `run_request_as`); by default `encode_run_request` picks."""
         rows = [np.flatnonzero(row).tolist() for row in np.asarray(stimulus, bool)]
+        flags = RunFlags.PROBE if probe else 0
         out, step, start = [], first_step, 0
         while start < len(rows):
+            seed = rng.random() if rng is not None else 0
+
+            def build(chunk):
+                if form is None:
+                    return encode_run_request(chunk, self.cfg.m, flags)
+                return run_request_as(chunk, self.cfg.m, flags, form, random.Random(seed))
+
             end = start + 1
             while (end < len(rows) and end - start < max_steps
-                   and run_request_size(rows[start:end + 1], self.cfg.m) <= MAX_PAYLOAD):
+                   and (form is None and run_request_size(rows[start:end + 1], self.cfg.m)
+                        or len(build(rows[start:end + 1]))) <= MAX_PAYLOAD):
                 end += 1
             chunk = rows[start:end]
-            flags = RunFlags.PROBE if probe else 0
             budget = self.byte_ns(MAX_PAYLOAD + 64) + len(chunk) * (
                 self.byte_ns(64 + (4 * self.cfg.n if probe else self.cfg.n // 8)) + 200_000)
-            ex = await self.ok(Command.RUN, encode_run_request(chunk, self.cfg.m, flags), timeout_ns=budget)
+            ex = await self.ok(Command.RUN, build(chunk), timeout_ns=budget)
             assert ex.data == len(chunk).to_bytes(4, "little"), f"RUN reply {ex.data.hex()}"
             out += self.parse_records(ex.records, len(chunk), step, probe)
             step += len(chunk)
