@@ -7,13 +7,13 @@ in the Amaranth simulator. Intermediate widths are chosen so nothing wraps
 before the saturation the spec asks for.
 """
 
-from amaranth.hdl import C, Mux, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .core_ports import CoreConfig
 
-__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount",
+__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount", "stdp_update",
            "NeuronUpdate", "TraceUpdate", "SynapseUpdate"]
 
 #: The decay shift that means "no decay".
@@ -62,13 +62,27 @@ def stdp_amount(amplitude, trace, shift):
     return (amplitude * trace) >> shift
 
 
+def stdp_update(w, amplitude, trace, shift, depress, w_min, w_max, bits):
+    """One STDP visit of a synapse (spec 5.2 when `depress`, else 5.3):
+    `clamp(w -/+ ((amplitude * trace) >> shift), w_min, w_max)`, signed `bits`.
+
+    One adder for both signs: `w - a == ~(~w + a)` in two's complement, so the
+    sign costs two rows of XOR instead of a second adder.
+    """
+    amount = stdp_amount(amplitude, trace, shift)
+    amount = Cat(amount, C(0, 1)).as_signed()
+    flipped = Mux(depress, ~w, w)
+    total = flipped + amount
+    return clamp(Mux(depress, ~total, total), w_min, w_max, bits)
+
+
 class NeuronUpdate(wiring.Component):
     """Steps 3 and 4 of spec section 5 for one neuron.
 
     Inputs: the neuron's state, parameters and synaptic input `a`; outputs the
     new state and the spike bit. Combinational, or with `pipelined=True` split
     by a register after the current (decayed current plus `a`, saturated) and the
-    decayed membrane: the outputs then belong to the inputs of the previous clock
+    decayed membrane plus bias: the outputs then belong to the inputs of the previous clock
     cycle (`sync` domain), one neuron per cycle. The whole chain (two barrel
     shifters, three saturating adds, the threshold compare) is about 100 ns on an
     iCE40UP; split, each half fits a 12 MHz clock with room to spare.
@@ -93,15 +107,16 @@ class NeuronUpdate(wiring.Component):
         # 3. current: i = sat(decay(i, k_syn) + a, S)
         i_new = sat(decay(st.i, p.k_syn) + self.a, S)
         v_decayed = decay(st.v, p.k_mem)
+        v_biased = v_decayed + p.bias   # exact; the new i is added in the second half
         if self.pipelined:
             p_reg = Signal(self.config.neuron_params_layout, name="params_s1")
             st_reg = Signal(self.config.neuron_state_layout, name="state_s1")
             i_reg = Signal.like(i_new, name="i_new_s1")
-            vd_reg = Signal.like(v_decayed, name="v_decayed_s1")
-            m.d.sync += [p_reg.eq(p), st_reg.eq(st), i_reg.eq(i_new), vd_reg.eq(v_decayed)]
-            p, st, i_new, v_decayed = p_reg, st_reg, i_reg, vd_reg
+            vb_reg = Signal.like(v_biased, name="v_biased_s1")
+            m.d.sync += [p_reg.eq(p), st_reg.eq(st), i_reg.eq(i_new), vb_reg.eq(v_biased)]
+            p, st, i_new, v_biased = p_reg, st_reg, i_reg, vb_reg
         # 4. membrane: u = sat(decay(v, k_mem) + i + bias, S), with the new i
-        u = sat(v_decayed + i_new + p.bias, S)
+        u = sat(v_biased + i_new, S)
         refractory = st.r != 0
         fire = ~refractory & (u >= p.threshold)
         after_spike = Mux(p.reset_mode, sat(u - p.threshold, S), p.v_reset)
@@ -149,7 +164,6 @@ class SynapseUpdate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        amount = stdp_amount(self.amplitude, self.trace, self.shift)
-        changed = Mux(self.depress, self.w - amount, self.w + amount)
-        m.d.comb += self.w_new.eq(clamp(changed, self.w_min, self.w_max, self.weight_bits))
+        m.d.comb += self.w_new.eq(stdp_update(self.w, self.amplitude, self.trace, self.shift, self.depress,
+                                              self.w_min, self.w_max, self.weight_bits))
         return m

@@ -34,7 +34,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from neurofabric.host.spec import CORE_MODEL_VERSION
 
-from .arith import NeuronUpdate, clamp, stdp_amount, trace_update
+from .arith import NeuronUpdate, stdp_update, trace_update
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
@@ -186,13 +186,11 @@ class Core(wiring.Component):
         probe = Signal(1)
         dirty = Signal(1)        # the host wrote STATE or N_USED: rebuild the spike list
         zero_acc = Signal(1)     # D was empty: a = 0 for every neuron
-        since_start = Signal(32)
-        cycles = Signal(32)
-        counting = Signal(1)
+        # Cycles since the last step started, counting that cycle as 1 (saturating):
+        # both the real-time spacing and the step's cycle count (LAST_STEP_CYCLES).
+        since_start = Signal(32, init=1)
         with m.If(since_start != 0xFFFF_FFFF):
             m.d.sync += since_start.eq(since_start + 1)
-        with m.If(counting):
-            m.d.sync += cycles.eq(cycles + 1)
 
         # ---- host command decode --------------------------------------------
         cmd = self.cmd.payload
@@ -235,6 +233,27 @@ class Core(wiring.Component):
 
         neuron = NeuronUpdate(cfg, pipelined=True)
         m.submodules.neuron = neuron
+
+        # One STDP datapath for depression (ACCUM, 5.2) and potentiation (POT_SWEEP,
+        # 5.3), which never share a cycle: the word just read, its lanes `syn_lanes`
+        # changed by -/+ (amplitude * trace) >> stdp_shift, clamped (L multipliers,
+        # shifters and adders, not 2L).
+        syn_amplitude = Signal(8)
+        syn_depress = Signal()
+        syn_lanes = Signal(L)
+        syn_traces = [Signal(T, name=f"syn_trace{l}") for l in range(L)]
+        syn_word = Signal(L * W)
+        w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]   # the weight word just read
+        m.d.comb += syn_word.eq(Cat(*[
+            Mux(syn_lanes[l], stdp_update(w, syn_amplitude, syn_traces[l], stdp_shift, syn_depress, w_min, w_max, W),
+                w)
+            for l, w in enumerate(w_lanes)]))
+        # One trace update for the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1).
+        tr_old, tr_inc = Signal(T), Signal(T)
+        tr_k = Signal(5)
+        tr_spiked = Signal()
+        tr_new = Signal(T)
+        m.d.comb += tr_new.eq(trace_update(tr_old, tr_k, tr_spiked, tr_inc, T, trace_mode))
 
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="core"):
@@ -330,8 +349,8 @@ class Core(wiring.Component):
 
             with m.State("PREP"):
                 # Real-time mode: step starts at least `period` cycles apart.
-                with m.If(since_start >= period):
-                    m.d.sync += [since_start.eq(0), cycles.eq(1), counting.eq(1), idx.eq(0), ent.eq(0),
+                with m.If(since_start > period):
+                    m.d.sync += [since_start.eq(1), idx.eq(0), ent.eq(0),
                                  issuing.eq(1), v1.eq(0), v2.eq(0)]
                     with m.If(dirty):
                         m.d.sync += sp_count.eq(0)
@@ -407,13 +426,8 @@ class Core(wiring.Component):
                                      wr["deliv"].en.eq(1)]
                 m.d.sync += [v2.eq(v1), t_col2.eq(t_col1), t_last2.eq(t_last1), t_waddr2.eq(waddr1)]
                 # stage 2: accumulate, and write the word back depressed
-                w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]
-                y_lanes = lanes_of(rd["y"].data, T)
-                new_w = []
-                for l in range(L):
-                    dep = stdp_amount(a_minus, y_lanes[l], stdp_shift)
-                    depressed = clamp(w_lanes[l] - dep, w_min, w_max, W)
-                    new_w.append(Mux(rd["ppost"].data[l], depressed, w_lanes[l]))
+                m.d.comb += [syn_amplitude.eq(a_minus), syn_depress.eq(1), syn_lanes.eq(rd["ppost"].data)]
+                m.d.comb += [syn_traces[l].eq(y) for l, y in enumerate(lanes_of(rd["y"].data, T))]
                 with m.If(v2):
                     sums = [accs[l] + w_lanes[l] for l in range(L)]
                     with m.If(t_last2):
@@ -423,8 +437,7 @@ class Core(wiring.Component):
                     with m.Else():
                         m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
                     with m.If(learn & rd["ppre"].data):
-                        m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].en.eq(1),
-                                     wr["w"].data.eq(Cat(*new_w))]
+                        m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].en.eq(1), wr["w"].data.eq(syn_word)]
                 with m.If(~issuing & ~v1 & ~v2):
                     m.d.sync += [idx.eq(0), issuing.eq(1), v1.eq(0)]
                     m.next = "NEURON"
@@ -453,7 +466,8 @@ class Core(wiring.Component):
                 # stage 2: the neuron's new state and spike; the writes
                 lane = t_idx2[:LB] if LB else C(0, 1)
                 word = t_idx2 >> LB
-                y_new = trace_update(y_old, k_post, neuron.spike, inc_post, T, trace_mode)
+                m.d.comb += [tr_old.eq(y_old), tr_k.eq(k_post), tr_spiked.eq(neuron.spike), tr_inc.eq(inc_post)]
+                y_new = tr_new
                 with m.If(v2):
                     m.d.comb += [wr["state"].addr.eq(t_idx2), wr["state"].data.eq(neuron.new_state),
                                  wr["state"].en.eq(1)]
@@ -488,11 +502,11 @@ class Core(wiring.Component):
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(issuing & ((m_used != 0) | (n_used != 0)))
+                m.d.comb += [tr_old.eq(rd["x"].data), tr_k.eq(k_pre), tr_spiked.eq(rd["deliv"].data),
+                             tr_inc.eq(inc_pre)]
                 with m.If(v1):
                     m.d.comb += [
-                        wr["x"].addr.eq(t_idx1), wr["x"].en.eq(1),
-                        wr["x"].data.eq(trace_update(rd["x"].data, k_pre, rd["deliv"].data, inc_pre, T,
-                                                     trace_mode)),
+                        wr["x"].addr.eq(t_idx1), wr["x"].en.eq(1), wr["x"].data.eq(tr_new),
                         wr["deliv"].addr.eq(t_idx1), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
                     ]
                 with m.If(~issuing & ~v1):
@@ -531,12 +545,10 @@ class Core(wiring.Component):
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(go)
-                pot = stdp_amount(a_plus, rd["x"].data, stdp_shift)
-                w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]
-                new_w = [Mux(pot_mask[l], clamp(w_lanes[l] + pot, w_min, w_max, W), w_lanes[l])
-                         for l in range(L)]
+                m.d.comb += [syn_amplitude.eq(a_plus), syn_depress.eq(0), syn_lanes.eq(pot_mask)]
+                m.d.comb += [trace.eq(rd["x"].data) for trace in syn_traces]
                 with m.If(v1 & rd["ppre"].data):
-                    m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].data.eq(Cat(*new_w)), wr["w"].en.eq(1)]
+                    m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].data.eq(syn_word), wr["w"].en.eq(1)]
                 with m.If(~issuing & ~v1):
                     m.d.sync += ent.eq(ent + 1)
                     m.next = "POT_FETCH"
@@ -580,8 +592,8 @@ class Core(wiring.Component):
                 m.d.comb += [self.step_out.valid.eq(1), out.kind.eq(StepEvent.END)]
                 with m.If(self.step_out.ready):
                     m.d.sync += [d_count.eq(0), d_even.eq(0), d_odd.eq(0),
-                                 steps_done.eq(steps_done + 1), last_cycles.eq(cycles),
-                                 counting.eq(0), wl_count.eq(0)]
+                                 steps_done.eq(steps_done + 1), last_cycles.eq(since_start),
+                                 wl_count.eq(0)]
                     m.next = "IDLE"
 
         return m
