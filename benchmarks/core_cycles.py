@@ -9,9 +9,12 @@ are checked against the golden model on the way.
 
     .venv/bin/python benchmarks/core_cycles.py              # the default table
     .venv/bin/python benchmarks/core_cycles.py --reference  # n = m = 256, 4 lanes, 10 % only
+    .venv/bin/python benchmarks/core_cycles.py --reference --weight-memory spram --lanes 2,4
 
 The reference workload's targets: <= 4,000 cycles per step learning off,
-<= 24,000 learning on.
+<= 24,000 learning on (n = m = 256, 4 lanes, dual-port weights). `--weight-memory
+spram` measures the single-port (iCE40UP SPRAM) schedule instead; `--lanes`
+with `--reference` picks the lanes of the n = m = 256 core (default 4).
 """
 
 import argparse
@@ -32,6 +35,7 @@ TARGETS = {0: 4000, 1: 24000}
 
 
 def measure(config, workloads):
+    """Run `workloads` on a Verilator build of `config`; returns their results."""
     model = core_model(config)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cycles.json"
@@ -48,17 +52,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", action="store_true", help="only the reference configuration and workload")
     parser.add_argument("--sizes", default="64,128,256", help="n = m values (comma separated)")
-    parser.add_argument("--lanes", default="2,4,8", help="lanes for the largest size (comma separated)")
+    parser.add_argument("--lanes", default=None,
+                        help="lanes for the largest size (comma separated; default 2,4,8, or 4 with --reference)")
     parser.add_argument("--activity", default="0.0,0.05,0.1,0.2", help="activities (comma separated)")
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--weight-memory", choices=("dual", "spram"), default="dual",
+                        help="the core's weight memory (CoreConfig.weight_memory)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.reference:
-        runs = [REFERENCE]
+        runs = [(REFERENCE[0], int(l)) for l in (args.lanes or str(REFERENCE[1])).split(",")]
         activities = [0.1]
     else:
         sizes = [int(s) for s in args.sizes.split(",")]
-        runs = [(s, 4) for s in sizes] + [(sizes[-1], int(l)) for l in args.lanes.split(",") if int(l) != 4]
+        runs = [(s, 4) for s in sizes] + [(sizes[-1], int(l)) for l in (args.lanes or "2,4,8").split(",")
+                                          if int(l) != 4]
         activities = [float(a) for a in args.activity.split(",")]
         if REFERENCE not in runs:
             runs.append(REFERENCE)
@@ -66,25 +74,26 @@ def main(argv=None):
           f"{'cycles/step':>11} {'max':>7}")
     reference = {}
     for n, lanes in runs:
-        config = CoreConfig(n=n, m=n, lanes=lanes)
-        acts = activities if (n, lanes) != REFERENCE else sorted(set(activities) | {0.1})
+        config = CoreConfig(n=n, m=n, lanes=lanes, weight_memory=args.weight_memory)
+        acts = activities if n != REFERENCE[0] else sorted(set(activities) | {0.1})
         workloads = [dict(activity=a, learn=learn, steps=args.steps, seed=7) for a in acts for learn in (0, 1)]
         start = time.monotonic()
         for r in measure(config, workloads):
             print(f"{n:>5} {lanes:>5} {r['activity']:>8.2f} {r['learn']:>5} {r['delivered']:>9.1f} "
                   f"{r['spiking']:>7.1f} {r['cycles']:>11.0f} {r['cycles_max']:>7}")
-            if (n, lanes) == REFERENCE and r["activity"] == 0.1:
-                reference[r["learn"]] = r
-        print(f"# n=m={n} lanes={lanes}: {time.monotonic() - start:.0f} s", flush=True)
+            if n == REFERENCE[0] and r["activity"] == 0.1:
+                reference[lanes, r["learn"]] = r
+        print(f"# n=m={n} lanes={lanes} {args.weight_memory}: {time.monotonic() - start:.0f} s", flush=True)
     print()
-    print("Reference workload: n = m = 256, 4 lanes, W = 8, 10 % of inputs and neurons spiking per step")
+    print(f"Reference workload: n = m = 256, W = 8, 10 % of inputs and neurons spiking per step, "
+          f"{args.weight_memory} weight memory")
     ok = True
-    for learn in (0, 1):
-        r = reference[learn]
-        verdict = "meets" if r["cycles"] <= TARGETS[learn] else "MISSES"
-        ok &= r["cycles"] <= TARGETS[learn]
-        print(f"  learning {'on ' if learn else 'off'}: {r['cycles']:.0f} cycles/step (max {r['cycles_max']}), "
-              f"target <= {TARGETS[learn]}: {verdict}")
+    for (lanes, learn), r in sorted(reference.items()):
+        official = (lanes, args.weight_memory) == (REFERENCE[1], "dual")
+        verdict = ("meets" if r["cycles"] <= TARGETS[learn] else "MISSES") if official else "(targets are for 4 lanes, dual)"
+        ok &= r["cycles"] <= TARGETS[learn] or not official
+        print(f"  {lanes} lanes, learning {'on ' if learn else 'off'}: {r['cycles']:.0f} cycles/step "
+              f"(max {r['cycles_max']}), target <= {TARGETS[learn]}: {verdict}")
     return 0 if ok else 1
 
 
