@@ -292,7 +292,11 @@ class Link(wiring.Component):
         rep_seq = Signal(8)
         rep_status = Signal(8)
         fin = Signal(2)
-        sbuf = Signal(8 * small_max)
+        # A reply of a status byte and up to `small_max - 1` bytes: HELLO's (constant),
+        # a STATUS snapshot, or a 4-byte value (RUN's steps); sent by byte index.
+        small_kind = Signal(2)
+        short_value = Signal(32)
+        status_snap = Signal(8 * fields_size(STATUS_REPLY_FIELDS))
         slen = Signal(range(small_max + 1))
         sidx = Signal(range(small_max + 1))
 
@@ -318,8 +322,8 @@ class Link(wiring.Component):
         mem_addr = Signal(32)
         mem_count = Signal(16)
         byte_idx = Signal(range(max_word_bytes + 1))
-        wword = Signal(8 * max_word_bytes)
-        rword = Signal(max(cfg.data_bits, 8 * max_word_bytes))
+        # One memory word on its way (writes: from the payload; reads: from the core).
+        word = Signal(max(cfg.data_bits, 8 * max_word_bytes))
 
         # The request's table (combinational on the latched command and table).
         t_ok = Signal()
@@ -332,7 +336,8 @@ class Link(wiring.Component):
             for command, write in ((info.read_command, 0), (info.write_command, 1)):
                 with m.If((h_cmd == command) & (req.table == info.table)):
                     m.d.comb += [t_ok.eq(1), t_space.eq(TABLE_SPACES[info.name]), t_depth.eq(info.depth),
-                                 t_wb.eq(info.word_bytes), t_bytes.eq(req.count * info.word_bytes)]
+                                 t_wb.eq(info.word_bytes)]
+        m.d.comb += t_bytes.eq(req.count * t_wb)      # one small multiplier for every table
         reads = [read for read, _ in FAMILY_COMMANDS.values()]
         writes = [write for _, write in FAMILY_COMMANDS.values()]
         m.d.comb += is_write.eq(Cat(*[h_cmd == c for c in writes]).any())
@@ -352,11 +357,16 @@ class Link(wiring.Component):
         status_now = Cat(*[_zero_extend(status_values[name], 8 * size) for name, size in STATUS_REPLY_FIELDS])
         hello_const = Const(int.from_bytes(hello, "little"), 8 * len(hello))
 
-        def small_reply(status, payload=None, nbytes=0, mode=_REMEMBER):
-            """Prepare a reply of a status byte and `nbytes` bytes of `payload`."""
-            body = Cat(C(int(status), 8) if isinstance(status, int) else status,
-                       *(() if payload is None else (payload,)))
-            return [sbuf.eq(body), slen.eq(1 + nbytes), rep_status.eq(status), fin.eq(mode)]
+        SMALL_SHORT, SMALL_HELLO, SMALL_STATUS = 0, 1, 2
+
+        def small_reply(status, kind=SMALL_SHORT, nbytes=0, mode=_REMEMBER, value=None):
+            """Prepare a reply of a status byte and `nbytes` bytes of `kind`."""
+            stmts = [small_kind.eq(kind), slen.eq(1 + nbytes), rep_status.eq(status), fin.eq(mode)]
+            if kind == SMALL_STATUS:
+                stmts.append(status_snap.eq(status_now))
+            if value is not None:
+                stmts.append(short_value.eq(value))
+            return stmts
 
         def refuse(status, mode=_REMEMBER):
             """Reply with `status` alone once the rest of the payload is consumed."""
@@ -409,7 +419,7 @@ class Link(wiring.Component):
                         m.d.sync += p_state.eq(_P_DEAD)
                     with m.Else():
                         # The record's step field counts from 0 within the request.
-                        with m.If(byte != Cat(rec_count, C(0, 16)).word_select(p_idx, 8)):
+                        with m.If(byte != _byte_of(m, Cat(rec_count, C(0, 16)), p_idx)):
                             fail(Status.BAD_VALUE)
                         m.d.sync += p_idx.eq(p_idx + 1)
                         with m.If(p_idx == 3):
@@ -459,14 +469,14 @@ class Link(wiring.Component):
                 with m.If(is_retry):
                     # The same command and seq as the last request: answer again, apply nothing.
                     ran = (h_cmd == Command.RUN) & (last_status == Status.OK)
-                    m.d.sync += small_reply(last_status, _zero_extend(last_steps, 32), mode=_KEEP)
+                    m.d.sync += small_reply(last_status, mode=_KEEP, value=last_steps)
                     m.d.sync += slen.eq(Mux(ran, 1 + fields_size(RUN_REPLY_FIELDS), 1))
                     m.next = "DISCARD"
                 with m.Elif(h_cmd == Command.HELLO):
                     with m.If(h_len != 0):
                         refuse(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += small_reply(Status.OK, hello_const, len(hello), mode=_FORGET)
+                        m.d.sync += small_reply(Status.OK, SMALL_HELLO, len(hello), mode=_FORGET)
                         m.next = "SMALL_HDR"
                 with m.Elif(h_cmd == Command.ECHO):
                     with m.If(h_len > MAX_PAYLOAD - 1):
@@ -478,7 +488,7 @@ class Link(wiring.Component):
                     with m.If(h_len != 0):
                         refuse(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += small_reply(Status.OK, status_now, fields_size(STATUS_REPLY_FIELDS))
+                        m.d.sync += small_reply(Status.OK, SMALL_STATUS, fields_size(STATUS_REPLY_FIELDS))
                         m.next = "SMALL_HDR"
                 with m.Elif(h_cmd == Command.RESET_STATE):
                     with m.If(h_len != 0):
@@ -509,7 +519,7 @@ class Link(wiring.Component):
                     with m.If(self.rx_payload.valid):
                         m.d.sync += rx_left.eq(rx_left - 1)
 
-            # A reply of up to `small_max` bytes from `sbuf`.
+            # A reply of up to `small_max` bytes.
             with m.State("SMALL_HDR"):
                 m.d.comb += [main_hv.eq(1), main_h.command.eq(rep_cmd), main_h.seq.eq(rep_seq),
                              main_h.length.eq(slen)]
@@ -518,9 +528,18 @@ class Link(wiring.Component):
                     m.next = "SMALL_BYTES"
 
             with m.State("SMALL_BYTES"):
-                m.d.comb += [main_pv.eq(1), main_pd.eq(sbuf[:8])]
+                after = (sidx - 1).as_unsigned()
+                with m.If(sidx == 0):
+                    m.d.comb += main_pd.eq(rep_status)
+                with m.Elif(small_kind == SMALL_HELLO):
+                    m.d.comb += main_pd.eq(_byte_of(m, hello_const, after))
+                with m.Elif(small_kind == SMALL_STATUS):
+                    m.d.comb += main_pd.eq(_byte_of(m, status_snap, after))
+                with m.Else():
+                    m.d.comb += main_pd.eq(_byte_of(m, short_value, after[:2]))
+                m.d.comb += main_pv.eq(1)
                 with m.If(main_pr):
-                    m.d.sync += [sbuf.eq(sbuf >> 8), sidx.eq(sidx + 1)]
+                    m.d.sync += sidx.eq(sidx + 1)
                     with m.If(sidx == slen - 1):
                         m.next = "FINISH"
 
@@ -578,7 +597,7 @@ class Link(wiring.Component):
                         m.next = "MEM_CHECK"
 
             with m.State("MEM_CHECK"):
-                m.d.sync += [mem_addr.eq(req.address), mem_count.eq(req.count), byte_idx.eq(0), wword.eq(0),
+                m.d.sync += [mem_addr.eq(req.address), mem_count.eq(req.count), byte_idx.eq(0), word.eq(0),
                              rep_status.eq(Status.OK), fin.eq(_REMEMBER)]
                 with m.If(~t_ok):
                     refuse(Status.BAD_ADDRESS)
@@ -601,7 +620,11 @@ class Link(wiring.Component):
                     m.d.comb += self.rx_payload.ready.eq(1)
                     with m.If(self.rx_payload.valid):
                         # Little-endian: byte b of the word at bits 8b ..
-                        m.d.sync += [wword.word_select(byte_idx, 8).eq(rx_byte), rx_left.eq(rx_left - 1)]
+                        m.d.sync += rx_left.eq(rx_left - 1)
+                        with m.Switch(byte_idx):
+                            for i in range(max_word_bytes):
+                                with m.Case(i):
+                                    m.d.sync += word[8 * i:8 * i + 8].eq(rx_byte)
                         with m.If(byte_idx == t_wb - 1):
                             m.d.sync += byte_idx.eq(0)
                             m.next = "WRITE_ISSUE"
@@ -611,7 +634,7 @@ class Link(wiring.Component):
             with m.State("WRITE_ISSUE"):
                 m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.WRITE),
                              self.cmd.payload.space.eq(t_space), self.cmd.payload.addr.eq(mem_addr),
-                             self.cmd.payload.data.eq(wword)]
+                             self.cmd.payload.data.eq(word)]
                 with m.If(self.cmd.ready):
                     m.d.sync += [mem_addr.eq(mem_addr + 1), mem_count.eq(mem_count - 1)]
                     m.next = "WRITE_BYTES"
@@ -639,13 +662,13 @@ class Link(wiring.Component):
             with m.State("READ_WAIT"):
                 m.d.comb += self.rdata.ready.eq(1)
                 with m.If(self.rdata.valid):
-                    m.d.sync += [rword.eq(self.rdata.payload), byte_idx.eq(0)]
+                    m.d.sync += [word.eq(self.rdata.payload), byte_idx.eq(0)]
                     m.next = "READ_BYTES"
 
             with m.State("READ_BYTES"):
-                m.d.comb += [main_pv.eq(1), main_pd.eq(rword[:8])]
+                m.d.comb += [main_pv.eq(1), main_pd.eq(_byte_of(m, word[:8 * max_word_bytes], byte_idx))]
                 with m.If(main_pr):
-                    m.d.sync += [rword.eq(rword >> 8), byte_idx.eq(byte_idx + 1)]
+                    m.d.sync += byte_idx.eq(byte_idx + 1)
                     with m.If(byte_idx == t_wb - 1):
                         m.d.sync += [mem_addr.eq(mem_addr + 1), mem_count.eq(mem_count - 1)]
                         m.next = "READ_ISSUE"
@@ -710,13 +733,13 @@ class Link(wiring.Component):
                     latch_header()
                     m.next = "BUSY_DISPATCH"
                 with m.Elif(engine_done):
-                    m.d.sync += small_reply(Status.OK, _zero_extend(run_steps, 32), fields_size(RUN_REPLY_FIELDS))
+                    m.d.sync += small_reply(Status.OK, nbytes=fields_size(RUN_REPLY_FIELDS), value=run_steps)
                     m.d.sync += [run_active.eq(0), rep_cmd.eq(Command.RUN | REPLY_FLAG), rep_seq.eq(run_seq)]
                     m.next = "SMALL_HDR"
 
             with m.State("BUSY_DISPATCH"):
                 with m.If((h_cmd == Command.STATUS) & (h_len == 0)):
-                    m.d.sync += small_reply(Status.OK, status_now, fields_size(STATUS_REPLY_FIELDS), mode=_KEEP)
+                    m.d.sync += small_reply(Status.OK, SMALL_STATUS, fields_size(STATUS_REPLY_FIELDS), mode=_KEEP)
                     m.next = "SMALL_HDR"
                 with m.Else():
                     refuse(Status.BUSY, mode=_KEEP)
@@ -748,14 +771,13 @@ class Link(wiring.Component):
         bcount = Signal(range(bitmap_m + 1))
         k_left = Signal(16)
         a_lo = Signal(8)
-        ehead = Signal(8 * max(1 + _SPIKE_HEAD_SIZE, 1 + _PROBE_HEAD_SIZE))
         eidx = Signal(range(max(1 + _SPIKE_HEAD_SIZE, 1 + _PROBE_HEAD_SIZE) + 1))
         acc = Signal(8)
         bm_byte = Signal(range(bitmap_n + 1))
         chunk_first = Signal(range(n + 1))
         chunk_count = Signal(range(chunk + 1))
         chunk_i = Signal(range(chunk + 1))
-        pvbuf = Signal(16 * value_bytes)
+        probe_values = Signal(16 * value_bytes)      # v then i of one neuron, sign-extended
         pidx = Signal(range(2 * value_bytes + 1))
 
         lowest = Signal(3)                  # lowest set bit of `bits`
@@ -766,6 +788,10 @@ class Link(wiring.Component):
         as_list = Signal()                  # the shorter form, as encode_spikes picks it
         m.d.comb += as_list.eq(SPIKE_ADDRESS_BYTES * (1 + spk_count) < bitmap_n)
         body_len = Mux(as_list, SPIKE_ADDRESS_BYTES * (1 + spk_count), bitmap_n)
+        # The records' first bytes: status, step, then the format, or first and count.
+        step_head = Cat(C(Status.OK, 8), rec_step,
+                        _zero_extend(Mux(as_list, SpikeFormat.ADDRESSES, SpikeFormat.BITMAP), 8))
+        probe_head = Cat(C(Status.OK, 8), rec_step, _zero_extend(chunk_first, 16), _zero_extend(chunk_count, 16))
         remaining_used = n_used - chunk_first
         this_chunk = Mux(remaining_used > chunk, chunk, remaining_used)
 
@@ -895,16 +921,14 @@ class Link(wiring.Component):
             with m.State("E_EMIT_HDR"):
                 m.d.comb += [run_hv.eq(1), run_h.command.eq(Command.STEP_RECORD | REPLY_FLAG),
                              run_h.seq.eq(run_seq), run_h.length.eq(1 + _SPIKE_HEAD_SIZE + body_len)]
-                m.d.sync += [ehead.eq(Cat(C(Status.OK, 8), rec_step,
-                                          _zero_extend(Mux(as_list, SpikeFormat.ADDRESSES, SpikeFormat.BITMAP), 8))),
-                             eidx.eq(0), sp_idx.eq(0), acc.eq(0), bm_byte.eq(0)]
+                m.d.sync += [eidx.eq(0), sp_idx.eq(0), acc.eq(0), bm_byte.eq(0)]
                 with m.If(run_hr):
                     m.next = "E_EMIT_HEAD"
 
             with m.State("E_EMIT_HEAD"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(ehead[:8])]
+                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, step_head, eidx))]
                 with m.If(run_pr):
-                    m.d.sync += [ehead.eq(ehead >> 8), eidx.eq(eidx + 1)]
+                    m.d.sync += eidx.eq(eidx + 1)
                     with m.If(eidx == _SPIKE_HEAD_SIZE):
                         m.d.sync += eidx.eq(0)
                         with m.If(as_list):
@@ -913,7 +937,7 @@ class Link(wiring.Component):
                             m.next = "E_EMIT_BITMAP"
 
             with m.State("E_EMIT_COUNT"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(_zero_extend(spk_count, 16).word_select(eidx[0], 8))]
+                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, _zero_extend(spk_count, 16), eidx[0]))]
                 with m.If(run_pr):
                     m.d.sync += eidx.eq(eidx + 1)
                     with m.If(eidx == 1):
@@ -964,16 +988,14 @@ class Link(wiring.Component):
                 m.d.comb += [run_hv.eq(1), run_h.command.eq(Command.PROBE_RECORD | REPLY_FLAG),
                              run_h.seq.eq(run_seq),
                              run_h.length.eq(1 + _PROBE_HEAD_SIZE + chunk_count * (2 * value_bytes))]
-                m.d.sync += [ehead.eq(Cat(C(Status.OK, 8), rec_step, _zero_extend(chunk_first, 16),
-                                          _zero_extend(chunk_count, 16))),
-                             eidx.eq(0), chunk_i.eq(0)]
+                m.d.sync += [eidx.eq(0), chunk_i.eq(0)]
                 with m.If(run_hr):
                     m.next = "E_PROBE_HEAD"
 
             with m.State("E_PROBE_HEAD"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(ehead[:8])]
+                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, probe_head, eidx))]
                 with m.If(run_pr):
-                    m.d.sync += [ehead.eq(ehead >> 8), eidx.eq(eidx + 1)]
+                    m.d.sync += eidx.eq(eidx + 1)
                     with m.If(eidx == _PROBE_HEAD_SIZE):
                         m.next = "E_PROBE_WAIT"
 
@@ -983,13 +1005,13 @@ class Link(wiring.Component):
                     m.next = "E_PROBE_START"
                 with m.Elif(self.step_out.valid):
                     m.d.comb += self.step_out.ready.eq(1)   # a PROBE record, neuron chunk_first + chunk_i
-                    m.d.sync += [pvbuf.eq(Cat(v_ext, i_ext)), pidx.eq(0)]
+                    m.d.sync += [probe_values.eq(Cat(v_ext, i_ext)), pidx.eq(0)]
                     m.next = "E_PROBE_BYTES"
 
             with m.State("E_PROBE_BYTES"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(pvbuf[:8])]
+                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, probe_values, pidx))]
                 with m.If(run_pr):
-                    m.d.sync += [pvbuf.eq(pvbuf >> 8), pidx.eq(pidx + 1)]
+                    m.d.sync += pidx.eq(pidx + 1)
                     with m.If(pidx == 2 * value_bytes - 1):
                         m.d.sync += chunk_i.eq(chunk_i + 1)
                         m.next = "E_PROBE_WAIT"
@@ -1006,6 +1028,17 @@ class Link(wiring.Component):
 
         m.d.comb += self.busy.eq(~request_fsm.ongoing("IDLE") | run_active | nack_pending | (owner != _OWN_NONE))
         return m
+
+
+def _byte_of(m, value, index):
+    """Byte `index` of `value` as a case mux (yosys makes a barrel shifter of a
+    variable `word_select`, several times larger for a wide value)."""
+    out = Signal(8)
+    with m.Switch(index):
+        for i in range((len(value) + 7) // 8):
+            with m.Case(i):
+                m.d.comb += out.eq(value[8 * i:8 * i + 8])
+    return out
 
 
 def _zero_extend(value, width):

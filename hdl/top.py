@@ -101,7 +101,8 @@ class NeurofabricTop(wiring.Component):
             link.uart_framing_errors.eq(uart_rx.framing_errors), link.uart_overruns.eq(uart_rx.overruns),
             link.crc_errors.eq(receiver.crc_errors), link.format_errors.eq(receiver.format_errors),
             link.dropped_frames.eq(receiver.dropped),
-            self.busy.eq(link.busy | core.busy),
+            # The sender's header is ready only when it is idle; so is the transmitter's data.
+            self.busy.eq(link.busy | core.busy | ~sender.header.ready | ~uart_tx.data.ready),
             self.led_running.eq(link.running),
             self.led_error.eq((uart_rx.framing_errors != 0) | (uart_rx.overruns != 0) | (receiver.crc_errors != 0)
                               | (receiver.format_errors != 0) | (receiver.dropped != 0)),
