@@ -4,8 +4,10 @@
 // (`verilator --cc --exe --build`) and a generated header, board_top.h, that
 // includes the model's class header and names its ports:
 //
-//   #define VTOP        the model class (Vnf_top)
-//   #define NF_CLK      clock input        #define NF_RST   synchronous reset input
+//   #define VTOP        the model class (Vnf_sim_board: sim/board.py wraps the top level
+//                       so that its reset comes from a power-on counter inside the model,
+//                       high for the first 4 cycles)
+//   #define NF_CLK      clock input
 //   #define NF_RX       UART input (the host's TX)
 //   #define NF_TX       UART output (the host's RX)
 //   #define NF_BUSY     optional output: high while the core has work (omitted when absent)
@@ -71,7 +73,7 @@ struct Options {
     uint64_t quiet_cycles = 0;        // idle after this many cycles without UART activity (0: default)
     bool exit_with_parent = false;
     bool trace = false;               // every byte with its cycle, on stderr
-    unsigned reset_cycles = 4;
+    unsigned reset_cycles = 4;        // the wrapper's power-on reset (sim/board.py)
 };
 
 [[noreturn]] void usage(const char* argv0, const char* problem) {
@@ -270,13 +272,11 @@ int main(int argc, char** argv) {
     double busy_s = 0.0;
 
     top->NF_CLK = 0;
-    top->NF_RST = 1;
     top->NF_RX = 1;
     top->eval();
 
     auto tick = [&]() {
         top->NF_RX = cycle < opt.reset_cycles + 16 ? 1 : driver.level();
-        top->NF_RST = cycle < opt.reset_cycles;
         top->NF_CLK = 0;
         top->eval();
         top->NF_CLK = 1;
@@ -309,8 +309,8 @@ int main(int argc, char** argv) {
         to_host.erase(to_host.begin(), to_host.begin() + static_cast<std::ptrdiff_t>(sent));
     };
 
-    // Reset, then an idle line long enough for the synchronisers: a byte the
-    // host wrote before the board started must not begin inside the reset.
+    // The reset, then an idle line long enough for the synchronisers: a byte
+    // the host wrote before the board started must not begin inside the reset.
     while (cycle < opt.reset_cycles + 16) tick();
 
     while (!g_stop) {

@@ -85,9 +85,16 @@ def read_exactly(port, size, timeout=10.0):
     return got
 
 
-def test_port_names_are_found_in_the_verilog():
+def test_port_names_are_found_and_the_reset_moves_inside_the_model():
+    from neurofabric.sim.board import _port_roles, _wrapper_verilog
     ports = verilog_ports(loopback_verilog(True), "nf_top")
     assert ports == {"clk": "input", "rst": "input", "uart_rx": "input", "uart_tx": "output", "busy": "output"}
+    text = _wrapper_verilog({**ports, "debug_in": "input"}, _port_roles(ports, "nf_top"), "nf_top")
+    assert "module nf_sim_board(input clk, input uart_rx, output uart_tx, output busy);" in text
+    assert "nf_top top(.clk(clk), .rst(rst), .uart_rx(uart_rx), .uart_tx(uart_tx), .busy(busy), " \
+           ".debug_in(1'b0));" in text
+    with pytest.raises(Exception, match=r"top level nf_top has no output port for NF_TX \(tried uart_tx, tx"):
+        _port_roles({"clk": "input", "uart_rx": "input"}, "nf_top")
 
 
 def test_loopback_board_returns_every_byte_value(loopback):
