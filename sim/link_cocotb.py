@@ -18,7 +18,7 @@ import cocotb
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.host.golden import GoldenModel
 from neurofabric.host.protocol import (
-    GLOBAL_REGISTERS, HELLO_REPLY_FIELDS, MAX_FRAME, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION,
+    GLOBAL_REGISTERS, HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION,
     READ_ONLY_GLOBALS, REPLY_FLAG, Command, Family, RunFlags, SpikeFormat, Status, cobs_encode, crc16,
     decode_global, encode_global, encode_run_request, encode_spikes, fields_size, frame_body, global_register_bits,
     pack_fields, pack_weights, unpack_fields, words_to_bytes,
@@ -233,10 +233,6 @@ async def every_table_reads_back_what_was_written(dut):
         assert (await tb.ok(info.read_command, memory_request(table, info.depth, 0))).data == b""
         await tb.ok(info.write_command, memory_request(table, info.depth, 0))
     assert not tb.nacks and not tb.bad_frames
-
-
-def plan_case(name):
-    return next(case for case in PLAN if case["name"] == name)
 
 
 @cocotb.test()

@@ -19,7 +19,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
 
 from neurofabric.host.protocol import (
     MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REQUEST_FIELDS, SPIKE_RECORD_FIELDS, Command, CoreShape,
-    Family, Frame, FrameDecoder, FrameError, RunFlags, SpikeFormat, Status, bytes_to_words, decode_probe_record,
+    Family, FrameDecoder, FrameError, RunFlags, SpikeFormat, Status, bytes_to_words, decode_probe_record,
     decode_spikes, encode_frame, encode_global, encode_run_request, fields_size, neuron_params_fields,
     neuron_state_fields, pack_fields, pack_weights, pack_word, run_request_size, table_info, unpack_weights,
     unpack_word, words_to_bytes,
@@ -394,7 +394,3 @@ def status_fields(ex):
     from neurofabric.host.protocol import STATUS_REPLY_FIELDS, unpack_fields
     assert len(ex.data) == fields_size(STATUS_REPLY_FIELDS)
     return unpack_fields(STATUS_REPLY_FIELDS, ex.data)
-
-
-def frame_of(command, seq, payload=b""):
-    return Frame(command, seq, payload)
