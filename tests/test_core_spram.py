@@ -133,17 +133,16 @@ def test_spram_primitives_for_the_iceBreaker_core_fit_and_a_larger_one_is_refuse
                            weight_cells="sb_spram256ka"), name="nf_core", emit_src=False)
 
 
-class _UP5K:
-    device = "iCE40UP5K"
-
-
 def test_auto_cells_follow_the_platform():
     from amaranth.hdl import Fragment
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     core = Core(CoreConfig(n=8, m=8, lanes=2, weight_memory="spram"))
-    assert core._cells(_UP5K()) == "sb_spram256ka"
+    assert core._cells(ICEBreakerPlatform()) == "sb_spram256ka"
+    assert core._cells(ULX3S_85F_Platform()) == "model"
     assert core._cells(None) == "model"
-    Fragment.get(core, _UP5K())   # elaborates with the primitives
+    Fragment.get(core, ICEBreakerPlatform())   # elaborates with the primitives
     with pytest.raises(ValueError, match="weight_cells = 'bram'"):
         Core(CoreConfig(n=8, m=8), weight_cells="bram")
 
