@@ -70,13 +70,14 @@ class Duration(click.ParamType):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More output (-vv: byte dumps).")
+@click.option("-v", "--verbose", count=True, help="More output (-vv: link frames, -vvv: byte dumps).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.version_option(package_name="neurofabric")
 @click.pass_context
 def cli(ctx, verbose, quiet):
     """neurofabric: run spiking networks on the golden model, the simulated board or an FPGA."""
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    # -v: progress details, -vv: one line per frame, -vvv: byte dumps (link.TRACE).
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG, 5)[min(verbose, 3)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
@@ -102,7 +103,7 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
     net = load_network(network)
     stim = load_stimulus(stimulus, m=net.m, steps=steps)
     with open_device(device) as dev:
-        dev.load(net)
+        dev.load(net, progress=Progress("load", enabled=not ctx.obj["quiet"]))
         rec = dev.run(stim, record=record, snapshot_every=snapshot_every,
                       progress=Progress("run", enabled=not ctx.obj["quiet"]))
     save_recording(rec, output)

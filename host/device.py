@@ -77,10 +77,19 @@ class Device(abc.ABC):
     def capabilities(self) -> Capabilities:
         """The device's sizes and widths."""
 
-    def load(self, network: Network):
-        """Load a network (weights, parameters, learning registers) and reset the state."""
+    _load_progress = None
+
+    def load(self, network: Network, progress=None):
+        """Load a network (weights, parameters, learning registers) and reset the state.
+
+        `progress(done, total)` follows long loads (the weights over a link).
+        """
         self.capabilities().check_fits(network)
-        self._load(network)
+        self._load_progress = progress
+        try:
+            self._load(network)
+        finally:
+            self._load_progress = None
         self.network = network
 
     @abc.abstractmethod

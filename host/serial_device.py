@@ -122,14 +122,6 @@ class SerialDevice(Device):
         """Core row of network source `k` (input k, or neuron k - m)."""
         return k if k < net.m else self.shape.m + (k - net.m)
 
-    def load(self, network, progress=None):
-        """Load `network` (see `Device.load`); `progress(done, total)` follows the weight words."""
-        self._load_progress = progress
-        try:
-            super().load(network)
-        finally:
-            self._load_progress = None
-
     def _load(self, net):
         shape, client = self.shape, self.client
         n_core, m_core = shape.n, shape.m

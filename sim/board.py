@@ -432,14 +432,6 @@ class SimulatedBoardDevice(Device):
         return (have is not None and self.board.running and have.n >= want.n and have.m >= want.m
                 and (have.S, have.W, have.T, have.lanes) == (want.S, want.W, want.T, want.lanes))
 
-    def load(self, network, progress=None):
-        """Load `network` (see `Device.load`); `progress(done, total)` follows the weight words."""
-        self._load_progress = progress
-        try:
-            super().load(network)
-        finally:
-            self._load_progress = None
-
     def _load(self, network):
         config = board_config_for(network, lanes=self.lanes, clk_hz=self.clk_hz, baud=self.baud,
                                   neurons=self.neurons, inputs=self.inputs)
@@ -451,7 +443,7 @@ class SimulatedBoardDevice(Device):
             self.serial = SerialDevice.open(self.board.path, config.baud, kind="rtl", timeout=self.timeout,
                                             retries=self.retries, build_id=self.board.build_id,
                                             **self.serial_options)
-        self.serial.load(network, progress=getattr(self, "_load_progress", None))
+        self.serial.load(network, progress=self._load_progress)
 
     def _run(self, stimulus, record, snapshot_every, progress):
         return self.serial.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
