@@ -286,8 +286,9 @@ class Link(wiring.Component):
         # ---- request machine state ----
         h_cmd = Signal(8)
         h_seq = Signal(8)
-        h_len = Signal(16)
-        rx_left = Signal(16)
+        # The receiver hands out only frames whose length field is right, so <= MAX_PAYLOAD.
+        h_len = Signal(range(MAX_PAYLOAD + 1))
+        rx_left = Signal(range(MAX_PAYLOAD + 1))
         rep_cmd = Signal(8)
         rep_seq = Signal(8)
         rep_status = Signal(8)
@@ -295,7 +296,7 @@ class Link(wiring.Component):
         # A reply of a status byte and up to `small_max - 1` bytes: HELLO's (constant),
         # a STATUS snapshot, or a 4-byte value (RUN's steps); sent by byte index.
         small_kind = Signal(2)
-        short_value = Signal(32)
+        short_value = Signal(16)        # sent as a u32
         status_snap = Signal(8 * fields_size(STATUS_REPLY_FIELDS))
         slen = Signal(range(small_max + 1))
         sidx = Signal(range(small_max + 1))
@@ -319,8 +320,8 @@ class Link(wiring.Component):
         req = Signal(req_layout)
         req_raw = req.as_value()
         head_count = Signal(range(max(_MEMORY_REQUEST_SIZE, _RUN_REQUEST_SIZE) + 1))
-        mem_addr = Signal(32)
-        mem_count = Signal(16)
+        mem_addr = Signal(range(max(t.depth for t in tables) + 1))   # used once the range is checked
+        mem_count = Signal(range(MAX_PAYLOAD + 1))
         byte_idx = Signal(range(max_word_bytes + 1))
         # One memory word on its way (writes: from the payload; reads: from the core).
         word = Signal(max(cfg.data_bits, 8 * max_word_bytes))
@@ -536,7 +537,7 @@ class Link(wiring.Component):
                 with m.Elif(small_kind == SMALL_STATUS):
                     m.d.comb += main_pd.eq(_byte_of(m, status_snap, after))
                 with m.Else():
-                    m.d.comb += main_pd.eq(_byte_of(m, short_value, after[:2]))
+                    m.d.comb += main_pd.eq(_byte_of(m, _zero_extend(short_value, 32), after[:2]))
                 m.d.comb += main_pv.eq(1)
                 with m.If(main_pr):
                     m.d.sync += sidx.eq(sidx + 1)
