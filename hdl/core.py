@@ -26,7 +26,7 @@ A step (see docs/core.md for the timing):
 
 from types import SimpleNamespace
 
-from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -38,7 +38,34 @@ from .arith import NeuronUpdate, stdp_update, trace_update
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
-__all__ = ["Core"]
+__all__ = ["Core", "registered_read_port"]
+
+
+def registered_read_port(m, mem, name, write_port=None):
+    """A synchronous read port of `mem` built as an asynchronous read port and a
+    register on its data, with `addr`, `data` and `en` (default 1; 0 holds the data)
+    like `lib.memory.ReadPort`, and the same read-first timing.
+
+    Yosys merges the register into the memory's read port (`memory_dff`), and only
+    on that path does it honour the memory's `no_rw_check` attribute: a read port
+    built by Amaranth as synchronous keeps its read-first collision behaviour, which
+    the iCE40 and ECP5 block RAMs do not have and Yosys then emulates in logic.
+
+    With `write_port` (simulation builds), a read of the address being written in
+    the same cycle returns the complement of the word instead: the block RAM's
+    result is undefined there, so a schedule that used such a read fails the
+    bit-exact tests instead of passing by luck.
+    """
+    port = mem.read_port(domain="comb")
+    reg = SimpleNamespace(addr=port.addr, en=Signal(init=1, name=f"{name}_rd_en"),
+                          data=Signal(mem.shape, reset_less=True, name=f"{name}_rd_data"))
+    word = Value.cast(port.data)
+    if write_port is not None:
+        collision = Value.cast(write_port.en).any() & (write_port.addr == port.addr)
+        word = Mux(collision, ~word, word)
+    with m.If(reg.en):
+        m.d.sync += reg.data.eq(word)
+    return reg
 
 
 class Core(wiring.Component):
@@ -61,15 +88,19 @@ class Core(wiring.Component):
     SPRAM primitives), `"model"` (their behavioural model, for simulation and
     other FPGAs), or `"auto"`: the primitives when elaborated for an iCE40UP
     platform (`platform.device`), else the model.
+
+    `poison_collisions` (simulation builds): a memory read in the cycle its address
+    is written returns garbage, as the block RAMs may (see `registered_read_port`).
     """
 
-    def __init__(self, config: CoreConfig, *, weight_cells="auto"):
+    def __init__(self, config: CoreConfig, *, weight_cells="auto", poison_collisions=False):
         if weight_cells not in ("auto", *CELLS):
             self._MustUse__silence = True   # refused: no "created but never used" warning
             raise ValueError(f"Core weight_cells = {weight_cells!r}: allowed 'auto', "
                              + ", ".join(repr(c) for c in CELLS))
         self.config = config
         self.weight_cells = weight_cells
+        self.poison_collisions = poison_collisions
         super().__init__({
             "cmd": In(stream.Signature(config.command_layout)),
             "rdata": Out(stream.Signature(unsigned(config.data_bits))),
@@ -136,27 +167,37 @@ class Core(wiring.Component):
         m.d.comb += nw_used.eq((n_used + (L - 1)) >> LB)
 
         # ---- memories --------------------------------------------------------
-        w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[])
-        params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[])
-        state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[])
-        acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[])
+        # `no_rw_check`: no schedule reads a word of these memories in the cycle it is
+        # written and then uses the data (the passes read ahead of their writes, at other
+        # addresses; host commands come one per cycle), so Yosys need not emulate
+        # read-first collisions with registers and comparators (about 300 LUTs and 270
+        # flip-flops on the iCE40). The post traces are the exception: the neuron pass
+        # reads the word of neuron j + 2 while it writes neuron j's lane, the same word
+        # when lanes >= 4; they keep the default. See `registered_read_port`.
+        NO_RW = {"no_rw_check": 1}
+        w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW)
+        params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[], attrs=NO_RW)
+        state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[], attrs=NO_RW)
+        acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW)
         y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[])       # post traces, by word
-        ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[])       # plastic_post, by word
-        x_mem = Memory(shape=unsigned(T), depth=cfg.sources, init=[])  # pre traces
-        ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[])
-        deliv_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[])  # k in D this step
-        d_mem = Memory(shape=unsigned(cfg.source_bits), depth=cfg.sources, init=[])  # list D
-        sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[])  # spike list
+        ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[], attrs=NO_RW)       # plastic_post, by word
+        x_mem = Memory(shape=unsigned(T), depth=cfg.sources, init=[], attrs=NO_RW)  # pre traces
+        ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)
+        deliv_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)  # k in D this step
+        d_mem = Memory(shape=unsigned(cfg.source_bits), depth=cfg.sources, init=[], attrs=NO_RW)  # list D
+        sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[], attrs=NO_RW)  # spike list
         wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
-        wl_mem = Memory(shape=wl_layout, depth=NW, init=[])  # potentiation work list
+        wl_mem = Memory(shape=wl_layout, depth=NW, init=[], attrs=NO_RW)  # potentiation work list
         mems = dict(params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
                     x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem)
         if not spram:
             mems["w"] = w_mem
         for name, mem in mems.items():
             m.submodules[f"{name}_mem"] = mem
-        rd = {name: mem.read_port() for name, mem in mems.items()}
         wr = {name: mem.write_port(granularity=(T if name == "y" else 1 if name == "ppost" else None))
+              for name, mem in mems.items()}
+        rd = {name: mem.read_port() if name == "y" else
+              registered_read_port(m, mem, name, wr[name] if self.poison_collisions else None)
               for name, mem in mems.items()}
         if spram:
             # Single-port weights: even rows in bank 0, odd rows in bank 1 (the row's

@@ -67,14 +67,21 @@ class SPRAMModel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=SPRAM_WIDTH, depth=self.depth, init=self._init)
-        rd = mem.read_port()
+        # One port: a read and a write never share a cycle. An asynchronous read and a
+        # register, which Yosys merges into a block RAM read port without emulating
+        # read-first collisions (`no_rw_check`; see `core.registered_read_port`).
+        m.submodules.mem = mem = Memory(shape=SPRAM_WIDTH, depth=self.depth, init=self._init,
+                                        attrs={"no_rw_check": 1})
+        rd = mem.read_port(domain="comb")
         wr = mem.write_port(granularity=4)
+        data = Signal(SPRAM_WIDTH, reset_less=True)
+        with m.If(self.en & ~self.we):
+            m.d.sync += data.eq(rd.data)
         poisoned = Signal()
         m.d.comb += [
-            rd.addr.eq(self.addr), rd.en.eq(self.en & ~self.we),
+            rd.addr.eq(self.addr),
             wr.addr.eq(self.addr), wr.data.eq(self.wdata), wr.en.eq(Mux(self.en & self.we, self.mask, 0)),
-            self.rdata.eq(Mux(poisoned, POISON, rd.data)),
+            self.rdata.eq(Mux(poisoned, POISON, data)),
         ]
         with m.If(self.en):
             m.d.sync += poisoned.eq(self.we)

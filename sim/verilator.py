@@ -85,7 +85,10 @@ def generate_verilog(config, path, weight_cells="model"):
     from amaranth.back import verilog
 
     from neurofabric.hdl.core import Core
-    text = verilog.convert(Core(config, weight_cells=weight_cells), name=TOPLEVEL, emit_src=False)
+    # Reads that collide with a write of the same address return garbage, as the
+    # block RAMs may: the tests then show any schedule that relies on them.
+    text = verilog.convert(Core(config, weight_cells=weight_cells, poison_collisions=True), name=TOPLEVEL,
+                           emit_src=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
