@@ -511,6 +511,29 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
         click.echo(board.summary, err=True)
 
 
+@cli.command("selftest")
+@click.option("--device", required=True, help="rtl (the simulated board) or serial:PATH[@BAUD].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
+@_handle_errors
+def selftest_command(device, seed, steps):
+    """Check a board: handshake, echo of every frame length, a network against the golden model, weights.
+
+    \b
+    Examples:
+      neurofabric selftest --device rtl
+      neurofabric selftest --device serial:/dev/ttyUSB1@1500000
+    """
+    from .selftest import selftest
+    checks = selftest(device, seed=seed, steps=steps, say=click.echo)
+    failed = [c for c in checks if not c.passed]
+    if failed or len(checks) < 5:
+        click.echo(f"selftest FAILED: {len(failed)} of {len(checks)} checks failed"
+                   + ("" if len(checks) == 5 else " (later checks were not run)"))
+        sys.exit(DeviceError.exit_code)
+    click.echo(f"selftest passed: {len(checks)} checks on {device}")
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="neurofabric")
