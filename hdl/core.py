@@ -171,15 +171,17 @@ class Core(wiring.Component):
         # written and then uses the data (the passes read ahead of their writes, at other
         # addresses; host commands come one per cycle), so Yosys need not emulate
         # read-first collisions with registers and comparators (about 300 LUTs and 270
-        # flip-flops on the iCE40). The post traces are the exception: the neuron pass
-        # reads the word of neuron j + 2 while it writes neuron j's lane, the same word
-        # when lanes >= 4; they keep the default. See `registered_read_port`.
+        # flip-flops on the iCE40). The post traces are the exception when lanes >= 4:
+        # the neuron pass reads the word of neuron j + 2 while it writes neuron j's lane,
+        # the same word; they keep the default then. See `registered_read_port`.
         NO_RW = {"no_rw_check": 1}
         w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW)
         params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[], attrs=NO_RW)
         state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[], attrs=NO_RW)
         acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW)
-        y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[])       # post traces, by word
+        y_rw_free = L <= 2
+        y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[],       # post traces, by word
+                       attrs=NO_RW if y_rw_free else None)
         ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[], attrs=NO_RW)       # plastic_post, by word
         x_mem = Memory(shape=unsigned(T), depth=cfg.sources, init=[], attrs=NO_RW)  # pre traces
         ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)
@@ -196,7 +198,7 @@ class Core(wiring.Component):
             m.submodules[f"{name}_mem"] = mem
         wr = {name: mem.write_port(granularity=(T if name == "y" else 1 if name == "ppost" else None))
               for name, mem in mems.items()}
-        rd = {name: mem.read_port() if name == "y" else
+        rd = {name: mem.read_port() if name == "y" and not y_rw_free else
               registered_read_port(m, mem, name, wr[name] if self.poison_collisions else None)
               for name, mem in mems.items()}
         if spram:
