@@ -224,7 +224,8 @@ def devices():
 @cli.group(invoke_without_command=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/demo",
               show_default=True, help="Folder for the demo's files.")
-@click.option("--device", default="golden", show_default=True, help="Where to run.")
+@click.option("--device", default="rtl", show_default=True,
+              help="Where to run: rtl (the simulated board), golden, serial:PATH[@BAUD].")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.pass_context
 @_handle_errors
@@ -244,6 +245,10 @@ def demo(ctx, out_dir, device, seed):
                            progress=None if ctx.obj["quiet"] else click.echo)
     for line in summary:
         click.echo(line)
+    import json
+    if json.loads((Path(out_dir) / "summary.json").read_text()).get("bit_exact_with_golden") is False:
+        raise DeviceError(f"{device} disagreed with the golden model during learning: run "
+                          f"`neurofabric diff` on {Path(out_dir) / 'training.npz'}'s network to find where")
 
 
 @demo.command("digits")

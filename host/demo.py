@@ -15,6 +15,8 @@ import numpy as np
 
 from .builder import NetworkBuilder
 from .device import open_device
+from .golden import GoldenModel
+from .progress import Progress
 
 __all__ = ["PatternTask", "make_pattern_task", "pattern_network", "pattern_scores", "pattern_demo"]
 
@@ -105,17 +107,24 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
         before = pattern_scores(rec_before.spikes, test_task)
         say(f"[2/3] learning with on-chip STDP ({train_steps} steps)")
         dev.load(net)
-        trained = dev.run(train_task.spikes, snapshot_every=50)
+        trained = dev.run(train_task.spikes, snapshot_every=50,
+                          progress=Progress("learning", enabled=progress is not None))
         learned = frozen.copy()
         learned.weights = dev.read_weights()
         say(f"[3/3] testing after learning ({test_steps} steps)")
         dev.load(learned)
         rec_after = dev.run(test_task.spikes, record=("v",))
         after = pattern_scores(rec_after.spikes, test_task)
+    exact = None
+    if device != "golden":
+        # The same three phases on the golden model, to show the device is bit-exact.
+        reference = GoldenModel(net).run(train_task.spikes, snapshot_every=50)
+        exact = bool(np.array_equal(reference.spikes, trained.spikes)
+                     and np.array_equal(reference.weight_snapshots, trained.weight_snapshots))
     chosen = pattern[0]
     w = learned.weights[:net.m, 0]
     others = np.setdiff1d(np.arange(net.m), chosen)
-    result = {"device": device, "seed": seed, "before": before, "after": after,
+    result = {"device": device, "seed": seed, "before": before, "after": after, "bit_exact_with_golden": exact,
               "mean_weight_pattern_inputs": float(w[chosen].mean()),
               "mean_weight_other_inputs": float(w[others].mean())}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +142,8 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
         f"{len(chosen)} inputs repeated {before['patterns']} times in {test_steps} test steps",
         f"  before learning: {fmt(before)}",
         f"  after learning:  {fmt(after)}",
+        *([f"  learning on {device} was bit-exact with the golden model (every spike and every weight "
+             f"snapshot): {'yes' if exact else 'NO'}"] if exact is not None else []),
         f"  weights of pattern inputs {result['mean_weight_pattern_inputs']:.1f}, "
         f"of the others {result['mean_weight_other_inputs']:.1f} (started at {int(net.weights[0, 0])})",
         f"  wrote {out_dir / 'summary.json'}, {out_dir / 'training.npz'}"

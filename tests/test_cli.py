@@ -118,9 +118,11 @@ def test_devices_lists_golden():
     assert result.exit_code == 0 and result.output.startswith("golden")
 
 
-def test_demo_runs_and_learns(tmp_path):
-    result = invoke("-q", "demo", "-o", tmp_path, "--device", "golden")
+def test_demo_runs_and_learns_on_the_simulated_board(tmp_path):
+    result = invoke("-q", "demo", "-o", tmp_path)  # the default device: the simulated board
     assert result.exit_code == 0, result.output
+    assert "learning on rtl was bit-exact with the golden model (every spike and every weight snapshot): yes" \
+        in result.output
     import json
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["after"]["hit_rate"] > summary["before"]["hit_rate"]
