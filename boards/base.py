@@ -68,25 +68,30 @@ class BoardTop(Elaboratable):
         self.board, self.core_top = board, core_top
 
     def elaborate(self, platform):
-        from amaranth import Module
+        from amaranth import ClockDomain, Module
+        from amaranth.lib import io
 
         from .pll import ECP5PLL, ICE40PLL
         m = Module()
         board = self.board
         if board.clk_hz != board.osc_hz:
             # Otherwise the platform makes `sync` from the oscillator, with a power-on reset.
-            from amaranth.lib import io
             pll_class = {"ice40": ICE40PLL, "ecp5": ECP5PLL}.get(board.family)
             if pll_class is None:
                 raise BuildError(f"board {board.name}: no PLL support for family {board.family}")
+            m.domains.sync = ClockDomain("sync")
             clk = platform.request(platform.default_clk, dir="-")
             m.submodules.clk_buf = clk_buf = io.Buffer("i", clk)
             m.submodules.pll = pll_class(clk_buf.i, board.osc_hz, board.clk_hz)
-        uart = platform.request("uart", 0)
+        from amaranth.lib import io
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
         m.submodules.top = top = self.core_top
-        m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
+        m.d.comb += [top.uart_rx.eq(rx.i), tx.o.eq(top.uart_tx)]
         for name, value in board.extra_outputs.items():
-            m.d.comb += platform.request(name, 0).o.eq(value)
+            m.submodules[f"{name}_buf"] = buf = io.Buffer("o", platform.request(name, 0, dir="-"))
+            m.d.comb += buf.o.eq(value)
         return m
 
 

@@ -8,7 +8,7 @@ frequency actually produced, never the requested one.
 
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..host.errors import BuildError
@@ -76,7 +76,7 @@ def ecp5_pll_params(f_in, f_want):
 
 
 class ICE40PLL(Elaboratable):
-    """Drive the `sync` domain from an SB_PLL40_CORE, held in reset until lock."""
+    """Drive the `sync` domain (defined by the parent) from an SB_PLL40_CORE, held in reset until lock."""
 
     def __init__(self, clk_in, f_in, f_want):
         self.clk_in, self.params = clk_in, ice40_pll_params(f_in, f_want)
@@ -91,14 +91,13 @@ class ICE40PLL(Elaboratable):
             p_FILTER_RANGE=p.filter_range,
             i_REFERENCECLK=self.clk_in, i_RESETB=1, i_BYPASS=0,
             o_PLLOUTGLOBAL=clk_out, o_LOCK=locked)
-        m.domains.sync = ClockDomain("sync")
         m.d.comb += ClockSignal("sync").eq(clk_out)
         m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
         return m
 
 
 class ECP5PLL(Elaboratable):
-    """Drive the `sync` domain from an EHXPLLL, held in reset until lock."""
+    """Drive the `sync` domain (defined by the parent) from an EHXPLLL, held in reset until lock."""
 
     def __init__(self, clk_in, f_in, f_want):
         self.clk_in, self.f_in, self.params = clk_in, f_in, ecp5_pll_params(f_in, f_want)
@@ -120,7 +119,6 @@ class ECP5PLL(Elaboratable):
             i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, i_CLKFB=clk_out, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
             o_CLKOP=clk_out, o_LOCK=locked)
-        m.domains.sync = ClockDomain("sync")
         m.d.comb += ClockSignal("sync").eq(clk_out)
         m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
         return m

@@ -103,3 +103,48 @@ def test_cli_boards_lists_every_board():
 def test_cli_build_xilinx_needs_prepare_only():
     result = CliRunner().invoke(cli, ["build", "--board", "cmod-a7"])
     assert result.exit_code == 6 and "need Vivado" in result.stderr and "--prepare-only" in result.stderr
+
+
+REPORT_KEYS = {"board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz", "resources", "baud", "bitstream",
+               "build_s"}
+
+
+@pytest.mark.parametrize("board, sizes, bitstream", [
+    # 30 MHz: through the ECP5 PLL, and within the small core's fmax (about 39 MHz).
+    ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4", "--clk-hz", "30000000"], "neurofabric.bit"),
+])
+def test_build_small_cores_with_the_open_tools(tmp_path, board, sizes, bitstream):
+    import json
+    out = tmp_path / board
+    result = CliRunner().invoke(cli, ["-q", "build", "--board", board, "-o", str(out), *sizes])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert report["board"] == board and report["neurons"] == 16 and report["inputs"] == 16
+    assert report["clk_hz"] == 30_000_000 and report["resources"]["pll"]["used"] == 1
+    assert report["fmax_hz"] >= report["clk_hz"] and report["timing_met"]
+    assert (out / bitstream).stat().st_size > 10_000 and report["bitstream"] == str(out / bitstream)
+    cells = report["resources"]["logic_cells"]
+    assert 0 < cells["used"] <= cells["available"]
+    assert report["resources"]["block_ram"]["used"] > 0 or report["resources"].get("spram", {}).get("used", 0) > 0
+
+
+def test_cmod_a7_prepare_only_writes_the_vivado_folder(tmp_path):
+    out = tmp_path / "cmod"
+    result = CliRunner().invoke(cli, ["-q", "build", "--board", "cmod-a7", "--prepare-only", "-o", str(out),
+                                      "--neurons", "16", "--inputs", "16"])
+    assert result.exit_code == 0, result.output
+    assert (out / "build_neurofabric.sh").exists() and (out / "neurofabric.xdc").exists()
+    verilog = (out / "neurofabric.v").read_text()
+    for part in ("top.core", "top.link", "top.receiver", "top.sender"):  # the whole top level is in it
+        assert f"module \\neurofabric.{part}\n" in verilog, part
+
+
+def test_timing_not_met_is_a_build_error(tmp_path):
+    import json
+    out = tmp_path / "fast"
+    result = CliRunner().invoke(cli, ["-q", "build", "--board", "ulx3s-12f", "-o", str(out), "--neurons", "16",
+                                      "--inputs", "16", "--clk-hz", "150000000"])
+    assert result.exit_code == 6 and "timing not met on ulx3s-12f" in result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["timing_met"] is False and report["fmax_hz"] < 150e6
