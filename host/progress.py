@@ -9,14 +9,16 @@ __all__ = ["Progress"]
 class Progress:
     """Callable `progress(done, total)` that prints at most once per `interval_s`.
 
-    Silent when `enabled` is false (the CLI's `-q`).
+    Silent when `enabled` is false (the CLI's `-q`) and when the stream is not
+    a terminal (logs and pipes get no progress lines), unless `always`.
     """
 
-    def __init__(self, what, enabled=True, interval_s=1.0, stream=None):
+    def __init__(self, what, enabled=True, interval_s=1.0, stream=None, always=False):
         self.what = what
-        self.enabled = enabled
-        self.interval_s = interval_s
         self.stream = stream or sys.stderr
+        is_tty = getattr(self.stream, "isatty", lambda: False)()
+        self.enabled = enabled and (always or is_tty)
+        self.interval_s = interval_s
         self.start = time.monotonic()
         self.last = None
 

@@ -129,3 +129,18 @@ def test_demo_runs_and_learns_on_the_simulated_board(tmp_path):
     assert summary["mean_weight_pattern_inputs"] > summary["mean_weight_other_inputs"]
     for picture in ("raster_before.png", "raster_after.png", "weights.png", "weight_evolution.png"):
         assert (tmp_path / picture).stat().st_size > 10_000, picture
+
+
+def test_progress_is_quiet_when_not_a_terminal_and_prints_when_asked():
+    import io
+
+    from neurofabric.host.progress import Progress
+    pipe = io.StringIO()
+    quiet = Progress("run", stream=pipe, interval_s=0)
+    quiet.start -= 5
+    quiet(5, 10)
+    assert pipe.getvalue() == ""
+    loud = Progress("run", stream=pipe, interval_s=0, always=True)
+    loud.start -= 5
+    loud(5, 10)
+    assert pipe.getvalue().startswith("run: 5/10 (50 %)")

@@ -47,3 +47,12 @@ def test_demo_digits_reaches_the_target_on_500_samples(tmp_path):
     assert f"floating point: {stored['float_accuracy']:.3f}" in line
     assert (tmp_path / "digits_network.npz").exists()
     assert "weights" in (tmp_path / "quantisation_report.txt").read_text()
+
+
+def test_demo_digits_on_the_simulated_board_predicts_like_the_golden_model(tmp_path):
+    result = CliRunner().invoke(cli, ["-q", "demo", "digits", "-o", str(tmp_path), "--device", "rtl",
+                                      "--subset", "12"])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored["device_samples"] == 12 and stored["device_agrees"] is True
+    assert "on rtl: accuracy" in result.output and "identical to the golden model" in result.output
