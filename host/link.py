@@ -152,7 +152,7 @@ class SerialTransport(Transport):
         except serial.SerialTimeoutException:
             raise LinkError(f"{self.name}: write timed out (the device does not take bytes)") from None
         except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"{self.name}: write failed: {exc}") from None
+            raise LinkError(f"{self.name}: write failed (device gone?): {exc}") from None
 
     def read(self, timeout):
         import serial
