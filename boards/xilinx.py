@@ -18,26 +18,21 @@ CMOD_A7 = Board(
     needs_vivado=True,
 )
 
-ARTY_A7_35 = Board(
-    name="arty-a7-35",
-    description="Digilent Arty A7-35T (xc7a35t)",
-    family="xilinx7",
-    platform_class="amaranth_boards.arty_a7:ArtyA7_35Platform",
-    osc_hz=100_000_000, clk_hz=100_000_000,
-    neurons=256, inputs=256, lanes=4,
-    baud=2_000_000,   # 100 MHz / 50 exactly; the FT2232H makes it exactly (12 MHz / 6)
-    openfpgaloader_board="arty_a7_35t",
-    needs_vivado=True,
-)
 
-ARTY_A7_100 = Board(
-    name="arty-a7-100",
-    description="Digilent Arty A7-100T (xc7a100t)",
-    family="xilinx7",
-    platform_class="amaranth_boards.arty_a7:ArtyA7_100Platform",
-    osc_hz=100_000_000, clk_hz=100_000_000,
-    neurons=512, inputs=512, lanes=4,   # 135 x 36 kbit BRAM: 4 Mbit of weights fit
-    baud=2_000_000,   # 100 MHz / 50 exactly; the FT2232H makes it exactly (12 MHz / 6)
-    openfpgaloader_board="arty_a7_100t",
-    needs_vivado=True,
-)
+
+def _arty(size, neurons):
+    return Board(
+        name=f"arty-a7-{size}",
+        description=f"Digilent Arty A7-{size}T (xc7a{size}t)",
+        family="xilinx7",
+        platform_class=f"amaranth_boards.arty_a7:ArtyA7_{size}Platform",
+        osc_hz=100_000_000, clk_hz=100_000_000,
+        neurons=neurons, inputs=neurons, lanes=4,
+        baud=2_000_000,   # 100 MHz / 50 exactly; the FT2232H makes it exactly (12 MHz / 6)
+        openfpgaloader_board=f"arty_a7_{size}t",
+        needs_vivado=True,
+    )
+
+
+ARTY_A7_35 = _arty(35, 256)     # 50 x 36 kbit BRAM: 1 Mbit of weights fits
+ARTY_A7_100 = _arty(100, 512)   # 135 x 36 kbit BRAM: 4 Mbit of weights fit
