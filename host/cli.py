@@ -98,7 +98,14 @@ def cli(ctx, verbose, quiet):
 @click.pass_context
 @_handle_errors
 def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
-    """Run NETWORK on a device from the reset state and write a recording."""
+    """Run NETWORK on a device from the reset state and write a recording.
+
+    \b
+    Examples:
+      neurofabric run net.npz --input stim.npz --device golden -o rec.npz
+      neurofabric run net.npz --input stim.npz --device rtl -o rec.npz --record v,i --snapshot-every 100
+      neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@1500000 -o rec.npz --steps 5000
+    """
     record = _parse_record(record)
     net = load_network(network)
     stim = load_stimulus(stimulus, m=net.m, steps=steps)
@@ -118,7 +125,12 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
 @click.argument("network", type=click.Path(dir_okay=False))
 @_handle_errors
 def info(network):
-    """Summarise a network file: sizes, widths, parameter ranges, memory."""
+    """Summarise a network file: sizes, widths, parameter ranges, memory.
+
+    \b
+    Example:
+      neurofabric info net.npz     # also prints the quantisation report of an imported network
+    """
     net = load_network(network)
     facts = net.summary()
     click.echo(f"network {network}")
@@ -216,7 +228,12 @@ def export_nir_command(network, output, dt, recording):
 
 @cli.command()
 def devices():
-    """List the device names --device accepts."""
+    """List the device names --device accepts.
+
+    \b
+    Example:
+      neurofabric devices
+    """
     for name, text in DEVICE_KINDS.items():
         click.echo(f"{name:10s} {text}")
 
@@ -261,7 +278,13 @@ def demo(ctx, out_dir, device, seed):
 @click.pass_context
 @_handle_errors
 def demo_digits(ctx, out_dir, device, subset):
-    """Classify scikit-learn's 8x8 digits with a quantised spiking network."""
+    """Classify scikit-learn's 8x8 digits with a quantised spiking network.
+
+    \b
+    Examples:
+      neurofabric demo digits                          # 500 held-out samples on the golden model
+      neurofabric demo digits --device rtl --subset 50 # and 50 of them on the simulated board
+    """
     import json
     from .digits import digits_demo
     quiet = ctx.obj["quiet"]
@@ -377,7 +400,12 @@ def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
 
 @cli.command("boards")
 def boards_command():
-    """List the boards `build` knows, with their default core sizes and clocks."""
+    """List the boards `build` knows, with their default core sizes and clocks.
+
+    \b
+    Example:
+      neurofabric boards
+    """
     from ..boards import BOARDS
     click.echo(f"{'board':<12} {'neurons':>7} {'inputs':>6} {'lanes':>5} {'clock':>8} {'baud':>9}  description")
     for b in BOARDS.values():
