@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import neurofabric as nf
-from neurofabric.host.device import GoldenDevice
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import LinkClient, SerialTransport
 from neurofabric.host.protocol import (
@@ -27,18 +26,16 @@ from neurofabric.host.protocol import (
     cobs_encode, crc16, decode_frame, encode_frame, frame_body,
 )
 from neurofabric.host.serial_device import SerialDevice
-from neurofabric.sim.board import SimulatedBoard, board_config_for
+from neurofabric.sim.board import SimulatedBoard
+
+# The board of tests/test_board.py (same build, found in build/board/) and its checks.
+from .test_board import assert_same, golden_run, small_board_config
 
 pytestmark = pytest.mark.rtl
 
 BAUD = 3_000_000
 LINK_LOGGER = "neurofabric.host.link"
 RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD)
-
-
-def small_board_config():
-    """The board of tests/test_board.py (same build, found in build/board/)."""
-    return board_config_for(nf.random_network(16, 8, seed=0), lanes=4)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +57,6 @@ def settle(path, quiet=0.3, limit=60.0):
     with SerialTransport(path, BAUD) as port:
         got = read_until_quiet(port, quiet=quiet, limit=limit)
         assert not port.read(quiet), f"the board still talks after {limit} s ({len(got)} bytes)"
-
-
-def golden_run(net, stim, **kw):
-    gold = GoldenDevice()
-    gold.load(net)
-    return gold.run(stim, **kw)
-
-
-def assert_same(rec, gold, keys=("spikes", "v", "i", "weights")):
-    for key in keys:
-        a, b = getattr(rec, key), getattr(gold, key)
-        assert a is not None and b is not None, key
-        assert a.shape == b.shape and np.array_equal(a, b), f"{key} differs from the golden model"
 
 
 # -- the fault-injecting relay ---------------------------------------------------------
