@@ -74,12 +74,18 @@ def test_core_matches_golden(name, tmp_path):
     config, count, template = CONFIGS[name]
     model = core_model(config)
     plan = make_plan(name, config, count, template)
+    assert len(plan) == count
+    run_plan(model, plan, tmp_path)
+
+
+def run_plan(model, plan, tmp_path):
+    """Run a plan of random networks through the cocotb golden-model tests; all must pass."""
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(plan))
     tests, failures, messages = run_cocotb(model, "neurofabric.sim.core_cocotb", {"NF_PLAN": str(plan_path)},
                                            test_dir=tmp_path / "run")
     assert failures == 0, f"{failures} of {tests} cocotb tests failed:\n" + "\n".join(m[:2000] for m in messages[:5])
-    assert tests == count + 3
+    assert tests == len(plan) + 3
 
 
 def test_rtl_device_matches_golden_device_across_runs():
