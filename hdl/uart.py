@@ -58,6 +58,18 @@ def uart_divisor(clk_hz, baud):
     return divisor, error
 
 
+def _set_divisor(uart, clk_hz, baud):
+    """Set `clk_hz`, `baud`, `divisor` and `baud_error` of a UART, or refuse the rate."""
+    uart.clk_hz = clk_hz
+    uart.baud = baud
+    try:
+        uart.divisor, uart.baud_error = uart_divisor(clk_hz, baud)
+    except BuildError:
+        # Refused before it could be used: no "created but never used" warning later.
+        uart._MustUse__silence = True
+        raise
+
+
 class UARTTx(wiring.Component):
     """8N1 UART transmitter.
 
@@ -74,14 +86,7 @@ class UARTTx(wiring.Component):
     """
 
     def __init__(self, *, clk_hz, baud):
-        self.clk_hz = clk_hz
-        self.baud = baud
-        try:
-            self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
-        except BuildError:
-            # Refused before it could be used: no "created but never used" warning later.
-            self._MustUse__silence = True
-            raise
+        _set_divisor(self, clk_hz, baud)
         super().__init__({
             "data": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -141,14 +146,7 @@ class UARTRx(wiring.Component):
     """
 
     def __init__(self, *, clk_hz, baud, counter_width=COUNTER_WIDTH):
-        self.clk_hz = clk_hz
-        self.baud = baud
-        try:
-            self.divisor, self.baud_error = uart_divisor(clk_hz, baud)
-        except BuildError:
-            # Refused before it could be used: no "created but never used" warning later.
-            self._MustUse__silence = True
-            raise
+        _set_divisor(self, clk_hz, baud)
         super().__init__({
             "rx": In(1, init=1),
             "data": Out(stream.Signature(8)),
