@@ -326,12 +326,14 @@ class StepRecord:
     `step` is the device's running step counter, `spikes` the ascending
     indices of the neurons that spiked; `v` and `i` (tuples of the probed
     neurons' values, neuron 0 first) when the run was probed, else None.
+    `index` is the step's position in the stimulus given to `LinkClient.run`.
     """
 
     step: int
     spikes: tuple
     v: tuple = None
     i: tuple = None
+    index: int = None
 
 
 class _Exchange:
@@ -660,7 +662,7 @@ class LinkClient:
         return self.read_table(Family.STATE, table, address, count)
 
     # -- runs -----------------------------------------------------------------
-    def run(self, stimulus, *, probe=False, probe_neurons=None, max_steps=256):
+    def run(self, stimulus, *, probe=False, probe_neurons=None, max_steps=256, lenient=False):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
@@ -671,6 +673,11 @@ class LinkClient:
         frame each. Records must carry consecutive values of the device's step
         counter; a gap, or a step count that does not match, raises
         `LinkError` once the RUN has ended (so the link stays in step).
+
+        With `lenient`, a record lost on the line (a spoilt frame, a gap) is
+        not an error: the records that arrived whole are yielded (each knows
+        its `index`) and the caller sees which are missing. `SerialDevice`
+        uses this to re-run a span of steps from a checkpoint.
         """
         if self.device is None:
             raise LinkError("run: no session (call hello() first)")
@@ -693,7 +700,8 @@ class LinkClient:
                     break
                 size += more
                 end += 1
-            yield from self._run_request(end - start, encode_run_request(steps[start:end], m, flags), probed)
+            yield from self._run_request(end - start, encode_run_request(steps[start:end], m, flags), probed,
+                                         start, lenient)
             start = end
 
     @staticmethod
@@ -704,9 +712,9 @@ class LinkClient:
             return [int(k) for k in row.nonzero()[0]]
         return [int(k) for k in row]
 
-    def _run_request(self, steps, payload, probed):
+    def _run_request(self, steps, payload, probed, index=0, lenient=False):
         first = self._next_step
-        run = _Run(first, steps, probed)
+        run = _Run(first, steps, probed, index=index, lenient=lenient)
         reply = yield from self._exchange(Command.RUN, payload, run=run)
         done = unpack_fields(RUN_REPLY_FIELDS, reply)["steps"] if len(reply) >= fields_size(RUN_REPLY_FIELDS) \
             else None
@@ -737,51 +745,65 @@ class _Run:
     """The records of one RUN request, checked against the step counter.
 
     A step is complete with its STEP_RECORD and, when probed, the PROBE_RECORDs
-    that cover neurons 0 .. probed-1 in order. Anything out of place (a gap in
-    the step counter, a missing or misplaced probe chunk) sets `error`, and no
-    later step is handed out.
+    that cover neurons 0 .. probed-1 in order. Strict (the default): anything
+    out of place (a gap in the step counter, a missing or misplaced probe
+    chunk) sets `error`, and no later step is handed out. `lenient`: a step
+    whose records are out of place or missing is dropped (`dropped` counts
+    them) and the others are handed out; only a step count that does not
+    match the request is an error. `index` is the request's first step's
+    position in the caller's stimulus.
     """
 
-    def __init__(self, first, steps, probed):
+    def __init__(self, first, steps, probed, *, index=0, lenient=False):
         self.first, self.steps, self.probed = first, steps, probed
-        self.records = []
+        self.index, self.lenient = index, lenient
+        self.received = set()  # offsets of the steps handed out
         self.error = None
+        self.dropped = 0
         self._partial = None   # (step, spikes, v list, i list) waiting for probe chunks
 
     def _due(self):
-        return (self.first + len(self.records)) & _STEP_MASK
+        return (self.first + len(self.received)) & _STEP_MASK
 
     def fail(self, message):
-        if self.error is None:
+        if self.lenient:
+            logger.debug("record dropped: %s", message)
+            self.dropped += 1
+        elif self.error is None:
             self.error = message
 
     def _offset(self, step):
         return (step - self.first) & _STEP_MASK
 
+    def _hand_out(self, step, spikes, v=None, i=None):
+        offset = self._offset(step)
+        self.received.add(offset)
+        return StepRecord(step=step, spikes=spikes, v=v, i=i, index=self.index + offset)
+
     def step(self, step, spikes):
         if self.error is not None:
             return None
         offset = self._offset(step)
-        if offset < len(self.records) or (self._partial is not None and step == self._partial[0]):
+        if offset in self.received or (self._partial is not None and step == self._partial[0]):
             logger.debug("repeated step record %d ignored", step)
             return None
         due = self._due()
         if self._partial is not None:
-            self.fail(f"probe records of step {due} incomplete ({len(self._partial[2])} of {self.probed} "
-                      f"neurons) when the record of step {step} arrived")
-            return None
+            self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
+                      f"{self.probed} neurons) when the record of step {step} arrived")
+            self._partial = None
+            if not self.lenient:
+                return None
         if offset >= self.steps:
             self.fail(f"step record of step {step} is outside the run's steps "
                       f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
             return None
-        if offset != len(self.records):
+        if offset != len(self.received) and not self.lenient:
             self.fail(f"step record of step {step} arrived where step {due} was due "
                       f"(records of steps {due}..{(step - 1) & _STEP_MASK} lost)")
             return None
         if not self.probed:
-            record = StepRecord(step=step, spikes=tuple(spikes))
-            self.records.append(record)
-            return record
+            return self._hand_out(step, tuple(spikes))
         self._partial = (step, tuple(spikes), [], [])
         return None
 
@@ -791,7 +813,7 @@ class _Run:
         if not self.probed:
             self.fail(f"probe record of step {step} in a run without probes")
             return None
-        if self._offset(step) < len(self.records):
+        if self._offset(step) in self.received:
             logger.debug("repeated probe record of step %d ignored", step)
             return None
         if self._partial is None or self._partial[0] != step:
@@ -807,22 +829,24 @@ class _Run:
         if first != len(vs) or not v or first + len(v) > self.probed:
             self.fail(f"probe record of step {step} holds neurons {first}..{first + len(v) - 1} where neuron "
                       f"{len(vs)} was due (of 0..{self.probed - 1})")
+            self._partial = None
             return None
         vs += v
         is_ += i
         if len(vs) < self.probed:
             return None
-        record = StepRecord(step=step, spikes=spikes, v=tuple(vs), i=tuple(is_))
-        self.records.append(record)
         self._partial = None
-        return record
+        return self._hand_out(step, spikes, tuple(vs), tuple(is_))
 
     def finish(self, done):
-        """The RUN reply said `done` steps ran: check every step arrived whole."""
-        if self.error is None and self._partial is not None:
+        """The RUN reply said `done` steps ran: check every step arrived whole
+        (lenient: only that `done` is the request's step count)."""
+        if self._partial is not None:
             self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
                       f"{self.probed} neurons)")
-        if self.error is None and (done != self.steps or len(self.records) != self.steps):
-            missing = self.steps - len(self.records)
-            self.fail(f"the device reports {done} steps done and {len(self.records)} whole step records "
+            self._partial = None
+        if self.error is None and (done != self.steps or (len(self.received) != self.steps and not self.lenient)):
+            self.lenient = False  # a step count that does not match is never a line fault
+            missing = self.steps - len(self.received)
+            self.fail(f"the device reports {done} steps done and {len(self.received)} whole step records "
                       f"arrived" + (f" (steps {self._due()}.. lost)" if missing > 0 else ""))

@@ -15,6 +15,13 @@ and the simulated board (`open_device("rtl")`, through its pseudo-terminal).
 - `run()` streams the stimulus in RUN requests, collects spikes (and the v, i
   probes), reads the weights back every `snapshot_every` steps and at the end,
   and returns a `Recording` like the golden model's.
+- A spoilt step record cannot be asked for again (the device keeps no
+  history), so `run()` works in spans of at most `checkpoint_steps` steps: it
+  reads the device's state (and the weights, when the network learns) before
+  each span, and when records of the span were lost on the line it writes
+  that checkpoint back and runs the span again, keeping the records that
+  arrived whole from every attempt, until it has them all. The core is
+  deterministic, so every attempt reports the same steps.
 """
 
 import logging
@@ -68,18 +75,26 @@ class SerialDevice(Device):
     `timeout` and `retries` are the client's (see `LinkClient`); `period_cycles`
     is written to the PERIOD register at load (0: every step as fast as the
     core can; more: real-time mode); `max_steps` bounds the steps of one RUN
-    request. `kind` and `build_id` name the device in `Capabilities`
+    request. With `recover` (the default), a run whose records are spoilt on
+    the line is re-run span by span from checkpoints of `checkpoint_steps`
+    steps (at most `retries` times a span); without it a lost record is a
+    `LinkError` (a run then moves no state or weights over the line but its
+    records). `kind` and `build_id` name the device in `Capabilities`
     (`build_id` defaults to the one HELLO reports). `on_close` is called by
     `close()` after the transport is closed.
     """
 
     def __init__(self, transport, *, kind="serial", timeout=1.0, retries=4, period_cycles=0, max_steps=256,
-                 build_id=None, on_close=None):
+                 recover=True, checkpoint_steps=1024, build_id=None, on_close=None):
         super().__init__()
         self.transport = transport
         self.client = LinkClient(transport, timeout=timeout, retries=retries)
         self.period_cycles = int(period_cycles)
         self.max_steps = int(max_steps)
+        self.recover = bool(recover)
+        self.checkpoint_steps = max(1, int(checkpoint_steps))
+        #: Spans of steps run again from their checkpoint because records were lost.
+        self.reruns = 0
         self._on_close = on_close
         self.hello = self.client.hello()
         self.shape = self.hello.shape
@@ -140,47 +155,53 @@ class SerialDevice(Device):
         for k, p in enumerate(net.plastic_pre):
             pre[self._row(net, k)] = int(p)
         client.write_params(1, 0, pre)
-        # Weights: whole rows (padded with zeros to the core's n) of the sources
-        # in use, in two runs of addresses: inputs, then neurons.
-        padded = np.zeros((net.m + net.n, n_core), np.int64)
-        padded[:, :net.n] = net.weights
+        self._write_weights(net, net.weights, self._load_progress)
+        client.reset_state()
+
+    def _write_weights(self, net, weights, progress=None):
+        """Write `weights` `(m+n, n)` as whole rows (padded with zeros to the
+        core's n) of the sources in use, in two runs of addresses: inputs, then
+        neurons."""
+        shape, client = self.shape, self.client
+        m_core = shape.m
+        padded = np.zeros((net.m + net.n, shape.n), np.int64)
+        padded[:, :net.n] = weights
         L, W, per_row = shape.lanes, shape.weight_bits, shape.words_per_row
         rows = [[pack_weights(padded[k, c * L:(c + 1) * L], W) for c in range(per_row)]
                 for k in range(net.m + net.n)]
         runs = [(0, rows[:net.m]), (shape.weight_address(m_core, 0), rows[net.m:])]
         total = (net.m + net.n) * per_row
         done = 0
-        progress = self._load_progress
         for address, block in runs:
             flat = [w for row in block for w in row]
             base = done
             client.write_weights(address, flat, progress=(lambda d, t, base=base: progress(base + d, total))
                                  if progress else None)
             done += len(flat)
-        client.reset_state()
 
     def _run(self, stimulus, record, snapshot_every, progress):
-        net, client = self.network, self.client
+        net = self.network
         steps = stimulus.shape[0]
         spikes = np.zeros((steps, net.n), np.uint8)
         probes = {key: np.zeros((steps, net.n), np.int64) for key in record}
         snaps, snap_steps = [], []
         inputs = [np.flatnonzero(row) for row in stimulus]
-        ends = list(range(snapshot_every, steps + 1, snapshot_every)) if snapshot_every else []
-        if not ends or ends[-1] != steps:
-            ends.append(steps)
+        ends = set(range(snapshot_every, steps + 1, snapshot_every)) if snapshot_every else set()
+        if self.recover:
+            ends |= set(range(self.checkpoint_steps, steps, self.checkpoint_steps))
+        ends = sorted(ends | {steps})
         t = 0
         for end in ends:
-            for rec in client.run(inputs[t:end], probe=bool(record), probe_neurons=net.n, max_steps=self.max_steps):
+            for k, rec in enumerate(self._run_span(inputs, t, end, bool(record))):
                 if rec.spikes and rec.spikes[-1] >= net.n:
                     raise LinkError(f"step {rec.step}: neuron {rec.spikes[-1]} spiked, but the network has "
                                     f"{net.n} neurons (N_USED not applied?)")
-                spikes[t, list(rec.spikes)] = 1
+                spikes[t + k, list(rec.spikes)] = 1
                 for key in record:
-                    probes[key][t] = getattr(rec, key)[:net.n]
-                t += 1
-                if progress is not None and (t % 1000 == 0 or t == steps):
-                    progress(t, steps)
+                    probes[key][t + k] = getattr(rec, key)[:net.n]
+            t = end
+            if progress is not None:
+                progress(t, steps)
             if snapshot_every and end % snapshot_every == 0 and end > 0:
                 snaps.append(self.read_weights())
                 snap_steps.append(end)
@@ -191,6 +212,60 @@ class SerialDevice(Device):
                                           else np.zeros((0, net.m + net.n, net.n), np.int64))
             recording.snapshot_steps = np.array(snap_steps, np.int64)
         return recording
+
+    def _run_span(self, inputs, start, end, probe):
+        """The `StepRecord`s of steps `start` .. `end`-1, in order (see the
+        module's notes on recovery)."""
+        net, client = self.network, self.client
+        options = dict(probe=probe, probe_neurons=net.n, max_steps=self.max_steps)
+        if not self.recover:
+            return list(client.run(inputs[start:end], **options))
+        saved = self._checkpoint()
+        got = [None] * (end - start)
+        for attempt in range(client.retries + 1):
+            if attempt:
+                self.reruns += 1
+                logger.warning("steps %d..%d: the records of %d steps were spoilt on the line (first: step %d); "
+                               "running the span again from its checkpoint (rerun %d of at most %d)",
+                               start, end - 1, len(missing), start + missing[0], attempt, client.retries)
+                self._restore(saved)
+            for rec in client.run(inputs[start:end], lenient=True, **options):
+                if got[rec.index] is None:
+                    got[rec.index] = rec
+            missing = [k for k, rec in enumerate(got) if rec is None]
+            if not missing:
+                return got
+        lost = ", ".join(str(start + k) for k in missing[:8]) + (", ..." if len(missing) > 8 else "")
+        raise LinkError(f"steps {start}..{end - 1}: the records of steps {lost} were spoilt on the line in each "
+                        f"of {client.retries + 1} runs from the checkpoint")
+
+    def _learns(self):
+        net = self.network
+        return bool(net.learn) and bool(np.any(net.plastic_pre)) and bool(np.any(net.plastic_post))
+
+    def _checkpoint(self):
+        """What a span needs to start again: the state of the neurons and rows
+        in use, and the weights when the network learns."""
+        net, client, m_core = self.network, self.client, self.shape.m
+        saved = {
+            "neuron_state": client.read_state(0, 0, net.n),
+            "post_trace": client.read_state(2, 0, net.n),
+            "pre_trace_inputs": client.read_state(1, 0, net.m) if net.m else [],
+            "pre_trace_neurons": client.read_state(1, m_core, net.n),
+        }
+        if self._learns():
+            saved["weights"] = self.read_weights()
+        return saved
+
+    def _restore(self, saved):
+        net, client, m_core = self.network, self.client, self.shape.m
+        if "weights" in saved:
+            self._write_weights(net, saved["weights"])
+        client.write_state(0, 0, saved["neuron_state"])
+        client.write_state(2, 0, saved["post_trace"])
+        if net.m:
+            client.write_state(1, 0, saved["pre_trace_inputs"])
+        client.write_state(1, m_core, saved["pre_trace_neurons"])
 
     def read_weights(self, progress=None):
         """The network's weights `(m+n, n)` as the device holds them now."""

@@ -390,6 +390,36 @@ def test_last_step_record_lost_is_an_error_too():
         list(client.run(np.ones((10, 8), bool)))
 
 
+def test_a_lenient_run_hands_out_every_whole_step_with_its_index_and_skips_lost_ones():
+    dev = FakeDevice(n=600, m=8, lose_records={3, 11}, lose_probes={(6, probe_chunk_neurons(16))})
+    client = client_for(dev)
+    stim = np.random.default_rng(3).random((14, 8)) < 0.5
+    records = list(client.run(stim, probe=True, max_steps=5, lenient=True))
+    assert [r.index for r in records] == [k for k in range(14) if k not in (3, 6, 11)]
+    assert [r.step for r in records] == [r.index for r in records]  # the counter started at 0
+    for r in records:
+        assert list(r.spikes) == expected_spikes(stim, 600, 8)[r.index]
+        assert list(r.v) == expected_probes(r.step, 600)[0]
+    assert dev.applied["RUN"] == 3
+    # Strict (the default), the same losses are an error.
+    dev.lose_records = {17}
+    with pytest.raises(LinkError, match="step 17"):
+        list(client.run(stim[:5], probe=True))
+
+
+def test_a_lenient_run_still_refuses_a_step_count_that_does_not_match():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    real = dev._run
+
+    def short(seq, payload):  # the device claims one step fewer than it was asked for
+        status, body = real(seq, payload)
+        return status, pack_fields(RUN_REPLY_FIELDS, steps=unpack_fields(RUN_REPLY_FIELDS, body)["steps"] - 1)
+    dev._run = short
+    with pytest.raises(LinkError, match="reports 3 steps done"):
+        list(client.run(np.ones((4, 8), bool), lenient=True))
+
+
 @pytest.mark.parametrize("n, S", [(16, 16), (600, 16), (700, 12)])
 def test_probed_run_assembles_v_and_i_from_probe_chunks(n, S):
     dev = FakeDevice(n=n, m=8, S=S)

@@ -203,21 +203,41 @@ def run_through_relay(board, caplog, *, spare_records, seed):
 
 def test_byte_faults_outside_step_records_are_retried_and_the_run_is_bit_exact(board, caplog):
     """One byte in a thousand spoilt both ways (flipped, dropped, garbage
-    inserted), except inside STEP_RECORD / PROBE_RECORD frames."""
+    inserted), except inside STEP_RECORD / PROBE_RECORD frames: request
+    retries alone carry the run."""
     relay, stats = run_through_relay(board, caplog, spare_records=True, seed=7)
     assert sum(relay.faults.values()) >= 3, relay.faults
 
 
-def test_a_spoilt_step_record_is_a_link_error_never_wrong_data_and_the_link_recovers(board, caplog):
-    """One byte in a thousand spoilt both ways, records included. The protocol
-    does not resend step records (a retried RUN is answered from the device's
-    retry cache, without them), so a spoilt record cannot be recovered by the
-    link: the run must then fail with a LinkError naming the RUN and the step
-    (never return a recording with a hole), and the board must stay usable."""
-    caplog.set_level(logging.DEBUG, logger=LINK_LOGGER)
+@pytest.mark.parametrize("seed", [8, 21, 34])
+def test_spoilt_step_records_are_recovered_from_checkpoints_and_the_run_is_bit_exact(board, caplog, seed):
+    """One byte in a thousand spoilt both ways, records included. The device
+    keeps no record history, so `SerialDevice` re-runs a span whose records
+    were spoilt from the checkpoint (state, and weights since the network
+    learns) it read before the span; the result is bit-exact and the reruns
+    are in the log."""
+    caplog.set_level(logging.DEBUG)
+    net, stim = learning_net_and_stimulus(seed)
+    with FaultRelay(board.path, rate=1e-3, seed=seed) as relay:
+        with SerialDevice.open(relay.path, BAUD, timeout=0.3, retries=8, max_steps=20) as dev:
+            dev.load(net)
+            rec = dev.run(stim, record=("v", "i"), snapshot_every=50)
+            reruns, stats = dev.reruns, dict(dev.client.stats)
+    gold = golden_run(net, stim, record=("v", "i"), snapshot_every=50)
+    assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots"))
+    assert relay.faults["down"] > 0 and relay.faults["up"] > 0, relay.faults
+    assert reruns > 0 and stats["retries"] > 0, (reruns, stats)
+    logged = [r.getMessage() for r in caplog.records if "running the span again from its checkpoint" in r.getMessage()]
+    assert len(logged) == reruns
+
+
+def test_without_recovery_a_spoilt_step_record_is_a_link_error_never_wrong_data(board):
+    """With recovery off, a spoilt record fails the run with a LinkError naming
+    the RUN and the step (never a recording with a hole), and the board stays
+    usable."""
     net, stim = learning_net_and_stimulus(8)
     with FaultRelay(board.path, rate=1e-3, seed=8) as relay:
-        with SerialDevice.open(relay.path, BAUD, timeout=0.3, retries=8, max_steps=20) as dev:
+        with SerialDevice.open(relay.path, BAUD, timeout=0.3, retries=8, max_steps=20, recover=False) as dev:
             dev.load(net)
             with pytest.raises(LinkError, match=r"RUN of \d+ steps from step \d+: .*(step|probe) record") as info:
                 result = dev.run(stim, record=("v", "i"), snapshot_every=50)
