@@ -269,25 +269,42 @@ def demo(ctx, out_dir, device, seed):
 
 
 @demo.command("digits")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/digits",
-              show_default=True, help="Folder for the network, its report and the results.")
+@click.option("--learning", type=click.Choice(["off-chip", "on-chip"]), default="off-chip", show_default=True,
+              help="off-chip: a softmax trained in floating point, quantised; on-chip: the core's own STDP "
+                   "learns the weights from 0, supervised by teacher spikes.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the network and the results [default: out/digits, "
+                   "out/digits-on-chip with --learning on-chip].")
 @click.option("--device", default="golden", show_default=True,
               help="Also run a subset of the test set here and check it against the golden model.")
 @click.option("--subset", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Test samples to run on --device when it is not golden.")
+              help="Test samples (on-chip: and training samples learned) to run on --device when it is "
+                   "not golden.")
 @click.pass_context
 @_handle_errors
-def demo_digits(ctx, out_dir, device, subset):
-    """Classify scikit-learn's 8x8 digits with a quantised spiking network.
+def demo_digits(ctx, learning, out_dir, device, subset):
+    """Classify scikit-learn's 8x8 digits with a spiking network trained off-chip or learned on-chip.
 
     \b
     Examples:
       neurofabric demo digits                          # 500 held-out samples on the golden model
       neurofabric demo digits --device rtl --subset 50 # and 50 of them on the simulated board
+      neurofabric demo digits --learning on-chip       # weights learned by on-chip STDP instead
     """
     import json
     from .digits import digits_demo
     quiet = ctx.obj["quiet"]
+    if learning == "on-chip":
+        from .digits_onchip import onchip_digits_demo, save_onchip_results, summary_lines
+        result = onchip_digits_demo(device=device, subset=subset, show_progress=not quiet)
+        paths = save_onchip_results(result, out_dir or "out/digits-on-chip")
+        for line in summary_lines(result):
+            click.echo(line)
+        click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+        if "device_agrees" in result and not result["device_agrees"]:
+            raise DeviceError(f"{device} disagrees with the golden model while learning or testing the digits")
+        return
+    out_dir = out_dir or "out/digits"
     result = digits_demo(device=device, subset=subset,
                          progress=Progress("samples", enabled=not quiet))
     out = Path(out_dir)
