@@ -9,8 +9,9 @@ Three layers, as in Glasgow:
 - `LinkClient`: one method per command of docs/protocol.md. It numbers requests
   (+1 mod 256), waits for the matching reply, resends the same frame with the
   same seq on a time-out, a bad frame or a NACK (the device answers a retry
-  without applying it twice), and gives up after `retries` with a `LinkError`
-  that names the command and what went wrong. Memory reads and writes are split
+  without applying it twice), and gives up after `retries` resends without an
+  answer (or `NOISY_ATTEMPTS` times as many on a line that answers with
+  NACKs) with a `LinkError` that names the command and what went wrong. Memory reads and writes are split
   into frames of at most the device's `max_payload`; `run()` streams a stimulus
   in bounded RUN requests and yields the step records as they arrive, checking
   the device's running step counter so that a lost record is an error.
@@ -37,7 +38,7 @@ from .protocol import (
 
 __all__ = [
     "TRACE", "Transport", "SerialTransport", "Fault", "FaultyTransport",
-    "Hello", "StepRecord", "LinkClient",
+    "Hello", "StepRecord", "LinkClient", "NOISY_ATTEMPTS", "NACK_SETTLE_S",
 ]
 
 logger = logging.getLogger(__name__)
@@ -336,6 +337,17 @@ class StepRecord:
     index: int = None
 
 
+#: A request whose resends are answered with NACKs or spoilt replies (the
+#: device is there, the line is noisy) may be sent this many times
+#: (`retries` + 1) in all; one that gets no answer `retries` + 1 times fails
+#: sooner.
+NOISY_ATTEMPTS = 4
+
+#: Seconds after a send (beyond the frame's time on the wire) in which NACKs
+#: are taken together: they lead to one resend at the end of that window.
+NACK_SETTLE_S = 0.02
+
+
 class _Exchange:
     """Bookkeeping of one request and its attempts (for messages)."""
 
@@ -354,8 +366,10 @@ class LinkClient:
     """The protocol of docs/protocol.md over a `Transport`.
 
     `timeout` is how long a request waits for its reply (for RUN: how long the
-    line may stay silent), `retries` how many times a request is resent before
-    `LinkError`. Call `hello()` first: it starts the session and tells the
+    line may stay silent), `retries` how many times a request is resent after
+    getting no answer before `LinkError`; resends after a NACK or a spoilt
+    reply (the device is there, the line is noisy) are allowed
+    `NOISY_ATTEMPTS` times as often. Call `hello()` first: it starts the session and tells the
     client the device's sizes (and so every table's word width) and
     `max_payload`.
     """
@@ -415,13 +429,21 @@ class LinkClient:
         self.stats["requests"] += 1
         accepted = False  # RUN: a step record shows the device took the request
         attempt = 0
+        # NACKs that arrive within `settle` of a send may be about an earlier
+        # frame (a burst of garbage gives several): they lead to one resend at
+        # the end of that window, not one each.
+        settle = self._wire_s(len(frame)) + NACK_SETTLE_S
+        nacked = None
+        silent = 0  # attempts that got no answer at all (a NACK or a spoilt reply shows the device is there)
         self._send(frame, command.name, seq, len(payload), attempt)
-        deadline = time.monotonic() + timeout
+        sent = time.monotonic()
+        deadline = sent + timeout
         while True:
             resend = None
             now = time.monotonic()
             if now >= deadline:
-                resend = f"no reply within {timeout:.3g} s"
+                resend = nacked or f"no reply within {timeout:.3g} s"
+                silent += nacked is None
                 items = []
             else:
                 items = self._frames(deadline - now)
@@ -433,8 +455,10 @@ class LinkClient:
                 if isinstance(item, FrameError):
                     self.stats["bad_frames"] += 1
                     logger.debug("<- bad frame: %s", item)
-                    if command == Command.RUN and accepted:
-                        # Perhaps one of our step records: the record check will say.
+                    if command == Command.RUN:
+                        # Perhaps one of our step records (the record check will
+                        # say); if the device did not get the RUN, it NACKs it or
+                        # stays silent until the time-out.
                         xchg.problems.append(str(item))
                     else:
                         resend = str(item)
@@ -445,9 +469,15 @@ class LinkClient:
                     status = item.status
                     logger.debug("<- NACK %s", getattr(status, "name", status))
                     if not accepted:
-                        resend = f"NACK {getattr(status, 'name', status)}"
+                        reason = f"NACK {getattr(status, 'name', status)}"
+                        if time.monotonic() - sent >= settle:
+                            resend = reason
+                        elif nacked is None:
+                            nacked = reason
+                            deadline = min(deadline, sent + settle)
                 elif verdict == "record":
                     accepted = True
+                    nacked = None
                     deadline = time.monotonic() + timeout  # the device is alive and running
                     logger.debug("<- %s seq %d, %d bytes", item.code.name, seq, len(item.payload))
                     try:
@@ -484,12 +514,14 @@ class LinkClient:
             if resend is None:
                 continue
             xchg.problems.append(resend)
-            if attempt >= self.retries:
-                raise LinkError(f"{command.name} (seq {seq}) failed after {attempt + 1} attempts on "
-                                f"{self.transport.name}: {xchg.describe()}")
+            if silent > self.retries or attempt >= NOISY_ATTEMPTS * (self.retries + 1) - 1:
+                raise LinkError(f"{command.name} (seq {seq}) failed after {attempt + 1} attempts "
+                                f"({silent} without an answer) on {self.transport.name}: {xchg.describe()}")
             attempt += 1
+            nacked = None
             self._send(frame, command.name, seq, len(payload), attempt)
-            deadline = time.monotonic() + timeout
+            sent = time.monotonic()
+            deadline = sent + timeout
 
     def _finish_abandoned_run(self):
         """Wait (while the line is not silent for a time-out) for the reply of a

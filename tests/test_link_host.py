@@ -469,7 +469,7 @@ def test_timeout_names_the_command_attempts_and_what_happened():
     client = client_for(dev, timeout=0.02, retries=3)
     dev.silent = True
     start = time.monotonic()
-    with pytest.raises(LinkError, match=r"STATUS \(seq \d+\) failed after 4 attempts on fake device: "
+    with pytest.raises(LinkError, match=r"STATUS \(seq \d+\) failed after 4 attempts \(4 without an answer\) on fake device: "
                                         r"no reply within 0.02 s \(x4\)"):
         client.status()
     assert time.monotonic() - start < 1.0

@@ -10,6 +10,7 @@ The board is the small one of tests/test_board.py (n = 16, m = 8, S/W/T =
 import logging
 import os
 import random
+import re
 import select
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 
 import neurofabric as nf
 from neurofabric.host.errors import LinkError
-from neurofabric.host.link import LinkClient, SerialTransport
+from neurofabric.host.link import NACK_SETTLE_S, NOISY_ATTEMPTS, LinkClient, SerialTransport
 from neurofabric.host.protocol import (
     MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, REPLY_FLAG, Command, FrameDecoder, FrameError, Status,
     cobs_encode, crc16, decode_frame, encode_frame, frame_body,
@@ -259,18 +260,23 @@ def test_a_hopeless_line_fails_with_link_error_in_bounded_time(board):
     with FaultRelay(board.path, rate=0.0, seed=9) as relay:
         with SerialDevice.open(relay.path, BAUD, timeout=timeout, retries=retries) as dev:
             dev.load(net)
-            # One request: (retries + 1) attempts, each waiting its time-out plus
-            # the longest frame's time on the wire; plus slack for a busy machine.
-            bound = (retries + 1) * (timeout + 10 * MAX_ENCODED_FRAME / BAUD) + 2.0
+            # One request: at most (retries + 1) attempts that wait their time-out,
+            # and NOISY_ATTEMPTS times as many in all that were answered by a NACK
+            # or a spoilt reply (each waiting at most the NACK window), every
+            # one plus the longest frame's time on the wire; plus slack for a busy machine.
+            wire = 10 * MAX_ENCODED_FRAME / BAUD
+            bound = (retries + 1) * (timeout + wire) + NOISY_ATTEMPTS * (retries + 1) * (NACK_SETTLE_S + wire) + 2.0
             relay.rate = 0.2
             for call in (lambda: dev.run(stim, record=("v", "i")), dev.read_weights, dev.status):
                 start = time.monotonic()
-                with pytest.raises(LinkError, match=r"failed after \d+ attempts") as info:
+                with pytest.raises(LinkError, match=r"failed after (\d+) attempts \((\d+) without an answer\)") \
+                        as info:
                     result = call()
                     pytest.fail(f"returned {result!r} over a hopeless line")
                 elapsed = time.monotonic() - start
                 assert elapsed < bound, f"{elapsed:.2f} s > {bound:.2f} s: {info.value}"
-                assert f"{retries + 1} attempts" in str(info.value)
+                attempts, silent = map(int, re.search(r"after (\d+) attempts \((\d+) without", str(info.value)).groups())
+                assert silent == retries + 1 or attempts == NOISY_ATTEMPTS * (retries + 1), str(info.value)
     assert relay.faults["up"] + relay.faults["down"] > 10
 
 
