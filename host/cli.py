@@ -584,6 +584,50 @@ def selftest_command(device, seed, steps):
     click.echo(f"selftest passed: {len(checks)} checks on {device}")
 
 
+@cli.command("bench")
+@click.option("--quick", is_flag=True,
+              help="Short sweeps, small board builds (or cached ones), a smaller Brian2 comparison: about ten "
+                   "minutes on two cores, every figure's key still there.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the results as JSON.")
+@click.option("-o", "--docs", "docs_path", type=click.Path(dir_okay=False), default=None,
+              help="The page to write [default: docs/benchmarks.md of the checkout]; its pictures go to the "
+                   "folder of the same name next to it.")
+@click.pass_context
+@_handle_errors
+def bench_command(ctx, quick, json_path, docs_path):
+    """Measure the core, the boards, the link, the simulated board and the golden model; write the page.
+
+    Runs from the source checkout (it uses benchmarks/ and caches in build/bench/).
+    The full run builds every open-tool board at its default size and may take
+    an hour; --quick stays within about ten minutes. Exit code 1 when a
+    section failed (the others are still measured and written).
+
+    \b
+    Examples:
+      neurofabric bench                                # the full run: docs/benchmarks.md
+      neurofabric bench --quick --json out/bench.json  # every key, in about ten minutes
+      neurofabric bench --quick -o out/bench.md        # leave docs/ alone
+    """
+    from .bench import REPO_ROOT, BenchPlan, run_bench
+    plan = BenchPlan.quick() if quick else BenchPlan.full()
+    say = (lambda message: None) if ctx.obj["quiet"] else (lambda message: click.echo(message, err=True))
+    docs_path = docs_path or str(REPO_ROOT / "docs" / "benchmarks.md")
+    results = run_bench(plan, say=say, json_path=json_path, docs_path=docs_path)
+    core, ratio = results.get("core"), results.get("golden_vs_brian2")
+    if core:
+        c = core["cycles_per_step"]
+        click.echo(f"core (n = m = {core['reference']['n']}, {core['reference']['lanes']} lanes, 10 % activity): "
+                   f"{c['learn_off']:,.0f} cycles/step learning off, {c['learn_on']:,.0f} learning on")
+    if ratio is not None:
+        click.echo(f"golden_vs_brian2: {ratio:.2f}")
+    click.echo(f"{plan.name} run in {results['wall_s'] / 60:.1f} minutes; wrote {docs_path}"
+               + (f" and {json_path}" if json_path else ""))
+    if results["errors"]:
+        click.echo(f"error: sections failed: {', '.join(results['errors'])}", err=True)
+        sys.exit(1)
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="neurofabric")
