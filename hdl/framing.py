@@ -7,7 +7,7 @@ payload bytes into an encoded frame.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -16,7 +16,7 @@ from ..host.protocol import (
     MAX_FRAME, MAX_PAYLOAD,
 )
 
-__all__ = ["HeaderLayout", "PayloadLayout", "crc16_byte", "FrameReceiver", "FrameSender"]
+__all__ = ["HeaderLayout", "PayloadLayout", "Refusal", "crc16_byte", "FrameReceiver", "FrameSender"]
 
 #: The frame header as a struct. `lib.data` packs fields LSB first, so the raw
 #: value is the header's wire bytes in little-endian order (byte i at bits 8i..).
@@ -27,6 +27,14 @@ PayloadLayout = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
 
 #: Width of the error counters (saturating).
 COUNTER_WIDTH = 16
+
+
+class Refusal(enum.Enum, shape=2):
+    """Why `FrameReceiver` refused a frame (its `refused` output, one cycle per counted frame)."""
+    NONE = 0
+    CRC = 1         #: counted in `crc_errors`
+    FORMAT = 2      #: counted in `format_errors`
+    DROPPED = 3     #: counted in `dropped`
 
 assert HeaderLayout.size == 8 * HEADER_SIZE and CRC_SIZE == 2
 
@@ -39,17 +47,21 @@ def crc16_byte(crc, byte):
     return crc
 
 
-def _count(m, counter):
+def _count(m, counter, strobe=None, reason=None):
+    """Count one event in a saturating counter; raise `strobe` to `reason` when it counts."""
     with m.If(~counter.all()):      # saturate
         m.d.sync += counter.eq(counter + 1)
+        if strobe is not None:
+            m.d.comb += strobe.eq(reason)
 
 
 class FrameReceiver(wiring.Component):
     """Receive COBS frames from a byte stream; hand out only frames that check.
 
-    Bytes from `data` (a `UARTRx`, say) are COBS-decoded on the fly into a
-    frame buffer (one `Memory` of `MAX_FRAME` bytes), with the CRC and the
-    header captured as they pass. At the closing delimiter a frame whose COBS,
+    Bytes from `data` (a `UARTRx`, say) are COBS-decoded on the fly, the header
+    and the CRC captured as they pass and the rest stored in a payload buffer
+    (one `Memory` of `MAX_PAYLOAD` bytes: two iCE40 block RAMs; a frame's last
+    two bytes, its CRC, only go there when they fit). At the closing delimiter a frame whose COBS,
     size, CRC and length field all check is handed out: first its header on
     `header` (one transfer), then exactly `header.length` bytes on `payload`,
     the last with `last` set. A frame that fails is dropped and counted:
@@ -62,6 +74,16 @@ class FrameReceiver(wiring.Component):
     is busy: a frame that arrives meanwhile is dropped and counted in
     `dropped` (the protocol is stop-and-wait, so a host never causes this
     unless it sends before the previous reply).
+
+    `refused` says, for one cycle, why a frame was just counted (`Refusal`);
+    it stays `NONE` once that counter has saturated, like the counter.
+
+    `hold` keeps a payload in the buffer for `read_addr`/`read_data` (random
+    reads, the data one cycle after the address): while it is 1 (it may rise
+    in the cycle a header is taken) no frame is written to the buffer and
+    frames are still checked and counted, but handed out as their header only,
+    without payload. The link holds a RUN's payload this way while it checks
+    and runs it, and answers the requests that come meanwhile from their headers.
     """
 
     def __init__(self):
@@ -72,12 +94,16 @@ class FrameReceiver(wiring.Component):
             "crc_errors": Out(COUNTER_WIDTH),
             "format_errors": Out(COUNTER_WIDTH),
             "dropped": Out(COUNTER_WIDTH),
+            "refused": Out(Refusal),
+            "hold": In(1),
+            "read_addr": In(range(MAX_PAYLOAD)),
+            "read_data": Out(8),
         })
 
     def elaborate(self, platform):
         m = Module()
 
-        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=MAX_FRAME, init=[])
+        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=MAX_PAYLOAD, init=[])
         wr = buffer.write_port()
         rd = buffer.read_port()
 
@@ -101,7 +127,9 @@ class FrameReceiver(wiring.Component):
         emit_byte = Signal(8)
         with m.If(emit):
             with m.If(pos < MAX_FRAME):
-                m.d.comb += [wr.en.eq(1), wr.addr.eq(pos), wr.data.eq(emit_byte)]
+                body = pos - HEADER_SIZE
+                m.d.comb += [wr.en.eq((pos >= HEADER_SIZE) & (body < MAX_PAYLOAD) & ~self.hold),
+                             wr.addr.eq(body), wr.data.eq(emit_byte)]
                 for i in range(HEADER_SIZE):
                     with m.If(pos == i):
                         m.d.sync += header.as_value().word_select(i, 8).eq(emit_byte)
@@ -113,13 +141,14 @@ class FrameReceiver(wiring.Component):
 
         restart = [pos.eq(0), code_left.eq(0), started.eq(0), overflow.eq(0), crc.eq(CRC_INIT)]
 
-        # Read-out of the payload from the buffer (one cycle of read latency).
-        rd_addr = Signal(range(MAX_FRAME))
-        remaining = Signal(range(MAX_PAYLOAD + 1))
+        # Read-out of the payload from the buffer (one cycle of read latency);
+        # rd_addr counts the bytes read, up to the header's length.
+        rd_addr = Signal(range(MAX_PAYLOAD + 1))
         out_valid = Signal()
         out_last = Signal()
         m.d.comb += [
-            rd.addr.eq(rd_addr), rd.en.eq(0),
+            rd.addr.eq(Mux(self.hold, self.read_addr, rd_addr)), rd.en.eq(self.hold),
+            self.read_data.eq(rd.data),
             self.payload.valid.eq(out_valid),
             self.payload.payload.data.eq(rd.data),
             self.payload.payload.last.eq(out_last),
@@ -132,18 +161,18 @@ class FrameReceiver(wiring.Component):
                     with m.If(byte == DELIMITER):
                         m.d.sync += restart
                         with m.If(discard):
-                            _count(m, self.dropped)
+                            _count(m, self.dropped, self.refused, Refusal.DROPPED)
                             m.d.sync += discard.eq(0)
                         with m.Elif(~started):
                             pass                  # empty frame between two delimiters
                         with m.Elif((code_left != 0) | overflow | (pos < HEADER_SIZE + CRC_SIZE)):
-                            _count(m, self.format_errors)
+                            _count(m, self.format_errors, self.refused, Refusal.FORMAT)
                         with m.Elif(crc != tail):
-                            _count(m, self.crc_errors)
+                            _count(m, self.crc_errors, self.refused, Refusal.CRC)
                         with m.Elif(header.length != pos - (HEADER_SIZE + CRC_SIZE)):
-                            _count(m, self.format_errors)
+                            _count(m, self.format_errors, self.refused, Refusal.FORMAT)
                         with m.Else():
-                            m.d.sync += [rd_addr.eq(HEADER_SIZE), remaining.eq(header.length)]
+                            m.d.sync += rd_addr.eq(0)
                             m.next = "HEADER"
                     with m.Elif(discard):
                         pass
@@ -162,15 +191,18 @@ class FrameReceiver(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += self.header.valid.eq(1)
                 with m.If(self.header.ready):
-                    m.next = "PAYLOAD"
+                    with m.If(self.hold):
+                        m.next = "RECEIVE"        # no payload to hand out
+                    with m.Else():
+                        m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
                 with m.If(~out_valid | self.payload.ready):
-                    with m.If(remaining != 0):
+                    with m.If(rd_addr != header.length):
                         m.d.comb += rd.en.eq(1)
                         m.d.sync += [
-                            rd_addr.eq(rd_addr + 1), remaining.eq(remaining - 1),
-                            out_valid.eq(1), out_last.eq(remaining == 1),
+                            rd_addr.eq(rd_addr + 1),
+                            out_valid.eq(1), out_last.eq(rd_addr + 1 == header.length),
                         ]
                     with m.Else():
                         m.d.sync += out_valid.eq(0)
@@ -180,7 +212,7 @@ class FrameReceiver(wiring.Component):
         with m.If(~fsm.ongoing("RECEIVE") & self.data.valid):
             with m.If(byte == DELIMITER):
                 with m.If(discard):
-                    _count(m, self.dropped)
+                    _count(m, self.dropped, self.refused, Refusal.DROPPED)
                     m.d.sync += discard.eq(0)
             with m.Else():
                 m.d.sync += discard.eq(1)
@@ -191,19 +223,21 @@ class FrameReceiver(wiring.Component):
 class FrameSender(wiring.Component):
     """Encode frames into a byte stream: delimiter, COBS(header, payload, CRC), delimiter.
 
-    Takes one header on `header`, then exactly `header.length` bytes on
-    `payload` (at most `MAX_PAYLOAD`; the sender does not check), appends the
-    CRC and sends the COBS encoding on `data` (to a `UARTTx`, say), framed by a
+    Takes a frame's body on `frame`: its four header bytes (command, seq,
+    length low, length high: the wire's order), then exactly `length` payload
+    bytes (at most `MAX_PAYLOAD`; the sender does not check), appends the CRC
+    and sends the COBS encoding on `data` (to a `UARTTx`, say), framed by a
     delimiter on either side. COBS puts a group's length before its bytes, so
     each group of up to 254 non-zero bytes is collected in a small `Memory`
     first. The output is byte for byte what `protocol.encode_frame` makes.
+    `busy` is 1 from a frame's first byte until its last delimiter has gone.
     """
 
     def __init__(self):
         super().__init__({
-            "header": In(stream.Signature(HeaderLayout)),
-            "payload": In(stream.Signature(8)),
+            "frame": In(stream.Signature(8)),
             "data": Out(stream.Signature(8)),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -213,41 +247,44 @@ class FrameSender(wiring.Component):
         wr = group.write_port()
         rd = group.read_port()
 
-        header = Signal(HeaderLayout)
-        idx = Signal(range(MAX_FRAME + 1))        # source bytes taken so far
+        # Where the source is: header bytes (counted by `head`), payload bytes (`left` of
+        # them, from the header's length), then the CRC, low byte first.
+        head = Signal(range(HEADER_SIZE + 1))
+        left = Signal(range(MAX_PAYLOAD + 1))
         crc = Signal(16)
+        crc_sent = Signal(range(CRC_SIZE + 1))
         count = Signal(range(COBS_MAX_RUN + 1))   # bytes in the current group
         final = Signal()                          # the current group ends the frame
 
-        # The unencoded source: header bytes, payload bytes, CRC low, CRC high.
-        payload_end = HEADER_SIZE + header.length
-        exhausted = idx == payload_end + CRC_SIZE
-        src_valid = Signal()
-        src_byte = Signal(8)
+        in_body = (head != HEADER_SIZE) | (left != 0)
+        exhausted = ~in_body & (crc_sent == CRC_SIZE)
+        src_valid = Mux(in_body, self.frame.valid, ~exhausted)
+        src_byte = Mux(in_body, self.frame.payload, Mux(crc_sent == 0, crc[:8], crc[8:]))
         take = Signal()
-        with m.If(idx < HEADER_SIZE):
-            m.d.comb += [src_valid.eq(1), src_byte.eq(header.as_value().word_select(idx[:2], 8))]
-        with m.Elif(idx < payload_end):
-            m.d.comb += [src_valid.eq(self.payload.valid), src_byte.eq(self.payload.payload),
-                         self.payload.ready.eq(take)]
-        with m.Else():
-            m.d.comb += [src_valid.eq(~exhausted),
-                         src_byte.eq(Mux(idx == payload_end, crc[:8], crc[8:]))]
+        m.d.comb += self.frame.ready.eq(take & in_body)
         with m.If(take):
-            m.d.sync += idx.eq(idx + 1)
-            with m.If(idx < payload_end):
+            with m.If(in_body):
                 m.d.sync += crc.eq(crc16_byte(crc, src_byte))
+                with m.If(head != HEADER_SIZE):
+                    m.d.sync += head.eq(head + 1)
+                    # The length, little-endian, as it passes.
+                    with m.If(head == 2):
+                        m.d.sync += left[:8].eq(src_byte)
+                    with m.If(head == 3):
+                        m.d.sync += left[8:].eq(src_byte)
+                with m.Else():
+                    m.d.sync += left.eq(left - 1)
+            with m.Else():
+                m.d.sync += crc_sent.eq(crc_sent + 1)
 
-        rd_addr = Signal(range(COBS_MAX_RUN))
-        remaining = Signal(range(COBS_MAX_RUN + 1))
+        rd_addr = Signal(range(COBS_MAX_RUN + 1))     # group bytes read, up to `count`
         out_valid = Signal()
         m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(0), wr.addr.eq(count), wr.data.eq(src_byte)]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.header.ready.eq(1)
-                with m.If(self.header.valid):
-                    m.d.sync += [header.eq(self.header.payload), idx.eq(0), crc.eq(CRC_INIT)]
+                m.d.sync += [head.eq(0), left.eq(0), crc.eq(CRC_INIT), crc_sent.eq(0)]
+                with m.If(self.frame.valid):
                     m.next = "LEAD"
 
             with m.State("LEAD"):
@@ -274,16 +311,15 @@ class FrameSender(wiring.Component):
             with m.State("CODE"):
                 m.d.comb += [self.data.valid.eq(1), self.data.payload.eq(count + 1)]
                 with m.If(self.data.ready):
-                    m.d.sync += [rd_addr.eq(0), remaining.eq(count), out_valid.eq(0)]
+                    m.d.sync += [rd_addr.eq(0), out_valid.eq(0)]
                     m.next = "GROUP"
 
             with m.State("GROUP"):
                 m.d.comb += [self.data.valid.eq(out_valid), self.data.payload.eq(rd.data)]
                 with m.If(~out_valid | self.data.ready):
-                    with m.If(remaining != 0):
+                    with m.If(rd_addr != count):
                         m.d.comb += rd.en.eq(1)
-                        m.d.sync += [rd_addr.eq(rd_addr + 1), remaining.eq(remaining - 1),
-                                     out_valid.eq(1)]
+                        m.d.sync += [rd_addr.eq(rd_addr + 1), out_valid.eq(1)]
                     with m.Else():
                         m.d.sync += [out_valid.eq(0), count.eq(0)]
                         with m.If(final):
@@ -296,4 +332,5 @@ class FrameSender(wiring.Component):
                 with m.If(self.data.ready):
                     m.next = "IDLE"
 
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

@@ -3,37 +3,49 @@
 `Link` sits between `FrameReceiver`/`FrameSender` (hdl/framing.py) and the
 `Core` (hdl/core.py) and implements every command of host/protocol.py, whose
 constants, field tables and memory map it imports (docs/protocol.md describes
-the same for people). Two state machines share the frame sender:
+the same for people).
 
-- the **request machine** takes one request at a time from the receiver,
-  answers HELLO, ECHO, STATUS, RESET_STATE and the READ_*/WRITE_* commands
-  through the core's `cmd`/`rdata` streams, remembers the (command, seq) of
-  the last request it answered (a retry of a write, RESET_STATE or RUN is
-  answered again without being applied twice), and sends a NACK when the
-  receiver's error counters show that it dropped a frame. A RUN request is
-  copied into a stimulus buffer and checked completely (record by record)
-  before the first step runs, which frees the receiver: while the run goes on,
-  STATUS is answered and every other request gets BUSY.
-- the **run engine** feeds the stimulus records of the buffer to `step_in`,
-  one step at a time, collects each step's spikes from `step_out` into a spike
-  list and sends one STEP_RECORD per step (bitmap or address list, whichever
-  is shorter, like `encode_spikes`), and with probes the PROBE_RECORDs that
-  carry v and i straight from `step_out`. Without probes the record of step t
-  goes out while the core computes step t+1.
+It is a small controller (`hdl.mcu.MCU`: an 8-bit accumulator machine whose
+program and data live in block RAM) running the firmware `link_program` builds,
+plus the I/O ports through which that firmware moves bytes between the frame
+streams, the core's command, read-data and step streams and the status counters.
+As state machines the decoder took about 1,800 iCE40 logic cells, more than the
+iCE40UP5K has left beside a 256-neuron core; as firmware it takes block RAM
+instead (docs/protocol.md, "The top level", has the figures). What has to be
+faster than a program (taking the next request's header, dropping a payload at a
+byte per cycle) is gateware around it.
 
-Nothing is ever dropped: when the UART is slower than the core, the frame
-sender back-pressures the engine, which back-pressures the core's `step_out`,
-which stalls the core. The sender is shared at frame granularity, taking turns
-when both machines want it.
+What the firmware does, in the order of docs/protocol.md:
+
+- one request at a time from the receiver: HELLO, ECHO, STATUS, RESET_STATE and
+  the READ_*/WRITE_* commands through the core's `cmd`/`rdata` streams; it
+  remembers the (command, seq) of the last request it answered (a retry of a
+  write, RESET_STATE or RUN is answered again without being applied twice) and
+  sends a NACK when the receiver refuses a frame;
+- RUN: the receiver holds the request's payload in its buffer (`FrameReceiver`'s
+  `hold`), so it is free for the next frame at once; the firmware checks the
+  request completely (record by record) before the first step runs, then feeds
+  each step's inputs to `step_in`, collects the step's spikes from `step_out`
+  into a bitmap and sends one STEP_RECORD per step (bitmap or address list,
+  whichever is shorter, like `encode_spikes`), and with probes the PROBE_RECORDs
+  that carry v and i straight from `step_out`. Without probes the record of step
+  t goes out while the core computes step t+1. While it waits for the core it
+  answers STATUS and refuses every other request with BUSY (as it does a request
+  that came during the RUN and is only taken after it).
+
+Nothing is ever dropped: when the UART is slower than the core, the frame sender
+back-pressures the firmware (a port write waits), which back-pressures the core's
+`step_out`, which stalls the core. STATUS sends every field as one consistent
+value (see `status_reply` in `link_program`).
 """
 
+import enum
 import hashlib
 import json
 from dataclasses import asdict
 
-from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..host.errors import BuildError
@@ -46,9 +58,10 @@ from ..host.protocol import (
 )
 from ..host.spec import CORE_MODEL_VERSION
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
-from .framing import COUNTER_WIDTH, HeaderLayout, PayloadLayout
+from .framing import COUNTER_WIDTH, HeaderLayout, PayloadLayout, Refusal
+from .mcu import MCU, PORT_BASE, X, Assembler
 
-__all__ = ["Link", "TABLE_SPACES", "core_shape", "default_build_id", "check_word_layouts"]
+__all__ = ["Link", "TABLE_SPACES", "core_shape", "default_build_id", "check_word_layouts", "link_program"]
 
 #: The core's address space behind each table of the protocol's memory map.
 TABLE_SPACES = {
@@ -67,14 +80,70 @@ _RUN_REQUEST_SIZE = fields_size(RUN_REQUEST_FIELDS)
 _SPIKE_HEAD_SIZE = fields_size(SPIKE_RECORD_FIELDS)
 _PROBE_HEAD_SIZE = fields_size(PROBE_RECORD_FIELDS)
 
-# What the request machine does with the remembered request when a reply is done.
-_KEEP, _REMEMBER, _FORGET = 0, 1, 2
+#: Bytes of the controller's data RAM (one iCE40 block RAM): variables, tables, the spike bitmap.
+_DATA_DEPTH = 512
+#: Largest n and m: the spike bitmaps' byte counters are 8 bits.
+_MAX_SIZE = 8 * 255
+#: Largest memory word (and core read word) in bytes: the word ports.
+_MAX_WORD_BYTES = 24
 
-# Which machine owns the frame sender.
-_OWN_NONE, _OWN_MAIN, _OWN_RUN = 0, 1, 2
 
-# States of the RUN request checker.
-_P_STEP, _P_FORMAT, _P_BITMAP, _P_COUNT, _P_ADDRESS, _P_DEAD = range(6)
+class _R(enum.IntEnum):
+    """Read ports (controller data addresses PORT_BASE + port)."""
+    FLAGS = 0       # the `_F` bits
+    RX = 1          # the next payload byte of the request (waits for it)
+    RXH = 2         # the request's header (latched): command, seq, length low, length high (2 .. 5)
+    NACK = 6        # status of the NACK to send
+    SCAN = 7        # 8 + the lowest set bit of the scan register (cleared by the read), 0 when empty
+    NEURON = 8      # step_out's neuron, low and high byte (waits for a record)
+    STIM = 10       # the next byte of the held RUN payload
+    STEPS = 12      # STATUS fields in reply order: steps_done (4), the five counters (2 each),
+    COUNTERS = 16   # step_cycles (4): 12 .. 29
+    CYCLES = 26
+    PROBE = 32      # step_out's v then i, sign-extended to value_bytes each (waits for a record)
+    RDATA = 40      # the core's read word, byte by byte (waits for it)
+
+
+class _W(enum.IntEnum):
+    """Write ports."""
+    IDLE = 0        # bit 0: the firmware only waits for a request (the `busy` output is low)
+    TX = 1          # a reply's next byte, header first (waits until the sender takes it)
+    RXH_ACK = 7     # done with the latched header: the next one may come
+    NACK_CLEAR = 8
+    SCAN = 9        # load the scan register
+    ADDR = 10       # the core address, 3 bytes (10 .. 12)
+    CMD = 13        # issue a core command: op | space << 2 (waits until the core takes it)
+    RDATA_ACK = 14  # take the core's read word
+    STEP_IN_HI = 15  # high byte of the next input
+    STEP_IN = 16    # feed input (STEP_IN_HI, this byte) (waits until the core takes it)
+    STEP_END = 17   # end the step's inputs; bit 0: probe (waits)
+    STEP_ACK = 18   # take the step_out record (waits for one)
+    STIM_RESET = 20  # reading starts over at byte 0
+    RUNNING = 21    # bit 0: the running output
+    DISCARD = 22    # drop the rest of the request's payload (waits until done)
+    WORD = 40       # the core command's data word, byte by byte (40 .. 63)
+
+
+# FLAGS bits.
+_F_RXH = 1          # a request's header is latched
+_F_NACK = 2         # a NACK is to be sent
+_F_STEP_OUT = 4     # step_out has a record
+_F_RX_LAST = 8      # the request's payload has been taken to its end (or is held, or was not kept)
+_F_CORE_BUSY = 16
+_F_NOT_SPIKE = 32   # step_out's record is not a spike
+_F_HELD = 64        # the latched request came while a RUN's payload was held: its payload was not kept
+_F_STIM_END = 128   # every byte of the held payload has been read
+assert 1 + _R.RDATA + _MAX_WORD_BYTES - 1 <= 64 and _W.WORD + _MAX_WORD_BYTES <= 64
+assert _R.STEPS + 4 == _R.COUNTERS and _R.COUNTERS + 10 == _R.CYCLES
+assert [name for name, _ in STATUS_REPLY_FIELDS] == [
+    "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
+    "last_step_cycles", "lost_records"]
+
+# The memory commands: 0x10 + 2 * family, + 1 for the read.
+_MEMORY_BASE = min(min(pair) for pair in FAMILY_COMMANDS.values())
+assert _MEMORY_BASE == 0x10 and all(
+    (read, write) == (_MEMORY_BASE + 2 * family + 1, _MEMORY_BASE + 2 * family)
+    for family, (read, write) in FAMILY_COMMANDS.items()) and len(FAMILY_COMMANDS) == 4
 
 
 def core_shape(config: CoreConfig) -> CoreShape:
@@ -145,13 +214,21 @@ class Link(wiring.Component):
     -----
     rx_header, rx_payload : in streams
         From `FrameReceiver.header` / `.payload`.
-    tx_header, tx_payload : out streams
-        To `FrameSender.header` / `.payload`.
+    rx_hold, rx_read_addr, rx_read_data
+        To and from `FrameReceiver.hold`, `.read_addr`, `.read_data`: a RUN's
+        payload stays in the receiver's buffer while it is checked and run.
+    tx_frame : out stream
+        To `FrameSender.frame`: each reply's header bytes, then its payload.
     cmd, rdata, step_in, step_out, core_busy, steps_done, step_cycles
         To and from the `Core` ports of the same names (`core_busy` is `busy`).
+        The link sends a read word from `rdata` and a probe's v and i from
+        `step_out` byte by byte before it takes them: it relies on the core
+        holding a stream's payload until it is taken.
     uart_framing_errors, uart_overruns, crc_errors, format_errors, dropped_frames : in
-        The counters of `UARTRx` and `FrameReceiver`, reported by STATUS; a
-        change of the last three makes the link send a NACK.
+        The counters of `UARTRx` and `FrameReceiver`, reported by STATUS.
+    refused : in
+        `FrameReceiver.refused`: a frame was just refused (and counted); the
+        link sends a NACK.
     running : out
         1 while a RUN is in progress.
     busy : out
@@ -167,8 +244,10 @@ class Link(wiring.Component):
         super().__init__({
             "rx_header": In(stream.Signature(HeaderLayout)),
             "rx_payload": In(stream.Signature(PayloadLayout)),
-            "tx_header": Out(stream.Signature(HeaderLayout)),
-            "tx_payload": Out(stream.Signature(8)),
+            "rx_hold": Out(1),
+            "rx_read_addr": Out(range(MAX_PAYLOAD)),
+            "rx_read_data": In(8),
+            "tx_frame": Out(stream.Signature(8)),
             "cmd": Out(stream.Signature(config.command_layout)),
             "rdata": In(stream.Signature(unsigned(config.data_bits))),
             "step_in": Out(stream.Signature(config.step_input_layout)),
@@ -181,6 +260,7 @@ class Link(wiring.Component):
             "crc_errors": In(COUNTER_WIDTH),
             "format_errors": In(COUNTER_WIDTH),
             "dropped_frames": In(COUNTER_WIDTH),
+            "refused": In(Refusal),
             "running": Out(1),
             "busy": Out(1),
         })
@@ -204,6 +284,10 @@ class Link(wiring.Component):
             raise BuildError(f"m={config.m}: a one-step RUN request with a bitmap would not fit "
                              f"MAX_PAYLOAD={MAX_PAYLOAD}")
         check_word_layouts(config)
+        if max(config.n, config.m) > _MAX_SIZE:
+            raise BuildError(f"n={config.n}, m={config.m}: the link handles n and m up to {_MAX_SIZE}")
+        if (config.data_bits + 7) // 8 > _MAX_WORD_BYTES:
+            raise BuildError(f"data_bits={config.data_bits}: the link moves words of up to {8 * _MAX_WORD_BYTES} bits")
 
     def hello_bytes(self):
         """The HELLO reply after the status byte."""
@@ -215,838 +299,678 @@ class Link(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        n, M = cfg.n, cfg.m
         m = Module()
-
-        shape = core_shape(cfg)
-        tables = memory_tables(shape)
         value_bytes = probe_value_bytes(cfg.S)
-        chunk = self.probe_chunk
-        bitmap_n = (n + 7) // 8
-        bitmap_m = (M + 7) // 8
-        max_word_bytes = max(t.word_bytes for t in tables)
-        hello = self.hello_bytes()
-        small_max = 1 + max(len(hello), fields_size(STATUS_REPLY_FIELDS), fields_size(RUN_REPLY_FIELDS))
-        stim_depth = MAX_PAYLOAD - _RUN_REQUEST_SIZE
+        program = link_program(cfg, self.hello_bytes(), self.probe_chunk)
+        m.submodules.mcu = mcu = MCU(program.assemble(), program.data(), _DATA_DEPTH)
 
-        # ---- the frame sender, shared by the request machine and the run engine ----
-        # Each machine drives a header and payload bytes; the owner keeps the
-        # sender from its header to its last payload byte.
-        main_h = Signal(HeaderLayout)
-        main_hv, main_hr, main_pv, main_pr = Signal(), Signal(), Signal(), Signal()
-        main_pd = Signal(8)
-        run_h = Signal(HeaderLayout)
-        run_hv, run_hr, run_pv, run_pr = Signal(), Signal(), Signal(), Signal()
-        run_pd = Signal(8)
+        port = mcu.port_addr
+        rd = mcu.port_rd
+        wr = mcu.port_wr
+        a = mcu.port_wdata
 
-        owner = Signal(2)
-        last_owner = Signal(2)
-        in_payload = Signal()
-        tx_left = Signal(range(MAX_PAYLOAD + 1))
-        for code, h, hv, hr, pv, pd, pr in ((_OWN_MAIN, main_h, main_hv, main_hr, main_pv, main_pd, main_pr),
-                                            (_OWN_RUN, run_h, run_hv, run_hr, run_pv, run_pd, run_pr)):
-            with m.If(owner == code):
-                m.d.comb += [
-                    self.tx_header.valid.eq(hv & ~in_payload), self.tx_header.payload.eq(h),
-                    hr.eq(self.tx_header.ready & ~in_payload),
-                    self.tx_payload.valid.eq(pv & in_payload), self.tx_payload.payload.eq(pd),
-                    pr.eq(self.tx_payload.ready & in_payload),
-                ]
-        with m.If(owner == _OWN_NONE):
-            # Both want it: the one that did not have it last time.
-            with m.If(main_hv & (~run_hv | (last_owner != _OWN_MAIN))):
-                m.d.sync += [owner.eq(_OWN_MAIN), last_owner.eq(_OWN_MAIN)]
-            with m.Elif(run_hv):
-                m.d.sync += [owner.eq(_OWN_RUN), last_owner.eq(_OWN_RUN)]
-        with m.Elif(self.tx_header.valid & self.tx_header.ready):
-            with m.If(self.tx_header.payload.length == 0):
-                m.d.sync += owner.eq(_OWN_NONE)
-            with m.Else():
-                m.d.sync += [in_payload.eq(1), tx_left.eq(self.tx_header.payload.length)]
-        with m.Elif(self.tx_payload.valid & self.tx_payload.ready):
-            m.d.sync += tx_left.eq(tx_left - 1)
-            with m.If(tx_left == 1):
-                m.d.sync += [owner.eq(_OWN_NONE), in_payload.eq(0)]
+        def reading(p):
+            return rd & (port == p)
 
-        # ---- NACK: the receiver dropped a frame (its counters moved) ----
-        seen_crc = Signal(COUNTER_WIDTH)
-        seen_format = Signal(COUNTER_WIDTH)
-        seen_dropped = Signal(COUNTER_WIDTH)
+        def writing(p):
+            return wr & (port == p)
+
+        # ---- state behind the ports ----
+        idle = Signal()
         nack_pending = Signal()
-        nack_status = Signal(8)
-        nack_take = Signal()
-        with m.If(nack_take):
+        nack_status = Signal(3)
+        rx_last = Signal()              # the request's payload has been read to its end
+        scan = Signal(8)
+        addr = Signal(24)
+        word = Signal(8 * _MAX_WORD_BYTES)
+        src_hi = Signal(8)
+        running = Signal()
+        m.d.comb += self.running.eq(running)
+
+        # NACK: the receiver refused a frame (a clear and a refusal in one cycle: the refusal wins).
+        with m.If(writing(_W.NACK_CLEAR)):
             m.d.sync += nack_pending.eq(0)
-        for counter, seen, status in ((self.crc_errors, seen_crc, Status.BAD_CRC),
-                                      (self.format_errors, seen_format, Status.BAD_LENGTH),
-                                      (self.dropped_frames, seen_dropped, Status.BUSY)):
-            with m.If(counter != seen):
-                m.d.sync += [seen.eq(counter), nack_pending.eq(1), nack_status.eq(status)]
+        for reason, status in ((Refusal.CRC, Status.BAD_CRC), (Refusal.FORMAT, Status.BAD_LENGTH),
+                               (Refusal.DROPPED, Status.BUSY)):
+            with m.If(self.refused == reason):
+                m.d.sync += [nack_pending.eq(1), nack_status.eq(status)]
 
-        # ---- request machine state ----
-        h_cmd = Signal(8)
-        h_seq = Signal(8)
-        # The receiver hands out only frames whose length field is right, so <= MAX_PAYLOAD.
-        h_len = Signal(range(MAX_PAYLOAD + 1))
-        rx_left = Signal(range(MAX_PAYLOAD + 1))
-        rep_cmd = Signal(8)
-        rep_seq = Signal(8)
-        rep_status = Signal(8)
-        fin = Signal(2)
-        # A reply of a status byte and up to `small_max - 1` bytes: HELLO's (constant),
-        # a STATUS snapshot, or a 4-byte value (RUN's steps); sent by byte index.
-        small_kind = Signal(2)
-        short_value = Signal(16)        # sent as a u32
-        status_snap = Signal(8 * fields_size(STATUS_REPLY_FIELDS))
-        slen = Signal(range(small_max + 1))
-        sidx = Signal(range(small_max + 1))
+        # The header latch takes the next request's header as soon as the firmware is done
+        # with the last one, as the receiver hands it out. A RUN's payload (outside a run)
+        # is not handed out: the receiver holds it in its buffer, where the firmware reads
+        # it, until the RUN is refused or over; meanwhile requests come as headers alone.
+        # So the receiver is free again as soon as the RUN's header is taken.
+        rx_h = Signal(HeaderLayout)
+        rx_full = Signal()
+        rx_late = Signal()              # the latched header came while a payload was held
+        held = Signal()
+        hdr = self.rx_header.payload
+        latch = self.rx_header.valid & ~rx_full
+        hold_now = held | latch & (hdr.command == Command.RUN) & ~running
+        m.d.comb += [self.rx_header.ready.eq(~rx_full), self.rx_hold.eq(hold_now)]
+        with m.If(writing(_W.RXH_ACK)):
+            m.d.sync += rx_full.eq(0)
+        with m.If(writing(_W.RXH_ACK) & ~running | writing(_W.RUNNING) & ~a[0]):
+            m.d.sync += held.eq(0)
+        with m.If(writing(_W.DISCARD)):
+            m.d.comb += [mcu.port_wait.eq(~rx_last & ~(self.rx_payload.valid & self.rx_payload.payload.last)),
+                         self.rx_payload.ready.eq(~rx_last)]
+            with m.If(~rx_last & self.rx_payload.valid):
+                m.d.sync += rx_last.eq(self.rx_payload.payload.last)
+        with m.If(latch):
+            m.d.sync += [rx_h.eq(hdr), rx_full.eq(1), rx_last.eq((hdr.length == 0) | hold_now), held.eq(hold_now),
+                         rx_late.eq(held)]
 
-        last_valid = Signal()
-        last_cmd = Signal(8)
-        last_seq = Signal(8)
-        last_status = Signal(8)
-        last_steps = Signal(16)
+        # The held payload, read from byte 0 on; the read address runs one byte ahead, so
+        # the data of byte stim_ptr is always there.
+        stim_ptr = Signal(range(MAX_PAYLOAD + 1))
+        stim_next = reading(_R.STIM)
+        m.d.comb += self.rx_read_addr.eq(stim_ptr + stim_next)
+        with m.If(writing(_W.STIM_RESET)):
+            m.d.sync += stim_ptr.eq(0)
+        with m.Elif(stim_next):
+            m.d.sync += stim_ptr.eq(stim_ptr + 1)
 
-        run_active = Signal()
-        run_start = Signal()
-        engine_done = Signal()
-        run_seq = Signal(8)
-        run_steps = Signal(16)
-        run_probe = Signal()
-        n_used = Signal(range(n + 1))
-        m.d.comb += self.running.eq(run_active)
-
-        req_layout = data.StructLayout({name: unsigned(8 * size) for name, size in MEMORY_REQUEST_FIELDS})
-        req = Signal(req_layout)
-        req_raw = req.as_value()
-        head_count = Signal(range(max(_MEMORY_REQUEST_SIZE, _RUN_REQUEST_SIZE) + 1))
-        mem_addr = Signal(range(max(t.depth for t in tables) + 1))   # used once the range is checked
-        mem_count = Signal(range(MAX_PAYLOAD + 1))
-        byte_idx = Signal(range(max_word_bytes + 1))
-        # One memory word on its way (writes: from the payload; reads: from the core).
-        word = Signal(max(cfg.data_bits, 8 * max_word_bytes))
-
-        # The request's table (combinational on the latched command and table).
-        t_ok = Signal()
-        t_space = Signal(Space)
-        t_depth = Signal(range(max(t.depth for t in tables) + 1))
-        t_wb = Signal(range(max_word_bytes + 1))
-        t_bytes = Signal(range(0xFFFF * max_word_bytes + 1))
-        is_write = Signal()
-        for info in tables:
-            for command, write in ((info.read_command, 0), (info.write_command, 1)):
-                with m.If((h_cmd == command) & (req.table == info.table)):
-                    m.d.comb += [t_ok.eq(1), t_space.eq(TABLE_SPACES[info.name]), t_depth.eq(info.depth),
-                                 t_wb.eq(info.word_bytes)]
-        m.d.comb += t_bytes.eq(req.count * t_wb)      # one small multiplier for every table
-        reads = [read for read, _ in FAMILY_COMMANDS.values()]
-        writes = [write for _, write in FAMILY_COMMANDS.values()]
-        m.d.comb += is_write.eq(Cat(*[h_cmd == c for c in writes]).any())
-        is_read = Cat(*[h_cmd == c for c in reads]).any()
-
-        retryable = Cat(*[h_cmd == c for c in writes + [Command.RESET_STATE, Command.RUN]]).any()
-        is_retry = last_valid & (last_cmd == h_cmd) & (last_seq == h_seq) & retryable
-
-        # STATUS, sampled when the request is dispatched.
-        status_values = {
-            "running": run_active, "step": self.steps_done,
-            "uart_framing_errors": self.uart_framing_errors, "uart_overruns": self.uart_overruns,
-            "crc_errors": self.crc_errors, "format_errors": self.format_errors,
-            "dropped_frames": self.dropped_frames, "last_step_cycles": self.step_cycles,
-            "lost_records": C(0, 16),  # records back-pressure the core: none is ever dropped
-        }
-        status_now = Cat(*[_zero_extend(status_values[name], 8 * size) for name, size in STATUS_REPLY_FIELDS])
-        hello_const = Const(int.from_bytes(hello, "little"), 8 * len(hello))
-
-        SMALL_SHORT, SMALL_HELLO, SMALL_STATUS = 0, 1, 2
-
-        def small_reply(status, kind=SMALL_SHORT, nbytes=0, mode=_REMEMBER, value=None):
-            """Prepare a reply of a status byte and `nbytes` bytes of `kind`."""
-            stmts = [small_kind.eq(kind), slen.eq(1 + nbytes), rep_status.eq(status), fin.eq(mode)]
-            if kind == SMALL_STATUS:
-                stmts.append(status_snap.eq(status_now))
-            if value is not None:
-                stmts.append(short_value.eq(value))
-            return stmts
-
-        def refuse(status, mode=_REMEMBER):
-            """Reply with `status` alone once the rest of the payload is consumed."""
-            m.d.sync += small_reply(status, mode=mode)
-            m.next = "DISCARD"
-
-        def latch_header():
-            hdr = self.rx_header.payload
-            m.d.comb += self.rx_header.ready.eq(1)
-            m.d.sync += [h_cmd.eq(hdr.command), h_seq.eq(hdr.seq), h_len.eq(hdr.length), rx_left.eq(hdr.length),
-                         rep_cmd.eq(hdr.command | REPLY_FLAG), rep_seq.eq(hdr.seq)]
-
-        def send_nack():
-            m.d.comb += nack_take.eq(1)
-            m.d.sync += small_reply(nack_status, mode=_KEEP)
-            m.d.sync += [rep_cmd.eq(Command.NACK | REPLY_FLAG), rep_seq.eq(0)]
-            m.next = "SMALL_HDR"
-
-        rx_byte = self.rx_payload.payload.data
-        rx_fire = self.rx_payload.valid & self.rx_payload.ready
-
-        # The stimulus buffer: the records of the RUN request being run.
-        m.submodules.stimulus = stim = Memory(shape=unsigned(8), depth=stim_depth, init=[])
-        stim_w = stim.write_port()
-        stim_r = stim.read_port()
-        wp = Signal(range(stim_depth + 1))
-
-        # RUN request checker state.
-        p_state = Signal(range(_P_DEAD + 1))
-        p_idx = Signal(2)
-        p_left = Signal(range(bitmap_m + 1))
-        p_k = Signal(16)
-        p_lo = Signal(8)
-        p_err = Signal(8)
-        rec_count = Signal(16)
-
-        def run_check_byte(byte):
-            """Check one byte of the RUN records (spike records of the m inputs)."""
-            def fail(status):
-                with m.If(p_err == Status.OK):
-                    m.d.sync += p_err.eq(status)
-
-            def record_done():
-                m.d.sync += [rec_count.eq(rec_count + 1), p_state.eq(_P_STEP), p_idx.eq(0)]
-
-            with m.Switch(p_state):
-                with m.Case(_P_STEP):
-                    with m.If((p_idx == 0) & (rec_count == run_steps)):
-                        fail(Status.BAD_LENGTH)          # a byte after the last record
-                        m.d.sync += p_state.eq(_P_DEAD)
-                    with m.Else():
-                        # The record's step field counts from 0 within the request.
-                        with m.If(byte != _byte_of(m, Cat(rec_count, C(0, 16)), p_idx)):
-                            fail(Status.BAD_VALUE)
-                        m.d.sync += p_idx.eq(p_idx + 1)
-                        with m.If(p_idx == 3):
-                            m.d.sync += p_state.eq(_P_FORMAT)
-                with m.Case(_P_FORMAT):
-                    with m.If(byte == SpikeFormat.BITMAP):
-                        m.d.sync += [p_state.eq(_P_BITMAP), p_left.eq(bitmap_m)]
-                    with m.Elif(byte == SpikeFormat.ADDRESSES):
-                        m.d.sync += [p_state.eq(_P_COUNT), p_idx.eq(0)]
-                    with m.Else():
-                        fail(Status.BAD_VALUE)
-                        m.d.sync += p_state.eq(_P_DEAD)
-                with m.Case(_P_BITMAP):
-                    m.d.sync += p_left.eq(p_left - 1)
-                    with m.If(p_left == 1):
-                        if M % 8:
-                            with m.If(byte >> (M % 8) != 0):   # an input >= m
-                                fail(Status.BAD_VALUE)
-                        record_done()
-                with m.Case(_P_COUNT):
-                    with m.If(p_idx == 0):
-                        m.d.sync += [p_k[:8].eq(byte), p_idx.eq(1)]
-                    with m.Else():
-                        m.d.sync += [p_k.eq(Cat(p_k[:8], byte)), p_idx.eq(0), p_state.eq(_P_ADDRESS)]
-                        with m.If(Cat(p_k[:8], byte) == 0):
-                            record_done()
-                with m.Case(_P_ADDRESS):
-                    with m.If(p_idx == 0):
-                        m.d.sync += [p_lo.eq(byte), p_idx.eq(1)]
-                    with m.Else():
-                        with m.If(Cat(p_lo, byte) >= M):
-                            fail(Status.BAD_VALUE)
-                        m.d.sync += [p_k.eq(p_k - 1), p_idx.eq(0)]
-                        with m.If(p_k == 1):
-                            record_done()
-
-        # ---- the request machine ----
-        with m.FSM(name="request") as request_fsm:
-            with m.State("IDLE"):
-                with m.If(nack_pending):
-                    send_nack()
-                with m.Elif(self.rx_header.valid):
-                    latch_header()
-                    m.next = "DISPATCH"
-
-            with m.State("DISPATCH"):
-                with m.If(is_retry):
-                    # The same command and seq as the last request: answer again, apply nothing.
-                    ran = (h_cmd == Command.RUN) & (last_status == Status.OK)
-                    m.d.sync += small_reply(last_status, mode=_KEEP, value=last_steps)
-                    m.d.sync += slen.eq(Mux(ran, 1 + fields_size(RUN_REPLY_FIELDS), 1))
-                    m.next = "DISCARD"
-                with m.Elif(h_cmd == Command.HELLO):
-                    with m.If(h_len != 0):
-                        refuse(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += small_reply(Status.OK, SMALL_HELLO, len(hello), mode=_FORGET)
-                        m.next = "SMALL_HDR"
-                with m.Elif(h_cmd == Command.ECHO):
-                    with m.If(h_len > MAX_PAYLOAD - 1):
-                        refuse(Status.OVERFLOW)
-                    with m.Else():
-                        m.d.sync += [rep_status.eq(Status.OK), fin.eq(_REMEMBER)]
-                        m.next = "ECHO_HDR"
-                with m.Elif(h_cmd == Command.STATUS):
-                    with m.If(h_len != 0):
-                        refuse(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += small_reply(Status.OK, SMALL_STATUS, fields_size(STATUS_REPLY_FIELDS))
-                        m.next = "SMALL_HDR"
-                with m.Elif(h_cmd == Command.RESET_STATE):
-                    with m.If(h_len != 0):
-                        refuse(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.next = "RESET_ISSUE"
-                with m.Elif(is_read | is_write):
-                    with m.If((h_len < _MEMORY_REQUEST_SIZE) | is_read & (h_len != _MEMORY_REQUEST_SIZE)):
-                        refuse(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += head_count.eq(0)
-                        m.next = "MEM_REQUEST"
-                with m.Elif(h_cmd == Command.RUN):
-                    with m.If(h_len < _RUN_REQUEST_SIZE):
-                        refuse(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += head_count.eq(0)
-                        m.next = "RUN_REQUEST"
-                with m.Else():
-                    refuse(Status.UNKNOWN_COMMAND)
-
-            # Consume what is left of the payload, then send the prepared reply.
-            with m.State("DISCARD"):
-                with m.If(rx_left == 0):
-                    m.next = "SMALL_HDR"
-                with m.Else():
-                    m.d.comb += self.rx_payload.ready.eq(1)
-                    with m.If(self.rx_payload.valid):
-                        m.d.sync += rx_left.eq(rx_left - 1)
-
-            # A reply of up to `small_max` bytes.
-            with m.State("SMALL_HDR"):
-                m.d.comb += [main_hv.eq(1), main_h.command.eq(rep_cmd), main_h.seq.eq(rep_seq),
-                             main_h.length.eq(slen)]
-                with m.If(main_hr):
-                    m.d.sync += sidx.eq(0)
-                    m.next = "SMALL_BYTES"
-
-            with m.State("SMALL_BYTES"):
-                after = (sidx - 1).as_unsigned()
-                with m.If(sidx == 0):
-                    m.d.comb += main_pd.eq(rep_status)
-                with m.Elif(small_kind == SMALL_HELLO):
-                    m.d.comb += main_pd.eq(_byte_of(m, hello_const, after))
-                with m.Elif(small_kind == SMALL_STATUS):
-                    m.d.comb += main_pd.eq(_byte_of(m, status_snap, after))
-                with m.Else():
-                    m.d.comb += main_pd.eq(_byte_of(m, _zero_extend(short_value, 32), after[:2]))
-                m.d.comb += main_pv.eq(1)
-                with m.If(main_pr):
-                    m.d.sync += sidx.eq(sidx + 1)
-                    with m.If(sidx == slen - 1):
-                        m.next = "FINISH"
-
-            with m.State("FINISH"):
-                with m.Switch(fin):
-                    with m.Case(_REMEMBER):
-                        m.d.sync += [last_valid.eq(1), last_cmd.eq(rep_cmd & ~REPLY_FLAG), last_seq.eq(rep_seq),
-                                     last_status.eq(rep_status), last_steps.eq(run_steps)]
-                    with m.Case(_FORGET):
-                        m.d.sync += last_valid.eq(0)
-                with m.If(run_active):
-                    m.next = "RUNNING"
-                with m.Else():
-                    m.next = "IDLE"
-
-            # ECHO: the payload goes straight back.
-            with m.State("ECHO_HDR"):
-                m.d.comb += [main_hv.eq(1), main_h.command.eq(rep_cmd), main_h.seq.eq(rep_seq),
-                             main_h.length.eq(h_len + 1)]
-                with m.If(main_hr):
-                    m.next = "ECHO_STATUS"
-
-            with m.State("ECHO_STATUS"):
-                m.d.comb += [main_pv.eq(1), main_pd.eq(Status.OK)]
-                with m.If(main_pr):
-                    m.next = "ECHO_BYTES"
-
-            with m.State("ECHO_BYTES"):
-                with m.If(rx_left == 0):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.d.comb += [main_pv.eq(self.rx_payload.valid), main_pd.eq(rx_byte),
-                                 self.rx_payload.ready.eq(main_pr)]
-                    with m.If(rx_fire):
-                        m.d.sync += rx_left.eq(rx_left - 1)
-
-            # RESET_STATE: answered once the core has cleared the state.
-            with m.State("RESET_ISSUE"):
-                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.RESET_STATE)]
-                with m.If(self.cmd.ready):
-                    m.next = "RESET_WAIT"
-
-            with m.State("RESET_WAIT"):
-                with m.If(~self.core_busy):
-                    m.d.sync += small_reply(Status.OK)
-                    m.next = "SMALL_HDR"
-
-            # READ_* / WRITE_*: table, address, count; then checks in the documented order.
-            with m.State("MEM_REQUEST"):
-                m.d.comb += self.rx_payload.ready.eq(1)
-                with m.If(self.rx_payload.valid):
-                    m.d.sync += [req_raw.eq(Cat(req_raw[8:], rx_byte)), rx_left.eq(rx_left - 1),
-                                 head_count.eq(head_count + 1)]
-                    with m.If(head_count == _MEMORY_REQUEST_SIZE - 1):
-                        m.next = "MEM_CHECK"
-
-            with m.State("MEM_CHECK"):
-                m.d.sync += [mem_addr.eq(req.address), mem_count.eq(req.count), byte_idx.eq(0), word.eq(0),
-                             rep_status.eq(Status.OK), fin.eq(_REMEMBER)]
-                with m.If(~t_ok):
-                    refuse(Status.BAD_ADDRESS)
-                with m.Elif(is_write & (h_len != _MEMORY_REQUEST_SIZE + t_bytes)):
-                    refuse(Status.BAD_LENGTH)
-                with m.Elif(req.address + req.count > t_depth):
-                    refuse(Status.BAD_ADDRESS)
-                with m.Elif(~is_write & (t_bytes > MAX_PAYLOAD - 1)):
-                    refuse(Status.OVERFLOW)
-                with m.Elif(is_write):
-                    m.next = "WRITE_BYTES"
-                with m.Else():
-                    m.next = "READ_HDR"
-
-            with m.State("WRITE_BYTES"):
-                with m.If(mem_count == 0):
-                    m.d.sync += small_reply(Status.OK)
-                    m.next = "SMALL_HDR"
-                with m.Else():
-                    m.d.comb += self.rx_payload.ready.eq(1)
-                    with m.If(self.rx_payload.valid):
-                        # Little-endian: byte b of the word at bits 8b ..
-                        m.d.sync += rx_left.eq(rx_left - 1)
-                        with m.Switch(byte_idx):
-                            for i in range(max_word_bytes):
-                                with m.Case(i):
-                                    m.d.sync += word[8 * i:8 * i + 8].eq(rx_byte)
-                        with m.If(byte_idx == t_wb - 1):
-                            m.d.sync += byte_idx.eq(0)
-                            m.next = "WRITE_ISSUE"
-                        with m.Else():
-                            m.d.sync += byte_idx.eq(byte_idx + 1)
-
-            with m.State("WRITE_ISSUE"):
-                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.WRITE),
-                             self.cmd.payload.space.eq(t_space), self.cmd.payload.addr.eq(mem_addr),
-                             self.cmd.payload.data.eq(word)]
-                with m.If(self.cmd.ready):
-                    m.d.sync += [mem_addr.eq(mem_addr + 1), mem_count.eq(mem_count - 1)]
-                    m.next = "WRITE_BYTES"
-
-            with m.State("READ_HDR"):
-                m.d.comb += [main_hv.eq(1), main_h.command.eq(rep_cmd), main_h.seq.eq(rep_seq),
-                             main_h.length.eq(1 + t_bytes)]
-                with m.If(main_hr):
-                    m.next = "READ_STATUS"
-
-            with m.State("READ_STATUS"):
-                m.d.comb += [main_pv.eq(1), main_pd.eq(Status.OK)]
-                with m.If(main_pr):
-                    m.next = "READ_ISSUE"
-
-            with m.State("READ_ISSUE"):
-                with m.If(mem_count == 0):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.READ),
-                                 self.cmd.payload.space.eq(t_space), self.cmd.payload.addr.eq(mem_addr)]
-                    with m.If(self.cmd.ready):
-                        m.next = "READ_WAIT"
-
-            with m.State("READ_WAIT"):
-                m.d.comb += self.rdata.ready.eq(1)
-                with m.If(self.rdata.valid):
-                    m.d.sync += [word.eq(self.rdata.payload), byte_idx.eq(0)]
-                    m.next = "READ_BYTES"
-
-            with m.State("READ_BYTES"):
-                m.d.comb += [main_pv.eq(1), main_pd.eq(_byte_of(m, word[:8 * max_word_bytes], byte_idx))]
-                with m.If(main_pr):
-                    m.d.sync += byte_idx.eq(byte_idx + 1)
-                    with m.If(byte_idx == t_wb - 1):
-                        m.d.sync += [mem_addr.eq(mem_addr + 1), mem_count.eq(mem_count - 1)]
-                        m.next = "READ_ISSUE"
-
-            # RUN: steps and flags, then the records into the stimulus buffer, checked on the way.
-            with m.State("RUN_REQUEST"):
-                m.d.comb += self.rx_payload.ready.eq(1)
-                with m.If(self.rx_payload.valid):
-                    m.d.sync += [req_raw.eq(Cat(req_raw[8:], rx_byte)), rx_left.eq(rx_left - 1),
-                                 head_count.eq(head_count + 1)]
-                    with m.If(head_count == _RUN_REQUEST_SIZE - 1):
-                        m.next = "RUN_START_COPY"
-
-            with m.State("RUN_START_COPY"):
-                # After 3 shifts the request's bytes sit at the top of req_raw.
-                run_head = req_raw[-8 * _RUN_REQUEST_SIZE:]
-                flags = run_head[16:24]
-                m.d.sync += [run_steps.eq(run_head[:16]), run_probe.eq(flags[0]),
-                             p_err.eq(Mux((flags & ~int(RunFlags.PROBE)) != 0, Status.BAD_VALUE, Status.OK)),
-                             p_state.eq(_P_STEP), p_idx.eq(0), rec_count.eq(0), wp.eq(0)]
-                m.next = "RUN_COPY"
-
-            with m.State("RUN_COPY"):
-                with m.If(rx_left == 0):
-                    m.next = "RUN_CHECK"
-                with m.Else():
-                    m.d.comb += self.rx_payload.ready.eq(1)
-                    with m.If(self.rx_payload.valid):
-                        m.d.comb += [stim_w.addr.eq(wp), stim_w.data.eq(rx_byte), stim_w.en.eq(1)]
-                        m.d.sync += [wp.eq(wp + 1), rx_left.eq(rx_left - 1)]
-                        run_check_byte(rx_byte)
-
-            with m.State("RUN_CHECK"):
-                with m.If(p_err != Status.OK):
-                    m.d.sync += small_reply(p_err)
-                    m.next = "SMALL_HDR"
-                with m.Elif((rec_count != run_steps) | (p_state != _P_STEP) | (p_idx != 0)):
-                    m.d.sync += small_reply(Status.BAD_LENGTH)
-                    m.next = "SMALL_HDR"
-                with m.Else():
-                    m.next = "RUN_N_USED"
-
-            # The probes need the number of neurons in use.
-            with m.State("RUN_N_USED"):
-                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.op.eq(Op.READ),
-                             self.cmd.payload.space.eq(Space.GLOBAL), self.cmd.payload.addr.eq(Reg.N_USED)]
-                with m.If(self.cmd.ready):
-                    m.next = "RUN_N_USED_WAIT"
-
-            with m.State("RUN_N_USED_WAIT"):
-                m.d.comb += self.rdata.ready.eq(1)
-                with m.If(self.rdata.valid):
-                    m.d.comb += run_start.eq(1)
-                    m.d.sync += [n_used.eq(self.rdata.payload), run_active.eq(1), run_seq.eq(h_seq)]
-                    m.next = "RUNNING"
-
-            # A RUN is in progress: STATUS is answered, everything else is BUSY.
-            with m.State("RUNNING"):
-                with m.If(nack_pending):
-                    send_nack()
-                with m.Elif(self.rx_header.valid):
-                    latch_header()
-                    m.next = "BUSY_DISPATCH"
-                with m.Elif(engine_done):
-                    m.d.sync += small_reply(Status.OK, nbytes=fields_size(RUN_REPLY_FIELDS), value=run_steps)
-                    m.d.sync += [run_active.eq(0), rep_cmd.eq(Command.RUN | REPLY_FLAG), rep_seq.eq(run_seq)]
-                    m.next = "SMALL_HDR"
-
-            with m.State("BUSY_DISPATCH"):
-                with m.If((h_cmd == Command.STATUS) & (h_len == 0)):
-                    m.d.sync += small_reply(Status.OK, SMALL_STATUS, fields_size(STATUS_REPLY_FIELDS), mode=_KEEP)
-                    m.next = "SMALL_HDR"
-                with m.Else():
-                    refuse(Status.BUSY, mode=_KEEP)
-
-        # ---- the run engine ----
-        rp = Signal(range(stim_depth + 1))
-        rinc = Signal()
-        m.d.comb += stim_r.addr.eq(rp + rinc)
-        m.d.sync += rp.eq(rp + rinc)
-        rbyte = stim_r.data                 # == stimulus[rp] (the address ran one cycle ahead)
-
-        m.submodules.spikes = spk = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[])
-        spk_w = spk.write_port()
-        spk_r = spk.read_port()
-        sp_idx = Signal(range(n + 1))
-        sp_inc = Signal()
-        m.d.comb += spk_r.addr.eq(sp_idx + sp_inc)
-        m.d.sync += sp_idx.eq(sp_idx + sp_inc)
-        spike = Signal(16)
-        m.d.comb += spike.eq(spk_r.data)    # == spike list[sp_idx]
-        spk_count = Signal(range(n + 1))
-
-        e_t = Signal(16)                    # steps of this request fed so far (or being fed)
-        pending = Signal()                  # the record of the last step is still to be sent
-        rec_step = Signal(32)
-        skip = Signal(2)
-        bits = Signal(8)
-        base = Signal(range(8 * bitmap_m + 1))
-        bcount = Signal(range(bitmap_m + 1))
-        k_left = Signal(16)
-        a_lo = Signal(8)
-        eidx = Signal(range(max(1 + _SPIKE_HEAD_SIZE, 1 + _PROBE_HEAD_SIZE) + 1))
-        acc = Signal(8)
-        bm_byte = Signal(range(bitmap_n + 1))
-        chunk_first = Signal(range(n + 1))
-        chunk_count = Signal(range(chunk + 1))
-        chunk_i = Signal(range(chunk + 1))
-        probe_values = Signal(16 * value_bytes)      # v then i of one neuron, sign-extended
-        pidx = Signal(range(2 * value_bytes + 1))
-
-        lowest = Signal(3)                  # lowest set bit of `bits`
+        # The scan register: the bits of a bitmap byte, lowest first.
+        lowest = Signal(3)
         for i in reversed(range(8)):
-            with m.If(bits[i]):
+            with m.If(scan[i]):
                 m.d.comb += lowest.eq(i)
+        with m.If(writing(_W.SCAN)):
+            m.d.sync += scan.eq(a)
+        with m.Elif(reading(_R.SCAN)):
+            m.d.sync += scan.eq(scan & (scan - 1))
 
-        as_list = Signal()                  # the shorter form, as encode_spikes picks it
-        m.d.comb += as_list.eq(SPIKE_ADDRESS_BYTES * (1 + spk_count) < bitmap_n)
-        body_len = Mux(as_list, SPIKE_ADDRESS_BYTES * (1 + spk_count), bitmap_n)
-        # The records' first bytes: status, step, then the format, or first and count.
-        step_head = Cat(C(Status.OK, 8), rec_step,
-                        _zero_extend(Mux(as_list, SpikeFormat.ADDRESSES, SpikeFormat.BITMAP), 8))
-        probe_head = Cat(C(Status.OK, 8), rec_step, _zero_extend(chunk_first, 16), _zero_extend(chunk_count, 16))
-        remaining_used = n_used - chunk_first
-        this_chunk = Mux(remaining_used > chunk, chunk, remaining_used)
-
+        # ---- reads ----
         out = self.step_out.payload
         v_ext = Signal(signed(8 * value_bytes))
         i_ext = Signal(signed(8 * value_bytes))
         m.d.comb += [v_ext.eq(out.v), i_ext.eq(out.i)]
+        rdata = self.rdata.payload
+        sources = {
+            _R.FLAGS: Cat(rx_full, nack_pending, self.step_out.valid, rx_last, self.core_busy,
+                          out.kind != StepEvent.SPIKE, rx_late, stim_ptr == rx_h.length),
+            _R.RX: self.rx_payload.payload.data,
+            _R.NACK: nack_status,
+            _R.SCAN: Mux(scan == 0, 0, Cat(lowest, C(1, 1))),
+            _R.STIM: self.rx_read_data,
+        }
+        for i, value in enumerate([rx_h.command, rx_h.seq, rx_h.length[:8], rx_h.length[8:]]):
+            sources[_R.RXH + i] = value
+        fields = [(_R.NEURON, out.neuron, (cfg.neuron_bits + 7) // 8), (_R.STEPS, self.steps_done, 4), (_R.CYCLES, self.step_cycles, 4),
+                  (_R.PROBE, Cat(v_ext, i_ext), 2 * value_bytes), (_R.RDATA, rdata, (len(rdata) + 7) // 8)]
+        for i, counter in enumerate([self.uart_framing_errors, self.uart_overruns, self.crc_errors,
+                                     self.format_errors, self.dropped_frames]):
+            fields.append((_R.COUNTERS + 2 * i, counter, 2))
+        for base, value, size in fields:
+            for i in range(size):
+                sources[base + i] = value[8 * i:8 * i + 8]
+        with m.Switch(port):
+            for p, value in sources.items():
+                with m.Case(p):
+                    m.d.comb += mcu.port_rdata.eq(value)
 
-        def after_step_record():
-            m.d.sync += pending.eq(0)
-            with m.If(run_probe):
-                m.d.sync += chunk_first.eq(0)
-                m.next = "E_PROBE_START"
-            with m.Elif(e_t == run_steps):
-                m.next = "E_DONE"
-            with m.Else():
-                m.d.sync += spk_count.eq(0)
-                m.next = "E_COLLECT"
+        # Reads that wait for a stream, and their transfers.
+        with m.If(reading(_R.RX)):
+            m.d.comb += [mcu.port_wait.eq(~self.rx_payload.valid), self.rx_payload.ready.eq(1)]
+            with m.If(self.rx_payload.valid):
+                m.d.sync += rx_last.eq(self.rx_payload.payload.last)
+        with m.If(rd & ((port == _R.NEURON) | (port == _R.NEURON + 1) |
+                        (port >= _R.PROBE) & (port < _R.PROBE + 2 * value_bytes))):
+            m.d.comb += mcu.port_wait.eq(~self.step_out.valid)
+        with m.If(rd & (port >= _R.RDATA)):
+            m.d.comb += mcu.port_wait.eq(~self.rdata.valid)
 
-        def step_finished():
-            m.d.sync += e_t.eq(e_t + 1)
-            with m.If(e_t + 1 == run_steps):
-                m.next = "E_DONE"
-            with m.Else():
-                m.next = "E_FEED"
+        # ---- writes ----
+        with m.If(writing(_W.IDLE)):
+            m.d.sync += idle.eq(a[0])
+        with m.If(writing(_W.RUNNING)):
+            m.d.sync += running.eq(a[0])
+        for i in range(3):
+            with m.If(writing(_W.ADDR + i)):
+                m.d.sync += addr[8 * i:8 * i + 8].eq(a)
+        for i in range(_MAX_WORD_BYTES):
+            with m.If(writing(_W.WORD + i)):
+                m.d.sync += word[8 * i:8 * i + 8].eq(a)
+        if cfg.input_bits > 8:
+            with m.If(writing(_W.STEP_IN_HI)):
+                m.d.sync += src_hi.eq(a)
+        m.d.comb += [
+            self.tx_frame.payload.eq(a),
+            self.cmd.payload.op.as_value().eq(a[:2]), self.cmd.payload.space.as_value().eq(a[2:5]),
+            self.cmd.payload.addr.eq(addr), self.cmd.payload.data.eq(word),
+            self.step_in.payload.source.eq(Cat(a, src_hi)), self.step_in.payload.probe.eq(a[0]),
+        ]
+        # Writes that are stream transfers: the controller waits until they happen.
+        for p, valid, ready in ((_W.TX, self.tx_frame.valid, self.tx_frame.ready),
+                                (_W.CMD, self.cmd.valid, self.cmd.ready),
+                                (_W.STEP_IN, self.step_in.valid, self.step_in.ready),
+                                (_W.STEP_END, self.step_in.valid, self.step_in.ready)):
+            with m.If(writing(p)):
+                m.d.comb += [valid.eq(1), mcu.port_wait.eq(~ready)]
+        with m.If(writing(_W.STEP_END)):
+            m.d.comb += self.step_in.payload.end.eq(1)
+        for p, valid, ready in ((_W.RDATA_ACK, self.rdata.valid, self.rdata.ready),
+                                (_W.STEP_ACK, self.step_out.valid, self.step_out.ready)):
+            with m.If(writing(p)):
+                m.d.comb += [ready.eq(1), mcu.port_wait.eq(~valid)]
 
-        with m.FSM(name="engine"):
-            with m.State("E_IDLE"):
-                m.d.sync += [rp.eq(0), skip.eq(0)]
-                with m.If(run_start):
-                    m.d.sync += [e_t.eq(0), pending.eq(0)]
-                    with m.If(run_steps == 0):
-                        m.next = "E_DONE"
-                    with m.Else():
-                        m.next = "E_FEED"
-
-            # ---- feed one step's inputs from its record ----
-            with m.State("E_FEED"):           # skip the step field (checked already)
-                m.d.comb += rinc.eq(1)
-                m.d.sync += skip.eq(skip + 1)
-                with m.If(skip == 3):
-                    m.next = "E_FORMAT"
-
-            with m.State("E_FORMAT"):
-                m.d.comb += rinc.eq(1)
-                with m.If(rbyte == SpikeFormat.BITMAP):
-                    m.d.sync += [bcount.eq(bitmap_m), base.eq(0)]
-                    m.next = "E_BITMAP_LOAD"
-                with m.Else():
-                    m.next = "E_LIST_K0"
-
-            with m.State("E_BITMAP_LOAD"):
-                m.d.comb += rinc.eq(1)
-                m.d.sync += [bits.eq(rbyte), bcount.eq(bcount - 1)]
-                m.next = "E_BITMAP_BITS"
-
-            with m.State("E_BITMAP_BITS"):
-                with m.If(bits == 0):
-                    m.d.sync += base.eq(base + 8)
-                    with m.If(bcount == 0):
-                        m.next = "E_FEED_END"
-                    with m.Else():
-                        m.next = "E_BITMAP_LOAD"
-                with m.Else():
-                    m.d.comb += [self.step_in.valid.eq(1), self.step_in.payload.source.eq(base + lowest)]
-                    with m.If(self.step_in.ready):
-                        m.d.sync += bits.eq(bits & (bits - 1))
-
-            with m.State("E_LIST_K0"):
-                m.d.comb += rinc.eq(1)
-                m.d.sync += k_left[:8].eq(rbyte)
-                m.next = "E_LIST_K1"
-
-            with m.State("E_LIST_K1"):
-                m.d.comb += rinc.eq(1)
-                m.d.sync += k_left.eq(Cat(k_left[:8], rbyte))
-                with m.If(Cat(k_left[:8], rbyte) == 0):
-                    m.next = "E_FEED_END"
-                with m.Else():
-                    m.next = "E_LIST_LO"
-
-            with m.State("E_LIST_LO"):
-                m.d.comb += rinc.eq(1)
-                m.d.sync += a_lo.eq(rbyte)
-                m.next = "E_LIST_HI"
-
-            with m.State("E_LIST_HI"):
-                m.d.comb += [self.step_in.valid.eq(1), self.step_in.payload.source.eq(Cat(a_lo, rbyte))]
-                with m.If(self.step_in.ready):
-                    m.d.comb += rinc.eq(1)
-                    m.d.sync += k_left.eq(k_left - 1)
-                    with m.If(k_left == 1):
-                        m.next = "E_FEED_END"
-                    with m.Else():
-                        m.next = "E_LIST_LO"
-
-            with m.State("E_FEED_END"):
-                m.d.comb += [self.step_in.valid.eq(1), self.step_in.payload.end.eq(1),
-                             self.step_in.payload.probe.eq(run_probe)]
-                with m.If(self.step_in.ready):
-                    with m.If(pending):
-                        m.next = "E_EMIT_HDR"       # last step's record, while this step runs
-                    with m.Else():
-                        m.d.sync += spk_count.eq(0)
-                        m.next = "E_COLLECT"
-
-            # ---- collect the step's spikes ----
-            with m.State("E_COLLECT"):
-                with m.If(self.step_out.valid):
-                    with m.If(out.kind == StepEvent.SPIKE):
-                        m.d.comb += [self.step_out.ready.eq(1), spk_w.addr.eq(spk_count),
-                                     spk_w.data.eq(out.neuron), spk_w.en.eq(1)]
-                        m.d.sync += spk_count.eq(spk_count + 1)
-                    with m.Else():
-                        m.d.sync += rec_step.eq(self.steps_done)   # counts this step once END is taken
-                        with m.If(run_probe):
-                            m.next = "E_EMIT_HDR"
-                        with m.Else():
-                            m.d.comb += self.step_out.ready.eq(1)  # the END record
-                            m.d.sync += [pending.eq(1), e_t.eq(e_t + 1)]
-                            with m.If(e_t + 1 == run_steps):
-                                m.next = "E_EMIT_HDR"
-                            with m.Else():
-                                m.next = "E_FEED"
-
-            # ---- STEP_RECORD: status, step, format, body ----
-            with m.State("E_EMIT_HDR"):
-                m.d.comb += [run_hv.eq(1), run_h.command.eq(Command.STEP_RECORD | REPLY_FLAG),
-                             run_h.seq.eq(run_seq), run_h.length.eq(1 + _SPIKE_HEAD_SIZE + body_len)]
-                m.d.sync += [eidx.eq(0), sp_idx.eq(0), acc.eq(0), bm_byte.eq(0)]
-                with m.If(run_hr):
-                    m.next = "E_EMIT_HEAD"
-
-            with m.State("E_EMIT_HEAD"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, step_head, eidx))]
-                with m.If(run_pr):
-                    m.d.sync += eidx.eq(eidx + 1)
-                    with m.If(eidx == _SPIKE_HEAD_SIZE):
-                        m.d.sync += eidx.eq(0)
-                        with m.If(as_list):
-                            m.next = "E_EMIT_COUNT"
-                        with m.Else():
-                            m.next = "E_EMIT_BITMAP"
-
-            with m.State("E_EMIT_COUNT"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, _zero_extend(spk_count, 16), eidx[0]))]
-                with m.If(run_pr):
-                    m.d.sync += eidx.eq(eidx + 1)
-                    with m.If(eidx == 1):
-                        with m.If(spk_count == 0):
-                            after_step_record()
-                        with m.Else():
-                            m.next = "E_EMIT_LO"
-
-            with m.State("E_EMIT_LO"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(spike[:8])]
-                with m.If(run_pr):
-                    m.next = "E_EMIT_HI"
-
-            with m.State("E_EMIT_HI"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(spike[8:])]
-                with m.If(run_pr):
-                    m.d.comb += sp_inc.eq(1)
-                    with m.If(sp_idx + 1 == spk_count):
-                        after_step_record()
-                    with m.Else():
-                        m.next = "E_EMIT_LO"
-
-            with m.State("E_EMIT_BITMAP"):      # gather the byte's bits from the ascending list
-                with m.If((sp_idx < spk_count) & (spike[3:] == bm_byte)):
-                    m.d.comb += sp_inc.eq(1)
-                    m.d.sync += acc.eq(acc | (C(1, 8) << spike[:3]))
-                with m.Else():
-                    m.next = "E_EMIT_BITMAP_SEND"
-
-            with m.State("E_EMIT_BITMAP_SEND"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(acc)]
-                with m.If(run_pr):
-                    m.d.sync += [acc.eq(0), bm_byte.eq(bm_byte + 1)]
-                    with m.If(bm_byte == bitmap_n - 1):
-                        after_step_record()
-                    with m.Else():
-                        m.next = "E_EMIT_BITMAP"
-
-            # ---- PROBE_RECORDs: v and i of neurons 0 .. n_used-1, in chunks ----
-            with m.State("E_PROBE_START"):
-                with m.If(chunk_first >= n_used):
-                    m.next = "E_PROBE_END"
-                with m.Else():
-                    m.d.sync += chunk_count.eq(this_chunk)
-                    m.next = "E_PROBE_HDR"
-
-            with m.State("E_PROBE_HDR"):
-                m.d.comb += [run_hv.eq(1), run_h.command.eq(Command.PROBE_RECORD | REPLY_FLAG),
-                             run_h.seq.eq(run_seq),
-                             run_h.length.eq(1 + _PROBE_HEAD_SIZE + chunk_count * (2 * value_bytes))]
-                m.d.sync += [eidx.eq(0), chunk_i.eq(0)]
-                with m.If(run_hr):
-                    m.next = "E_PROBE_HEAD"
-
-            with m.State("E_PROBE_HEAD"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, probe_head, eidx))]
-                with m.If(run_pr):
-                    m.d.sync += eidx.eq(eidx + 1)
-                    with m.If(eidx == _PROBE_HEAD_SIZE):
-                        m.next = "E_PROBE_WAIT"
-
-            with m.State("E_PROBE_WAIT"):
-                with m.If(chunk_i == chunk_count):
-                    m.d.sync += chunk_first.eq(chunk_first + chunk_count)
-                    m.next = "E_PROBE_START"
-                with m.Elif(self.step_out.valid):
-                    m.d.comb += self.step_out.ready.eq(1)   # a PROBE record, neuron chunk_first + chunk_i
-                    m.d.sync += [probe_values.eq(Cat(v_ext, i_ext)), pidx.eq(0)]
-                    m.next = "E_PROBE_BYTES"
-
-            with m.State("E_PROBE_BYTES"):
-                m.d.comb += [run_pv.eq(1), run_pd.eq(_byte_of(m, probe_values, pidx))]
-                with m.If(run_pr):
-                    m.d.sync += pidx.eq(pidx + 1)
-                    with m.If(pidx == 2 * value_bytes - 1):
-                        m.d.sync += chunk_i.eq(chunk_i + 1)
-                        m.next = "E_PROBE_WAIT"
-
-            with m.State("E_PROBE_END"):
-                with m.If(self.step_out.valid):
-                    m.d.comb += self.step_out.ready.eq(1)   # the END record
-                    step_finished()
-
-            with m.State("E_DONE"):
-                m.d.comb += engine_done.eq(1)
-                with m.If(~run_active):       # the request machine has taken the result
-                    m.next = "E_IDLE"
-
-        m.d.comb += self.busy.eq(~request_fsm.ongoing("IDLE") | run_active | nack_pending | (owner != _OWN_NONE))
+        m.d.comb += self.busy.eq(~idle | rx_full | self.rx_header.valid | nack_pending)
         return m
 
 
-def _byte_of(m, value, index):
-    """Byte `index` of `value` as a case mux (yosys makes a barrel shifter of a
-    variable `word_select`, several times larger for a wide value)."""
-    out = Signal(8)
-    with m.Switch(index):
-        for i in range((len(value) + 7) // 8):
-            with m.Case(i):
-                m.d.comb += out.eq(value[8 * i:8 * i + 8])
-    return out
+def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assembler:
+    """The link's firmware for a core of `config` (an `Assembler`, ready to assemble).
 
+    `hello` is the HELLO reply after its status byte, `probe_chunk` the most
+    neurons per PROBE_RECORD.
+    """
+    n, M = config.n, config.m
+    shape = core_shape(config)
+    bitmap_n = (n + 7) // 8
+    bitmap_m = (M + 7) // 8
+    value_bytes = probe_value_bytes(config.S)
+    # Up to this many spikes a step record is an address list (encode_spikes: 2 + 2k < bitmap bytes).
+    list_max = (bitmap_n - 3) // 2
+    assert SPIKE_ADDRESS_BYTES == 2 and _SPIKE_HEAD_SIZE == 5 and _PROBE_HEAD_SIZE == 8
+    assert int(Status.OK) == 0 and int(SpikeFormat.BITMAP) == 0 and StepEvent.SPIKE.value == 0
 
-def _zero_extend(value, width):
-    """`value` (unsigned, at most `width` bits) as exactly `width` bits."""
-    value = value.as_unsigned() if hasattr(value, "as_unsigned") else value
-    if len(value) > width:
-        raise ValueError(f"{len(value)}-bit value does not fit {width} bits")
-    if len(value) == width:
-        return value
-    return Cat(value, C(0, width - len(value)))
+    a = Assembler(data_depth=_DATA_DEPTH)
+
+    def P(port):
+        return PORT_BASE + port
+
+    def var(name, size=1, init=None):
+        return a.var(name, size, init)
+
+    # ---- data RAM ----
+    h_cmd, h_seq, h_len = var("h_cmd"), var("h_seq"), var("h_len", 2)
+    tlen = var("tlen", 2)                               # the reply's payload length
+    status = var("status")
+    last_valid, last_cmd, last_seq, last_status = var("last_valid"), var("last_cmd"), var("last_seq"), var("last_status")
+    running = var("running")
+    k, cnt, base, tmp = var("k"), var("cnt"), var("base"), var("tmp", 2)
+    req = var("req", _MEMORY_REQUEST_SIZE)              # table, address (4), count (2)
+    t_space, t_wb, ti = var("t_space"), var("t_wb"), var("ti")
+    size = var("size", 3)
+    end = var("end", 3)
+    steps, probe, dec, run_seq, pending = var("steps", 2), var("probe"), var("dec"), var("run_seq"), var("pending")
+    rec, kk, lo = var("rec", 2), var("kk", 2), var("lo")
+    n_used, spikes, first, left = var("n_used", 2), var("spikes", 2), var("first", 2), var("left", 2)
+    j8 = var("j8", 2)
+    hello_at = var("hello", len(hello), hello)
+    masks = var("masks", 8, [1 << i for i in range(8)])
+    # The table of tables: 8 bytes per (family, table < 4): space | 0x80 when it exists, word bytes, depth.
+    infos = [0] * (8 * 16)
+    for info in memory_tables(shape):
+        if info.depth >= 1 << 24:
+            raise BuildError(f"table {info.name} has {info.depth} words; the link addresses at most 2**24")
+        if info.word_bytes > _MAX_WORD_BYTES:
+            raise BuildError(f"table {info.name}: a word of {info.word_bytes} bytes is more than the link's "
+                             f"{_MAX_WORD_BYTES}")
+        entry = 8 * (4 * info.family + info.table)
+        infos[entry:entry + 5] = [0x80 | TABLE_SPACES[info.name].value, info.word_bytes, *info.depth.to_bytes(3, "little")]
+    table_info = var("table_info", len(infos), infos)
+    bitmap = var("bitmap", bitmap_n)
+
+    # ---- small routines ----
+    def inc16(v):
+        a.ldx(v); a.call("inc16")
+
+    def dec16(v):
+        a.ldx(v); a.call("dec16")
+
+    def jne16(x, y, label):
+        a.ld(x); a.cmp(y); a.jnz(label); a.ld(x + 1); a.cmp(y + 1); a.jnz(label)
+
+    def send(*values):
+        """Send bytes: ints are immediates, 1-tuples variable addresses."""
+        for value in values:
+            if isinstance(value, tuple):
+                a.ld(value[0])
+            else:
+                a.ldi(value)
+            a.st(P(_W.TX))
+
+    def set_tlen(length):
+        a.ldi(length & 0xFF); a.st(tlen); a.ldi(length >> 8); a.st(tlen + 1)
+
+    # reply_status: a reply of the status byte alone (header from the request).
+    # reply_hdr: the same with the payload length in tlen: header, then the status byte.
+    a.jmp("start")
+    a.label("reply_status")
+    set_tlen(1)
+    a.label("reply_hdr")
+    a.ld(h_cmd); a.ori(REPLY_FLAG); a.st(P(_W.TX))
+    send((h_seq,), (tlen,), (tlen + 1,), (status,))
+    a.ret()
+
+    a.label("inc16")                # the 16-bit variable at X + 1
+    a.ld(X); a.addi(1); a.st(X); a.ld(X + 1); a.adci(0); a.st(X + 1); a.ret()
+    a.label("dec16")                # the 16-bit variable at X - 1
+    a.ld(X); a.subi(1); a.st(X); a.ld(X + 1); a.sbci(0); a.st(X + 1); a.ret()
+
+    a.label("remember")
+    a.ldi(1); a.st(last_valid); a.ld(h_cmd); a.st(last_cmd); a.ld(h_seq); a.st(last_seq)
+    a.ld(status); a.st(last_status); a.ret()
+
+    a.label("take_header")          # the latched header (released with RXH_ACK when done)
+    for i, v in enumerate((h_cmd, h_seq, h_len, h_len + 1)):
+        a.ld(P(_R.RXH + i)); a.st(v)
+    a.ret()
+
+    a.label("discard")              # the rest of the request's payload
+    a.st(P(_W.DISCARD)); a.ret()
+
+    a.label("send_nack")            # NACK, seq 0, the latest refusal's status
+    a.st(P(_W.NACK_CLEAR)); a.ld(P(_R.NACK)); a.st(status)
+    send(Command.NACK | REPLY_FLAG, 0, 1, 0, (status,))
+    a.ret()
+
+    a.label("send_block")           # A bytes (1 .. 255) from X on
+    a.st(k)
+    a.label("send_block_loop")
+    a.ld(X); a.st(P(_W.TX)); a.inx(); a.ld(k); a.subi(1); a.st(k); a.jnz("send_block_loop")
+    a.ret()
+
+    # STATUS: OK, running, then the fields (and lost_records = 0). Every field goes out as
+    # one value: steps_done and step_cycles only change when the firmware takes a step's
+    # END, never while it answers; an error counter (which only counts up) is read high
+    # byte, low byte, high byte again, and again while the high byte moved.
+    a.label("status_reply")
+    set_tlen(1 + fields_size(STATUS_REPLY_FIELDS))
+    a.st(status); a.call("reply_hdr")
+    a.ld(running); a.st(P(_W.TX))
+    a.ldx(_R.STEPS)
+    a.label("status_steps")
+    a.ld(PORT_BASE + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmpi(_R.COUNTERS); a.jnz("status_steps")
+    a.label("status_counter")
+    a.ld(PORT_BASE + 1 + X); a.st(tmp); a.ld(PORT_BASE + X); a.st(lo)
+    a.ld(PORT_BASE + 1 + X); a.cmp(tmp); a.jnz("status_counter")
+    a.ld(lo); a.st(P(_W.TX)); a.ld(tmp); a.st(P(_W.TX))
+    a.inx(); a.inx(); a.txa(); a.cmpi(_R.CYCLES); a.jnz("status_counter")
+    a.label("status_cycles")
+    a.ld(PORT_BASE + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmpi(_R.CYCLES + 4); a.jnz("status_cycles")
+    a.ldi(0); a.st(P(_W.TX)); a.st(P(_W.TX))
+    a.ret()
+
+    # ---- the main loop ----
+    a.label("next")                 # done with the request: release its header
+    a.st(P(_W.RXH_ACK))
+    a.label("start")
+    a.label("main", top_level=True)
+    a.ldi(1); a.st(P(_W.IDLE))
+    a.label("wait")
+    a.ld(P(_R.FLAGS)); a.andi(_F_RXH | _F_NACK); a.jz("wait")
+    a.ldi(0); a.st(P(_W.IDLE))
+    a.ld(P(_R.FLAGS)); a.andi(_F_NACK); a.jz("request")
+    a.call("send_nack"); a.jmp("main")
+
+    a.label("request")
+    a.call("take_header")
+    # A request that came during a RUN (its payload was not kept): as during the RUN.
+    a.ld(P(_R.FLAGS)); a.andi(_F_HELD); a.jz("request_now")
+    a.call("answer_in_run"); a.jmp("main")
+    a.label("request_now")
+    # A retry: the same command and seq as the last answered request, a write, RESET_STATE or RUN.
+    a.ld(last_valid); a.jz("fresh")
+    a.ld(last_cmd); a.cmp(h_cmd); a.jnz("fresh")
+    a.ld(last_seq); a.cmp(h_seq); a.jnz("fresh")
+    a.ld(h_cmd); a.cmpi(Command.RESET_STATE); a.jz("retry"); a.cmpi(Command.RUN); a.jz("retry")
+    a.andi(0xF9); a.cmpi(_MEMORY_BASE); a.jnz("fresh")             # the writes: 0x10, 0x12, 0x14, 0x16
+    a.label("retry")                # answered again, nothing applied
+    a.call("discard")
+    a.ld(last_status); a.st(status)
+    a.jnz("retry_status")
+    a.ld(h_cmd); a.cmpi(Command.RUN); a.jnz("retry_status")
+    a.call("run_reply"); a.jmp("next")
+    a.label("retry_status")
+    a.call("reply_status"); a.jmp("next")
+
+    a.label("fresh")
+    a.ld(h_cmd)
+    for command, label in ((Command.HELLO, "c_hello"), (Command.ECHO, "c_echo"), (Command.STATUS, "c_status"),
+                           (Command.RESET_STATE, "c_reset"), (Command.RUN, "c_run")):
+        a.cmpi(command); a.jz(label)
+    a.andi(0xF8); a.cmpi(_MEMORY_BASE); a.jz("c_memory")
+    a.ldi(Status.UNKNOWN_COMMAND); a.jmp("refuse")
+
+    for code in (Status.BAD_LENGTH, Status.BAD_ADDRESS, Status.OVERFLOW, Status.BAD_VALUE):
+        a.label(f"refuse_{code.name.lower()}")
+        a.ldi(code); a.jmp("refuse")
+    a.label("refuse")               # the status alone, once the payload is consumed; remembered
+    a.st(status); a.call("discard")
+    a.label("answer")
+    a.call("reply_status")
+    a.label("done")
+    a.call("remember"); a.jmp("next")
+
+    a.label("empty_only")           # Z: the payload is empty, else BAD_LENGTH
+    a.ld(h_len); a.or_(h_len + 1); a.jnz("refuse_bad_length"); a.ret()
+
+    # HELLO: the constant reply; forgets the remembered request.
+    a.label("c_hello")
+    a.call("empty_only")
+    set_tlen(1 + len(hello)); a.st(status); a.call("reply_hdr")
+    a.ldx(hello_at); a.ldi(len(hello)); a.call("send_block")
+    a.ldi(0); a.st(last_valid); a.jmp("next")
+
+    # ECHO: the payload straight back (OVERFLOW from 1024 bytes on).
+    a.label("c_echo")
+    a.ld(h_len + 1); a.cmpi(MAX_PAYLOAD >> 8); a.jc("refuse_overflow")
+    assert MAX_PAYLOAD & 0xFF == 0
+    a.ld(h_len); a.addi(1); a.st(tlen); a.ld(h_len + 1); a.adci(0); a.st(tlen + 1)
+    a.ldi(Status.OK); a.st(status); a.call("reply_hdr")
+    a.label("echo_loop")
+    a.ld(P(_R.FLAGS)); a.andi(_F_RX_LAST); a.jnz("done")
+    a.ld(P(_R.RX)); a.st(P(_W.TX)); a.jmp("echo_loop")
+
+    a.label("c_status")
+    a.call("empty_only"); a.call("status_reply"); a.jmp("done")
+
+    # RESET_STATE: answered once the core has cleared the state.
+    a.label("c_reset")
+    a.call("empty_only")
+    a.ldi(Op.RESET_STATE.value); a.st(P(_W.CMD))
+    a.label("reset_wait")
+    a.ld(P(_R.FLAGS)); a.andi(_F_CORE_BUSY); a.jnz("reset_wait")
+    a.ldi(Status.OK); a.st(status); a.jmp("answer")
+
+    # READ_* / WRITE_*: table, address, count; then the checks in the documented order.
+    a.label("c_memory")
+    a.ld(h_len + 1); a.jnz("mem_long")
+    a.ld(h_len); a.cmpi(_MEMORY_REQUEST_SIZE); a.jnc("refuse_bad_length"); a.jz("mem_length_ok")
+    a.label("mem_long")             # longer than the request fields: writes only
+    a.ld(h_cmd); a.andi(1); a.jnz("refuse_bad_length")
+    a.label("mem_length_ok")
+    a.ldx(0)
+    a.label("mem_fields")
+    a.ld(P(_R.RX)); a.st(req + X); a.inx(); a.txa(); a.cmpi(_MEMORY_REQUEST_SIZE); a.jnz("mem_fields")
+    # 1. the table: (family * 4 + table) * 8 into the table of tables
+    a.ld(req); a.cmpi(4); a.jc("refuse_bad_address")
+    a.st(tmp); a.ld(h_cmd); a.andi(6); a.shl(); a.or_(tmp); a.shl(); a.shl(); a.shl(); a.st(ti); a.tax()
+    a.ld(table_info + X); a.jz("refuse_bad_address")
+    a.andi(7); a.shl(); a.shl(); a.st(t_space)              # space << 2, as the CMD port wants it
+    a.ld(table_info + 1 + X); a.st(t_wb)
+    # size = 1 + count * word bytes (a read's reply), 24 bits
+    a.ldi(1); a.st(size); a.ldi(0); a.st(size + 1); a.st(size + 2); a.st(tmp + 1)
+    a.label("mem_size_loop")
+    a.ld(size); a.add(req + 5); a.st(size); a.ld(size + 1); a.adc(req + 6); a.st(size + 1)
+    a.ld(size + 2); a.adci(0); a.st(size + 2)
+    a.ld(tmp + 1); a.addi(1); a.st(tmp + 1); a.cmp(t_wb); a.jnz("mem_size_loop")
+    # 3. a write's payload is 7 + count * word bytes = size + 6
+    a.ld(h_cmd); a.andi(1); a.jnz("mem_range")
+    a.ld(size + 2); a.jnz("refuse_bad_length")
+    a.ld(h_len); a.subi(_MEMORY_REQUEST_SIZE - 1); a.st(tmp); a.ld(h_len + 1); a.sbci(0); a.cmp(size + 1)
+    a.jnz("refuse_bad_length"); a.ld(tmp); a.cmp(size); a.jnz("refuse_bad_length")
+    # 4. address + count <= depth
+    a.label("mem_range")
+    a.ld(req + 4); a.jnz("refuse_bad_address")
+    a.ld(req + 1); a.add(req + 5); a.st(end); a.ld(req + 2); a.adc(req + 6); a.st(end + 1)
+    a.ld(req + 3); a.adci(0); a.st(end + 2); a.jc("refuse_bad_address")
+    a.ld(ti); a.tax()
+    a.ld(table_info + 2 + X); a.sub(end); a.ld(table_info + 3 + X); a.sbc(end + 1)
+    a.ld(table_info + 4 + X); a.sbc(end + 2); a.jnc("refuse_bad_address")
+    a.call("set_address")
+    a.ld(h_cmd); a.andi(1); a.jz("mem_write")
+    # 5. a read's reply fits MAX_PAYLOAD
+    a.ld(size + 2); a.jnz("refuse_overflow")
+    a.ld(size); a.subi((MAX_PAYLOAD + 1) & 0xFF); a.ld(size + 1); a.sbci((MAX_PAYLOAD + 1) >> 8)
+    a.jc("refuse_overflow")
+    a.ld(size); a.st(tlen); a.ld(size + 1); a.st(tlen + 1)
+    a.ldi(Status.OK); a.st(status); a.call("reply_hdr")
+    a.label("read_word")
+    a.ld(req + 5); a.or_(req + 6); a.jz("done")
+    a.ld(t_space); a.ori(Op.READ.value); a.st(P(_W.CMD))
+    a.ldx(0)
+    a.label("read_bytes")
+    a.ld(P(_R.RDATA) + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmp(t_wb); a.jnz("read_bytes")
+    a.st(P(_W.RDATA_ACK))
+    a.call("next_word"); a.jmp("read_word")
+
+    a.label("mem_write")
+    a.ldi(0)
+    for i in range(max(t.word_bytes for t in memory_tables(shape))):
+        a.st(P(_W.WORD + i))        # unused high bytes stay 0
+    a.label("write_word")
+    a.ld(req + 5); a.or_(req + 6); a.jz("write_done")
+    a.ldx(0)
+    a.label("write_bytes")
+    a.ld(P(_R.RX)); a.st(P(_W.WORD) + X); a.inx(); a.txa(); a.cmp(t_wb); a.jnz("write_bytes")
+    a.ld(t_space); a.ori(Op.WRITE.value); a.st(P(_W.CMD))
+    a.call("next_word"); a.jmp("write_word")
+    a.label("write_done")
+    a.ldi(Status.OK); a.st(status); a.jmp("answer")
+
+    a.label("next_word")            # count - 1, address + 1 (also in the ADDR ports)
+    dec16(req + 5)
+    a.ld(req + 1); a.addi(1); a.st(req + 1); a.ld(req + 2); a.adci(0); a.st(req + 2)
+    a.ld(req + 3); a.adci(0); a.st(req + 3)
+    a.label("set_address")
+    for i in range(3):
+        a.ld(req + 1 + i); a.st(P(_W.ADDR + i))
+    a.ret()
+
+    # ---- RUN ----
+    a.label("c_run")
+    a.ld(h_len + 1); a.jnz("run_fields")
+    a.ld(h_len); a.cmpi(_RUN_REQUEST_SIZE); a.jnc("refuse_bad_length")
+    a.label("run_fields")           # the payload, held in the receiver's buffer
+    a.st(P(_W.STIM_RESET))
+    a.ld(P(_R.STIM)); a.st(steps); a.ld(P(_R.STIM)); a.st(steps + 1)
+    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE) & 0xFF); a.jnz("refuse_bad_value")
+    a.ld(tmp); a.st(probe)
+    a.ldi(0); a.st(rec); a.st(rec + 1)
+    # The records, checked; the first failure answers.
+    a.label("run_record")
+    a.ld(P(_R.FLAGS)); a.andi(_F_STIM_END); a.jnz("run_records_end")
+    a.ld(rec); a.cmp(steps); a.jnz("run_record_step"); a.ld(rec + 1); a.cmp(steps + 1)
+    a.jz("refuse_bad_length")        # a byte after the last record
+    a.label("run_record_step")       # step field = the record's index
+    a.call("getb"); a.cmp(rec); a.jnz("refuse_bad_value")
+    a.call("getb"); a.cmp(rec + 1); a.jnz("refuse_bad_value")
+    a.call("getb"); a.jnz("refuse_bad_value")
+    a.call("getb"); a.jnz("refuse_bad_value")
+    a.call("getb"); a.jz("run_bitmap")
+    a.cmpi(SpikeFormat.ADDRESSES); a.jnz("refuse_bad_value")
+    a.call("getb"); a.st(kk); a.call("getb"); a.st(kk + 1)
+    a.label("run_address")
+    a.ld(kk); a.or_(kk + 1); a.jz("run_record_done")
+    a.call("getb"); a.st(lo); a.call("getb")
+    a.cmpi(M >> 8); a.jnc("run_address_ok"); a.jnz("refuse_bad_value")      # high byte vs m's
+    a.ld(lo); a.cmpi(M & 0xFF); a.jc("refuse_bad_value")
+    a.label("run_address_ok")
+    dec16(kk); a.jmp("run_address")
+    a.label("run_bitmap")
+    a.ldi(bitmap_m); a.st(cnt)
+    a.label("run_bitmap_loop")
+    a.call("getb"); a.st(tmp); a.ld(cnt); a.subi(1); a.st(cnt); a.jnz("run_bitmap_loop")
+    if M % 8:
+        a.ld(tmp); a.andi((0xFF << (M % 8)) & 0xFF); a.jnz("refuse_bad_value")     # an input >= m
+    a.label("run_record_done")
+    inc16(rec); a.jmp("run_record")
+
+    a.label("getb")                 # the next record byte (Z from it)
+    a.ld(P(_R.FLAGS)); a.andi(_F_STIM_END); a.jnz("getb_cut")
+    a.ld(P(_R.STIM)); a.ret()
+    a.label("getb_cut")             # a record cut short
+    a.ldi(Status.BAD_LENGTH); a.st(status); a.jmp("answer")
+
+    a.label("run_records_end")      # as many records as steps
+    jne16(rec, steps, "refuse_bad_length")
+    # Run: the probes need n_used.
+    a.ldi(Reg.N_USED.value); a.st(P(_W.ADDR)); a.ldi(0); a.st(P(_W.ADDR + 1)); a.st(P(_W.ADDR + 2))
+    a.ldi(Op.READ.value | Space.GLOBAL.value << 2); a.st(P(_W.CMD))
+    a.ld(P(_R.RDATA)); a.st(n_used); a.ld(P(_R.RDATA + 1)); a.st(n_used + 1); a.st(P(_W.RDATA_ACK))
+    a.ld(h_seq); a.st(run_seq); a.ldi(1); a.st(running); a.st(P(_W.RUNNING))
+    a.st(P(_W.RXH_ACK))             # requests may come: STATUS or BUSY
+    a.ldi(1); a.sub(probe); a.st(dec)           # step records carry steps_done - 1 without probes
+    a.ldi(0); a.st(rec); a.st(rec + 1); a.st(pending)
+    a.st(P(_W.STIM_RESET))          # to the first record
+    for _ in range(_RUN_REQUEST_SIZE):
+        a.ld(P(_R.STIM))
+    a.label("run_step")
+    jne16(rec, steps, "run_feed")
+    a.ld(pending); a.jz("run_end")
+    a.call("step_record")
+    a.label("run_end")
+    a.ldi(0); a.st(running); a.st(P(_W.RUNNING)); a.st(status)
+    a.ldi(Command.RUN); a.st(h_cmd); a.ld(run_seq); a.st(h_seq)     # remembered as the RUN's answer
+    a.call("run_reply"); a.call("remember"); a.jmp("main")   # (its header went at the start)
+
+    a.label("run_feed")
+    a.call("feed")
+    a.ld(pending); a.jz("run_collect")
+    a.call("step_record")           # the last step's record, while this step runs
+    # The step's spikes into the bitmap, until a record that is not a spike; requests
+    # that arrive meanwhile are answered.
+    a.label("run_collect")
+    a.ldi(0); a.st(spikes); a.st(spikes + 1)
+    a.label("collect_wait")
+    a.ld(P(_R.FLAGS)); a.andi(_F_RXH | _F_NACK); a.jz("collect_poll")
+    a.call("service")
+    a.label("collect_poll")
+    a.ld(P(_R.FLAGS)); a.andi(_F_STEP_OUT); a.jz("collect_wait")
+    a.ld(P(_R.FLAGS)); a.andi(_F_NOT_SPIKE); a.jnz("collected")
+    a.ld(P(_R.NEURON)); a.st(lo); a.andi(7); a.tax(); a.ld(masks + X); a.st(tmp + 0)
+    if n > 256:
+        a.ld(P(_R.NEURON + 1)); a.shl(); a.shl(); a.shl(); a.shl(); a.shl(); a.st(tmp + 1)
+        a.ld(lo); a.shr(); a.shr(); a.shr(); a.or_(tmp + 1)
+    else:
+        a.ld(lo); a.shr(); a.shr(); a.shr()
+    a.tax(); a.ld(bitmap + X); a.or_(tmp); a.st(bitmap + X)
+    a.st(P(_W.STEP_ACK))
+    inc16(spikes); a.jmp("collect_poll")
+    a.label("collected")
+    a.ld(probe); a.jz("run_no_probe")
+    a.call("step_record"); a.call("probes")
+    a.ldi(0); a.jmp("run_next")
+    a.label("run_no_probe")
+    a.st(P(_W.STEP_ACK)); a.ldi(1)  # the END record; the step record waits
+    a.label("run_next")
+    a.st(pending); inc16(rec); a.jmp("run_step")
+
+    a.label("run_reply")            # status, then steps (u32)
+    set_tlen(1 + fields_size(RUN_REPLY_FIELDS))
+    a.call("reply_hdr")
+    a.ld(steps); a.st(P(_W.TX)); a.ld(steps + 1); a.st(P(_W.TX)); a.ldi(0); a.st(P(_W.TX)); a.st(P(_W.TX))
+    a.ret()
+
+    # feed: one step's inputs from its record, then the end of the step.
+    a.label("feed")
+    for _ in range(4):
+        a.ld(P(_R.STIM))            # the step field (checked)
+    a.ld(P(_R.STIM)); a.jz("feed_bitmap")
+    a.ld(P(_R.STIM)); a.st(kk); a.ld(P(_R.STIM)); a.st(kk + 1)
+    a.label("feed_address")
+    a.ld(kk); a.or_(kk + 1); a.jz("feed_end")
+    a.ld(P(_R.STIM)); a.st(lo); a.ld(P(_R.STIM))
+    if M > 256:
+        a.st(P(_W.STEP_IN_HI))
+    a.ld(lo); a.st(P(_W.STEP_IN))
+    dec16(kk); a.jmp("feed_address")
+    a.label("feed_bitmap")
+    a.ldi(0); a.st(j8); a.st(j8 + 1); a.ldi(bitmap_m); a.st(cnt)
+    a.label("feed_byte")
+    if M > 256:
+        a.ld(j8 + 1); a.st(P(_W.STEP_IN_HI))
+    a.ld(P(_R.STIM)); a.st(P(_W.SCAN))
+    a.label("feed_bit")
+    a.ld(P(_R.SCAN)); a.jz("feed_next")
+    a.subi(8); a.or_(j8); a.st(P(_W.STEP_IN)); a.jmp("feed_bit")
+    a.label("feed_next")
+    a.ld(j8); a.addi(8); a.st(j8); a.ld(j8 + 1); a.adci(0); a.st(j8 + 1)
+    a.ld(cnt); a.subi(1); a.st(cnt); a.jnz("feed_byte")
+    a.label("feed_end")
+    a.ld(probe); a.st(P(_W.STEP_END)); a.ret()
+
+    # service: during a RUN, a NACK, STATUS, or BUSY for any other request (none remembered).
+    a.label("service")
+    a.ld(P(_R.FLAGS)); a.andi(_F_NACK); a.jz("service_request")
+    a.call("send_nack")
+    a.label("service_request")
+    a.ld(P(_R.FLAGS)); a.andi(_F_RXH); a.jz("service_end")
+    a.call("take_header")
+    a.label("answer_in_run")        # STATUS, or BUSY for anything else
+    a.ld(h_cmd); a.cmpi(Command.STATUS); a.jnz("service_busy")
+    a.ld(h_len); a.or_(h_len + 1); a.jnz("service_busy")
+    a.call("status_reply"); a.jmp("service_ack")
+    a.label("service_busy")
+    a.call("discard"); a.ldi(Status.BUSY); a.st(status); a.call("reply_status")
+    a.label("service_ack")
+    a.st(P(_W.RXH_ACK))
+    a.label("service_end")
+    a.ret()
+
+    # send_step: the step field, steps_done - dec.
+    a.label("send_step")
+    a.ld(P(_R.STEPS)); a.sub(dec); a.st(P(_W.TX))
+    for i in range(1, 4):
+        a.ld(P(_R.STEPS + i)); a.sbci(0); a.st(P(_W.TX))
+    a.ret()
+
+    # step_record: the STEP_RECORD of the bitmap (cleared on the way).
+    a.label("step_record")
+    send(Command.STEP_RECORD | REPLY_FLAG, (run_seq,))
+    if list_max >= 0:
+        a.ld(spikes + 1); a.jnz("record_bitmap"); a.ld(spikes); a.cmpi(list_max + 1); a.jc("record_bitmap")
+        a.shl(); a.addi(1 + _SPIKE_HEAD_SIZE + 2); a.st(P(_W.TX)); a.ldi(0); a.adci(0); a.st(P(_W.TX))
+        send(Status.OK); a.call("send_step")
+        a.ldi(SpikeFormat.ADDRESSES); a.st(P(_W.TX)); a.ld(spikes); a.st(P(_W.TX)); a.ld(spikes + 1)
+        a.st(P(_W.TX))
+        a.ldx(0)
+        a.label("record_list_byte")
+        a.ld(bitmap + X); a.jz("record_list_next")
+        a.st(P(_W.SCAN)); a.ldi(0); a.st(bitmap + X)
+        a.txa(); a.shl(); a.shl(); a.shl(); a.st(j8); a.txa(); a.shr(); a.shr(); a.shr(); a.shr(); a.shr()
+        a.st(j8 + 1)
+        a.label("record_list_bit")
+        a.ld(P(_R.SCAN)); a.jz("record_list_next")
+        a.subi(8); a.or_(j8); a.st(P(_W.TX)); a.ld(j8 + 1); a.st(P(_W.TX)); a.jmp("record_list_bit")
+        a.label("record_list_next")
+        a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_list_byte")
+        a.ret()
+    a.label("record_bitmap")
+    length = 1 + _SPIKE_HEAD_SIZE + bitmap_n
+    send(length & 0xFF, length >> 8, Status.OK); a.call("send_step")
+    a.ldi(SpikeFormat.BITMAP); a.st(P(_W.TX))
+    a.ldx(0)
+    a.label("record_bitmap_byte")
+    a.ld(bitmap + X); a.st(P(_W.TX)); a.ldi(0); a.st(bitmap + X)
+    a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_bitmap_byte")
+    a.ret()
+
+    # probes: PROBE_RECORDs of neurons 0 .. n_used-1 in chunks, then the END record.
+    value_size = 2 * value_bytes
+    a.label("probes")
+    a.ldi(0); a.st(first); a.st(first + 1)
+    a.label("probe_chunk")
+    a.ld(n_used); a.sub(first); a.st(left); a.ld(n_used + 1); a.sbc(first + 1); a.st(left + 1)
+    a.or_(left); a.jz("probes_end")
+    a.ld(left + 1); a.jnz("probe_full"); a.ld(left); a.cmpi(probe_chunk + 1); a.jnc("probe_count")
+    a.label("probe_full")
+    a.ldi(probe_chunk)
+    a.label("probe_count")
+    a.st(cnt)
+    # length = 9 + cnt * value_size, 16 bits
+    a.ldi(value_size); a.st(k)
+    a.ldi(1 + _PROBE_HEAD_SIZE); a.st(end); a.ldi(0); a.st(end + 1)
+    a.label("probe_length")
+    a.ld(end); a.add(cnt); a.st(end); a.ld(end + 1); a.adci(0); a.st(end + 1)
+    a.ld(k); a.subi(1); a.st(k); a.jnz("probe_length")
+    send(Command.PROBE_RECORD | REPLY_FLAG, (run_seq,), (end,), (end + 1,), Status.OK)
+    a.call("send_step")
+    a.ld(first); a.st(P(_W.TX)); a.ld(first + 1); a.st(P(_W.TX)); a.ld(cnt); a.st(P(_W.TX))
+    a.ldi(0); a.st(P(_W.TX))
+    a.label("probe_neuron")
+    a.ldx(0)
+    a.label("probe_byte")           # v then i, straight from the PROBE record
+    a.ld(P(_R.PROBE) + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmpi(value_size); a.jnz("probe_byte")
+    a.st(P(_W.STEP_ACK))
+    inc16(first)
+    a.ld(cnt); a.subi(1); a.st(cnt); a.jnz("probe_neuron")
+    a.jmp("probe_chunk")
+    a.label("probes_end")
+    a.st(P(_W.STEP_ACK))            # the END record
+    a.ret()
+    return a

@@ -14,14 +14,14 @@ progress) and `led_error` (some frame or UART byte was refused since reset).
 docs/protocol.md ("The top level") documents them.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..host.errors import BuildError
 from .core import Core
 from .core_ports import CoreConfig
-from .framing import FrameReceiver, FrameSender
+from .framing import FrameReceiver, FrameSender, Refusal
 from .link import Link, default_build_id
 from .uart import UARTRx, UARTTx, uart_divisor
 
@@ -89,8 +89,9 @@ class NeurofabricTop(wiring.Component):
         wiring.connect(m, uart_rx.data, receiver.data)
         wiring.connect(m, receiver.header, link.rx_header)
         wiring.connect(m, receiver.payload, link.rx_payload)
-        wiring.connect(m, link.tx_header, sender.header)
-        wiring.connect(m, link.tx_payload, sender.payload)
+        m.d.comb += [receiver.hold.eq(link.rx_hold), receiver.read_addr.eq(link.rx_read_addr),
+                     link.rx_read_data.eq(receiver.read_data)]
+        wiring.connect(m, link.tx_frame, sender.frame)
         wiring.connect(m, sender.data, uart_tx.data)
         wiring.connect(m, link.cmd, core.cmd)
         wiring.connect(m, core.rdata, link.rdata)
@@ -100,11 +101,14 @@ class NeurofabricTop(wiring.Component):
             link.core_busy.eq(core.busy), link.steps_done.eq(core.steps_done), link.step_cycles.eq(core.step_cycles),
             link.uart_framing_errors.eq(uart_rx.framing_errors), link.uart_overruns.eq(uart_rx.overruns),
             link.crc_errors.eq(receiver.crc_errors), link.format_errors.eq(receiver.format_errors),
-            link.dropped_frames.eq(receiver.dropped),
-            # The sender's header is ready only when it is idle; so is the transmitter's data.
-            self.busy.eq(link.busy | core.busy | ~sender.header.ready | ~uart_tx.data.ready),
+            link.dropped_frames.eq(receiver.dropped), link.refused.eq(receiver.refused),
+            # The transmitter's data is ready only when it is idle.
+            self.busy.eq(link.busy | core.busy | sender.busy | ~uart_tx.data.ready),
             self.led_running.eq(link.running),
-            self.led_error.eq((uart_rx.framing_errors != 0) | (uart_rx.overruns != 0) | (receiver.crc_errors != 0)
-                              | (receiver.format_errors != 0) | (receiver.dropped != 0)),
         ]
+        # Some counter counted since reset (one flip-flop instead of comparing all five).
+        error_seen = Signal()
+        with m.If(uart_rx.error | (receiver.refused != Refusal.NONE)):
+            m.d.sync += error_seen.eq(1)
+        m.d.comb += self.led_error.eq(error_seen)
         return m

@@ -135,7 +135,8 @@ class UARTRx(wiring.Component):
     high before it looks for the next start bit (a break or a stuck-low line
     counts once). A byte that completes while the previous one still waits in
     the `data` stream (valid and not ready) is dropped and counted in
-    `overruns`. Both counters (`counter_width` bits, 16 by default) saturate.
+    `overruns`. Both counters (`counter_width` bits, 16 by default) saturate;
+    `error` is 1 for the one cycle in which either of them counts.
 
     Attributes
     ----------
@@ -152,6 +153,7 @@ class UARTRx(wiring.Component):
             "data": Out(stream.Signature(8)),
             "framing_errors": Out(counter_width),
             "overruns": Out(counter_width),
+            "error": Out(1),
         })
 
     def elaborate(self, platform):
@@ -168,6 +170,7 @@ class UARTRx(wiring.Component):
         def count(counter):
             with m.If(~counter.all()):  # saturate
                 m.d.sync += counter.eq(counter + 1)
+                m.d.comb += self.error.eq(1)
 
         with m.If(self.data.ready):
             m.d.sync += self.data.valid.eq(0)

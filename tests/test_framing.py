@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from neurofabric.hdl.uart import UARTRx, UARTTx
-from neurofabric.hdl.framing import FrameReceiver, FrameSender, crc16_byte
+from neurofabric.hdl.framing import FrameReceiver, FrameSender, Refusal, crc16_byte
 from neurofabric.host.protocol import (
     MAX_PAYLOAD, Command, Frame, FrameDecoder, FrameError, FrameFault, cobs_encode, crc16,
     encode_frame, frame_body,
@@ -138,7 +138,7 @@ def test_receiver_matches_python_decoder_on_damaged_streams(seed):
     format_faults = sum(isinstance(r, FrameError) and r.fault is not FrameFault.CRC for r in reference)
 
     dut = FrameReceiver()
-    got, counters = [], []
+    got, counters, refusals = [], [], []
 
     async def drive(ctx):
         for wire, frame in items:
@@ -146,10 +146,18 @@ def test_receiver_matches_python_decoder_on_damaged_streams(seed):
             await ctx.tick().repeat(drain_cycles(frame) if frame else 2)
         counters.extend([ctx.get(dut.crc_errors), ctx.get(dut.format_errors), ctx.get(dut.dropped)])
 
-    simulate(dut, drive, background=[frame_consumer(dut, got, rng)])
+    async def watch(ctx):
+        async for _, _, refused in ctx.tick().sample(dut.refused):
+            if refused != Refusal.NONE:
+                refusals.append(refused)
+
+    simulate(dut, drive, background=[frame_consumer(dut, got, rng), watch])
     assert got == expected
     assert counters == [crc_faults, format_faults, 0]
     assert crc_faults + format_faults > 0
+    # One `refused` strobe per counted frame, with its reason.
+    assert refusals.count(Refusal.CRC) == crc_faults and refusals.count(Refusal.FORMAT) == format_faults
+    assert len(refusals) == crc_faults + format_faults
 
 
 def test_receiver_full_size_frame_and_empty_payload():
@@ -222,6 +230,58 @@ def test_receiver_drops_frame_arriving_while_busy_and_counts_it():
     assert counters == [1, 1]
 
 
+def test_receiver_holds_a_payload_and_hands_out_headers_only_meanwhile():
+    """With `hold` from the cycle its header is taken, a frame's payload stays in the buffer
+    for random reads; frames that come meanwhile are checked and handed out as headers alone
+    (a bad one is still counted); after `hold` falls, frames come whole again."""
+    rng = random.Random(21)
+    kept = Frame(Command.RUN, 1, bytes(rng.randrange(256) for _ in range(300)))
+    during = [Frame(Command.STATUS, 2, b""), Frame(Command.ECHO, 3, b"not kept")]
+    after = Frame(Command.ECHO, 4, b"whole again")
+    dut = FrameReceiver()
+    headers, read_back, got, counters = [], [], [], []
+
+    async def take_header(ctx, hold):
+        ctx.set(dut.header.ready, 1)
+        ctx.set(dut.hold, hold)
+        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
+        ctx.set(dut.header.ready, 0)
+        headers.append((header.command, header.seq, header.length))
+
+    async def drive(ctx):
+        await put_bytes(ctx, dut, encode_frame(kept.command, kept.seq, kept.payload))
+        await take_header(ctx, 1)                  # hold rises as the header is taken
+        for frame in during:
+            await put_bytes(ctx, dut, encode_frame(frame.command, frame.seq, frame.payload))
+            await take_header(ctx, 1)
+            await ctx.tick().repeat(3)
+            assert not ctx.get(dut.payload.valid)  # no payload while held
+        body = bytearray(frame_body(Command.ECHO, 5, b"bad"))
+        body[-1] ^= 1
+        await put_bytes(ctx, dut, b"\x00" + cobs_encode(bytes(body)) + b"\x00")
+        for address in range(len(kept.payload)):
+            ctx.set(dut.read_addr, address)
+            await ctx.tick()
+            read_back.append(ctx.get(dut.read_data))
+        counters.append(ctx.get(dut.crc_errors))
+        ctx.set(dut.hold, 0)
+        await put_bytes(ctx, dut, encode_frame(after.command, after.seq, after.payload))
+        ctx.set(dut.header.ready, 1)
+        ctx.set(dut.payload.ready, 1)
+        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
+        payload = bytearray()
+        while len(payload) < header.length:
+            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
+            payload.append(byte.data)
+        got.append(Frame(header.command, header.seq, bytes(payload)))
+
+    simulate(dut, drive)
+    assert headers == [(f.command, f.seq, len(f.payload)) for f in [kept] + during]
+    assert bytes(read_back) == kept.payload
+    assert counters == [1]
+    assert got == [after]
+
+
 # -- sender -------------------------------------------------------------------------
 
 def sender_collector(tx, out, rng):
@@ -236,17 +296,15 @@ def sender_collector(tx, out, rng):
 
 
 async def send_frame(ctx, tx, frame, rng):
-    ctx.set(tx.header.valid, 1)
-    ctx.set(tx.header.payload, {"command": frame.command, "seq": frame.seq, "length": len(frame.payload)})
-    await ctx.tick().until(tx.header.ready)
-    ctx.set(tx.header.valid, 0)
-    for byte in frame.payload:
+    """The frame's header bytes, then its payload, on `frame`, with random gaps."""
+    body = bytes([frame.command, frame.seq]) + len(frame.payload).to_bytes(2, "little") + frame.payload
+    for byte in body:
         if rng.random() < 0.1:
             await ctx.tick().repeat(rng.randrange(1, 5))
-        ctx.set(tx.payload.valid, 1)
-        ctx.set(tx.payload.payload, byte)
-        await ctx.tick().until(tx.payload.ready)
-        ctx.set(tx.payload.valid, 0)
+        ctx.set(tx.frame.valid, 1)
+        ctx.set(tx.frame.payload, byte)
+        await ctx.tick().until(tx.frame.ready)
+        ctx.set(tx.frame.valid, 0)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -267,9 +325,16 @@ def test_sender_output_is_encode_frame_byte_for_byte(seed):
             await ctx.tick()
         await ctx.tick().repeat(20)
 
-    simulate(dut, drive, background=[sender_collector(dut, out, rng)])
+    async def watch(ctx):
+        async for _, _, busy, valid in ctx.tick().sample(dut.busy, dut.data.valid):
+            busy_seen.append(busy)
+            assert busy or not valid              # bytes go out only while busy
+
+    busy_seen = []
+    simulate(dut, drive, background=[sender_collector(dut, out, rng), watch])
     assert bytes(out) == b"".join(encode_frame(f.command, f.seq, f.payload) for f in frames)
     assert FrameDecoder().feed(bytes(out)) == frames
+    assert any(busy_seen) and not busy_seen[-1]   # idle again after the last delimiter
 
 
 def test_sender_full_size_and_cobs_boundaries():

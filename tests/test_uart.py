@@ -286,7 +286,7 @@ def test_rx_break_counts_once_then_recovers():
 def test_rx_framing_error_counter_saturates():
     divisor = 4
     dut = UARTRx(clk_hz=divisor * BAUD, baud=BAUD, counter_width=2)
-    counters = []
+    counters, strobes = [], []
 
     async def drive(ctx):
         await idle(ctx, dut.rx, 2 * divisor)
@@ -295,8 +295,14 @@ def test_rx_framing_error_counter_saturates():
             await idle(ctx, dut.rx, divisor)
             counters.append(ctx.get(dut.framing_errors))
 
-    simulate(dut, drive)
+    async def watch(ctx):
+        async for _, _, error, count in ctx.tick().sample(dut.error, dut.framing_errors):
+            if error:
+                strobes.append(count)
+
+    simulate(dut, drive, background=[watch])
     assert counters == [1, 2, 3, 3, 3]
+    assert strobes == [0, 1, 2]     # `error` for each count, none once saturated
 
 
 @pytest.mark.parametrize("divisor", [7, 16, 104])
