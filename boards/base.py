@@ -24,7 +24,7 @@ from amaranth import Elaboratable
 from ..host.errors import BuildError
 
 __all__ = ["Board", "BuildResult", "BoardTop", "build_bitstream", "prepare_vivado", "flash",
-           "parse_nextpnr_log", "yowasp_environment"]
+           "parse_nextpnr_log", "parse_yosys_flip_flops", "yowasp_environment"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,22 @@ def parse_nextpnr_log(text):
     return clocks, util
 
 
+_YOSYS_FF = re.compile(r"^\s+(\d+)\s+SB_DFF\w*\s*$", re.M)
+
+
+def parse_yosys_flip_flops(text):
+    """iCE40 flip-flops (SB_DFF* cells) in a yosys log: its last statistics count.
+
+    nextpnr's iCE40 utilisation has none (a flip-flop is part of a logic cell), so
+    the build report takes them from synthesis. Returns None when there is no count.
+    """
+    start = text.rfind("=== design hierarchy ===")
+    if start < 0:
+        start = text.rfind("=== ")
+    counts = _YOSYS_FF.findall(text[start:]) if start >= 0 else []
+    return sum(int(n) for n in counts) if counts else None
+
+
 @dataclass
 class BuildResult:
     report: dict
@@ -214,6 +230,12 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
     names = _RESOURCE_NAMES[board.family]
     resources = {key: {"used": util[cell][0], "available": util[cell][1]}
                  for key, cell in names.items() if cell in util}
+    if board.family == "ice40" and "logic_cells" in resources:
+        rpt = out_dir / "neurofabric.rpt"
+        flip_flops = parse_yosys_flip_flops(rpt.read_text()) if rpt.exists() else None
+        if flip_flops is not None:   # one flip-flop in each logic cell
+            resources = {"logic_cells": resources.pop("logic_cells"),
+                         "flip_flops": {"used": flip_flops, "available": util["ICESTORM_LC"][1]}, **resources}
     bitstream = out_dir / ("neurofabric.bin" if board.family == "ice40" else "neurofabric.bit")
     report = {
         "board": board.name, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurofabric.boards import BOARDS, flash, get_board
-from neurofabric.boards.base import parse_nextpnr_log
+from neurofabric.boards.base import parse_nextpnr_log, parse_yosys_flip_flops
 from neurofabric.boards.pll import ecp5_pll_params, ice40_pll_params
 from neurofabric.host.cli import cli
 from neurofabric.host.errors import BuildError
@@ -59,6 +59,20 @@ Info: Max frequency for clock 'cd_sync.clk': 31.50 MHz (PASS at 12.00 MHz)
     assert util == {"ICESTORM_LC": (150, 5280), "ICESTORM_RAM": (4, 30)}
 
 
+def test_parse_yosys_flip_flops_counts_the_last_statistics():
+    log = """=== neurofabric ===
+       19   SB_DFF
+       38   SB_DFFE
+=== design hierarchy ===
+       20   SB_DFF
+      866   SB_DFFESR
+        4   SB_SPRAM256KA
+     3932   SB_LUT4
+"""
+    assert parse_yosys_flip_flops(log) == 886
+    assert parse_yosys_flip_flops("no statistics") is None
+
+
 def fake_openfpgaloader(returncode, output):
     def run(cmd, **kwargs):
         run.cmd = cmd
@@ -109,11 +123,14 @@ REPORT_KEYS = {"board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz", "reso
                "build_s"}
 
 
-@pytest.mark.parametrize("board, sizes, bitstream", [
+@pytest.mark.parametrize("board, sizes, bitstream, clk_hz, pll, memory", [
     # 30 MHz: through the ECP5 PLL, and within the small core's fmax (about 39 MHz).
-    ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4", "--clk-hz", "30000000"], "neurofabric.bit"),
+    ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4", "--clk-hz", "30000000"], "neurofabric.bit",
+     30_000_000, 1, "block_ram"),
+    # The iCEBreaker's own 12 MHz without a PLL, weights in two SB_SPRAM256KA, the whole link.
+    ("icebreaker", ["--neurons", "16", "--inputs", "16", "--lanes", "2"], "neurofabric.bin", 12_000_000, 0, "spram"),
 ])
-def test_build_small_cores_with_the_open_tools(tmp_path, board, sizes, bitstream):
+def test_build_small_cores_with_the_open_tools(tmp_path, board, sizes, bitstream, clk_hz, pll, memory):
     import json
     out = tmp_path / board
     result = CliRunner().invoke(cli, ["-q", "build", "--board", board, "-o", str(out), *sizes])
@@ -121,12 +138,13 @@ def test_build_small_cores_with_the_open_tools(tmp_path, board, sizes, bitstream
     report = json.loads((out / "report.json").read_text())
     assert REPORT_KEYS <= set(report)
     assert report["board"] == board and report["neurons"] == 16 and report["inputs"] == 16
-    assert report["clk_hz"] == 30_000_000 and report["resources"]["pll"]["used"] == 1
+    assert report["clk_hz"] == clk_hz and report["resources"]["pll"]["used"] == pll
     assert report["fmax_hz"] >= report["clk_hz"] and report["timing_met"]
     assert (out / bitstream).stat().st_size > 10_000 and report["bitstream"] == str(out / bitstream)
-    cells = report["resources"]["logic_cells"]
-    assert 0 < cells["used"] <= cells["available"]
-    assert report["resources"]["block_ram"]["used"] > 0 or report["resources"].get("spram", {}).get("used", 0) > 0
+    resources = report["resources"]
+    for kind in ("logic_cells", "flip_flops", "block_ram"):
+        assert 0 < resources[kind]["used"] <= resources[kind]["available"], kind
+    assert resources[memory]["used"] > 0
 
 
 def test_cmod_a7_prepare_only_writes_the_vivado_folder(tmp_path):
