@@ -141,9 +141,9 @@ class FrameReceiver(wiring.Component):
 
         restart = [pos.eq(0), code_left.eq(0), started.eq(0), overflow.eq(0), crc.eq(CRC_INIT)]
 
-        # Read-out of the payload from the buffer (one cycle of read latency);
-        # rd_addr counts the bytes read, up to the header's length.
-        rd_addr = Signal(range(MAX_PAYLOAD + 1))
+        # Read-out of the payload from the buffer (one cycle of read latency).
+        rd_addr = Signal(range(MAX_PAYLOAD))
+        remaining = Signal(range(MAX_PAYLOAD + 1))
         out_valid = Signal()
         out_last = Signal()
         m.d.comb += [
@@ -172,7 +172,7 @@ class FrameReceiver(wiring.Component):
                         with m.Elif(header.length != pos - (HEADER_SIZE + CRC_SIZE)):
                             _count(m, self.format_errors, self.refused, Refusal.FORMAT)
                         with m.Else():
-                            m.d.sync += rd_addr.eq(0)
+                            m.d.sync += [rd_addr.eq(0), remaining.eq(header.length)]
                             m.next = "HEADER"
                     with m.Elif(discard):
                         pass
@@ -198,11 +198,11 @@ class FrameReceiver(wiring.Component):
 
             with m.State("PAYLOAD"):
                 with m.If(~out_valid | self.payload.ready):
-                    with m.If(rd_addr != header.length):
+                    with m.If(remaining != 0):
                         m.d.comb += rd.en.eq(1)
                         m.d.sync += [
-                            rd_addr.eq(rd_addr + 1),
-                            out_valid.eq(1), out_last.eq(rd_addr + 1 == header.length),
+                            rd_addr.eq(rd_addr + 1), remaining.eq(remaining - 1),
+                            out_valid.eq(1), out_last.eq(remaining == 1),
                         ]
                     with m.Else():
                         m.d.sync += out_valid.eq(0)

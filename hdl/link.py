@@ -97,9 +97,7 @@ class _R(enum.IntEnum):
     SCAN = 7        # 8 + the lowest set bit of the scan register (cleared by the read), 0 when empty
     NEURON = 8      # step_out's neuron, low and high byte (waits for a record)
     STIM = 10       # the next byte of the held RUN payload
-    STEPS = 12      # STATUS fields in reply order: steps_done (4), the five counters (2 each),
-    COUNTERS = 16   # step_cycles (4): 12 .. 29
-    CYCLES = 26
+    COUNTERS = 16   # the five error counters of STATUS, in its order, low byte first (16 .. 25)
     PROBE = 32      # step_out's v then i, sign-extended to value_bytes each (waits for a record)
     RDATA = 40      # the core's read word, byte by byte (waits for it)
 
@@ -121,7 +119,7 @@ class _W(enum.IntEnum):
     STIM_RESET = 20  # reading starts over at byte 0
     RUNNING = 21    # bit 0: the running output
     DISCARD = 22    # drop the rest of the request's payload (waits until done)
-    WORD = 40       # the core command's data word, byte by byte (40 .. 63)
+    WORD = 40       # shift a byte into the core command's data word (from the top: low byte first)
 
 
 # FLAGS bits.
@@ -133,8 +131,7 @@ _F_CORE_BUSY = 16
 _F_NOT_SPIKE = 32   # step_out's record is not a spike
 _F_HELD = 64        # the latched request came while a RUN's payload was held: its payload was not kept
 _F_STIM_END = 128   # every byte of the held payload has been read
-assert 1 + _R.RDATA + _MAX_WORD_BYTES - 1 <= 64 and _W.WORD + _MAX_WORD_BYTES <= 64
-assert _R.STEPS + 4 == _R.COUNTERS and _R.COUNTERS + 10 == _R.CYCLES
+assert _R.RDATA + _MAX_WORD_BYTES <= 64
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
     "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
     "last_step_cycles", "lost_records"]
@@ -219,7 +216,7 @@ class Link(wiring.Component):
         payload stays in the receiver's buffer while it is checked and run.
     tx_frame : out stream
         To `FrameSender.frame`: each reply's header bytes, then its payload.
-    cmd, rdata, step_in, step_out, core_busy, steps_done, step_cycles
+    cmd, rdata, step_in, step_out, core_busy
         To and from the `Core` ports of the same names (`core_busy` is `busy`).
         The link sends a read word from `rdata` and a probe's v and i from
         `step_out` byte by byte before it takes them: it relies on the core
@@ -253,8 +250,6 @@ class Link(wiring.Component):
             "step_in": Out(stream.Signature(config.step_input_layout)),
             "step_out": In(stream.Signature(config.step_output_layout)),
             "core_busy": In(1),
-            "steps_done": In(32),
-            "step_cycles": In(32),
             "uart_framing_errors": In(COUNTER_WIDTH),
             "uart_overruns": In(COUNTER_WIDTH),
             "crc_errors": In(COUNTER_WIDTH),
@@ -322,7 +317,7 @@ class Link(wiring.Component):
         rx_last = Signal()              # the request's payload has been read to its end
         scan = Signal(8)
         addr = Signal(24)
-        word = Signal(8 * _MAX_WORD_BYTES)
+        word = Signal(8 * ((cfg.data_bits + 7) // 8))
         src_hi = Signal(8)
         running = Signal()
         m.d.comb += self.running.eq(running)
@@ -397,7 +392,7 @@ class Link(wiring.Component):
         }
         for i, value in enumerate([rx_h.command, rx_h.seq, rx_h.length[:8], rx_h.length[8:]]):
             sources[_R.RXH + i] = value
-        fields = [(_R.NEURON, out.neuron, (cfg.neuron_bits + 7) // 8), (_R.STEPS, self.steps_done, 4), (_R.CYCLES, self.step_cycles, 4),
+        fields = [(_R.NEURON, out.neuron, (cfg.neuron_bits + 7) // 8),
                   (_R.PROBE, Cat(v_ext, i_ext), 2 * value_bytes), (_R.RDATA, rdata, (len(rdata) + 7) // 8)]
         for i, counter in enumerate([self.uart_framing_errors, self.uart_overruns, self.crc_errors,
                                      self.format_errors, self.dropped_frames]):
@@ -429,9 +424,8 @@ class Link(wiring.Component):
         for i in range(3):
             with m.If(writing(_W.ADDR + i)):
                 m.d.sync += addr[8 * i:8 * i + 8].eq(a)
-        for i in range(_MAX_WORD_BYTES):
-            with m.If(writing(_W.WORD + i)):
-                m.d.sync += word[8 * i:8 * i + 8].eq(a)
+        with m.If(writing(_W.WORD)):
+            m.d.sync += word.eq(Cat(word[8:], a))
         if cfg.input_bits > 8:
             with m.If(writing(_W.STEP_IN_HI)):
                 m.d.sync += src_hi.eq(a)
@@ -498,6 +492,9 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     rec, kk, lo = var("rec", 2), var("kk", 2), var("lo")
     n_used, spikes, first, left = var("n_used", 2), var("spikes", 2), var("first", 2), var("left", 2)
     j8 = var("j8", 2)
+    # steps_done and step_cycles, as the core's registers of those names hold them: read
+    # whenever they change (the firmware takes a step's END, or resets the state).
+    progress = var("progress", 8)
     hello_at = var("hello", len(hello), hello)
     masks = var("masks", 8, [1 << i for i in range(8)])
     # The table of tables: 8 bytes per (family, table < 4): space | 0x80 when it exists, word bytes, depth.
@@ -573,31 +570,38 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(X); a.st(P(_W.TX)); a.inx(); a.ld(k); a.subi(1); a.st(k); a.jnz("send_block_loop")
     a.ret()
 
+    # progress: the copies of steps_done and step_cycles, read from the core (idle).
+    a.label("progress")
+    a.ldi(0); a.st(P(_W.ADDR + 1)); a.st(P(_W.ADDR + 2))
+    for offset, register in ((0, Reg.STEPS_DONE), (4, Reg.LAST_STEP_CYCLES)):
+        a.ldi(register.value); a.st(P(_W.ADDR)); a.ldi(Op.READ.value | Space.GLOBAL.value << 2); a.st(P(_W.CMD))
+        for i in range(4):
+            a.ld(P(_R.RDATA + i)); a.st(progress + offset + i)
+        a.st(P(_W.RDATA_ACK))
+    a.ret()
+
     # STATUS: OK, running, then the fields (and lost_records = 0). Every field goes out as
-    # one value: steps_done and step_cycles only change when the firmware takes a step's
-    # END, never while it answers; an error counter (which only counts up) is read high
-    # byte, low byte, high byte again, and again while the high byte moved.
-    a.label("status_reply")
-    set_tlen(1 + fields_size(STATUS_REPLY_FIELDS))
-    a.st(status); a.call("reply_hdr")
-    a.ld(running); a.st(P(_W.TX))
-    a.ldx(_R.STEPS)
-    a.label("status_steps")
-    a.ld(PORT_BASE + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmpi(_R.COUNTERS); a.jnz("status_steps")
+    # one value: the copies of steps_done and step_cycles only change when the firmware
+    # takes a step's END, never while it answers; an error counter (which only counts up)
+    # is read high byte, low byte, high byte again, and again while the high byte moved.
+    a.label("status_reply")          # (its header inline: it is called two calls deep)
+    a.ld(h_cmd); a.ori(REPLY_FLAG); a.st(P(_W.TX))
+    send((h_seq,), 1 + fields_size(STATUS_REPLY_FIELDS), 0, Status.OK, (running,))
+    send(*[(progress + i,) for i in range(4)])
+    a.ldx(_R.COUNTERS)
     a.label("status_counter")
     a.ld(PORT_BASE + 1 + X); a.st(tmp); a.ld(PORT_BASE + X); a.st(lo)
     a.ld(PORT_BASE + 1 + X); a.cmp(tmp); a.jnz("status_counter")
     a.ld(lo); a.st(P(_W.TX)); a.ld(tmp); a.st(P(_W.TX))
-    a.inx(); a.inx(); a.txa(); a.cmpi(_R.CYCLES); a.jnz("status_counter")
-    a.label("status_cycles")
-    a.ld(PORT_BASE + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmpi(_R.CYCLES + 4); a.jnz("status_cycles")
-    a.ldi(0); a.st(P(_W.TX)); a.st(P(_W.TX))
+    a.inx(); a.inx(); a.txa(); a.cmpi(_R.COUNTERS + 10); a.jnz("status_counter")
+    send(*[(progress + 4 + i,) for i in range(4)], 0, 0)
     a.ret()
 
     # ---- the main loop ----
     a.label("next")                 # done with the request: release its header
     a.st(P(_W.RXH_ACK))
     a.label("start")
+    a.call("progress")
     a.label("main", top_level=True)
     a.ldi(1); a.st(P(_W.IDLE))
     a.label("wait")
@@ -674,6 +678,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ldi(Op.RESET_STATE.value); a.st(P(_W.CMD))
     a.label("reset_wait")
     a.ld(P(_R.FLAGS)); a.andi(_F_CORE_BUSY); a.jnz("reset_wait")
+    a.call("progress")
     a.ldi(Status.OK); a.st(status); a.jmp("answer")
 
     # READ_* / WRITE_*: table, address, count; then the checks in the documented order.
@@ -729,14 +734,14 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.call("next_word"); a.jmp("read_word")
 
     a.label("mem_write")
-    a.ldi(0)
-    for i in range(max(t.word_bytes for t in memory_tables(shape))):
-        a.st(P(_W.WORD + i))        # unused high bytes stay 0
     a.label("write_word")
     a.ld(req + 5); a.or_(req + 6); a.jz("write_done")
     a.ldx(0)
-    a.label("write_bytes")
-    a.ld(P(_R.RX)); a.st(P(_W.WORD) + X); a.inx(); a.txa(); a.cmp(t_wb); a.jnz("write_bytes")
+    a.label("write_bytes")          # the word's bytes, then zeros up to the core's data width
+    a.ldi(0); a.st(tmp); a.txa(); a.cmp(t_wb); a.jc("write_shift")
+    a.ld(P(_R.RX)); a.st(tmp)
+    a.label("write_shift")
+    a.ld(tmp); a.st(P(_W.WORD)); a.inx(); a.txa(); a.cmpi((config.data_bits + 7) // 8); a.jnz("write_bytes")
     a.ld(t_space); a.ori(Op.WRITE.value); a.st(P(_W.CMD))
     a.call("next_word"); a.jmp("write_word")
     a.label("write_done")
@@ -848,7 +853,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.label("run_no_probe")
     a.st(P(_W.STEP_ACK)); a.ldi(1)  # the END record; the step record waits
     a.label("run_next")
-    a.st(pending); inc16(rec); a.jmp("run_step")
+    a.st(pending); a.call("progress"); inc16(rec); a.jmp("run_step")
 
     a.label("run_reply")            # status, then steps (u32)
     set_tlen(1 + fields_size(RUN_REPLY_FIELDS))
@@ -904,9 +909,9 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
 
     # send_step: the step field, steps_done - dec.
     a.label("send_step")
-    a.ld(P(_R.STEPS)); a.sub(dec); a.st(P(_W.TX))
+    a.ld(progress); a.sub(dec); a.st(P(_W.TX))
     for i in range(1, 4):
-        a.ld(P(_R.STEPS + i)); a.sbci(0); a.st(P(_W.TX))
+        a.ld(progress + i); a.sbci(0); a.st(P(_W.TX))
     a.ret()
 
     # step_record: the STEP_RECORD of the bitmap (cleared on the way).

@@ -56,7 +56,7 @@ DATA_SPACE = 2048
 PORTS = 64
 PORT_BASE = 1024 - PORTS
 #: Return addresses the stack holds (CALL nesting depth).
-STACK_DEPTH = 3
+STACK_DEPTH = 2
 
 
 class _Fn(enum.IntEnum):

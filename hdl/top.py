@@ -98,7 +98,7 @@ class NeurofabricTop(wiring.Component):
         wiring.connect(m, link.step_in, core.step_in)
         wiring.connect(m, core.step_out, link.step_out)
         m.d.comb += [
-            link.core_busy.eq(core.busy), link.steps_done.eq(core.steps_done), link.step_cycles.eq(core.step_cycles),
+            link.core_busy.eq(core.busy),
             link.uart_framing_errors.eq(uart_rx.framing_errors), link.uart_overruns.eq(uart_rx.overruns),
             link.crc_errors.eq(receiver.crc_errors), link.format_errors.eq(receiver.format_errors),
             link.dropped_frames.eq(receiver.dropped), link.refused.eq(receiver.refused),

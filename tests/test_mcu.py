@@ -193,17 +193,20 @@ def test_assembler_refuses_what_does_not_fit():
 
 
 def test_return_addresses_left_behind_at_a_top_level_label_do_not_count():
+    # main calls f0, which calls down to the stack's depth and then jumps back to main
+    # without returning: without the top-level label, every round would look one deeper.
     asm = Assembler()
+    names = [f"f{i}" for i in range(STACK_DEPTH)]
     asm.label("main", top_level=True)
-    asm.call("sub")
+    asm.call(names[0])
     asm.jmp("main")
-    asm.label("sub")
-    asm.call("sub2")
-    asm.jmp("main")            # leaves the call, never returns
-    asm.label("sub2")
-    asm.call("sub3")
-    asm.ret()
-    asm.label("sub3")
-    asm.ret()
+    for level, name in enumerate(names):
+        asm.label(name)
+        if level + 1 < STACK_DEPTH:
+            asm.call(names[level + 1])
+        if level == 0:
+            asm.jmp("main")
+        else:
+            asm.ret()
     words = asm.assemble()
-    assert asm.call_depth(words) == 3
+    assert asm.call_depth(words) == STACK_DEPTH
