@@ -2,17 +2,18 @@
 
 `Core` (the LIF/STDP core) and its `CoreConfig`, `UARTRx`/`UARTTx`,
 `FrameReceiver`/`FrameSender` (COBS frames with a CRC), `Link` (the command
-decoder) and `NeurofabricTop` (all of them: the device boards build and the
-simulated board runs). The names are imported on first use, so importing one
+decoder: firmware on `MCU`, a small controller) and `NeurofabricTop` (all of them:
+the device boards build and the simulated board runs). The names are imported on first use, so importing one
 submodule does not elaborate or import the others.
 """
 
 import importlib
 
-__all__ = ["Core", "CoreConfig", "UARTRx", "UARTTx", "FrameReceiver", "FrameSender", "Link", "NeurofabricTop"]
+__all__ = ["Core", "CoreConfig", "UARTRx", "UARTTx", "FrameReceiver", "FrameSender", "Link", "MCU", "NeurofabricTop"]
 
 _MODULES = {"Core": "core", "CoreConfig": "core_ports", "UARTRx": "uart", "UARTTx": "uart",
-            "FrameReceiver": "framing", "FrameSender": "framing", "Link": "link", "NeurofabricTop": "top"}
+            "FrameReceiver": "framing", "FrameSender": "framing", "Link": "link", "MCU": "mcu",
+            "NeurofabricTop": "top"}
 
 
 def __getattr__(name):
