@@ -7,29 +7,46 @@ in the Amaranth simulator. Intermediate widths are chosen so nothing wraps
 before the saturation the spec asks for.
 """
 
-from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .core_ports import CoreConfig
 
-__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount", "stdp_update",
-           "NeuronUpdate", "TraceUpdate", "SynapseUpdate"]
+__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount", "stdp_product", "stdp_apply",
+           "stdp_update", "NeuronUpdate", "TraceUpdate", "SynapseUpdate"]
 
 #: The decay shift that means "no decay".
 NO_DECAY = 31
 
 
+# The saturations test the bits above the result's width instead of comparing
+# with the bounds: a LUT or two after an adder instead of two more carry chains
+# (the neuron update's halves are among the ECP5 core's longest paths).
+
 def sat(x, bits):
     """`x` saturated to a signed `bits`-bit value (shape `signed(bits)`)."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return Mux(x < lo, C(lo, signed(bits)), Mux(x > hi, C(hi, signed(bits)), x[:bits].as_signed()))
+    x = Value.cast(x)
+    lo, hi = C(-(1 << (bits - 1)), signed(bits)), C((1 << (bits - 1)) - 1, signed(bits))
+    width, is_signed = len(x), x.shape().signed
+    if width < bits or width == bits and is_signed:   # always in range: extend
+        return Cat(x, x[-1].replicate(bits - width) if is_signed else C(0, bits - width)).as_signed()
+    if is_signed:
+        top = x[bits - 1:]                     # in range: all equal to the sign
+        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        return Mux(fits, x[:bits].as_signed(), Mux(x[-1], lo, hi))
+    return Mux(x[bits - 1:] == 0, x[:bits].as_signed(), hi)
 
 
 def usat(x, bits):
     """`x` saturated to an unsigned `bits`-bit value (shape `unsigned(bits)`)."""
-    hi = (1 << bits) - 1
-    return Mux(x < 0, C(0, bits), Mux(x > hi, C(hi, bits), x[:bits]))
+    x = Value.cast(x)
+    hi = C((1 << bits) - 1, bits)
+    width, is_signed = len(x), x.shape().signed
+    over = x[bits:width - is_signed] != 0 if width - is_signed > bits else C(0, 1)
+    low = x[:bits] if width >= bits else Cat(x, x[-1].replicate(bits - width) if is_signed else C(0, bits - width))
+    in_range = Mux(over, hi, low)
+    return Mux(x[-1], C(0, bits), in_range) if is_signed else in_range
 
 
 def clamp(x, lo, hi, bits):
@@ -59,21 +76,33 @@ def trace_update(x, k, spiked, inc, bits, mode):
 
 def stdp_amount(amplitude, trace, shift):
     """`(amplitude * trace) >> shift`, unsigned and exact."""
-    return (amplitude * trace) >> shift
+    return stdp_product(amplitude, trace) >> shift
+
+
+def stdp_product(amplitude, trace):
+    """`amplitude * trace`, unsigned and exact: the first half of `stdp_update`
+    (the multiplier), which the core registers before `stdp_apply`."""
+    return amplitude * trace
+
+
+def stdp_apply(w, product, shift, depress, w_min, w_max, bits):
+    """The second half of `stdp_update`: `clamp(w -/+ (product >> shift), w_min, w_max)`,
+    signed `bits`, from the unsigned `product` of `stdp_product`.
+
+    One adder for both signs: `w - a == ~(~w + a)` in two's complement, so the
+    sign costs two rows of XOR instead of a second adder.
+    """
+    amount = Cat(product >> shift, C(0, 1)).as_signed()
+    flipped = Mux(depress, ~w, w)
+    total = flipped + amount
+    return clamp(Mux(depress, ~total, total), w_min, w_max, bits)
 
 
 def stdp_update(w, amplitude, trace, shift, depress, w_min, w_max, bits):
     """One STDP visit of a synapse (spec 5.2 when `depress`, else 5.3):
     `clamp(w -/+ ((amplitude * trace) >> shift), w_min, w_max)`, signed `bits`.
-
-    One adder for both signs: `w - a == ~(~w + a)` in two's complement, so the
-    sign costs two rows of XOR instead of a second adder.
     """
-    amount = stdp_amount(amplitude, trace, shift)
-    amount = Cat(amount, C(0, 1)).as_signed()
-    flipped = Mux(depress, ~w, w)
-    total = flipped + amount
-    return clamp(Mux(depress, ~total, total), w_min, w_max, bits)
+    return stdp_apply(w, stdp_product(amplitude, trace), shift, depress, w_min, w_max, bits)
 
 
 class NeuronUpdate(wiring.Component):

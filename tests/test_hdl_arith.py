@@ -3,7 +3,7 @@ golden model's functions (neurofabric.host.arith) on random and edge-case vector
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -47,17 +47,21 @@ def edge_values(bits, signed_=True, count=300, seed=0):
     return [int(v) for v in edges] + [int(v) for v in rng.integers(lo, hi + 1, count)]
 
 
-@pytest.mark.parametrize("bits,out_bits", [(18, 16), (12, 5), (8, 8)])
-def test_sat_matches_golden(bits, out_bits):
-    dut = ExprUnderTest(signed(bits), signed(out_bits), lambda x, k: sat(x, out_bits))
-    vectors = [{(lambda d: d.x): v} for v in edge_values(bits)]
+@pytest.mark.parametrize("bits,out_bits,is_signed", [(18, 16, True), (12, 5, True), (8, 8, True), (6, 8, True),
+                                                    (17, 16, True), (10, 8, False), (8, 8, False), (5, 8, False)])
+def test_sat_matches_golden(bits, out_bits, is_signed):
+    x_shape = signed(bits) if is_signed else unsigned(bits)
+    dut = ExprUnderTest(x_shape, signed(out_bits), lambda x, k: sat(x, out_bits))
+    vectors = [{(lambda d: d.x): v} for v in edge_values(bits, is_signed)]
     run_comb(dut, vectors, lambda vec, get: _eq(get(lambda d: d.y), ref.sat(list(vec.values())[0], out_bits), vec))
 
 
-@pytest.mark.parametrize("bits,out_bits", [(10, 8), (6, 4)])
-def test_usat_matches_golden(bits, out_bits):
-    dut = ExprUnderTest(signed(bits), out_bits, lambda x, k: usat(x, out_bits))
-    vectors = [{(lambda d: d.x): v} for v in edge_values(bits)]
+@pytest.mark.parametrize("bits,out_bits,is_signed", [(10, 8, True), (6, 4, True), (9, 8, True), (8, 8, True),
+                                                    (5, 8, True), (9, 8, False), (8, 8, False), (3, 4, False)])
+def test_usat_matches_golden(bits, out_bits, is_signed):
+    x_shape = signed(bits) if is_signed else unsigned(bits)
+    dut = ExprUnderTest(x_shape, out_bits, lambda x, k: usat(x, out_bits))
+    vectors = [{(lambda d: d.x): v} for v in edge_values(bits, is_signed)]
     run_comb(dut, vectors, lambda vec, get: _eq(get(lambda d: d.y), ref.usat(list(vec.values())[0], out_bits), vec))
 
 
