@@ -12,8 +12,8 @@ A step (see docs/core.md for the timing):
 2. ACCUM (spec 5 step 2, and 5.2 fused): for each weight word column `c` of the
    used neurons, for each delivered source `d`, read word `(d, c)` and add its
    `lanes` weights to `lanes` exact accumulators; when learning, write the word
-   back depressed (plastic lanes of plastic rows, clamped) in the same pipeline
-   beat. Each word is visited once per step, so the read-modify-write never
+   back depressed (plastic lanes of plastic rows, clamped) through the STDP
+   pipeline. Each word is visited once per step, so the read-modify-write never
    hazards, and the accumulation reads the weights of the end of last step.
 3. NEURON (steps 3, 4 and 5.4): one neuron per cycle, pipelined; spikes go to
    the spike list, post traces update, and the words holding spiking plastic
@@ -34,11 +34,16 @@ from amaranth.utils import bits_for, ceil_log2
 
 from neurofabric.host.spec import CORE_MODEL_VERSION
 
-from .arith import NeuronUpdate, stdp_update, trace_update
+from .arith import NeuronUpdate, stdp_apply, stdp_product, trace_update
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
-__all__ = ["Core", "registered_read_port"]
+__all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES"]
+
+#: `Core(pipeline=...)`: "long" for fast clocks, "short" for small fabrics.
+PIPELINES = ("long", "short")
+#: `Core(column_memories=...)`: where the memories of one word per column go.
+COLUMN_MEMORIES = ("block", "distributed")
 
 
 def registered_read_port(m, mem, name, write_port=None):
@@ -89,17 +94,37 @@ class Core(wiring.Component):
     other FPGAs), or `"auto"`: the primitives when elaborated for an iCE40UP
     platform (`platform.device`), else the model.
 
+    `pipeline`: `"long"` registers a host command before carrying it out, the
+    delivered row before its weight read, the neuron pass's and the pre trace
+    pass's block RAM data before their updates, and splits the STDP update of a
+    weight word into two stages and a registered write-back (the ULX3S-85F at
+    50 MHz: ECP5 block RAM data comes 5.8 ns after the clock, and the weights span
+    the die); `"short"` has none of these registers (3 cycles fewer per step, and
+    2 per potentiated word, and no flip-flops the iCE40UP's 12 MHz clock does not
+    need); `"auto"`: short on an iCE40 platform, long elsewhere. The results are
+    the same.
+
+    `column_memories`: the accumulators, post traces, plastic_post and the work
+    list (one word per word column: n/lanes deep) in `"block"` RAM or in
+    `"distributed"` (LUT) RAM; `"auto"`: distributed on an ECP5 platform, where
+    they would take 6 of the block RAMs the weights need (the ULX3S-85F's core),
+    block elsewhere.
+
     `poison_collisions` (simulation builds): a memory read in the cycle its address
     is written returns garbage, as the block RAMs may (see `registered_read_port`).
     """
 
-    def __init__(self, config: CoreConfig, *, weight_cells="auto", poison_collisions=False):
-        if weight_cells not in ("auto", *CELLS):
-            self._MustUse__silence = True   # refused: no "created but never used" warning
-            raise ValueError(f"Core weight_cells = {weight_cells!r}: allowed 'auto', "
-                             + ", ".join(repr(c) for c in CELLS))
+    def __init__(self, config: CoreConfig, *, weight_cells="auto", pipeline="auto", column_memories="auto",
+                 poison_collisions=False):
+        for name, value, allowed in (("weight_cells", weight_cells, CELLS), ("pipeline", pipeline, PIPELINES),
+                                     ("column_memories", column_memories, COLUMN_MEMORIES)):
+            if value not in ("auto", *allowed):
+                self._MustUse__silence = True   # refused: no "created but never used" warning
+                raise ValueError(f"Core {name} = {value!r}: allowed 'auto', " + ", ".join(repr(c) for c in allowed))
         self.config = config
         self.weight_cells = weight_cells
+        self.pipeline = pipeline
+        self.column_memories = column_memories
         self.poison_collisions = poison_collisions
         super().__init__({
             "cmd": In(stream.Signature(config.command_layout)),
@@ -114,17 +139,31 @@ class Core(wiring.Component):
     #: SB_SPRAM256KA blocks in an iCE40UP3K/UP5K.
     SPRAM_BLOCKS = 4
 
+    @staticmethod
+    def _device(platform):
+        return str(getattr(platform, "device", "") or "").upper()
+
     def _cells(self, platform):
         if self.weight_cells != "auto":
             return self.weight_cells
-        device = str(getattr(platform, "device", "") or "").upper()
-        return "sb_spram256ka" if device.startswith("ICE40UP") else "model"
+        return "sb_spram256ka" if self._device(platform).startswith("ICE40UP") else "model"
+
+    def _pipeline(self, platform):
+        if self.pipeline != "auto":
+            return self.pipeline
+        return "short" if self._device(platform).startswith("ICE40") else "long"
+
+    def _column_memories(self, platform):
+        if self.column_memories != "auto":
+            return self.column_memories
+        return "distributed" if self._device(platform).startswith("LFE5") else "block"
 
     def elaborate(self, platform):
         cfg = self.config
         n, M, S, W, T, L = cfg.n, cfg.m, cfg.S, cfg.W, cfg.T, cfg.lanes
         NW, LB, A = cfg.words_per_row, cfg.lane_bits, cfg.acc_bits
         spram = cfg.weight_memory == "spram"
+        long = self._pipeline(platform) == "long"
         if spram and self._cells(platform) == "sb_spram256ka":
             # Checked before any submodule exists (no "created but never used" warnings).
             bank_rows = -(-cfg.sources // 2)
@@ -172,24 +211,29 @@ class Core(wiring.Component):
         # addresses; host commands come one per cycle), so Yosys need not emulate
         # read-first collisions with registers and comparators (about 300 LUTs and 270
         # flip-flops on the iCE40). The post traces are the exception when lanes >= 4:
-        # the neuron pass reads the word of neuron j + 2 while it writes neuron j's lane,
-        # the same word; they keep the default then. See `registered_read_port`.
+        # the neuron pass reads the word of neuron j + 2 (j + 3 with the long pipeline)
+        # while it writes neuron j's lane, the same word; they keep the default then.
+        # See `registered_read_port`.
         NO_RW = {"no_rw_check": 1}
+        # The memories of one word per word column are shallow (n/lanes) and, but for
+        # the accumulators, narrow: in LUT RAM they cost a few hundred LUTs and leave
+        # the block RAMs to the weights (Yosys' `ram_style`).
+        COL = ({"ram_style": "distributed"} if self._column_memories(platform) == "distributed" else {})
         w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW)
         params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[], attrs=NO_RW)
         state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[], attrs=NO_RW)
-        acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW)
+        acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW | COL)
         y_rw_free = L <= 2
         y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[],       # post traces, by word
-                       attrs=NO_RW if y_rw_free else None)
-        ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[], attrs=NO_RW)       # plastic_post, by word
+                       attrs=(NO_RW if y_rw_free else {}) | COL or None)
+        ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[], attrs=NO_RW | COL)       # plastic_post, by word
         x_mem = Memory(shape=unsigned(T), depth=cfg.sources, init=[], attrs=NO_RW)  # pre traces
         ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)
         deliv_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)  # k in D this step
         d_mem = Memory(shape=unsigned(cfg.source_bits), depth=cfg.sources, init=[], attrs=NO_RW)  # list D
         sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[], attrs=NO_RW)  # spike list
         wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
-        wl_mem = Memory(shape=wl_layout, depth=NW, init=[], attrs=NO_RW)  # potentiation work list
+        wl_mem = Memory(shape=wl_layout, depth=NW, init=[], attrs=NO_RW | COL)  # potentiation work list
         mems = dict(params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
                     x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem)
         if not spram:
@@ -218,6 +262,13 @@ class Core(wiring.Component):
         def lanes_of(value, bits):
             return [value[l * bits:(l + 1) * bits] for l in range(L)]
 
+        def word_address(row, column):
+            """The weight word `row * n/lanes + column` (`column < n/lanes`): wiring
+            only when n/lanes is a power of two, no adder before the address's route."""
+            if NW & (NW - 1) == 0:
+                return Cat(column[:ceil_log2(NW)], row)
+            return row * NW + column
+
         # ---- bookkeeping registers ------------------------------------------
         d_count = Signal(range(cfg.sources + 1))
         # spram: D holds even rows from the front (d_even of them) and odd rows from
@@ -236,7 +287,18 @@ class Core(wiring.Component):
             m.d.sync += since_start.eq(since_start + 1)
 
         # ---- host command decode --------------------------------------------
-        cmd = self.cmd.payload
+        # The long pipeline registers a command when it accepts it and carries it out
+        # in the next cycle: the memory ports (the weights' span the whole die) then
+        # see no path from the sender of the command (the link's logic on a board).
+        # The short one carries it out in the cycle it accepts it (90 flip-flops fewer).
+        if long:
+            cmd = Signal(cfg.command_layout, name="cmd_r", reset_less=True)
+            cmd_pending = Signal()
+            cmd_execute = cmd_pending
+        else:
+            cmd = self.cmd.payload
+            cmd_pending = C(0, 1)
+            cmd_execute = self.cmd.valid
         lane_sel = Signal(LB + 1)
         rd_space = Signal(Space)
         rd_addr = Signal(cfg.addr_bits)
@@ -277,20 +339,73 @@ class Core(wiring.Component):
         neuron = NeuronUpdate(cfg, pipelined=True)
         m.submodules.neuron = neuron
 
+        def stage(pairs):
+            """Pipeline registers of the long pipeline; wires in the short one."""
+            m.d["sync" if long else "comb"] += [dst.eq(src) for dst, src in pairs]
+
         # One STDP datapath for depression (ACCUM, 5.2) and potentiation (POT_SWEEP,
         # 5.3), which never share a cycle: the word just read, its lanes `syn_lanes`
         # changed by -/+ (amplitude * trace) >> stdp_shift, clamped (L multipliers,
-        # shifters and adders, not 2L).
+        # shifters and adders, not 2L). Stages from the cycle the word's read data
+        # arrives (the pass drives the `syn_*` inputs then):
+        #   R: the products amplitude * trace; registered with the word (`p_*`);
+        #   P: shift, add, clamp (`stdp_apply`), and the accumulation of the word
+        #      (ACCUM); the new word registered (`q_*`);
+        #   Q: the word written back, three cycles after its read.
+        # The short pipeline has no registers between them: the word is written back
+        # in the cycle its read data arrives, one cycle after its read. In one cycle
+        # (block RAM output, trace select, multiplier, shift, add, clamp, then the
+        # write data's route to every weight block) this was the ECP5 core's critical
+        # path: about 34 ns for the ULX3S-85F's 192 weight blocks. No read sees a word
+        # whose write-back is still in the pipeline: a pass visits a word once, and
+        # every pass drains the pipeline before the next one starts.
+        syn_valid = Signal()        # stage R holds a word of this pass
+        syn_we = Signal()           # ... to write back (learning on, plastic row)
+        syn_acc = Signal()          # ... to accumulate (ACCUM)
         syn_amplitude = Signal(8)
         syn_depress = Signal()
         syn_lanes = Signal(L)
         syn_traces = [Signal(T, name=f"syn_trace{l}") for l in range(L)]
-        syn_word = Signal(L * W)
-        w_lanes = [x.as_signed() for x in lanes_of(rd["w"].data, W)]   # the weight word just read
-        m.d.comb += syn_word.eq(Cat(*[
-            Mux(syn_lanes[l], stdp_update(w, syn_amplitude, syn_traces[l], stdp_shift, syn_depress, w_min, w_max, W),
-                w)
-            for l, w in enumerate(w_lanes)]))
+        # Only the valid and write-enable bits need a reset.
+        p_valid, p_we, p_acc = (Signal(name=f"p_{x}") for x in ("valid", "we", "acc"))
+        p_last = Signal(name="p_last", reset_less=True)
+        p_depress = Signal(name="p_depress", reset_less=True)
+        p_col = Signal.like(col, name="p_col", reset_less=True)
+        p_waddr = Signal.like(t_waddr2, name="p_waddr", reset_less=True)
+        p_word = Signal(L * W, name="p_word", reset_less=True)
+        p_lanes = Signal(L, name="p_lanes", reset_less=True)
+        p_prods = [Signal(8 + T, name=f"p_prod{l}", reset_less=True) for l in range(L)]
+        q_valid, q_we = Signal(name="q_valid"), Signal(name="q_we")
+        q_waddr = Signal.like(t_waddr2, name="q_waddr", reset_less=True)
+        q_word = Signal(L * W, name="q_word", reset_less=True)
+        stage([
+            (p_valid, syn_valid), (p_we, syn_valid & syn_we), (p_acc, syn_valid & syn_acc),
+            (p_last, t_last2), (p_col, t_col2), (p_waddr, t_waddr2), (p_word, rd["w"].data),
+            (p_lanes, syn_lanes), (p_depress, syn_depress),
+            *[(p_prods[l], stdp_product(syn_amplitude, syn_traces[l])) for l in range(L)],
+        ])
+        p_lanes_w = [x.as_signed() for x in lanes_of(p_word, W)]
+        stage([
+            (q_valid, p_valid), (q_we, p_we), (q_waddr, p_waddr),
+            (q_word, Cat(*[Mux(p_lanes[l], stdp_apply(w, p_prods[l], stdp_shift, p_depress, w_min, w_max, W), w)
+                           for l, w in enumerate(p_lanes_w)])),
+        ])
+        # The weight write port: the write-back, or a host write (IDLE, `_host_write`
+        # sets the enable). Address and data do not wait for the state decode: their
+        # route to every weight block is long enough (6 ns on the ULX3S-85F).
+        m.d.comb += [wr["w"].addr.eq(Mux(q_we, q_waddr, cmd.addr)), wr["w"].data.eq(Mux(q_we, q_word, cmd.data)),
+                     rd["w"].addr.eq(cmd.addr)]   # the passes' reads override the read address
+        with m.If(q_we):
+            m.d.comb += wr["w"].en.eq(1)
+        # 2. The exact sums, from the registered word (stage P).
+        with m.If(p_acc):
+            sums = [accs[l] + p_lanes_w[l] for l in range(L)]
+            with m.If(p_last):
+                m.d.comb += [wr["acc"].addr.eq(p_col), wr["acc"].en.eq(1),
+                             wr["acc"].data.eq(Cat(*[x[:A] for x in sums]))]
+                m.d.sync += [acc.eq(0) for acc in accs]
+            with m.Else():
+                m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
         # One trace update for the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1).
         tr_old, tr_inc = Signal(T), Signal(T)
         tr_k = Signal(5)
@@ -302,8 +417,13 @@ class Core(wiring.Component):
         with m.FSM(name="core"):
             # ================= idle: host access ==============================
             with m.State("IDLE"):
-                m.d.comb += [self.busy.eq(0), self.cmd.ready.eq(1)]
-                with m.If(self.cmd.valid):
+                m.d.comb += [self.busy.eq(cmd_pending), self.cmd.ready.eq(~cmd_pending)]
+                if long:
+                    with m.If(self.cmd.valid & ~cmd_pending):
+                        m.d.sync += [cmd.eq(self.cmd.payload), cmd_pending.eq(1)]
+                with m.If(cmd_execute):
+                    if long:
+                        m.d.sync += cmd_pending.eq(0)
                     with m.Switch(cmd.op):
                         with m.Case(Op.WRITE):
                             self._host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot)
@@ -319,7 +439,7 @@ class Core(wiring.Component):
                         with m.Case(Op.RESET_STATE):
                             m.d.sync += idx.eq(0)
                             m.next = "CLEAR"
-                with m.Elif(self.step_in.valid):
+                with m.Elif(~self.cmd.valid & self.step_in.valid):
                     m.next = "RECV"
 
             with m.State("READ_WAIT"):
@@ -458,30 +578,28 @@ class Core(wiring.Component):
                         with m.Else():
                             m.d.sync += idx.eq(idx + 1)
                     m.d.sync += v1.eq(issuing)
-                # stage 1: read word (d, col), the row's plastic_pre, the column's y and plastic_post
-                d_src = rd["d"].data
-                waddr1 = d_src * NW + t_col1
-                with m.If(v1):
-                    m.d.comb += [rd["w"].addr.eq(waddr1), rd["w"].en.eq(1), rd["ppre"].addr.eq(d_src),
-                                 rd["y"].addr.eq(t_col1), rd["ppost"].addr.eq(t_col1)]
-                    with m.If(~learn & (t_col1 == 0)):   # learning off: clear the D bits here
-                        m.d.comb += [wr["deliv"].addr.eq(d_src), wr["deliv"].data.eq(0),
+                # stage 1: read word (d, col), the row's plastic_pre, the column's y and
+                # plastic_post; the long pipeline first registers the row (the block RAM
+                # output and the address's route to every weight block: 19 ns on the ECP5)
+                a_valid = Signal(name="a_valid")
+                a_src = Signal(cfg.source_bits, name="a_src", reset_less=True)
+                a_col = Signal.like(t_col1, name="a_col", reset_less=True)
+                a_last = Signal(name="a_last", reset_less=True)
+                stage([(a_valid, v1), (a_src, rd["d"].data), (a_col, t_col1), (a_last, t_last1)])
+                waddr1 = word_address(a_src, a_col)
+                with m.If(a_valid):
+                    m.d.comb += [rd["w"].addr.eq(waddr1), rd["w"].en.eq(1), rd["ppre"].addr.eq(a_src),
+                                 rd["y"].addr.eq(a_col), rd["ppost"].addr.eq(a_col)]
+                    with m.If(~learn & (a_col == 0)):   # learning off: clear the D bits here
+                        m.d.comb += [wr["deliv"].addr.eq(a_src), wr["deliv"].data.eq(0),
                                      wr["deliv"].en.eq(1)]
-                m.d.sync += [v2.eq(v1), t_col2.eq(t_col1), t_last2.eq(t_last1), t_waddr2.eq(waddr1)]
-                # stage 2: accumulate, and write the word back depressed
-                m.d.comb += [syn_amplitude.eq(a_minus), syn_depress.eq(1), syn_lanes.eq(rd["ppost"].data)]
+                m.d.sync += [v2.eq(a_valid), t_col2.eq(a_col), t_last2.eq(a_last), t_waddr2.eq(waddr1)]
+                # stage 2 (R of the STDP pipeline): the word into the sums and, depressed,
+                # back to the memory (stages P and Q)
+                m.d.comb += [syn_valid.eq(v2), syn_acc.eq(1), syn_we.eq(learn & rd["ppre"].data),
+                             syn_amplitude.eq(a_minus), syn_depress.eq(1), syn_lanes.eq(rd["ppost"].data)]
                 m.d.comb += [syn_traces[l].eq(y) for l, y in enumerate(lanes_of(rd["y"].data, T))]
-                with m.If(v2):
-                    sums = [accs[l] + w_lanes[l] for l in range(L)]
-                    with m.If(t_last2):
-                        m.d.comb += [wr["acc"].addr.eq(t_col2), wr["acc"].en.eq(1),
-                                     wr["acc"].data.eq(Cat(*[s[:A] for s in sums]))]
-                        m.d.sync += [acc.eq(0) for acc in accs]
-                    with m.Else():
-                        m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
-                    with m.If(learn & rd["ppre"].data):
-                        m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].en.eq(1), wr["w"].data.eq(syn_word)]
-                with m.If(~issuing & ~v1 & ~v2):
+                with m.If(~issuing & ~v1 & ~a_valid & ~v2 & ~p_valid & ~q_we):
                     m.d.sync += [idx.eq(0), issuing.eq(1), v1.eq(0)]
                     m.next = "NEURON"
 
@@ -495,17 +613,24 @@ class Core(wiring.Component):
                     with m.If((idx + 1 >= n_used) | (n_used == 0)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(issuing & (n_used != 0))
-                # stage 1: the memories' data into the first half of the neuron update
+                # stage 1: the memories' data (registered once more in the long pipeline)
+                # into the first half of the neuron update
                 lane1 = t_idx1[:LB] if LB else C(0, 1)
                 a = rd["acc"].data.word_select(lane1, A).as_signed()
-                m.d.comb += [
-                    neuron.params.eq(rd["params"].data), neuron.state.eq(rd["state"].data),
-                    neuron.a.eq(Mux(zero_acc, 0, a)),
-                ]
+                n_valid = Signal(name="n_valid")
+                n_idx = Signal.like(t_idx1, name="n_idx", reset_less=True)
+                n_params = Signal(cfg.neuron_params_layout, name="n_params", reset_less=True)
+                n_state = Signal(cfg.neuron_state_layout, name="n_state", reset_less=True)
+                n_a = Signal(signed(A), name="n_a", reset_less=True)
+                n_y = Signal(T, name="n_y", reset_less=True)
+                n_post_plastic = Signal(name="n_post_plastic", reset_less=True)
+                stage([(n_valid, v1), (n_idx, t_idx1), (n_params, rd["params"].data), (n_state, rd["state"].data),
+                       (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1, T)),
+                       (n_post_plastic, rd["ppost"].data.bit_select(lane1, 1))])
+                m.d.comb += [neuron.params.eq(n_params), neuron.state.eq(n_state), neuron.a.eq(n_a)]
                 y_old = Signal(T)
                 post_plastic = Signal()
-                m.d.sync += [v2.eq(v1), t_idx2.eq(t_idx1), y_old.eq(rd["y"].data.word_select(lane1, T)),
-                             post_plastic.eq(rd["ppost"].data.bit_select(lane1, 1))]
+                m.d.sync += [v2.eq(n_valid), t_idx2.eq(n_idx), y_old.eq(n_y), post_plastic.eq(n_post_plastic)]
                 # stage 2: the neuron's new state and spike; the writes
                 lane = t_idx2[:LB] if LB else C(0, 1)
                 word = t_idx2 >> LB
@@ -530,7 +655,7 @@ class Core(wiring.Component):
                         m.d.sync += mask_acc.eq(0)
                     with m.Else():
                         m.d.sync += mask_acc.eq(new_mask)
-                with m.If(~issuing & ~v1 & ~v2):
+                with m.If(~issuing & ~v1 & ~n_valid & ~v2):
                     m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0), v1.eq(0)]
                     with m.If(learn):
                         m.next = "XPASS"
@@ -545,14 +670,21 @@ class Core(wiring.Component):
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(issuing & ((m_used != 0) | (n_used != 0)))
-                m.d.comb += [tr_old.eq(rd["x"].data), tr_k.eq(k_pre), tr_spiked.eq(rd["deliv"].data),
-                             tr_inc.eq(inc_pre)]
-                with m.If(v1):
+                # The long pipeline registers the trace and the delivered bit before the
+                # trace update (block RAM output, shift, add, saturation and the write
+                # data's route back: 22 ns on the ECP5 without).
+                x_valid = Signal(name="x_valid")
+                x_idx = Signal.like(t_idx1, name="x_idx", reset_less=True)
+                x_old = Signal(T, name="x_old", reset_less=True)
+                x_deliv = Signal(name="x_deliv", reset_less=True)
+                stage([(x_valid, v1), (x_idx, t_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
+                m.d.comb += [tr_old.eq(x_old), tr_k.eq(k_pre), tr_spiked.eq(x_deliv), tr_inc.eq(inc_pre)]
+                with m.If(x_valid):
                     m.d.comb += [
-                        wr["x"].addr.eq(t_idx1), wr["x"].en.eq(1), wr["x"].data.eq(tr_new),
-                        wr["deliv"].addr.eq(t_idx1), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
+                        wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(tr_new),
+                        wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
                     ]
-                with m.If(~issuing & ~v1):
+                with m.If(~issuing & ~v1 & ~x_valid):
                     m.d.sync += ent.eq(0)
                     m.next = "POT_FETCH"
 
@@ -571,14 +703,15 @@ class Core(wiring.Component):
                 m.next = "POT_SWEEP"
 
             with m.State("POT_SWEEP"):
-                waddr0 = idx * NW + pot_word
+                waddr0 = word_address(idx, pot_word)
                 if spram:
-                    # The word read last cycle is written back this cycle: a read of the
-                    # same bank (same row parity) waits one cycle. Consecutive rows
-                    # alternate banks; only the jump from the inputs to the neurons
-                    # (m_used - 1 to m) can repeat a parity.
+                    # A read of the bank written this cycle (the word read one cycle
+                    # before, three with the long pipeline) waits a cycle. Consecutive
+                    # rows alternate banks, so rows 1 and 3 apart do too; only the jump
+                    # from the inputs to the neurons (m_used - 1 to m) can repeat a
+                    # parity, once per swept word.
                     bank_bit = ceil_log2(NW)
-                    go = issuing & ~(v1 & (idx[0] == t_waddr2[bank_bit]))
+                    go = issuing & ~(q_valid & (idx[0] == q_waddr[bank_bit]))
                 else:
                     go = issuing
                 with m.If(go):
@@ -588,11 +721,10 @@ class Core(wiring.Component):
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
                         m.d.sync += issuing.eq(0)
                 m.d.sync += v1.eq(go)
-                m.d.comb += [syn_amplitude.eq(a_plus), syn_depress.eq(0), syn_lanes.eq(pot_mask)]
+                m.d.comb += [syn_valid.eq(v1), syn_we.eq(rd["ppre"].data), syn_amplitude.eq(a_plus),
+                             syn_depress.eq(0), syn_lanes.eq(pot_mask)]
                 m.d.comb += [trace.eq(rd["x"].data) for trace in syn_traces]
-                with m.If(v1 & rd["ppre"].data):
-                    m.d.comb += [wr["w"].addr.eq(t_waddr2), wr["w"].data.eq(syn_word), wr["w"].en.eq(1)]
-                with m.If(~issuing & ~v1):
+                with m.If(~issuing & ~v1 & ~p_valid & ~q_we):
                     m.d.sync += ent.eq(ent + 1)
                     m.next = "POT_FETCH"
 
@@ -703,9 +835,8 @@ class Core(wiring.Component):
                                 limit = cfg.n if reg == Reg.N_USED else cfg.m
                                 m.d.sync += sig.eq(Mux(payload > limit, limit, payload))
                                 m.d.sync += dirty.eq(1)
-            with m.Case(Space.WEIGHT):
-                m.d.comb += [wr["w"].addr.eq(addr), wr["w"].data.eq(payload),
-                             wr["w"].en.eq(addr < cfg.weight_words)]
+            with m.Case(Space.WEIGHT):   # address and data: see the weight write port
+                m.d.comb += wr["w"].en.eq(addr < cfg.weight_words)
             with m.Case(Space.NEURON):
                 m.d.comb += [wr["params"].addr.eq(addr), wr["params"].data.eq(payload),
                              wr["params"].en.eq(addr < cfg.n)]

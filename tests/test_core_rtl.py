@@ -29,7 +29,13 @@ CONFIGS = {
     "small": (CoreConfig(n=16, m=12, S=10, W=6, T=5, lanes=4), 50, dict(steps=20, rate=0.3)),
     # n, m = 64 with 4 lanes.
     "n64": (CoreConfig(n=64, m=64, S=16, W=8, T=8, lanes=4), 20, dict(steps=10, rate=0.15)),
+    # The short pipeline (the iCE40's; every other configuration has the long one):
+    # the STDP write-back in the cycle the word arrives, no neuron input registers.
+    "short": (CoreConfig(n=12, m=6, S=12, W=6, T=5, lanes=4), 40, dict(steps=20, rate=0.4)),
 }
+
+#: Configurations built with `Core(pipeline="short")`.
+SHORT = {"short"}
 
 
 def make_plan(name, config, count, template):
@@ -72,10 +78,71 @@ def test_plans_exercise_the_core():
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_core_matches_golden(name, tmp_path):
     config, count, template = CONFIGS[name]
-    model = core_model(config)
+    model = core_model(config, pipeline="short" if name in SHORT else "long")
     plan = make_plan(name, config, count, template)
     assert len(plan) == count
     run_plan(model, plan, tmp_path)
+
+
+def both_visits(net, stimulus):
+    """How many synapses get depression (5.2) and potentiation (5.3) in the same step:
+    a weight word written back by the accumulation pass and read again by the
+    potentiation sweep of that step (golden model)."""
+    golden = GoldenModel(net)
+    count = 0
+    for inputs in stimulus:
+        delivered = np.concatenate([np.asarray(inputs, bool), golden.s])
+        spiked = golden.step(inputs)
+        pre = delivered & (net.plastic_pre != 0)
+        post = spiked & (net.plastic_post != 0)
+        count += int(pre.sum() * post.sum()) if net.learn else 0
+    return count
+
+
+def test_depression_then_potentiation_of_a_word_in_one_step(tmp_path):
+    """Read after write across passes, at the smallest distance the schedule allows:
+    one or two neurons and inputs (one word column, short neuron and trace passes), a
+    synapse depressed in the accumulation pass (its word written back three cycles
+    after its read with the long pipeline) and potentiated by the sweep in the same
+    step, every step."""
+    config, _count, _template = CONFIGS["tiny"]
+    plan = [dict(name=f"raw-{index}", seed=9000 + index, learn=1, trace_mode=index % 2, plastic_all=True,
+                 wide_bounds=True, n=1 + index % 2, m=1 + (index // 2) % 2, steps=25, rate=0.9,
+                 overrides=dict(threshold=np.full(1 + index % 2, -(1 << 15)).tolist(), refractory=[0] * (1 + index % 2)))
+            for index in range(8)]
+    for case in plan:
+        net = random_case_network(config, case)
+        assert both_visits(net, case_stimulus(net, case)) >= 20, case["name"]
+    run_plan(core_model(config), plan, tmp_path)
+
+
+def test_core_options_follow_the_platform():
+    """`pipeline` and `column_memories` "auto": short and block RAM on the iCE40, long and
+    distributed (LUT) RAM for the per-column memories on the ECP5, long and block RAM elsewhere."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Fragment
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from neurofabric.hdl.core import Core
+
+    config = CoreConfig(n=8, m=8, lanes=2)
+    core = Core(config)
+    assert core._pipeline(ICEBreakerPlatform()) == "short"
+    assert core._pipeline(ULX3S_85F_Platform()) == "long"
+    assert core._pipeline(None) == "long"
+    assert core._column_memories(ULX3S_85F_Platform()) == "distributed"
+    assert core._column_memories(ICEBreakerPlatform()) == "block"
+    assert core._column_memories(None) == "block"
+    Fragment.get(core, ULX3S_85F_Platform())   # elaborates
+    text = rtlil.convert(Core(config, column_memories="distributed"), emit_src=False)
+    # the accumulators, post traces, plastic_post and the work list
+    assert text.count('attribute \\ram_style "distributed"') == 4
+    assert "ram_style" not in rtlil.convert(Core(config), emit_src=False)
+    with pytest.raises(ValueError, match="pipeline = 'fast': allowed 'auto', 'long', 'short'"):
+        Core(config, pipeline="fast")
+    with pytest.raises(ValueError, match="column_memories = 'lut'"):
+        Core(config, column_memories="lut")
 
 
 def run_plan(model, plan, tmp_path):

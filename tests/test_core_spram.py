@@ -152,18 +152,23 @@ def test_auto_cells_follow_the_platform():
 
 #: name -> (config, weight cells, number of random cases, case template)
 CONFIGS = {
-    # Two lanes of 8 bits: one SPRAM word per weight word, as on the iCEBreaker.
+    # Two lanes of 8 bits: one SPRAM word per weight word, as on the iCEBreaker
+    # (with its short pipeline: a word written back one cycle after its read).
     "spram_l2": (CoreConfig(n=16, m=16, lanes=2, weight_memory="spram"), "model", 60,
                  dict(steps=20, rate=0.3)),
     # Odd m and narrow widths: the input-to-neuron jump of the potentiation sweep
     # repeats a row parity; a 4 x 5-bit word pads its SPRAM tiles; networks
-    # smaller than the core.
+    # smaller than the core. The long pipeline: a word written back three cycles
+    # after its read.
     "spram_odd": (CoreConfig(n=8, m=5, S=12, W=5, T=4, lanes=4, weight_memory="spram"), "model", 40,
                   dict(steps=20, rate=0.4)),
     # Yosys' simulation model of SB_SPRAM256KA itself: the primitives' wiring.
     "spram_cells": (CoreConfig(n=8, m=8, lanes=2, weight_memory="spram"), "sb_spram256ka", 16,
                     dict(steps=20, rate=0.4)),
 }
+
+#: The configurations built with the long pipeline (the others as on the iCEBreaker).
+LONG = {"spram_odd"}
 
 
 def spram_plan(name, config, count, template):
@@ -197,7 +202,7 @@ def test_spram_plans_exercise_the_schedule():
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_spram_core_matches_golden(name, tmp_path):
     config, cells, count, template = CONFIGS[name]
-    model = core_model(config, weight_cells=cells)
+    model = core_model(config, weight_cells=cells, pipeline="long" if name in LONG else "short")
     plan = spram_plan(name, config, count, template)
     assert len(plan) == count
     run_plan(model, plan, tmp_path)
