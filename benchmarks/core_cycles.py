@@ -15,6 +15,9 @@ The reference workload's targets: <= 4,000 cycles per step learning off,
 <= 24,000 learning on (n = m = 256, 4 lanes, dual-port weights). `--weight-memory
 spram` measures the single-port (iCE40UP SPRAM) schedule instead; `--lanes`
 with `--reference` picks the lanes of the n = m = 256 core (default 4).
+`--pipeline` picks the core's pipeline (`Core(pipeline=...)`); by default the one
+the boards build with these weights: long for dual-port (ULX3S), short for spram
+(iCEBreaker).
 """
 
 import argparse
@@ -34,9 +37,9 @@ REFERENCE = (256, 4)
 TARGETS = {0: 4000, 1: 24000}
 
 
-def measure(config, workloads):
+def measure(config, workloads, pipeline="long"):
     """Run `workloads` on a Verilator build of `config`; returns their results."""
-    model = core_model(config)
+    model = core_model(config, pipeline=pipeline)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cycles.json"
         plan = Path(tmp) / "bench.json"
@@ -58,8 +61,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--weight-memory", choices=("dual", "spram"), default="dual",
                         help="the core's weight memory (CoreConfig.weight_memory)")
+    parser.add_argument("--pipeline", choices=("auto", "long", "short"), default="auto",
+                        help="the core's pipeline (Core(pipeline=...)); auto: short for spram, long for dual")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    pipeline = args.pipeline if args.pipeline != "auto" else "short" if args.weight_memory == "spram" else "long"
     if args.reference:
         runs = [(REFERENCE[0], int(l)) for l in (args.lanes or str(REFERENCE[1])).split(",")]
         activities = [0.1]
@@ -78,15 +84,16 @@ def main(argv=None):
         acts = activities if n != REFERENCE[0] else sorted(set(activities) | {0.1})
         workloads = [dict(activity=a, learn=learn, steps=args.steps, seed=7) for a in acts for learn in (0, 1)]
         start = time.monotonic()
-        for r in measure(config, workloads):
+        for r in measure(config, workloads, pipeline):
             print(f"{n:>5} {lanes:>5} {r['activity']:>8.2f} {r['learn']:>5} {r['delivered']:>9.1f} "
                   f"{r['spiking']:>7.1f} {r['cycles']:>11.0f} {r['cycles_max']:>7}")
             if n == REFERENCE[0] and r["activity"] == 0.1:
                 reference[lanes, r["learn"]] = r
-        print(f"# n=m={n} lanes={lanes} {args.weight_memory}: {time.monotonic() - start:.0f} s", flush=True)
+        print(f"# n=m={n} lanes={lanes} {args.weight_memory} {pipeline}: {time.monotonic() - start:.0f} s",
+              flush=True)
     print()
     print(f"Reference workload: n = m = 256, W = 8, 10 % of inputs and neurons spiking per step, "
-          f"{args.weight_memory} weight memory")
+          f"{args.weight_memory} weight memory, {pipeline} pipeline")
     ok = True
     for (lanes, learn), r in sorted(reference.items()):
         official = (lanes, args.weight_memory) == (REFERENCE[1], "dual")
