@@ -295,6 +295,27 @@ def test_narrow_widths_and_two_lanes_equal_the_golden_model(seed, learn):
     assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots"))
 
 
+def test_more_than_256_neurons_and_inputs_equal_the_golden_model():
+    """Neuron ids, inputs and probe chunks past 255 (two bytes in the link's firmware) on a
+    512 x 512 board: a few neurons spike, some of them above 255, so steps give address
+    lists (up to 30 spikes) and bitmaps; quiet and busy steps send the inputs as lists and
+    bitmaps; the probes come in chunks from neurons 0, 253 and 506."""
+    rng = np.random.default_rng(22)
+    threshold = np.full(512, 30000)
+    threshold[rng.choice(512, 40, replace=False)] = rng.integers(40, 200, 40)
+    threshold[rng.choice(np.arange(256, 512), 8, replace=False)] = 30
+    net = nf.random_network(512, 300, seed=22, learn=0, threshold=threshold, density=0.2)
+    stim = rng.random((8, net.m)) < np.array([0.02, 0.3, 0.05, 0.2, 0.02, 0.4, 0.08, 0.25])[:, None]
+    with open_device("rtl") as dev:
+        dev.load(net)
+        rec = dev.run(stim, record=("v", "i"))
+    gold = golden_run(net, stim, record=("v", "i"))
+    assert_same(rec, gold, ("spikes", "v", "i"))
+    spikes = gold.spikes.sum(axis=1)
+    assert spikes.min() <= 30 < spikes.max() and gold.spikes[:, 256:].any()
+    assert stim.sum(axis=1).min() <= 30 < stim.sum(axis=1).max() and stim[:, 256:].any()
+
+
 def test_smaller_network_on_a_bigger_board_behaves_as_if_the_rest_were_absent(rtl):
     # First a network that fills the board, so that stale parameters, masks,
     # weights and state sit in every neuron and input the next one leaves unused.
