@@ -1067,7 +1067,7 @@ def write_docs(results, path):
         if core.get("failed_runs"):
             add("")
     else:
-        add(f"Not measured: {errors.get('core', 'section not run')}\n")
+        add(_not_measured(results, "core"))
 
     _docs_boards(results, add)
     _docs_link(results, add)
@@ -1083,12 +1083,17 @@ def write_docs(results, path):
     return path
 
 
+def _not_measured(results, section):
+    """The line a page section gets when its figures are missing: the error that stopped it."""
+    return f"Not measured: {(results.get('errors') or {}).get(section, 'section not run')}\n"
+
+
 def _docs_boards(results, add):
     boards = results.get("boards")
     ncx = results.get("neurocorex") or NEUROCOREX
     add("## Boards\n")
     if not boards:
-        add(f"Not measured: {(results.get('errors') or {}).get('boards', 'section not run')}\n")
+        add(_not_measured(results, "boards"))
         return
     add("Step time on the reference workload (10 % activity) at each board's default core and core clock: the "
         "core's cycles per step at that size (section Core) divided by the clock; and the link's streaming limit "
@@ -1151,7 +1156,7 @@ def _docs_link(results, add):
     link = results.get("link")
     add("## Link\n")
     if not link:
-        add(f"Not measured: {(results.get('errors') or {}).get('link', 'section not run')}\n")
+        add(_not_measured(results, "link"))
         return
     shape = link["shape"]
     add("Bytes on the wire of the real host code (`LinkClient`, `SerialDevice` and the encoders of "
@@ -1197,7 +1202,7 @@ def _docs_simulated_board(results, add):
     sim = results.get("simulated_board")
     add("## Simulated board\n")
     if not sim:
-        add(f"Not measured: {(results.get('errors') or {}).get('simulated_board', 'section not run')}\n")
+        add(_not_measured(results, "simulated_board"))
         return
     add("The Verilator board program (`sim/board.py`, the whole top level: UART, link, core) driven through its "
         "pseudo-terminal by `SerialDevice`, on the reference workload's network (10 % activity) for its size; "
@@ -1221,7 +1226,7 @@ def _docs_golden(results, add):
     golden = results.get("golden")
     add("## Golden model against Brian2\n")
     if not golden:
-        add(f"Not measured: {(results.get('errors') or {}).get('golden', 'section not run')}\n")
+        add(_not_measured(results, "golden"))
         return
     args = " ".join(golden.get("arguments") or []) or "(defaults: 1024 neurons, 1024 inputs, 1000 steps)"
     add(f"`benchmarks/golden_vs_brian2.py {args}`: the same-sized, similarly parameterised network with STDP "
