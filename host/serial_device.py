@@ -189,7 +189,7 @@ class SerialDevice(Device):
         ends = set(range(snapshot_every, steps + 1, snapshot_every)) if snapshot_every else set()
         if self.recover:
             ends |= set(range(self.checkpoint_steps, steps, self.checkpoint_steps))
-        ends = sorted(ends | {steps})
+        ends = sorted((ends | {steps}) - {0})  # no span (and no checkpoint) for a run of 0 steps
         t = 0
         for end in ends:
             for k, rec in enumerate(self._run_span(inputs, t, end, bool(record))):
