@@ -380,10 +380,16 @@ class MCU(wiring.Component):
         cls = ir[14:16]
         fn = ir[11:14]
         operand = ir[:11]
-        addr = Signal(11)                               # data address of m / X + n
-        m.d.comb += addr.eq(Mux(ir[10], x, 0) + ir[:10])
+        # The data address of m / X + n goes to the RAM in the decode cycle and is kept
+        # for the execute cycle, whose port and ALU paths then start at a register (the
+        # adder after the program ROM's output would not fit a 50 MHz ECP5 cycle too).
+        fetch_addr = Signal(11)
+        m.d.comb += fetch_addr.eq(Mux(ir[10], x, 0) + ir[:10])
+        addr = Signal(11)
+        with m.If(~execute):
+            m.d.sync += addr.eq(fetch_addr)
         is_port = addr[6:] == PORT_BASE >> 6
-        m.d.comb += [ram_r.addr.eq(addr), ram_r.en.eq(~execute)]
+        m.d.comb += [ram_r.addr.eq(fetch_addr), ram_r.en.eq(~execute)]
 
         # Operand B: immediate (class 0), or the RAM's or a port's data (class 1).
         port_access = execute & booted & is_port
