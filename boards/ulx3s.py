@@ -22,7 +22,7 @@ def _ulx3s(size, neurons, inputs):
 # of 4 lanes each): 12F 32 blocks, 25F 56, 45F 108, 85F 208.
 BOARDS = [
     _ulx3s(12, 128, 128),   # 16 blocks of weights
-    _ulx3s(25, 256, 128),   # 48
+    _ulx3s(25, 256, 64),    # 40
     _ulx3s(45, 256, 256),   # 64
     _ulx3s(85, 512, 256),   # 192
 ]
