@@ -524,7 +524,8 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
       neurofabric run net.npz --input stim.npz --device serial:/tmp/nf-board -o rec.npz
     """
     import os
-    import time
+    import signal
+    import threading
 
     from neurofabric.hdl.core_ports import CoreConfig
     from neurofabric.sim.board import BoardConfig, SimulatedBoard
@@ -548,11 +549,16 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
             click.echo(f"simulated board on {board.path}{f' (link {link_path})' if link_path else ''}: "
                        f"n = {neurons}, m = {inputs}, S = {state_bits}, W = {weight_bits}, T = {trace_bits}, "
                        f"{lanes} lanes; use --device serial:{where}. Ctrl-C stops it.", err=True)
+        # Ctrl-C (or SIGTERM) only sets a flag: a KeyboardInterrupt raised inside
+        # Popen.poll() could leave its wait lock held and hang the stop below.
+        stopping = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while board.running:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            while board.running and not stopping.wait(0.2):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         board.stop()
         if link_path and os.path.islink(link_path):
