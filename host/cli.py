@@ -605,8 +605,8 @@ def bench_command(ctx, quick, json_path, docs_path):
     """Measure the core, the boards, the link, the simulated board and the golden model; write the page.
 
     Runs from the source checkout (it uses benchmarks/ and caches in build/bench/).
-    The full run builds every open-tool board at its default size and may take
-    an hour; --quick stays within about ten minutes. Exit code 1 when a
+    The full run builds every open-tool board at its default size (about a
+    quarter of an hour on two cores); --quick stays within about ten minutes. Exit code 1 when a
     section failed (the others are still measured and written).
 
     \b
