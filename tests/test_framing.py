@@ -71,6 +71,18 @@ async def put_bytes(ctx, rx, data, gap=0):
             await ctx.tick().repeat(gap)
 
 
+async def take_frame(ctx, rx):
+    """Take the next whole frame from the receiver, ready on both streams."""
+    ctx.set(rx.header.ready, 1)
+    ctx.set(rx.payload.ready, 1)
+    header, = await ctx.tick().sample(rx.header.payload).until(rx.header.valid)
+    payload = bytearray()
+    while len(payload) < header.length:
+        byte, = await ctx.tick().sample(rx.payload.payload).until(rx.payload.valid)
+        payload.append(byte.data)
+    return Frame(header.command, header.seq, bytes(payload))
+
+
 def drain_cycles(frame):
     """Cycles a consumer with some back-pressure needs to take a frame."""
     return 3 * len(frame.payload) + 20
@@ -207,22 +219,10 @@ def test_receiver_drops_frame_arriving_while_busy_and_counts_it():
         # Nobody takes the first frame yet: the second arrives while it is held.
         await put_bytes(ctx, dut, encode_frame(second.command, second.seq, second.payload))
         counters.append(ctx.get(dut.dropped))
-        ctx.set(dut.header.ready, 1)
-        ctx.set(dut.payload.ready, 1)
-        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
-        payload = bytearray()
-        while len(payload) < header.length:
-            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
-            payload.append(byte.data)
-        got.append(Frame(header.command, header.seq, bytes(payload)))
+        got.append(await take_frame(ctx, dut))
         await ctx.tick().repeat(3)
         await put_bytes(ctx, dut, encode_frame(third.command, third.seq, third.payload))
-        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
-        payload = bytearray()
-        while len(payload) < header.length:
-            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
-            payload.append(byte.data)
-        got.append(Frame(header.command, header.seq, bytes(payload)))
+        got.append(await take_frame(ctx, dut))
         counters.append(ctx.get(dut.dropped))
 
     simulate(dut, drive)
@@ -266,14 +266,7 @@ def test_receiver_holds_a_payload_and_hands_out_headers_only_meanwhile():
         counters.append(ctx.get(dut.crc_errors))
         ctx.set(dut.hold, 0)
         await put_bytes(ctx, dut, encode_frame(after.command, after.seq, after.payload))
-        ctx.set(dut.header.ready, 1)
-        ctx.set(dut.payload.ready, 1)
-        header, = await ctx.tick().sample(dut.header.payload).until(dut.header.valid)
-        payload = bytearray()
-        while len(payload) < header.length:
-            byte, = await ctx.tick().sample(dut.payload.payload).until(dut.payload.valid)
-            payload.append(byte.data)
-        got.append(Frame(header.command, header.seq, bytes(payload)))
+        got.append(await take_frame(ctx, dut))
 
     simulate(dut, drive)
     assert headers == [(f.command, f.seq, len(f.payload)) for f in [kept] + during]
