@@ -24,7 +24,7 @@ from amaranth import Elaboratable
 from ..host.errors import BuildError
 
 __all__ = ["Board", "BuildResult", "BoardTop", "build_bitstream", "prepare_vivado", "flash",
-           "parse_nextpnr_log", "parse_yosys_flip_flops", "yowasp_environment"]
+           "parse_nextpnr_log", "parse_yosys_flip_flops", "resources_from_utilisation", "yowasp_environment"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,13 @@ _RESOURCE_NAMES = {
 }
 
 
+def resources_from_utilisation(util, family):
+    """`report.json`'s `resources` (used and available per kind) from nextpnr's
+    utilisation (`parse_nextpnr_log`); empty for a family without open tools."""
+    return {key: {"used": util[cell][0], "available": util[cell][1]}
+            for key, cell in _RESOURCE_NAMES.get(family, {}).items() if cell in util}
+
+
 def _config_for(board):
     from ..hdl.core_ports import CoreConfig
     kwargs = dict(n=board.neurons, m=board.inputs, lanes=board.lanes)
@@ -227,15 +234,14 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
     sync = next((c for net, c in clocks.items() if "sync" in net or "pll" in net.lower()), None)
     if sync is None and clocks:
         sync = max(clocks.values(), key=lambda c: c["target_hz"])
-    names = _RESOURCE_NAMES[board.family]
-    resources = {key: {"used": util[cell][0], "available": util[cell][1]}
-                 for key, cell in names.items() if cell in util}
+    resources = resources_from_utilisation(util, board.family)
     if board.family == "ice40" and "logic_cells" in resources:
         rpt = out_dir / "neurofabric.rpt"
         flip_flops = parse_yosys_flip_flops(rpt.read_text()) if rpt.exists() else None
         if flip_flops is not None:   # one flip-flop in each logic cell
-            resources = {"logic_cells": resources.pop("logic_cells"),
-                         "flip_flops": {"used": flip_flops, "available": util["ICESTORM_LC"][1]}, **resources}
+            cells = resources.pop("logic_cells")
+            resources = {"logic_cells": cells, "flip_flops": {"used": flip_flops, "available": cells["available"]},
+                         **resources}
     bitstream = out_dir / ("neurofabric.bin" if board.family == "ice40" else "neurofabric.bit")
     report = {
         "board": board.name, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,

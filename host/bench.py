@@ -370,13 +370,12 @@ def _failure_reason(out_dir, output):
 
 def _resources_from_log(out_dir, family):
     """`report.json`-style resources parsed from nextpnr's log (for a build that wrote no report)."""
-    from ..boards.base import _RESOURCE_NAMES, parse_nextpnr_log
+    from ..boards.base import parse_nextpnr_log, resources_from_utilisation
     log = out_dir / "neurofabric.tim"
-    if not log.exists() or family not in _RESOURCE_NAMES:
+    if not log.exists():
         return {}
     _, util = parse_nextpnr_log(log.read_text(errors="replace"))
-    return {key: {"used": util[cell][0], "available": util[cell][1]}
-            for key, cell in _RESOURCE_NAMES[family].items() if cell in util}
+    return resources_from_utilisation(util, family)
 
 
 def build_board(board, neurons, inputs, cache_dir, say, cached_only=False):
