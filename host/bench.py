@@ -288,8 +288,7 @@ def summarise_core(plan, rows, targets):
     """The `core` section from the rows of every run: the reference workload's figures first."""
     ref = plan.reference
     activity = plan.reference_activity
-    chosen = {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"]) == ref.key
-              and abs(r["activity"] - activity) < 1e-9}
+    chosen = _rows_by_learn(rows, ref.key, activity)
     if set(chosen) != {0, 1}:
         raise BenchError(f"no reference workload among the core runs (n = {ref.n}, m = {ref.m}, "
                          f"{ref.lanes} lanes, activity {activity})")
@@ -314,12 +313,16 @@ def summarise_core(plan, rows, targets):
     }
 
 
+def _rows_by_learn(rows, key, activity):
+    """The rows of configuration `key` (n, m, lanes, weight memory) at `activity`, by `learn`."""
+    return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"]) == key
+            and abs(r["activity"] - activity) < 1e-9}
+
+
 def core_cycles_for(core, n, m, lanes, weight_memory="dual", activity=REFERENCE_ACTIVITY):
     """`{"learn_off": c, "learn_on": c}` of a measured configuration, or None."""
-    found = {r["learn"]: r["cycles"] for r in (core or {}).get("runs", ())
-             if (r["n"], r["m"], r["lanes"], r["weight_memory"]) == (n, m, lanes, weight_memory)
-             and abs(r["activity"] - activity) < 1e-9}
-    return {"learn_off": found[0], "learn_on": found[1]} if set(found) == {0, 1} else None
+    found = _rows_by_learn((core or {}).get("runs", ()), (n, m, lanes, weight_memory), activity)
+    return {"learn_off": found[0]["cycles"], "learn_on": found[1]["cycles"]} if set(found) == {0, 1} else None
 
 
 # ---------------------------------------------------------------------------
