@@ -191,11 +191,17 @@ def workload_network(config, activity, learn, seed):
         inc_post=min(100, tmax), widths=Widths(S, W, config.T))
 
 
-def _script(name):
-    """benchmarks/NAME.py of the checkout, imported as a module."""
+def _script_path(name):
+    """benchmarks/NAME.py of the checkout; a BenchError outside a source checkout."""
     path = REPO_ROOT / "benchmarks" / f"{name}.py"
     if not path.is_file():
         raise BenchError(f"{path} not found: neurofabric bench runs in a source checkout (it uses benchmarks/)")
+    return path
+
+
+def _script(name):
+    """benchmarks/NAME.py of the checkout, imported as a module."""
+    path = _script_path(name)
     spec = importlib.util.spec_from_file_location(f"neurofabric_bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -735,9 +741,7 @@ def bench_simulated_board(plan, say):
 def bench_golden(plan, say):
     """benchmarks/golden_vs_brian2.py with the plan's arguments; its JSON."""
     import tempfile
-    script = REPO_ROOT / "benchmarks" / "golden_vs_brian2.py"
-    if not script.is_file():
-        raise BenchError(f"{script} not found: neurofabric bench runs in a source checkout (it uses benchmarks/)")
+    script = _script_path("golden_vs_brian2")
     with tempfile.TemporaryDirectory(prefix="nf-bench-") as tmp:
         out = Path(tmp) / "golden.json"
         cmd = [sys.executable, str(script), *plan.golden_args, "--json", str(out)]
