@@ -5,7 +5,6 @@ field, the index and the allowed range; a truncated or non-npz file is an
 error with a message, never a traceback.
 """
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from .errors import NetworkError
 from .golden import Recording, check_stimulus
 from .network import Network, check_integer_array
+from .safe_io import atomic_output
 
 __all__ = ["load_network", "save_network", "load_stimulus", "save_stimulus",
            "load_recording", "save_recording", "read_npz"]
@@ -59,9 +59,13 @@ def load_network(path) -> Network:
     return _prefixed(path, Network.from_arrays, arrays)
 
 
-def save_network(network: Network, path):
-    """Write a network file (every spec key, plus the network's extras)."""
-    _write(path, network.to_arrays())
+def save_network(network: Network, path, *, inputs=()):
+    """Write a network file (every spec key, plus the network's extras).
+
+    The write is atomic and refuses to replace anything but a regular file,
+    or any of `inputs` (see `safe_io.atomic_output`).
+    """
+    _write(path, network.to_arrays(), inputs)
 
 
 def load_stimulus(path, m=None, steps=None):
@@ -80,16 +84,16 @@ def load_stimulus(path, m=None, steps=None):
     return _prefixed(path, check_stimulus, spikes, spikes.shape[1] if m is None else m, steps)
 
 
-def save_stimulus(spikes, path):
-    """Write a stimulus file from a `(steps, m)` 0/1 array."""
+def save_stimulus(spikes, path, *, inputs=()):
+    """Write a stimulus file from a `(steps, m)` 0/1 array (atomically, as `save_network`)."""
     spikes = np.asarray(spikes)
     check_stimulus(spikes, spikes.shape[1] if spikes.ndim == 2 else -1)
-    _write(path, {"spikes": spikes.astype(np.uint8)})
+    _write(path, {"spikes": spikes.astype(np.uint8)}, inputs)
 
 
-def save_recording(recording: Recording, path):
-    """Write a recording file."""
-    _write(path, recording.to_arrays())
+def save_recording(recording: Recording, path, *, inputs=()):
+    """Write a recording file (atomically, as `save_network`)."""
+    _write(path, recording.to_arrays(), inputs)
 
 
 def load_recording(path) -> Recording:
@@ -117,17 +121,8 @@ def load_recording(path) -> Recording:
     return Recording(spikes=spikes.astype(np.uint8), weights=weights, extras=arrays, **fields)
 
 
-def _write(path, arrays):
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise NetworkError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    # np.savez appends .npz to names without it; write exactly the name given,
-    # through a temporary file so a crash never leaves half a file behind.
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise NetworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+def _write(path, arrays, inputs=()):
+    # np.savez appends .npz to names without it; writing to a file object
+    # writes exactly the name given, atomically (see safe_io).
+    with atomic_output(path, inputs=inputs, what="output file") as fh:
+        np.savez_compressed(fh, **arrays)
