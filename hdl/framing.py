@@ -6,8 +6,8 @@ checked frames (header, then payload bytes); `FrameSender` turns a header and
 payload bytes into an encoded frame.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import crc, data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -16,7 +16,7 @@ from ..host.protocol import (
     MAX_FRAME, MAX_PAYLOAD,
 )
 
-__all__ = ["HeaderLayout", "PayloadLayout", "Refusal", "crc16_byte", "FrameReceiver", "FrameSender"]
+__all__ = ["HeaderLayout", "PayloadLayout", "Refusal", "crc16_processor", "FrameReceiver", "FrameSender"]
 
 #: The frame header as a struct. `lib.data` packs fields LSB first, so the raw
 #: value is the header's wire bytes in little-endian order (byte i at bits 8i..).
@@ -39,12 +39,18 @@ class Refusal(enum.Enum, shape=2):
 assert HeaderLayout.size == 8 * HEADER_SIZE and CRC_SIZE == 2
 
 
-def crc16_byte(crc, byte):
-    """The CRC-16 register after one more byte (MSB first, unrolled), as an expression."""
-    for i in reversed(range(8)):
-        feedback = crc[15] ^ byte[i]
-        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, CRC_POLY, 0)
-    return crc
+def crc16_processor():
+    """A byte-wide CRC-16 unit from `amaranth.lib.crc`, the protocol's algorithm.
+
+    The wire's CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF,
+    no reflection, no final XOR); the catalog entry is checked against the protocol's
+    constants so the two cannot drift apart. `start` loads the initial value, `valid`
+    adds `data`, and `crc` is the register (updated one cycle after `valid`).
+    """
+    algorithm = crc.catalog.CRC16_CCITT_FALSE
+    assert (algorithm.crc_width, algorithm.polynomial, algorithm.initial_crc) == (8 * CRC_SIZE, CRC_POLY, CRC_INIT)
+    assert not algorithm.reflect_input and not algorithm.reflect_output and algorithm.xor_output == 0
+    return algorithm(data_width=8).create()
 
 
 def _count(m, counter, strobe=None, reason=None):
@@ -114,7 +120,7 @@ class FrameReceiver(wiring.Component):
         started = Signal()                        # a code byte has been seen
         overflow = Signal()
         discard = Signal()                        # skip to the next delimiter (busy)
-        crc = Signal(16, init=CRC_INIT)
+        m.submodules.crc = crc = crc16_processor()
         # The last two decoded bytes: the CRC runs two bytes behind, so at the
         # end it covers header + payload and `tail` holds the received CRC.
         tail = Signal(16)
@@ -134,12 +140,12 @@ class FrameReceiver(wiring.Component):
                     with m.If(pos == i):
                         m.d.sync += header.as_value().word_select(i, 8).eq(emit_byte)
                 with m.If(pos >= 2):
-                    m.d.sync += crc.eq(crc16_byte(crc, tail[:8]))
+                    m.d.comb += [crc.valid.eq(1), crc.data.eq(tail[:8])]
                 m.d.sync += [tail.eq(Cat(tail[8:], emit_byte)), pos.eq(pos + 1)]
             with m.Else():
                 m.d.sync += overflow.eq(1)
 
-        restart = [pos.eq(0), code_left.eq(0), started.eq(0), overflow.eq(0), crc.eq(CRC_INIT)]
+        restart = [pos.eq(0), code_left.eq(0), started.eq(0), overflow.eq(0)]
 
         # Read-out of the payload from the buffer (one cycle of read latency).
         rd_addr = Signal(range(MAX_PAYLOAD))
@@ -160,6 +166,7 @@ class FrameReceiver(wiring.Component):
                 with m.If(self.data.valid):
                     with m.If(byte == DELIMITER):
                         m.d.sync += restart
+                        m.d.comb += crc.start.eq(1)
                         with m.If(discard):
                             _count(m, self.dropped, self.refused, Refusal.DROPPED)
                             m.d.sync += discard.eq(0)
@@ -167,7 +174,7 @@ class FrameReceiver(wiring.Component):
                             pass                  # empty frame between two delimiters
                         with m.Elif((code_left != 0) | overflow | (pos < HEADER_SIZE + CRC_SIZE)):
                             _count(m, self.format_errors, self.refused, Refusal.FORMAT)
-                        with m.Elif(crc != tail):
+                        with m.Elif(crc.crc != tail):
                             _count(m, self.crc_errors, self.refused, Refusal.CRC)
                         with m.Elif(header.length != pos - (HEADER_SIZE + CRC_SIZE)):
                             _count(m, self.format_errors, self.refused, Refusal.FORMAT)
@@ -251,7 +258,7 @@ class FrameSender(wiring.Component):
         # them, from the header's length), then the CRC, low byte first.
         head = Signal(range(HEADER_SIZE + 1))
         left = Signal(range(MAX_PAYLOAD + 1))
-        crc = Signal(16)
+        m.submodules.crc = crc = crc16_processor()
         crc_sent = Signal(range(CRC_SIZE + 1))
         count = Signal(range(COBS_MAX_RUN + 1))   # bytes in the current group
         final = Signal()                          # the current group ends the frame
@@ -259,12 +266,12 @@ class FrameSender(wiring.Component):
         in_body = (head != HEADER_SIZE) | (left != 0)
         exhausted = ~in_body & (crc_sent == CRC_SIZE)
         src_valid = Mux(in_body, self.frame.valid, ~exhausted)
-        src_byte = Mux(in_body, self.frame.payload, Mux(crc_sent == 0, crc[:8], crc[8:]))
+        src_byte = Mux(in_body, self.frame.payload, Mux(crc_sent == 0, crc.crc[:8], crc.crc[8:]))
         take = Signal()
         m.d.comb += self.frame.ready.eq(take & in_body)
         with m.If(take):
             with m.If(in_body):
-                m.d.sync += crc.eq(crc16_byte(crc, src_byte))
+                m.d.comb += [crc.valid.eq(1), crc.data.eq(src_byte)]
                 with m.If(head != HEADER_SIZE):
                     m.d.sync += head.eq(head + 1)
                     # The length, little-endian, as it passes.
@@ -283,7 +290,8 @@ class FrameSender(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.sync += [head.eq(0), left.eq(0), crc.eq(CRC_INIT), crc_sent.eq(0)]
+                m.d.sync += [head.eq(0), left.eq(0), crc_sent.eq(0)]
+                m.d.comb += crc.start.eq(1)
                 with m.If(self.frame.valid):
                     m.next = "LEAD"
 
