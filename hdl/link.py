@@ -61,7 +61,8 @@ from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .framing import COUNTER_WIDTH, HeaderLayout, PayloadLayout, Refusal
 from .mcu import MCU, PORT_BASE, X, Assembler
 
-__all__ = ["Link", "TABLE_SPACES", "core_shape", "default_build_id", "check_word_layouts", "link_program"]
+__all__ = ["Link", "TABLE_SPACES", "core_shape", "default_build_id", "check_word_layouts", "check_link_sizes",
+           "link_program"]
 
 #: The core's address space behind each table of the protocol's memory map.
 TABLE_SPACES = {
@@ -86,6 +87,10 @@ _DATA_DEPTH = 512
 _MAX_SIZE = 8 * 255
 #: Largest memory word (and core read word) in bytes: the word ports.
 _MAX_WORD_BYTES = 24
+#: Most neurons per PROBE_RECORD the firmware sends: it counts a chunk in one
+#: byte and compares with an 8-bit immediate (chunk + 1 <= 255). Only S <= 8
+#: (one byte per value: probe_chunk_neurons(S) = 507) would allow more.
+_MAX_PROBE_CHUNK = 254
 
 
 class _R(enum.IntEnum):
@@ -192,6 +197,24 @@ def check_word_layouts(config: CoreConfig):
             raise BuildError(f"protocol word layout {described} differs from the core's {actual}")
 
 
+def check_link_sizes(n, m):
+    """Raise `BuildError` when the link cannot serve a core of `n` neurons and `m` inputs.
+
+    The firmware counts spike bitmap bytes in 8 bits (n and m up to 2040), and
+    a step record and a one-step RUN request must fit `MAX_PAYLOAD`.
+    """
+    if max(n, m) > _MAX_SIZE:
+        raise BuildError(f"n={n}, m={m}: the link handles n and m up to {_MAX_SIZE}")
+    bitmap_n = (n + 7) // 8
+    bitmap_m = (m + 7) // 8
+    if 1 + _SPIKE_HEAD_SIZE + bitmap_n > MAX_PAYLOAD:
+        raise BuildError(f"n={n}: a step record ({1 + _SPIKE_HEAD_SIZE + bitmap_n} bytes) would not "
+                         f"fit MAX_PAYLOAD={MAX_PAYLOAD} (n <= {8 * (MAX_PAYLOAD - 1 - _SPIKE_HEAD_SIZE)})")
+    if _RUN_REQUEST_SIZE + _SPIKE_HEAD_SIZE + bitmap_m > MAX_PAYLOAD:
+        raise BuildError(f"m={m}: a one-step RUN request with a bitmap would not fit "
+                         f"MAX_PAYLOAD={MAX_PAYLOAD}")
+
+
 class Link(wiring.Component):
     """The command decoder between the framing layer and the core.
 
@@ -204,7 +227,8 @@ class Link(wiring.Component):
     build_id : int, optional
         Reported by HELLO; `default_build_id` by default.
     probe_chunk : int, optional
-        Neurons per PROBE_RECORD, at most (and by default) `probe_chunk_neurons(S)`;
+        Neurons per PROBE_RECORD, at most (and by default) `probe_chunk_neurons(S)`
+        or 254, whichever is fewer (the firmware counts a chunk in one byte);
         smaller values exist for tests of the chunking.
 
     Ports
@@ -262,25 +286,17 @@ class Link(wiring.Component):
 
     def _check(self, config, clk_hz, baud, build_id, probe_chunk):
         self.config = config
-        self.probe_chunk = probe_chunk_neurons(config.S) if probe_chunk is None else int(probe_chunk)
-        if not 1 <= self.probe_chunk <= probe_chunk_neurons(config.S):
-            raise BuildError(f"probe_chunk={probe_chunk} outside 1 .. {probe_chunk_neurons(config.S)} (S={config.S})")
+        most = min(probe_chunk_neurons(config.S), _MAX_PROBE_CHUNK)
+        self.probe_chunk = most if probe_chunk is None else int(probe_chunk)
+        if not 1 <= self.probe_chunk <= most:
+            raise BuildError(f"probe_chunk={probe_chunk} outside 1 .. {most} (S={config.S})")
         self.clk_hz = int(clk_hz)
         self.baud = int(baud)
         self.build_id = default_build_id(config, clk_hz, baud) if build_id is None else int(build_id)
         if not 0 <= self.build_id < 1 << 32:
             raise BuildError(f"build_id={self.build_id} does not fit 32 bits")
-        bitmap_n = (config.n + 7) // 8
-        bitmap_m = (config.m + 7) // 8
-        if 1 + _SPIKE_HEAD_SIZE + bitmap_n > MAX_PAYLOAD:
-            raise BuildError(f"n={config.n}: a step record ({1 + _SPIKE_HEAD_SIZE + bitmap_n} bytes) would not "
-                             f"fit MAX_PAYLOAD={MAX_PAYLOAD} (n <= {8 * (MAX_PAYLOAD - 1 - _SPIKE_HEAD_SIZE)})")
-        if _RUN_REQUEST_SIZE + _SPIKE_HEAD_SIZE + bitmap_m > MAX_PAYLOAD:
-            raise BuildError(f"m={config.m}: a one-step RUN request with a bitmap would not fit "
-                             f"MAX_PAYLOAD={MAX_PAYLOAD}")
+        check_link_sizes(config.n, config.m)
         check_word_layouts(config)
-        if max(config.n, config.m) > _MAX_SIZE:
-            raise BuildError(f"n={config.n}, m={config.m}: the link handles n and m up to {_MAX_SIZE}")
         if (config.data_bits + 7) // 8 > _MAX_WORD_BYTES:
             raise BuildError(f"data_bits={config.data_bits}: the link moves words of up to {8 * _MAX_WORD_BYTES} bits")
 
