@@ -14,15 +14,23 @@ they were added), then the neurons. Plasticity in the core is a product of a
 per-source and a per-neuron mask (spec section 3), so a plastic projection
 makes *every* synapse between its two groups plastic, zero weights included,
 and the builder refuses layouts the masks cannot express.
+
+Every value is checked when it is given, against its field's range (spec
+section 3) under the builder's widths: a float is taken only when it is a
+whole number (`threshold=300.0`; `300.7`, NaN and infinity are refused, never
+truncated), and a width of 0 is an error, not the default.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, WIDTH_FIELDS, WIDTH_LIMITS, Widths,
+                                        field_range, range_text)
+
 from .errors import NetworkError
-from .network import Network
-from .spec import NEURON_FIELDS, Widths
+from .network import Network, check_whole_numbers
 
 __all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection"]
 
@@ -72,9 +80,14 @@ class NetworkBuilder:
     """Build a `Network` from input groups, neuron groups and projections."""
 
     def __init__(self, widths: Widths = None, *, state_bits=None, weight_bits=None, trace_bits=None):
-        base = widths or Widths()
-        self.widths = Widths(state_bits or base.state_bits, weight_bits or base.weight_bits,
-                             trace_bits or base.trace_bits)
+        base = widths if widths is not None else Widths()
+        given = dict(state_bits=state_bits, weight_bits=weight_bits, trace_bits=trace_bits)
+        values = {}
+        for name in WIDTH_FIELDS:
+            value = getattr(base, name) if given[name] is None else given[name]
+            lo, hi = WIDTH_LIMITS[name]
+            values[name] = int(check_whole_numbers(name, value, (), lo, hi))
+        self.widths = Widths(**values)
         self.input_groups = []
         self.neuron_groups = []
         self.projections = []
@@ -103,7 +116,8 @@ class NetworkBuilder:
         Parameters (spec section 3) are scalars or arrays of length `size`:
         `threshold` (required), `v_reset`, `reset_mode`, `k_mem`, `k_syn`,
         `refractory`, `bias`. Defaults: no leak (`k_mem=31`), delta synapses
-        (`k_syn=0`), reset to 0, no refractory period, no bias.
+        (`k_syn=0`), reset to 0, no refractory period, no bias. Each value
+        must be a whole number within its field's range (`NetworkError`).
         """
         size = self._size(size, "neurons")
         unknown = set(params) - set(_NEURON_DEFAULTS)
@@ -116,20 +130,35 @@ class NetworkBuilder:
         values = {**_NEURON_DEFAULTS, **params, "threshold": threshold}
         arrays = {}
         for key, value in values.items():
-            arr = np.asarray(value)
-            if arr.ndim == 0:
-                arr = np.full(size, arr)
-            if arr.shape != (size,):
+            try:
+                arr = np.asarray(value)
+            except ValueError as exc:  # ragged lists
+                raise NetworkError(f"{name}.{key}: not a scalar or a list of {size} numbers ({exc})") from None
+            if arr.ndim > 1 or (arr.ndim == 1 and arr.shape != (size,)):
                 raise NetworkError(f"{name}.{key}: shape {arr.shape} is neither a scalar nor ({size},)")
-            arrays[key] = arr
+            spec = NEURON_FIELDS[key]
+            lo, hi = field_range(spec, self.widths)
+            label = f"{key} (group {name!r})" if arr.ndim == 0 else key
+            try:
+                arr = check_whole_numbers(label, arr, None, lo, hi, range_text(spec, self.widths))
+            except NetworkError as exc:
+                # 'threshold[2] = ...' -> 'threshold[2] (group 'exc', neuron 2) = ...'
+                raise NetworkError(re.sub(rf"^{key}\[(\d+)\]", lambda g: f"{g.group(0)} (group {name!r}, "
+                                          f"neuron {g.group(1)})", str(exc))) from None
+            arrays[key] = np.full(size, arr) if arr.ndim == 0 else arr
         group = NeuronGroup(name, size, arrays, len(self.neuron_groups))
         self.neuron_groups.append(group)
         return group
 
     @staticmethod
     def _size(size, what):
-        if not isinstance(size, (int, np.integer)) or size < 1:
-            raise NetworkError(f"number of {what} = {size!r} is out of range: allowed 1 or more")
+        try:
+            whole = isinstance(size, (int, np.integer)) or (isinstance(size, (float, np.floating))
+                                                             and float(size).is_integer())
+        except (OverflowError, ValueError):
+            whole = False
+        if isinstance(size, (bool, np.bool_)) or not whole or size < 1:
+            raise NetworkError(f"number of {what} = {size!r} is out of range: allowed a whole number, 1 or more")
         return int(size)
 
     # -- projections -------------------------------------------------------------
@@ -173,7 +202,8 @@ class NetworkBuilder:
             rng = np.random.default_rng(seed)
             present = rng.random(shape) < p
             if isinstance(weights, tuple) and len(weights) == 2:
-                low, high = (int(v) for v in weights)
+                low, high = (int(self._int_array(f"{label}: weight range", v, (), allow_scalar=False))
+                             for v in weights)
                 if low > high:
                     raise NetworkError(f"{label}: weight range ({low}, {high}) has low > high")
                 drawn = rng.integers(low, high + 1, size=shape)
@@ -187,9 +217,12 @@ class NetworkBuilder:
                 raise NetworkError(f"{label}: rule 'sparse' needs pairs=[(i, j, weight), ...]")
             for idx, item in enumerate(pairs):
                 try:
-                    i, j, value = (int(v) for v in item)
+                    i, j, value = item
                 except (TypeError, ValueError):
                     raise NetworkError(f"{label}: pairs[{idx}] = {item!r} is not (i, j, weight)") from None
+                i = int(check_whole_numbers(f"{label}: pairs[{idx}] i", i, ()))
+                j = int(check_whole_numbers(f"{label}: pairs[{idx}] j", j, ()))
+                value = int(self._int_array(f"{label}: pairs[{idx}]", value, (), allow_scalar=False))
                 if not (0 <= i < pre.size and 0 <= j < post.size):
                     raise NetworkError(f"{label}: pairs[{idx}] = ({i}, {j}, ...) is outside the "
                                        f"groups: i in 0..{pre.size - 1}, j in 0..{post.size - 1}")
@@ -207,17 +240,27 @@ class NetworkBuilder:
         self.projections.append(proj)
         return proj
 
-    @staticmethod
-    def _int_array(label, value, shape, allow_scalar):
-        arr = np.asarray(value)
-        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+    def _int_array(self, label, value, shape, allow_scalar):
+        """Weights as int64, each a whole number within the weight range."""
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged lists
+            raise NetworkError(f"{label}: weights are not a {shape} matrix ({exc})") from None
+        numeric = arr.dtype != object and (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
+        if not numeric or np.issubdtype(arr.dtype, np.complexfloating):
             raise NetworkError(f"{label}: weights must be integers (dtype {arr.dtype}); "
                                "quantise floats explicitly first")
-        if arr.ndim == 0 and allow_scalar:
-            return np.full(shape, int(arr), np.int64)
-        if arr.shape != shape:
+        if np.issubdtype(arr.dtype, np.floating) and not (np.isfinite(arr) & (arr == np.round(arr))).all():
+            bad = np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))).reshape(-1))[0]
+            raise NetworkError(f"{label}: weights must be integers: {float(arr.reshape(-1)[bad])!r} is not "
+                               "a whole number; quantise floats explicitly first")
+        if not (arr.ndim == 0 and allow_scalar) and arr.shape != shape:
             raise NetworkError(f"{label}: weights shape {arr.shape} does not match {shape}")
-        return arr.astype(np.int64)
+        spec = ("s", "weight_bits")
+        lo, hi = field_range(spec, self.widths)
+        arr = check_whole_numbers(f"{label}: weight" if arr.ndim == 0 else f"{label}: weights", arr, None,
+                                  lo, hi, range_text(spec, self.widths))
+        return np.full(shape, int(arr), np.int64) if arr.ndim == 0 else arr
 
     # -- learning ------------------------------------------------------------------
     def set_learning(self, *, learn=1, **params):
@@ -228,9 +271,15 @@ class NetworkBuilder:
         """
         unknown = set(params) - set(self.learning)
         if unknown:
+            allowed = ", ".join(k for k in self.learning if k != "learn")
             raise NetworkError(f"unknown learning parameter{'s' if len(unknown) > 1 else ''} "
-                               f"{', '.join(sorted(unknown))}; allowed: {', '.join(k for k in self.learning if k != 'learn')}")
-        self.learning.update(params, learn=learn)
+                               f"{', '.join(sorted(unknown))}; allowed: {allowed}")
+        checked = {}
+        for key, value in {**params, "learn": learn}.items():
+            spec = GLOBAL_FIELDS[key]
+            lo, hi = field_range(spec, self.widths)
+            checked[key] = int(check_whole_numbers(key, value, (), lo, hi, range_text(spec, self.widths)))
+        self.learning.update(checked)
 
     # -- build -----------------------------------------------------------------------
     def build(self) -> Network:
@@ -303,7 +352,6 @@ class NetworkBuilder:
 
     def _name_the_group(self, message, m):
         """Rewrite 'threshold[12]' as 'threshold[12] (group exc, neuron 2)'."""
-        import re
         match = re.match(r"(\w+)\[(\d+)\]", message)
         if not match or match.group(1) not in NEURON_FIELDS:
             return message

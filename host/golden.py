@@ -5,15 +5,25 @@ int64, which holds every exact intermediate for the widths `spec.WIDTH_LIMITS`
 allows, so nothing here wraps.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .arith import decay, sat, trace_update
-from .errors import NetworkError
-from .network import Network
+from .errors import DeviceError, NetworkError
+from .network import Network, check_whole_numbers
 
-__all__ = ["GoldenModel", "Recording", "check_stimulus"]
+__all__ = ["GoldenModel", "Recording", "check_stimulus", "check_snapshot_budget",
+           "SNAPSHOT_BUDGET_BYTES", "SNAPSHOT_WARN_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+#: Weight snapshots are held in memory as int64 until the run ends: a run that
+#: would need more than this is refused (2 GiB, what a recording file may hold,
+#: `files.MAX_FILE_VALUES`), more than `SNAPSHOT_WARN_BYTES` warns.
+SNAPSHOT_BUDGET_BYTES = 2 << 30
+SNAPSHOT_WARN_BYTES = 512 << 20
 
 
 @dataclass(eq=False)
@@ -62,13 +72,37 @@ def check_stimulus(stimulus, m, steps=None):
         raise NetworkError(f"stimulus spikes[{t}, {k}] = {int(stim[t, k])} is out of range: allowed 0..1")
     stim = stim.astype(bool)
     if steps is not None:
-        if steps < 0:
-            raise NetworkError(f"steps = {steps} is out of range: allowed 0 or more")
+        steps = int(check_whole_numbers("steps", steps, (), 0, np.iinfo(np.int64).max, "0 or more"))
         if steps > stim.shape[0]:
             stim = np.concatenate([stim, np.zeros((steps - stim.shape[0], m), bool)])
         else:
             stim = stim[:steps]
     return stim
+
+
+def _bytes_text(count):
+    return f"{count / (1 << 30):,.1f} GiB" if count >= 1 << 30 else f"{count / (1 << 20):,.1f} MiB"
+
+
+def check_snapshot_budget(steps, snapshot_every, weights_shape):
+    """Refuse (`DeviceError`) weight snapshots beyond `SNAPSHOT_BUDGET_BYTES`; warn beyond `SNAPSHOT_WARN_BYTES`.
+
+    Returns `snapshot_every` as an int (a whole number, 0 or more).
+    """
+    every = int(check_whole_numbers("snapshot_every", snapshot_every, (), 0, np.iinfo(np.int64).max,
+                                    "0 (none) or more"))
+    if not every:
+        return every
+    count = steps // every
+    need = count * int(np.prod(weights_shape)) * 8
+    what = (f"snapshot_every = {every} over {steps:,} steps keeps {count:,} weight snapshots of "
+            f"{weights_shape[0]} x {weights_shape[1]}: {_bytes_text(need)} of memory")
+    if need > SNAPSHOT_BUDGET_BYTES:
+        raise DeviceError(f"{what}, beyond the budget of {_bytes_text(SNAPSHOT_BUDGET_BYTES)}; "
+                          "take fewer snapshots (a larger snapshot_every) or a shorter run")
+    if need > SNAPSHOT_WARN_BYTES:
+        logger.warning("%s", what)
+    return every
 
 
 class GoldenModel:
@@ -79,6 +113,9 @@ class GoldenModel:
     """
 
     def __init__(self, network: Network):
+        # The network is checked again here: its fields may have been edited
+        # since it was built, and out-of-range values would run silently.
+        network.validate()
         self.network = network
         net = network
         self.n, self.m = net.n, net.m
@@ -174,6 +211,7 @@ class GoldenModel:
         """
         stim = check_stimulus(stimulus, self.m, steps)
         total = stim.shape[0]
+        snapshot_every = check_snapshot_budget(total, snapshot_every, self.weights.shape)
         spikes = np.zeros((total, self.n), np.uint8)
         probes = {key: np.zeros((total, self.n), np.int64) for key in record}
         snaps, snap_steps = [], []

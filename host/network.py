@@ -10,18 +10,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import NetworkError
-from .spec import (GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, WIDTH_FIELDS,
-                   WIDTH_LIMITS, Widths, field_range, range_text)
+from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, WIDTH_FIELDS,
+                                        WIDTH_LIMITS, Widths, field_range, range_text)
 
-__all__ = ["Network", "check_integer_array", "random_network"]
+from .errors import NetworkError
+
+__all__ = ["Network", "check_integer_array", "check_whole_numbers", "random_network"]
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def _where(name, arr, idx):
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}]" if arr.ndim else name
+
+
+def _first(arr, bad):
+    """The index of the first True of `bad` in `arr`, and how many there are."""
+    return np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape), int(bad.sum())
 
 
 def check_integer_array(name, value, shape=None, lo=None, hi=None, allowed=None):
     """Return `value` as an int64 array after checking dtype, shape and range.
 
-    `shape` entries may be None (any length). `allowed` is the range text used
-    in the message; it defaults to `lo..hi`.
+    Only integer (or bool) dtypes are accepted: files hold integers (spec
+    section 6). `shape` entries may be None (any length). `allowed` is the
+    range text used in the message; it defaults to `lo..hi`. Values are
+    checked before any cast: without a range, against int64's, so a uint64 of
+    2**63 or more is refused instead of wrapping to a negative number.
     """
     try:
         arr = np.asarray(value)
@@ -35,17 +51,49 @@ def check_integer_array(name, value, shape=None, lo=None, hi=None, allowed=None)
         if not ok:
             want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
             raise NetworkError(f"{name}: shape {arr.shape} does not match the expected {want}")
-    arr = arr.astype(np.int64) if arr.dtype != np.uint64 else arr
-    if lo is not None and arr.size:
+    if lo is None:
+        lo, hi = int(_INT64.min), int(_INT64.max)
+        allowed = allowed or f"{lo}..{hi} (int64)"
+    if arr.size:
+        # numpy compares Python ints with any integer dtype exactly (no wrap).
         bad = (arr < lo) | (arr > hi)
         if bad.any():
-            idx = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
-            where = f"{name}[{', '.join(str(int(i)) for i in idx)}]" if arr.ndim else name
-            count = int(bad.sum())
+            idx, count = _first(arr, bad)
             more = f" ({count} values out of range in all)" if count > 1 else ""
-            raise NetworkError(f"{where} = {int(arr[idx])} is out of range: allowed "
+            raise NetworkError(f"{_where(name, arr, idx)} = {int(arr[idx])} is out of range: allowed "
                                f"{allowed or f'{lo}..{hi}'}{more}")
     return arr.astype(np.int64)
+
+
+def check_whole_numbers(name, value, shape=None, lo=None, hi=None, allowed=None):
+    """As `check_integer_array`, but also accept floats that are whole numbers.
+
+    For values given in Python (builder arguments, command-line options):
+    `300.0` is taken as 300, while `300.7`, NaN and infinity are refused
+    instead of being truncated or wrapped.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise NetworkError(f"{name}: not an array of integers ({exc})") from None
+    if arr.dtype != object and np.issubdtype(arr.dtype, np.floating):
+        for bad, what in ((np.isnan(arr), "is not a number"), (np.isinf(arr), "is infinite"),
+                          (np.isfinite(arr) & (arr != np.round(arr)), "is not a whole number")):
+            if bad.any():
+                idx, _ = _first(arr, bad)
+                raise NetworkError(f"{_where(name, arr, idx)} = {float(arr[idx])!r} {what}: the core holds "
+                                   "integers; round the value explicitly")
+        beyond = (arr < float(_INT64.min)) | (arr >= float(_INT64.max))
+        if beyond.any():
+            idx, _ = _first(arr, beyond)
+            raise NetworkError(f"{_where(name, arr, idx)} = {float(arr[idx]):g} is out of range: allowed "
+                               f"{allowed or (f'{lo}..{hi}' if lo is not None else 'int64')}")
+        arr = arr.astype(np.int64)
+    elif arr.dtype == object and arr.ndim == 0 and isinstance(arr.item(), int):
+        # A Python int too large for int64.
+        raise NetworkError(f"{name} = {arr.item()} is out of range: allowed "
+                           f"{allowed or (f'{lo}..{hi}' if lo is not None else 'int64')}")
+    return check_integer_array(name, arr, shape, lo, hi, allowed)
 
 
 @dataclass(eq=False)
@@ -110,18 +158,25 @@ class Network:
 
     # -- checking ------------------------------------------------------------
     def validate(self):
-        """Check every field; raise `NetworkError` on the first problem."""
+        """Check every field; raise `NetworkError` on the first problem.
+
+        Run on construction, and again by every device's `load`, so a
+        `Network` whose fields were edited after it was built is checked
+        before anything runs it. Fields come back as int64 arrays and ints.
+        """
+        if not isinstance(self.widths, Widths):
+            raise NetworkError(f"widths: {self.widths!r} is not a Widths(state_bits, weight_bits, trace_bits)")
         for name in WIDTH_FIELDS:
             lo, hi = WIDTH_LIMITS[name]
-            value = check_integer_array(name, getattr(self.widths, name), (), lo, hi)
+            check_integer_array(name, getattr(self.widths, name), (), lo, hi)
         self.widths = Widths(*(int(getattr(self.widths, f)) for f in WIDTH_FIELDS))
-        w = check_integer_array("weights", self.weights, (None, None))
+        spec_w = ("s", "weight_bits")
+        lo, hi = field_range(spec_w, self.widths)
+        w = check_integer_array("weights", self.weights, (None, None), lo, hi, range_text(spec_w, self.widths))
         if w.shape[1] < 1 or w.shape[0] < w.shape[1]:
             raise NetworkError(f"weights: shape {w.shape} is not (m+n, n) with n >= 1 and m >= 0")
         n, m = w.shape[1], w.shape[0] - w.shape[1]
-        spec_w = ("s", "weight_bits")
-        lo, hi = field_range(spec_w, self.widths)
-        self.weights = check_integer_array("weights", w, None, lo, hi, range_text(spec_w, self.widths))
+        self.weights = w
         sized = [(name, spec, (n,)) for name, spec in NEURON_FIELDS.items()]
         sized += [(name, spec, (m + n,)) for name, spec in SOURCE_FIELDS.items()]
         for name, spec, shape in sized:

@@ -24,13 +24,17 @@ equivalent: they go into the graph's metadata, and export says so.
 """
 
 import logging
+import stat
+from pathlib import Path
 
 import numpy as np
 
+from neurofabric.contract.model import Widths
+
 from .errors import NetworkError
 from .network import Network
-from .spec import Widths
-from .units import PhysicalNetwork
+from .safe_io import atomic_output_path
+from .units import PhysicalNetwork, check_time_step, check_tolerance
 
 __all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical"]
 
@@ -52,6 +56,14 @@ def read_nir(path):
     """Read a NIR graph file, with a clear error when it cannot be read."""
     nir = _nir()
     try:
+        mode = Path(path).stat().st_mode
+    except FileNotFoundError:
+        raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise NetworkError(f"NIR file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise NetworkError(f"NIR file {str(path)!r} is not a regular file")
+    try:
         return nir.read(str(path))
     except FileNotFoundError:
         raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
@@ -59,16 +71,35 @@ def read_nir(path):
         raise NetworkError(f"NIR file {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from None
 
 
-def write_nir(graph, path):
-    _nir().write(str(path), graph)
+def write_nir(graph, path, *, inputs=()):
+    """Write a NIR graph file atomically.
+
+    `nir.write` takes a file name, so the graph goes to a fresh temporary file
+    in the target's folder, renamed onto `path` once written; the target is
+    checked first as `safe_io.check_output_path` does (a regular file or
+    nothing, not one of `inputs`, in a writable folder).
+    """
+    nir = _nir()
+    with atomic_output_path(path, inputs=inputs, what="NIR file") as tmp:
+        try:
+            nir.write(str(tmp), graph)
+        except OSError as exc:
+            raise NetworkError(f"cannot write NIR file {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def _kind(node):
     return type(node).__name__
 
 
+def _floats(value, node_name, field):
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise NetworkError(f"NIR node {node_name!r}: {field} is not an array of numbers") from None
+
+
 def _flat(arr, size, node_name, field):
-    arr = np.asarray(arr, dtype=float)
+    arr = _floats(arr, node_name, field)
     if arr.ndim == 0:
         return np.full(size, float(arr))
     arr = arr.reshape(-1)
@@ -92,7 +123,7 @@ def _node_size(name, node):
 
 def nir_to_physical(graph, dt):
     """Flatten a NIR graph into a `PhysicalNetwork` (floats, not yet quantised)."""
-    dt = float(dt)
+    dt = check_time_step(dt)
     nodes, edges = graph.nodes, list(graph.edges)
     for name, node in nodes.items():
         kind = _kind(node)
@@ -113,7 +144,7 @@ def nir_to_physical(graph, dt):
         if kind not in SPIKING:
             continue
         size = _node_size(name, node)
-        f = lambda field: _flat(getattr(node, field), size, name, field)  # noqa: E731
+        f = lambda field, node=node, size=size, name=name: _flat(getattr(node, field), size, name, field)  # noqa: E731
         v_reset = f("v_reset") if getattr(node, "v_reset", None) is not None else np.zeros(size)
         common = dict(v_threshold=f("v_threshold"), v_reset=v_reset, r=f("r"))
         if kind == "CubaLIF":
@@ -135,10 +166,14 @@ def nir_to_physical(graph, dt):
             raise NetworkError(f"NIR node {name!r} of type {kind} cannot feed a neuron")
         if name in seen:
             raise NetworkError(f"NIR graph has a loop of weight nodes through {name!r} with no neuron in it")
-        weight = np.asarray(node.weight, dtype=float)
+        weight = _floats(node.weight, name, "weight")
+        if not np.isfinite(weight).all():
+            raise NetworkError(f"NIR node {name!r}: weight holds NaN or infinity")
         if weight.ndim != 2:
             raise NetworkError(f"NIR node {name!r}: weight of shape {weight.shape} is not a matrix")
         bias = _flat(node.bias, weight.shape[0], name, "bias") if kind == "Affine" else np.zeros(weight.shape[0])
+        if not np.isfinite(bias).all():
+            raise NetworkError(f"NIR node {name!r}: bias holds NaN or infinity")
         if not preds[name]:
             raise NetworkError(f"NIR node {name!r} has no input edge")
         out = []
@@ -178,7 +213,12 @@ def nir_to_physical(graph, dt):
 
 
 def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):
-    """Import a NIR graph (object or file) at step `dt` seconds: `(Network, report)`."""
+    """Import a NIR graph (object or file) at step `dt` seconds: `(Network, report)`.
+
+    `dt` must be positive and finite and `tolerance` finite and 0 or more
+    (`NetworkError`), checked before the graph is read.
+    """
+    dt, tolerance = check_time_step(dt), check_tolerance(tolerance)
     graph = graph_or_path
     if not hasattr(graph_or_path, "nodes"):
         graph = read_nir(graph_or_path)
@@ -190,7 +230,14 @@ def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):
 
 
 def export_nir(network: Network, dt=1e-3):
-    """The integer network as a NIR graph (see the module docstring for the mapping)."""
+    """The integer network as a NIR graph (see the module docstring for the mapping).
+
+    `dt` (seconds) must be positive and finite: every time constant is a
+    multiple of it, so NaN, infinity or a negative step would be written as
+    NaN or negative time constants.
+    """
+    dt = check_time_step(dt)
+    network.validate()
     nir = _nir()
     n, m = network.n, network.m
     k_mem = network.k_mem.astype(float)

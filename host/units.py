@@ -35,20 +35,51 @@ report, and a parameter further off than `tolerance` (relative) is an error.
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from neurofabric.contract.model import Widths
+
 from .builder import NetworkBuilder
 from .errors import NetworkError
-from .network import Network
-from .spec import Widths
 
-__all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "MODELS"]
+__all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "check_time_step",
+           "check_tolerance", "MODELS"]
 
 MODELS = ("cubalif", "lif", "if")
 #: The state range left above the largest of |threshold|, |reset|, |v_leak|.
 HEADROOM = 4.0
+
+
+def _real(name, value, unit=""):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise NetworkError(f"{name} = {value!r} is not a number") from None
+    if math.isnan(number):
+        raise NetworkError(f"{name} = nan{unit} is not a number")
+    return number
+
+
+def check_time_step(dt, name="dt"):
+    """`dt` in seconds as a float; `NetworkError` unless positive and finite (not NaN, not inf)."""
+    value = _real(name, dt, " s")
+    if not (value > 0 and math.isfinite(value)):
+        raise NetworkError(f"{name} = {value:g} s is out of range: allowed a positive, finite time step")
+    return value
+
+
+def check_tolerance(tolerance):
+    """A relative tolerance as a float; `NetworkError` unless finite and 0 or more.
+
+    NaN would turn every comparison against it off, so it is refused.
+    """
+    value = _real("tolerance", tolerance)
+    if not (value >= 0 and math.isfinite(value)):
+        raise NetworkError(f"tolerance = {value:g} is out of range: allowed a finite number, 0 or more "
+                           "(0.1 is 10%)")
+    return value
 
 
 def shift_for(tau, dt):
@@ -56,9 +87,9 @@ def shift_for(tau, dt):
 
     `tau` of None or inf means no decay (31); `tau <= dt` means 0 (a one-step memory).
     """
-    if tau is None or math.isinf(tau):
+    if tau is None or tau == math.inf:
         return 31
-    if tau <= 0:
+    if not tau > 0:  # NaN as well
         raise NetworkError(f"time constant {tau} s is not positive")
     ratio = tau / dt
     if ratio <= 1.0:
@@ -158,27 +189,31 @@ class PhysicalNetwork:
     """
 
     def __init__(self, dt):
-        if not dt > 0:
-            raise NetworkError(f"dt = {dt} s is not positive")
-        self.dt = float(dt)
+        self.dt = check_time_step(dt)
         self.inputs = {}        # name -> size, in order
         self.populations = {}   # name -> Population, in order
         self.connections = []
         self.learning = None
 
     def add_inputs(self, size, name):
+        """Add a group of `size` input channels."""
         self._new_name(name)
-        self.inputs[name] = int(size)
+        self.inputs[name] = _count(f"inputs {name}", size)
         return name
 
     def add_population(self, name, size, **params):
         """Add a population; parameters as in `Population` (scalars or per-neuron arrays)."""
         self._new_name(name)
-        pop = Population(name, int(size), **params)
+        pop = Population(name, _count(f"population {name}: size", size), **params)
         if pop.model not in MODELS:
             raise NetworkError(f"population {name}: unknown model {pop.model!r}; allowed: {', '.join(MODELS)}")
         if pop.reset not in ("zero", "subtract"):
             raise NetworkError(f"population {name}: reset {pop.reset!r}; allowed: zero, subtract")
+        if pop.scale is not None:
+            scale = _real(f"population {name}: scale", pop.scale)
+            if not (scale > 0 and math.isfinite(scale)):
+                raise NetworkError(f"population {name}: scale = {scale:g} is out of range: allowed a positive, "
+                                   "finite number of integer steps per volt")
         self.populations[name] = pop
         return name
 
@@ -212,6 +247,7 @@ class PhysicalNetwork:
     # -- compile -------------------------------------------------------------
     def compile(self, widths: Widths = None, tolerance=0.1):
         """Return `(Network, QuantisationReport)`; raise `NetworkError` past `tolerance`."""
+        tolerance = check_tolerance(tolerance)
         widths = widths or Widths()
         w_lim = (1 << (widths.weight_bits - 1)) - 1
         s_lim = (1 << (widths.state_bits - 1)) - 1
@@ -250,6 +286,17 @@ class PhysicalNetwork:
                                f"nor ({pop.size},)")
         if np.isnan(arr).any():
             raise NetworkError(f"population {pop.name}: {name} holds NaN")
+        # An infinite time constant means "no decay"; any other infinity has no
+        # integer to stand for.
+        bad = (arr == -np.inf) if name.startswith("tau") else np.isinf(arr)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise NetworkError(f"population {pop.name}: {name}[{j}] = {arr[j]} is infinite"
+                               + ("; allowed: a positive time constant, or inf for no decay"
+                                  if name.startswith("tau") else ""))
+        if name == "refractory" and (arr < 0).any():
+            j = int(np.flatnonzero(arr < 0)[0])
+            raise NetworkError(f"population {pop.name}: refractory[{j}] = {arr[j]:g} s is negative")
         return arr
 
     def _compile_population(self, pop, widths, w_lim, s_lim, tolerance):
@@ -316,7 +363,10 @@ class PhysicalNetwork:
             gain = gain * w_in
         # Constant current: into v each step. For cubalif it enters I, whose
         # steady state is i_bias * 2**k_syn; that is used (exact for k_syn = 0).
-        i_steady = i_bias * np.where(k_syn == 31, 1.0, 2.0 ** np.minimum(k_syn, 30)) if pop.model == "cubalif" else i_bias
+        if pop.model == "cubalif":
+            i_steady = i_bias * np.where(k_syn == 31, 1.0, 2.0 ** np.minimum(k_syn, 30))
+        else:
+            i_steady = i_bias
         bias_v = leak * v_leak + gain * i_steady
         if pop.model == "cubalif" and np.any((i_bias != 0) & (k_syn != 0)):
             self_note = (f"population {pop.name}: a constant input current is applied as a membrane bias "
@@ -380,6 +430,15 @@ class PhysicalNetwork:
         params = dict(threshold=thr_int, v_reset=reset_int, bias=bias_int, k_mem=k_mem, k_syn=k_syn,
                       refractory=refr_steps, reset_mode=0 if pop.reset == "zero" else 1)
         return params, entry, scaled
+
+
+def _count(name, size):
+    """A size given in Python: a whole number, 1 or more (10.0 is taken, 2.5 is not)."""
+    number = isinstance(size, (int, float, np.integer, np.floating)) and not isinstance(size, (bool, np.bool_))
+    whole = number and math.isfinite(size) and float(size).is_integer()
+    if not whole or size < 1:
+        raise NetworkError(f"{name} = {size!r} is out of range: allowed a whole number, 1 or more")
+    return int(size)
 
 
 def _hint(name, dt):
