@@ -22,6 +22,7 @@ from pathlib import Path
 from amaranth import Elaboratable
 
 from ..host.errors import BuildError
+from ..host.safe_io import atomic_output
 
 __all__ = ["Board", "BuildResult", "BoardTop", "build_bitstream", "prepare_vivado", "flash",
            "parse_nextpnr_log", "parse_yosys_flip_flops", "resources_from_utilisation", "yowasp_environment"]
@@ -250,7 +251,7 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
         "resources": resources, "baud": board.baud, "bitstream": str(bitstream), "build_s": round(build_s, 1),
         "weight_memory": board.weight_memory,
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_report(out_dir, report)
     if not bitstream.exists():
         raise BuildError(f"build for {board.name} produced no bitstream ({bitstream})")
     if not report["timing_met"]:
@@ -280,8 +281,14 @@ def prepare_vivado(board: Board, out_dir, top=None):
     report = {"board": board.name, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,
               "clk_hz": board.clk_hz, "baud": board.baud, "vivado_folder": str(out_dir),
               "run": f"cd {out_dir} && sh build_neurofabric.sh"}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_report(out_dir, report)
     return report
+
+
+def _write_report(out_dir, report):
+    """Write `out_dir/report.json` atomically (a reader never sees half a report)."""
+    with atomic_output(Path(out_dir) / "report.json", mode="w", what="build report", error=BuildError) as fh:
+        fh.write(json.dumps(report, indent=2) + "\n")
 
 
 def flash(board: Board, bitstream, to_flash=False, runner=subprocess.run):

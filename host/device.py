@@ -83,7 +83,12 @@ class Device(abc.ABC):
         """Load a network (weights, parameters, learning registers) and reset the state.
 
         `progress(done, total)` follows long loads (the weights over a link).
+        Every field is checked again first (`Network.validate`, `NetworkError`):
+        a network edited after it was built is refused here on every device.
         """
+        if not isinstance(network, Network):
+            raise DeviceError(f"load: {type(network).__name__} is not a Network")
+        network.validate()
         self.capabilities().check_fits(network)
         self._load_progress = progress
         try:

@@ -170,8 +170,27 @@ def ascii_raster(spikes, width=100, rows=None, mark="|"):
     return "\n".join(lines)
 
 
-def save(fig, path, dpi=120):
-    """Write a figure and close it."""
+def save(fig, path, dpi=120, *, inputs=()):
+    """Write a figure and close it, in the format its name's suffix says (png without one).
+
+    The write is atomic and checked as `safe_io.atomic_output` does (never
+    replacing anything but a regular file, nor one of `inputs`); an unknown
+    format is a `NetworkError` naming the formats there are, before anything
+    is written.
+    """
+    from pathlib import Path
+
+    from .errors import NetworkError
+    from .safe_io import atomic_output, check_output_path
     plt = _plt()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        check_output_path(path, inputs=inputs, what="plot file")
+        fmt = Path(path).suffix[1:].lower() or "png"
+        formats = fig.canvas.get_supported_filetypes()
+        if fmt not in formats:
+            raise NetworkError(f"plot file {str(path)!r}: format {fmt!r} is not supported; "
+                               f"allowed: {', '.join(sorted(formats))}")
+        with atomic_output(path, inputs=inputs, what="plot file") as fh:
+            fig.savefig(fh, format=fmt, dpi=dpi)
+    finally:
+        plt.close(fig)
