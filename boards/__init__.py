@@ -13,7 +13,7 @@ BOARDS = {b.name: b for b in (_ICEBREAKER, *_ULX3S, CMOD_A7, ARTY_A7_35, ARTY_A7
 
 def get_board(name):
     """The board called `name`, or a BuildError listing the known ones."""
-    from ..host.errors import BuildError
+    from neurofabric.contract.errors import BuildError
     try:
         return BOARDS[name]
     except KeyError:

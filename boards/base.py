@@ -21,7 +21,7 @@ from pathlib import Path
 
 from amaranth import Elaboratable
 
-from ..host.errors import BuildError
+from neurofabric.contract.errors import BuildError
 from ..host.safe_io import atomic_output
 
 __all__ = ["Board", "BuildResult", "BoardTop", "build_bitstream", "prepare_vivado", "flash",

@@ -1,5 +1,7 @@
 """iCEBreaker: Lattice iCE40UP5K, 12 MHz oscillator, FT2232H USB-UART."""
 
+from neurofabric.contract.bauds import BOARD_BAUDS
+
 from .base import Board
 
 BOARD = Board(
@@ -12,7 +14,6 @@ BOARD = Board(
     # 512 x 256 x 8-bit weights = 1 Mbit: the UP5K's four SPRAMs exactly.
     neurons=256, inputs=256, lanes=2,
     weight_memory="spram",
-    # 12 MHz / 1.5 Mbaud = 8 clocks per bit exactly; the FT2232H handles it.
-    baud=1_500_000,
+    baud=BOARD_BAUDS["icebreaker"],   # contract/bauds.py: the host's auto-baud tries it
     openfpgaloader_board="ice40_generic",
 )

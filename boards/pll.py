@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..host.errors import BuildError
+from neurofabric.contract.errors import BuildError
 
 __all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll_params", "ecp5_pll_params"]
 

@@ -1,5 +1,7 @@
 """ULX3S: Lattice ECP5 (12F/25F/45F/85F), 25 MHz oscillator, FT231X USB-UART."""
 
+from neurofabric.contract.bauds import BOARD_BAUDS
+
 from .base import Board
 
 
@@ -12,7 +14,7 @@ def _ulx3s(size, neurons, inputs):
         osc_hz=25_000_000,
         clk_hz=50_000_000,   # EHXPLLL from 25 MHz
         neurons=neurons, inputs=inputs, lanes=4,
-        baud=2_000_000,      # 50 MHz / 25 exactly; the FT231X makes 2 Mbaud exactly (3 MHz / 1.5)
+        baud=BOARD_BAUDS["ulx3s"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board="ulx3s",
         extra_outputs={},
     )

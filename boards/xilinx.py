@@ -4,6 +4,8 @@ Amaranth writes their Vivado build folder (`--prepare-only`); the bitstream
 itself needs Vivado, which is not part of the set-up.
 """
 
+from neurofabric.contract.bauds import BOARD_BAUDS
+
 from .base import Board
 
 CMOD_A7 = Board(
@@ -13,7 +15,7 @@ CMOD_A7 = Board(
     platform_class="amaranth_boards.cmod_a7:CmodA7_35Platform",
     osc_hz=12_000_000, clk_hz=12_000_000,
     neurons=256, inputs=256, lanes=4,   # 50 x 36 kbit BRAM: 1 Mbit of weights fits
-    baud=1_500_000,
+    baud=BOARD_BAUDS["cmod-a7"],   # contract/bauds.py: the host's auto-baud tries it
     openfpgaloader_board="cmoda7_35t",
     needs_vivado=True,
 )
@@ -28,7 +30,7 @@ def _arty(size, neurons):
         platform_class=f"amaranth_boards.arty_a7:ArtyA7_{size}Platform",
         osc_hz=100_000_000, clk_hz=100_000_000,
         neurons=neurons, inputs=neurons, lanes=4,
-        baud=2_000_000,   # 100 MHz / 50 exactly; the FT2232H makes it exactly (12 MHz / 6)
+        baud=BOARD_BAUDS["arty-a7"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board=f"arty_a7_{size}t",
         needs_vivado=True,
     )

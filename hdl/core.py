@@ -26,16 +26,15 @@ A step (see docs/core.md for the timing):
 
 from types import SimpleNamespace
 
-from amaranth.hdl import C, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
-from neurofabric.host.spec import CORE_MODEL_VERSION
-
 from .arith import NeuronUpdate, stdp_apply, stdp_product, trace_update
-from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
+from .core_ports import CoreConfig, Op, Space, StepEvent
+from .registers import RegisterFile
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
 __all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES"]
@@ -160,7 +159,7 @@ class Core(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        n, M, S, W, T, L = cfg.n, cfg.m, cfg.S, cfg.W, cfg.T, cfg.lanes
+        n, M, W, T, L = cfg.n, cfg.m, cfg.W, cfg.T, cfg.lanes
         NW, LB, A = cfg.words_per_row, cfg.lane_bits, cfg.acc_bits
         spram = cfg.weight_memory == "spram"
         long = self._pipeline(platform) == "long"
@@ -173,34 +172,15 @@ class Core(wiring.Component):
                                  f"(2 banks of {rows} x {cols}); the iCE40UP has {self.SPRAM_BLOCKS}")
         m = Module()
 
-        # ---- global registers ------------------------------------------------
-        learn = Signal(1)
-        a_plus = Signal(8)
-        a_minus = Signal(8)
-        stdp_shift = Signal(4)
-        k_pre = Signal(5, init=31)
-        k_post = Signal(5, init=31)
-        inc_pre = Signal(T)
-        inc_post = Signal(T)
-        trace_mode = Signal(1)
-        w_min = Signal(signed(W), init=-(1 << (W - 1)))
-        w_max = Signal(signed(W), init=(1 << (W - 1)) - 1)
-        n_used = Signal(range(n + 1), init=n)
-        m_used = Signal(range(M + 1), init=M)
-        period = Signal(32)
+        # ---- global registers (contract.device.REGISTERS) --------------------
+        m.submodules.registers = registers = RegisterFile(cfg)
+        learn, a_plus, a_minus, stdp_shift = registers.learn, registers.a_plus, registers.a_minus, registers.stdp_shift
+        k_pre, k_post, inc_pre, inc_post = registers.k_pre, registers.k_post, registers.inc_pre, registers.inc_post
+        trace_mode, w_min, w_max = registers.trace_mode, registers.w_min, registers.w_max
+        n_used, m_used, period = registers.n_used, registers.m_used, registers.period
         steps_done = Signal(32)
         last_cycles = Signal(32)
-        regs = {
-            Reg.LEARN: learn, Reg.A_PLUS: a_plus, Reg.A_MINUS: a_minus, Reg.STDP_SHIFT: stdp_shift,
-            Reg.K_PRE: k_pre, Reg.K_POST: k_post, Reg.INC_PRE: inc_pre, Reg.INC_POST: inc_post,
-            Reg.TRACE_MODE: trace_mode, Reg.W_MIN: w_min, Reg.W_MAX: w_max, Reg.N_USED: n_used,
-            Reg.M_USED: m_used, Reg.PERIOD: period,
-        }
-        ro_regs = {
-            Reg.STEPS_DONE: steps_done, Reg.LAST_STEP_CYCLES: last_cycles,
-            Reg.VERSION: C(CORE_MODEL_VERSION, 32), Reg.CFG_N: C(n, 32), Reg.CFG_M: C(M, 32),
-            Reg.CFG_S: C(S, 32), Reg.CFG_W: C(W, 32), Reg.CFG_T: C(T, 32), Reg.CFG_LANES: C(L, 32),
-        }
+        m.d.comb += [registers.steps_done.eq(steps_done), registers.last_step_cycles.eq(last_cycles)]
         m.d.comb += [self.steps_done.eq(steps_done), self.step_cycles.eq(last_cycles)]
         nw_used = Signal(range(NW + 1))   # words holding used neurons
         m.d.comb += nw_used.eq((n_used + (L - 1)) >> LB)
@@ -426,7 +406,7 @@ class Core(wiring.Component):
                         m.d.sync += cmd_pending.eq(0)
                     with m.Switch(cmd.op):
                         with m.Case(Op.WRITE):
-                            self._host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot)
+                            self._host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot)
                         with m.Case(Op.READ):
                             m.d.comb += [
                                 rd["w"].addr.eq(cmd.addr), rd["w"].en.eq(1), rd["params"].addr.eq(cmd.addr),
@@ -445,12 +425,8 @@ class Core(wiring.Component):
             with m.State("READ_WAIT"):
                 with m.Switch(rd_space):
                     with m.Case(Space.GLOBAL):
-                        with m.Switch(rd_addr):
-                            for reg, sig in (regs | ro_regs).items():
-                                with m.Case(reg):
-                                    m.d.sync += rdata_reg.eq(sig.as_unsigned())
-                            with m.Default():
-                                m.d.sync += rdata_reg.eq(0)
+                        m.d.comb += registers.read_addr.eq(rd_addr)
+                        m.d.sync += rdata_reg.eq(registers.read_data)
                     with m.Case(Space.WEIGHT):
                         m.d.sync += rdata_reg.eq(rd["w"].data)
                     with m.Case(Space.NEURON):
@@ -820,21 +796,15 @@ class Core(wiring.Component):
         m.d.sync += v1.eq(issuing & (pick_e | pick_o))
 
     @staticmethod
-    def _host_write(m, cfg, cmd, wr, regs, dirty, cmd_word, lane_onehot):
-        L, W, T = cfg.lanes, cfg.W, cfg.T
+    def _host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot):
+        L, T = cfg.lanes, cfg.T
         addr, payload = cmd.addr, cmd.data
+        m.d.comb += [registers.write_addr.eq(addr), registers.write_data.eq(payload)]
         with m.Switch(cmd.space):
             with m.Case(Space.GLOBAL):
-                with m.Switch(addr):
-                    for reg, sig in regs.items():
-                        with m.Case(reg):
-                            m.d.sync += sig.eq(payload[:len(sig)] if not sig.shape().signed
-                                               else payload[:len(sig)].as_signed())
-                            if reg in (Reg.N_USED, Reg.M_USED):
-                                # Clamp to the built size; the spike list must be rebuilt.
-                                limit = cfg.n if reg == Reg.N_USED else cfg.m
-                                m.d.sync += sig.eq(Mux(payload > limit, limit, payload))
-                                m.d.sync += dirty.eq(1)
+                m.d.comb += registers.write.eq(1)
+                with m.If(registers.sizes_written):   # n_used or m_used: the spike list must be rebuilt
+                    m.d.sync += dirty.eq(1)
             with m.Case(Space.WEIGHT):   # address and data: see the weight write port
                 m.d.comb += wr["w"].en.eq(addr < cfg.weight_words)
             with m.Case(Space.NEURON):

@@ -6,18 +6,14 @@ layouts, the memory spaces, the global registers, and helpers to pack and
 unpack layout fields into plain integers. No other module repeats a field
 offset or an enum value.
 
-The memory map (see docs/core.md):
+The memory spaces, the global registers and the neuron word layouts are built
+from the device description, `neurofabric.contract.device` (the memory map in
+docs/core.md and docs/protocol.md is generated from it too):
 
-| space | address | data |
-|---|---|---|
-| `GLOBAL` | a `Reg` value | the register, raw two's complement in its width |
-| `WEIGHT` | `k * (n // lanes) + c` | `lanes` weights of row `k`, columns `c*lanes ..`, lane `l` at bits `l*W` |
-| `NEURON` | neuron `j` | `NEURON_PARAMS` fields (plastic_post lives in `POST_MASK`) |
-| `STATE` | neuron `j` | `NEURON_STATE` fields (v, i, r, s) |
-| `PRE_TRACE` | source `k` | `x[k]` |
-| `POST_TRACE` | neuron `j` | `y[j]` |
-| `PRE_MASK` | source `k` | `plastic_pre[k]` |
-| `POST_MASK` | neuron `j` | `plastic_post[j]` |
+- `Space` has one member per `MemoryTable` (its `space` name and `code`);
+- `Reg` has one member per `Register` (its name in capitals, its address);
+- `CoreConfig.neuron_params_layout` / `neuron_state_layout` are
+  `neuron_params_fields(S)` / `neuron_state_fields(S)` as structs.
 """
 
 from dataclasses import dataclass
@@ -25,6 +21,9 @@ from dataclasses import dataclass
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2
+
+from neurofabric.contract.device import (MEMORY_TABLES, REGISTERS, WIDTH_LIMITS, CoreShape, neuron_params_fields,
+                                         neuron_state_fields)
 
 __all__ = [
     "CoreConfig", "WEIGHT_MEMORIES", "Op", "Space", "Reg", "StepEvent", "READ_ONLY_REGS",
@@ -39,48 +38,27 @@ class Op(enum.Enum, shape=2):
     RESET_STATE = 2  #: clear v, i, r, s, x, y and the spike history (spec section 4)
 
 
-class Space(enum.Enum, shape=3):
-    """The address spaces of `Op.READ` / `Op.WRITE`."""
-    GLOBAL = 0
-    WEIGHT = 1
-    NEURON = 2
-    STATE = 3
-    PRE_TRACE = 4
-    POST_TRACE = 5
-    PRE_MASK = 6
-    POST_MASK = 7
+def _enum(name, doc, members):
+    """An `amaranth.lib.enum.Enum` with `members` ({name: value}), as narrow as its largest value."""
+    shape = max(1, max(members.values()).bit_length())
+    namespace = enum.EnumType.__prepare__(name, (enum.Enum,), shape=shape)
+    namespace.update(members, __doc__=doc, __module__=__name__, __qualname__=name)
+    return enum.EnumType(name, (enum.Enum,), namespace, shape=shape)
 
 
-class Reg(enum.Enum, shape=5):
-    """Addresses of the `Space.GLOBAL` registers."""
-    LEARN = 0
-    A_PLUS = 1
-    A_MINUS = 2
-    STDP_SHIFT = 3
-    K_PRE = 4
-    K_POST = 5
-    INC_PRE = 6
-    INC_POST = 7
-    TRACE_MODE = 8
-    W_MIN = 9
-    W_MAX = 10
-    N_USED = 11            #: neurons in use; neurons >= n_used never update or spike
-    M_USED = 12            #: inputs in use; input addresses >= m_used are dropped
-    PERIOD = 13            #: minimum cycles between step starts (0: as fast as possible)
-    STEPS_DONE = 14        #: steps finished since the last RESET_STATE (read only)
-    LAST_STEP_CYCLES = 15  #: cycles of the last step (read only)
-    VERSION = 16           #: core model version (read only)
-    CFG_N = 17             #: build-time sizes (read only)
-    CFG_M = 18
-    CFG_S = 19
-    CFG_W = 20
-    CFG_T = 21
-    CFG_LANES = 22
+#: The address spaces of `Op.READ` / `Op.WRITE`: one per table of the memory map
+#: (`contract.device.MEMORY_TABLES`: GLOBAL, WEIGHT, NEURON, STATE, PRE_TRACE,
+#: POST_TRACE, PRE_MASK, POST_MASK).
+Space = _enum("Space", "The address spaces of `Op.READ` / `Op.WRITE`.",
+              {table.space: table.code for table in MEMORY_TABLES})
 
+#: Addresses of the `Space.GLOBAL` registers (`contract.device.REGISTERS`, in
+#: capitals: `Reg.N_USED` is register `n_used`).
+Reg = _enum("Reg", "Addresses of the `Space.GLOBAL` registers.",
+            {register.name.upper(): address for address, register in enumerate(REGISTERS)})
 
 #: Registers that ignore writes.
-READ_ONLY_REGS = frozenset({Reg.STEPS_DONE, Reg.LAST_STEP_CYCLES, Reg.VERSION, Reg.CFG_N, Reg.CFG_M,
-                            Reg.CFG_S, Reg.CFG_W, Reg.CFG_T, Reg.CFG_LANES})
+READ_ONLY_REGS = frozenset(Reg[register.name.upper()] for register in REGISTERS if register.read_only)
 
 
 class StepEvent(enum.Enum, shape=2):
@@ -120,8 +98,9 @@ class CoreConfig:
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
-                                    ("S", self.S, 2, 32), ("W", self.W, 2, 16), ("T", self.T, 1, 16),
-                                    ("lanes", self.lanes, 1, 64)):
+                                    ("S", self.S, *WIDTH_LIMITS["state_bits"]),
+                                    ("W", self.W, *WIDTH_LIMITS["weight_bits"]),
+                                    ("T", self.T, *WIDTH_LIMITS["trace_bits"]), ("lanes", self.lanes, 1, 64)):
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"CoreConfig.{name} = {value!r} is out of range: allowed {lo}..{hi}")
         if self.lanes & (self.lanes - 1):
@@ -179,31 +158,31 @@ class CoreConfig:
 
     @property
     def data_bits(self):
-        return max(32, self.lanes * self.W, self.neuron_params_layout.size, self.neuron_state_layout.size)
+        """Width of a command's data and of a read word: the widest word of the memory map."""
+        shape = self.shape
+        return max(table.word_bits(shape) for table in MEMORY_TABLES)
 
     # -- layouts -------------------------------------------------------------
     @property
+    def shape(self):
+        """The device description's `CoreShape` of this configuration."""
+        return CoreShape(n=self.n, m=self.m, state_bits=self.S, weight_bits=self.W, trace_bits=self.T,
+                         lanes=self.lanes)
+
+    @staticmethod
+    def _struct(fields):
+        return data.StructLayout({name: signed(bits) if is_signed else unsigned(bits)
+                                  for name, bits, is_signed in fields})
+
+    @property
     def neuron_params_layout(self):
-        """Per-neuron parameters (spec section 3) except plastic_post."""
-        return data.StructLayout({
-            "threshold": signed(self.S),
-            "v_reset": signed(self.S),
-            "bias": signed(self.S),
-            "reset_mode": unsigned(1),
-            "k_mem": unsigned(5),
-            "k_syn": unsigned(5),
-            "refractory": unsigned(8),
-        })
+        """Per-neuron parameters (spec section 3) except plastic_post: `neuron_params_fields(S)`."""
+        return self._struct(neuron_params_fields(self.S))
 
     @property
     def neuron_state_layout(self):
-        """Per-neuron state (spec section 4) except the post trace y."""
-        return data.StructLayout({
-            "v": signed(self.S),
-            "i": signed(self.S),
-            "r": unsigned(8),
-            "s": unsigned(1),
-        })
+        """Per-neuron state (spec section 4) except the post trace y: `neuron_state_fields(S)`."""
+        return self._struct(neuron_state_fields(self.S))
 
     @property
     def command_layout(self):

@@ -1,6 +1,6 @@
 """Gateware framing: COBS frames with a CRC-16, to and from UART byte streams.
 
-The wire format (delimiters, header, CRC, limits) is host/protocol.py's; every
+The wire format (delimiters, header, CRC, limits) is contract/protocol.py's; every
 constant here is imported from it. `FrameReceiver` turns received bytes into
 checked frames (header, then payload bytes); `FrameSender` turns a header and
 payload bytes into an encoded frame.
@@ -11,9 +11,8 @@ from amaranth.lib import crc, data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..host.protocol import (
-    COBS_MAX_RUN, CRC_INIT, CRC_POLY, CRC_SIZE, DELIMITER, HEADER_FIELDS, HEADER_SIZE,
-    MAX_FRAME, MAX_PAYLOAD,
+from neurofabric.contract.protocol import (
+    COBS_MAX_RUN, CRC_INIT, CRC_POLY, CRC_SIZE, DELIMITER, HEADER_FIELDS, HEADER_SIZE, MAX_FRAME, MAX_PAYLOAD,
 )
 
 __all__ = ["HeaderLayout", "PayloadLayout", "Refusal", "crc16_processor", "FrameReceiver", "FrameSender"]

@@ -1,7 +1,7 @@
 """The command decoder: checked frames in, core accesses and runs, frames out.
 
 `Link` sits between `FrameReceiver`/`FrameSender` (hdl/framing.py) and the
-`Core` (hdl/core.py) and implements every command of host/protocol.py, whose
+`Core` (hdl/core.py) and implements every command of contract/protocol.py, whose
 constants, field tables and memory map it imports (docs/protocol.md describes
 the same for people).
 
@@ -48,15 +48,15 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..host.errors import BuildError
-from ..host.protocol import (
+from neurofabric.contract.errors import BuildError
+from neurofabric.contract.device import MEMORY_TABLES, CoreShape, neuron_params_fields, neuron_state_fields
+from neurofabric.contract.protocol import (
     FAMILY_COMMANDS, HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION,
-    REPLY_FLAG, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, SPIKE_ADDRESS_BYTES, SPIKE_RECORD_FIELDS,
-    STATUS_REPLY_FIELDS, Command, CoreShape, Family, RunFlags, SpikeFormat, Status, fields_size,
-    memory_tables, neuron_params_fields, neuron_state_fields, pack_fields, probe_chunk_neurons,
+    REPLY_FLAG, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, SPIKE_ADDRESS_BYTES, SPIKE_RECORD_FIELDS, STATUS_REPLY_FIELDS,
+    Command, Family, RunFlags, SpikeFormat, Status, fields_size, memory_tables, pack_fields, probe_chunk_neurons,
     probe_value_bytes, word_bits,
 )
-from ..host.spec import CORE_MODEL_VERSION
+from neurofabric.contract.model import CORE_MODEL_VERSION
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .framing import COUNTER_WIDTH, HeaderLayout, PayloadLayout, Refusal
 from .mcu import MCU, PORT_BASE, X, Assembler
@@ -65,16 +65,7 @@ __all__ = ["Link", "TABLE_SPACES", "core_shape", "default_build_id", "check_word
            "link_program"]
 
 #: The core's address space behind each table of the protocol's memory map.
-TABLE_SPACES = {
-    "globals": Space.GLOBAL,
-    "neuron_params": Space.NEURON,
-    "pre_mask": Space.PRE_MASK,
-    "post_mask": Space.POST_MASK,
-    "weights": Space.WEIGHT,
-    "neuron_state": Space.STATE,
-    "pre_trace": Space.PRE_TRACE,
-    "post_trace": Space.POST_TRACE,
-}
+TABLE_SPACES = {table.name: Space[table.space] for table in MEMORY_TABLES}
 
 _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
 _RUN_REQUEST_SIZE = fields_size(RUN_REQUEST_FIELDS)
@@ -150,8 +141,7 @@ assert _MEMORY_BASE == 0x10 and all(
 
 def core_shape(config: CoreConfig) -> CoreShape:
     """The protocol's `CoreShape` of a core configuration."""
-    return CoreShape(n=config.n, m=config.m, state_bits=config.S, weight_bits=config.W,
-                     trace_bits=config.T, lanes=config.lanes)
+    return config.shape
 
 
 def default_build_id(config: CoreConfig, clk_hz, baud):
@@ -163,10 +153,10 @@ def default_build_id(config: CoreConfig, clk_hz, baud):
 
 
 def check_word_layouts(config: CoreConfig):
-    """Check that host/protocol.py's word widths and field lists are the core's.
+    """Check that the protocol's word widths and field lists (contract/) are the core's.
 
     Raises `BuildError` naming the table when they differ: the host builds
-    every word from protocol.py alone, so they must agree bit for bit.
+    every word from the contract alone, so they must agree bit for bit.
     """
     shape = core_shape(config)
     expected = {

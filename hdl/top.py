@@ -18,7 +18,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..host.errors import BuildError
+from neurofabric.contract.errors import BuildError
 from .core import Core
 from .core_ports import CoreConfig
 from .framing import FrameReceiver, FrameSender, Refusal

@@ -14,7 +14,7 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import cdc, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..host.errors import BuildError
+from neurofabric.contract.errors import BuildError
 
 __all__ = ["MAX_BAUD_ERROR", "MIN_DIVISOR", "uart_divisor", "UARTTx", "UARTRx"]
 

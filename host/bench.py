@@ -174,7 +174,7 @@ def workload_network(config, activity, learn, seed):
     sources.
     """
     from .network import Network
-    from .spec import Widths
+    from neurofabric.contract.model import Widths
     rng = np.random.default_rng(seed)
     n, m, S, W = config.n, config.m, config.S, config.W
     smin, smax = -(1 << (S - 1)), (1 << (S - 1)) - 1
@@ -491,11 +491,14 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
     are the payload without its protocol fields (the memory request's table,
     address and count; RUN's steps and flags; a reply's status byte)."""
     from .link import Transport
-    from .protocol import (HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION,
-                           REPLY_FLAG, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command,
-                           FrameDecoder, Status, encode_frame, encode_spikes, fields_size, memory_family,
-                           pack_fields, unpack_fields)
-    from .spec import CORE_MODEL_VERSION
+    from neurofabric.contract.protocol import (
+        HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
+        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, Status, fields_size, memory_family, pack_fields,
+        unpack_fields,
+    )
+    from .framing import FrameDecoder, encode_frame
+    from .records import encode_spikes
+    from neurofabric.contract.model import CORE_MODEL_VERSION
 
     class WireMeter(Transport):
         name = "wire meter"
@@ -577,7 +580,8 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_0
     """
     from ..hdl.core_ports import CoreConfig
     from .link import LinkClient
-    from .protocol import Command, pack_weights
+    from neurofabric.contract.protocol import Command
+    from .memory_map import pack_weights
     from .serial_device import SerialDevice
 
     rng = np.random.default_rng(seed)
@@ -639,7 +643,7 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_0
 def bench_link(plan, say):
     """Link efficiency for the reference core, and per board: weight load time and streaming limit."""
     from ..boards import BOARDS
-    from .protocol import CoreShape
+    from neurofabric.contract.device import CoreShape
     ref = plan.reference
     shape = CoreShape(ref.n, ref.m, 16, 8, 8, ref.lanes)
     say(f"link: the reference core (n = {ref.n}, m = {ref.m}, {ref.lanes} lanes) through LinkClient and the "

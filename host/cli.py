@@ -181,7 +181,7 @@ def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bit
       neurofabric import-nir model.nir --dt 1ms -o net.npz
     """
     from .nir_io import import_nir
-    from .spec import Widths
+    from neurofabric.contract.model import Widths
     net, report = import_nir(graph, dt, widths=Widths(state_bits, weight_bits, trace_bits), tolerance=tolerance)
     save_network(net, output)
     if not ctx.obj["quiet"]:

@@ -8,17 +8,19 @@ real boards all speak this interface, so host code runs unchanged on each.
 """
 
 import abc
+import importlib
 import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from neurofabric.contract.model import CORE_MODEL_VERSION
+
 from .errors import DeviceError
 from .golden import GoldenModel, Recording, check_stimulus
 from .network import Network
-from .spec import CORE_MODEL_VERSION
 
-__all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "DEVICE_KINDS"]
+__all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden", "DEVICE_KINDS", "DEVICE_OPENERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,23 +182,39 @@ DEVICE_KINDS = {
 }
 
 
+#: Device names -> the "module:callable" that opens one. A module is imported only
+#: when its device is opened, so importing the host imports neither the simulation
+#: nor the serial code. A name ending in ":" is a prefix: its callable gets the
+#: rest of the name, then the options.
+DEVICE_OPENERS = {
+    "golden": "neurofabric.host.device:open_golden",
+    "rtl": "neurofabric.sim.board:SimulatedBoardDevice",
+    "rtl-direct": "neurofabric.sim.rtl_device:RTLDevice",
+    "serial:": "neurofabric.host.serial_device:open_serial_device",
+}
+
+
+def open_golden(**options) -> "GoldenDevice":
+    """The golden model as a device (`open_device("golden")`); it has no options, and ignores any."""
+    return GoldenDevice()
+
+
+def _load_opener(target):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def open_device(name: str, **options) -> Device:
     """Open a device by name: "golden", "rtl", "rtl-direct" or "serial:PATH[@BAUD]".
 
     `options` go to the device's constructor (for "rtl": lanes, neurons,
     inputs, timeout...; for "serial:...": timeout, retries, period_cycles...).
+    The names are `DEVICE_OPENERS`.
     """
-    if name == "golden":
-        return GoldenDevice()
-    if name == "rtl":
-        from neurofabric.sim.board import SimulatedBoardDevice
-        return SimulatedBoardDevice(**options)
-    if name == "rtl-direct":
-        from neurofabric.sim.rtl_device import RTLDevice
-        return RTLDevice(**options)
-    if name.startswith("serial:"):
-        from .serial_device import SerialDevice, parse_serial_name
-        path, baud = parse_serial_name(name)
-        return SerialDevice.open(path, baud, **options)
+    if name in DEVICE_OPENERS and not name.endswith(":"):
+        return _load_opener(DEVICE_OPENERS[name])(**options)
+    for prefix, target in DEVICE_OPENERS.items():
+        if prefix.endswith(":") and name.startswith(prefix):
+            return _load_opener(target)(name[len(prefix):], **options)
     known = ", ".join(DEVICE_KINDS)
     raise DeviceError(f"unknown device {name!r}; known devices: {known}")

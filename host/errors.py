@@ -1,35 +1,8 @@
-"""Exception types, one per layer (STYLE guideline 9).
+"""The exception types, one per layer (STYLE guideline 9), as the host's users import them.
 
-The command line turns each into a one-line message and a distinct exit code
-(2 is click's own, for usage errors).
+They are defined in `neurofabric.contract.errors`, which the gateware shares.
 """
 
+from neurofabric.contract.errors import BuildError, DeviceError, LinkError, NetworkError, NeurofabricError
 
-class NeurofabricError(Exception):
-    """Base of every error neurofabric raises on purpose."""
-
-    exit_code = 1
-
-
-class NetworkError(NeurofabricError, ValueError):
-    """A network, stimulus or recording is malformed or out of range."""
-
-    exit_code = 3
-
-
-class DeviceError(NeurofabricError):
-    """A device cannot do what was asked (wrong size, not open, missing tool)."""
-
-    exit_code = 4
-
-
-class LinkError(DeviceError):
-    """The wire link to a board (real or simulated) failed."""
-
-    exit_code = 5
-
-
-class BuildError(NeurofabricError):
-    """Generating, simulating or building gateware failed."""
-
-    exit_code = 6
+__all__ = ["NeurofabricError", "NetworkError", "DeviceError", "LinkError", "BuildError"]

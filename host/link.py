@@ -28,13 +28,14 @@ import time
 from dataclasses import dataclass
 
 from .errors import LinkError
-from .protocol import (
-    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS,
-    STATUS_REPLY_FIELDS, Command, CoreShape, Family, Frame, FrameDecoder, FrameError, RunFlags, Status,
-    bytes_to_words, decode_frame, decode_probe_record, decode_spikes, encode_frame, encode_run_request,
-    fields_size, pack_fields, run_request_size, table_info, unpack_fields,
-    words_to_bytes,
+from neurofabric.contract.device import CoreShape
+from neurofabric.contract.protocol import (
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, STATUS_REPLY_FIELDS,
+    Command, Family, RunFlags, Status, fields_size, pack_fields, table_info, unpack_fields,
 )
+from .framing import Frame, FrameDecoder, FrameError, decode_frame, encode_frame
+from .memory_map import bytes_to_words, words_to_bytes
+from .records import decode_probe_record, decode_spikes, encode_run_request, run_request_size
 
 __all__ = [
     "TRACE", "Transport", "SerialTransport", "Fault", "FaultyTransport",

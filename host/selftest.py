@@ -17,7 +17,7 @@ from .device import open_device
 from .errors import DeviceError, NeurofabricError
 from .golden import GoldenModel
 from .network import random_network
-from .spec import CORE_MODEL_VERSION, Widths
+from neurofabric.contract.model import CORE_MODEL_VERSION, Widths
 
 __all__ = ["Check", "selftest"]
 

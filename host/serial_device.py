@@ -31,26 +31,22 @@ import numpy as np
 from .device import Capabilities, Device
 from .errors import LinkError
 from .golden import Recording
-from .link import LinkClient, SerialTransport
-from .protocol import (
-    GLOBAL_REGISTERS, READ_ONLY_GLOBALS, Family, encode_global, neuron_params_fields, pack_weights, pack_word,
-    unpack_weights,
-)
+from .link import LinkClient
+from .transport import SerialTransport
+from neurofabric.contract.bauds import AUTO_BAUDS
+from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
+                                         network_register_values)
+from neurofabric.contract.protocol import Family
+from .memory_map import encode_global, pack_weights, pack_word, unpack_weights
 
-__all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name"]
+__all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name", "open_serial_device"]
 
 logger = logging.getLogger(__name__)
 
-#: Baud rates tried, in order, when `serial:PATH` names none: the boards'
-#: rates (boards/: iCEBreaker and Xilinx 1.5 Mbaud, ULX3S 3.125 Mbaud), the
-#: simulated board's 3 Mbaud, then common others.
-COMMON_BAUDS = (1_500_000, 3_000_000, 3_125_000, 1_000_000, 921_600, 115_200)
-
-#: The registers `load()` writes: the writable ones, in address order from 0.
-_WRITABLE = tuple(name for name in GLOBAL_REGISTERS if name not in READ_ONLY_GLOBALS)
-assert GLOBAL_REGISTERS[:len(_WRITABLE)] == _WRITABLE
-
-_NEURON_PARAMS = ("threshold", "v_reset", "bias", "reset_mode", "k_mem", "k_syn", "refractory")
+#: Baud rates tried, in order, when `serial:PATH` names none: every board's rate
+#: (`contract.bauds.BOARD_BAUDS`, which boards/ builds with), then common others.
+#: A pseudo-terminal (the simulated board) answers at any rate.
+COMMON_BAUDS = AUTO_BAUDS
 
 
 def parse_serial_name(name):
@@ -67,6 +63,12 @@ def parse_serial_name(name):
     if sep and path and not baud.isdigit():
         raise LinkError(f"device {name!r}: baud {baud!r} is not a number (serial:PATH@BAUD, e.g. @3000000)")
     return spec, None
+
+
+def open_serial_device(spec, **options):
+    """`open_device("serial:PATH[@BAUD]")`: `SerialDevice.open` on the port `spec` names."""
+    path, baud = parse_serial_name(f"serial:{spec}")
+    return SerialDevice.open(path, baud, **options)
 
 
 class SerialDevice(Device):
@@ -140,15 +142,15 @@ class SerialDevice(Device):
     def _load(self, net):
         shape, client = self.shape, self.client
         n_core, m_core = shape.n, shape.m
-        values = {name: getattr(net, name) for name in _WRITABLE if hasattr(net, name)}
-        values.update(n_used=net.n, m_used=net.m, period=self.period_cycles)
+        values = network_register_values(net)
+        values.update(period=self.period_cycles)
         try:
-            words = [encode_global(name, values[name], shape) for name in _WRITABLE]
+            words = [encode_global(name, values[name], shape) for name in WRITABLE_GLOBALS]
         except KeyError as exc:
             raise LinkError(f"load: no value for global register {exc}") from None
         client.write_globals(0, words)
         fields = neuron_params_fields(net.state_bits)
-        params = [pack_word(fields, **{f: int(getattr(net, f)[j]) for f in _NEURON_PARAMS}) for j in range(net.n)]
+        params = [pack_word(fields, **{f: int(getattr(net, f)[j]) for f in NEURON_PARAMS_WORD}) for j in range(net.n)]
         client.write_params(0, 0, params + [0] * (n_core - net.n))
         client.write_params(2, 0, [int(p) for p in net.plastic_post] + [0] * (n_core - net.n))
         pre = [0] * (m_core + n_core)

@@ -229,7 +229,7 @@ def _build_locked(sources, build_dir, toplevel, jobs):
 def _source_hash(config):
     """Hash of what a board build depends on: configuration, sources, tool versions."""
     import amaranth
-    from neurofabric.host.spec import CORE_MODEL_VERSION
+    from neurofabric.contract.model import CORE_MODEL_VERSION
     from .toolchain import verilator_root
     h = hashlib.sha256()
     h.update(json.dumps(asdict(config.core), sort_keys=True).encode())

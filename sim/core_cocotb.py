@@ -19,7 +19,7 @@ import cocotb
 from neurofabric.hdl.core_ports import CoreConfig, Reg, Space
 from neurofabric.host.golden import GoldenModel
 from neurofabric.host.network import random_network
-from neurofabric.host.spec import Widths
+from neurofabric.contract.model import Widths
 
 from .core_tb import CoreTB
 

@@ -14,6 +14,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from neurofabric.contract.device import NEURON_PARAMS_WORD, network_register_values
 from neurofabric.hdl.core_ports import (CoreConfig, Op, Reg, Space, StepEvent, join_lanes, pack, split_lanes,
                                         unpack)
 
@@ -112,17 +113,11 @@ class CoreTB:
         if (net.state_bits, net.weight_bits, net.trace_bits) != (cfg.S, cfg.W, cfg.T):
             raise ValueError("network widths differ from the core's")
         self.network = net
-        items = [(Space.GLOBAL, reg, value) for reg, value in (
-            (Reg.LEARN, net.learn), (Reg.A_PLUS, net.a_plus), (Reg.A_MINUS, net.a_minus),
-            (Reg.STDP_SHIFT, net.stdp_shift), (Reg.K_PRE, net.k_pre), (Reg.K_POST, net.k_post),
-            (Reg.INC_PRE, net.inc_pre), (Reg.INC_POST, net.inc_post), (Reg.TRACE_MODE, net.trace_mode),
-            (Reg.W_MIN, net.w_min), (Reg.W_MAX, net.w_max), (Reg.N_USED, net.n), (Reg.M_USED, net.m))]
+        items = [(Space.GLOBAL, Reg[name.upper()], value) for name, value in network_register_values(net).items()]
         params = cfg.neuron_params_layout
         for j in range(cfg.n):
             if j < net.n:
-                word = pack(params, **{f: int(getattr(net, f)[j]) for f in
-                                       ("threshold", "v_reset", "bias", "reset_mode", "k_mem", "k_syn",
-                                        "refractory")})
+                word = pack(params, **{f: int(getattr(net, f)[j]) for f in NEURON_PARAMS_WORD})
                 post = int(net.plastic_post[j])
             else:
                 word, post = 0, 0

@@ -4,7 +4,8 @@ The configuration comes from the environment: `NF_CORE_CONFIG` (set by
 `sim.verilator.run_cocotb`), `NF_TOP` (clock, baud, build id, probe chunk;
 `sim.link_build.top_env`) and `NF_PLAN`, a JSON file with the random network
 cases (see tests/test_link_rtl.py). Every test resets the device and talks to
-it only through `LinkTB` (a bit-level UART and host/protocol.py).
+it only through `LinkTB` (a bit-level UART and the protocol's host side:
+contract/protocol.py, host/framing.py, records.py, memory_map.py).
 """
 
 import json
@@ -17,13 +18,15 @@ import cocotb
 
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.host.golden import GoldenModel
-from neurofabric.host.protocol import (
-    GLOBAL_REGISTERS, HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION,
-    READ_ONLY_GLOBALS, REPLY_FLAG, Command, Family, RunFlags, SpikeFormat, Status, cobs_encode, crc16,
-    decode_global, encode_global, encode_run_request, encode_spikes, fields_size, frame_body, global_register_bits,
-    pack_fields, pack_weights, unpack_fields, words_to_bytes,
+from neurofabric.contract.device import GLOBAL_REGISTERS, READ_ONLY_GLOBALS, global_register_bits
+from neurofabric.contract.protocol import (
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, Command, Family, RunFlags,
+    SpikeFormat, Status, fields_size, pack_fields, unpack_fields,
 )
-from neurofabric.host.spec import CORE_MODEL_VERSION
+from neurofabric.host.framing import cobs_encode, crc16, frame_body
+from neurofabric.host.memory_map import decode_global, encode_global, pack_weights, words_to_bytes
+from neurofabric.host.records import encode_run_request, encode_spikes
+from neurofabric.contract.model import CORE_MODEL_VERSION
 
 from .core_cocotb import case_stimulus, first_mismatch, random_case_network
 from .link_tb import LinkTB, status_fields

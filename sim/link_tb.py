@@ -3,8 +3,9 @@
 `UartLine` is the far end of the device's UART, written from the 8N1 rules
 alone (not from hdl/uart.py): it drives `uart_rx` bit by bit and samples
 `uart_tx` at bit centres. `LinkTB` owns the clock, the reset and the line, and
-speaks the protocol with host/protocol.py only (not host/link.py, so the two
-implementations check each other): requests and replies, the memory tables,
+speaks the protocol with the contract and host/framing.py, records.py and
+memory_map.py only (not host/link.py, so the two implementations check each
+other): requests and replies, the memory tables,
 loading a `Network`, RUN requests with step and probe records, and reading
 weights and state back in the network's shape.
 """
@@ -17,24 +18,23 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
 
-from neurofabric.host.protocol import (
-    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REQUEST_FIELDS, SPIKE_RECORD_FIELDS, Command, CoreShape,
-    Family, FrameDecoder, FrameError, RunFlags, SpikeFormat, Status, bytes_to_words, decode_probe_record,
-    decode_spikes, encode_frame, encode_global, encode_run_request, fields_size, neuron_params_fields,
-    neuron_state_fields, pack_fields, pack_weights, pack_word, run_request_size, table_info, unpack_weights,
-    unpack_word, words_to_bytes,
+from neurofabric.contract.device import (NETWORK_GLOBALS, CoreShape, network_register_values, neuron_params_fields,
+                                         neuron_state_fields)
+from neurofabric.contract.protocol import (
+    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REQUEST_FIELDS, SPIKE_RECORD_FIELDS, Command, Family, RunFlags,
+    SpikeFormat, Status, fields_size, pack_fields, table_info,
 )
+from neurofabric.host.framing import FrameDecoder, FrameError, encode_frame
+from neurofabric.host.memory_map import (
+    bytes_to_words, encode_global, pack_weights, pack_word, unpack_weights, unpack_word, words_to_bytes,
+)
+from neurofabric.host.records import decode_probe_record, decode_spikes, encode_run_request, run_request_size
 
 __all__ = ["UartLine", "LinkTB", "Exchange", "StepData", "run_request_as"]
 
 #: Clock period of the simulation, in ns (the simulated time scale is arbitrary:
 #: only cycles per bit matter).
 CLOCK_NS = 10
-
-#: The global registers a network sets, in address order from 0.
-NETWORK_GLOBALS = ("learn", "a_plus", "a_minus", "stdp_shift", "k_pre", "k_post", "inc_pre", "inc_post",
-                   "trace_mode", "w_min", "w_max", "n_used", "m_used")
-
 
 def run_request_as(rows, m, flags, form, rng):
     """A RUN request whose records use `form`: "bitmap", "list" (inputs in random
@@ -268,8 +268,7 @@ class LinkTB:
         """Write a network's registers, parameters, masks and weights, then RESET_STATE."""
         cfg, shape = self.cfg, self.shape
         self.network = net
-        values = {name: getattr(net, name) for name in NETWORK_GLOBALS[:-2]}
-        values.update(n_used=net.n, m_used=net.m)
+        values = network_register_values(net)
         await self.write_table(Family.GLOBALS, 0, 0, [encode_global(name, values[name], shape)
                                                       for name in NETWORK_GLOBALS])
         fields = neuron_params_fields(cfg.S)
@@ -385,12 +384,12 @@ class LinkTB:
     def probe_chunk(self):
         import json
         import os
-        from neurofabric.host.protocol import probe_chunk_neurons
+        from neurofabric.contract.protocol import probe_chunk_neurons
         top = json.loads(os.environ.get("NF_TOP", "{}"))
         return top.get("probe_chunk") or probe_chunk_neurons(self.cfg.S)
 
 
 def status_fields(ex):
-    from neurofabric.host.protocol import STATUS_REPLY_FIELDS, unpack_fields
+    from neurofabric.contract.protocol import STATUS_REPLY_FIELDS, unpack_fields
     assert len(ex.data) == fields_size(STATUS_REPLY_FIELDS)
     return unpack_fields(STATUS_REPLY_FIELDS, ex.data)

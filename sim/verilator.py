@@ -75,7 +75,7 @@ def _source_hash(config, weight_cells="model", pipeline="long"):
     h.update(weight_cells.encode())
     h.update(pipeline.encode())
     h.update(amaranth.__version__.encode())
-    from neurofabric.host.spec import CORE_MODEL_VERSION
+    from neurofabric.contract.model import CORE_MODEL_VERSION
     h.update(str(CORE_MODEL_VERSION).encode())
     for path in sorted(REPO_ROOT / "hdl" / name for name in CORE_SOURCES):
         h.update(path.name.encode())

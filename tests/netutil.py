@@ -3,7 +3,7 @@
 import numpy as np
 
 from neurofabric.host.network import Network
-from neurofabric.host.spec import Widths
+from neurofabric.contract.model import Widths
 
 
 def make_net(n=1, m=1, weights=None, widths=Widths(16, 16, 8), **fields):

@@ -10,9 +10,13 @@ from click.testing import CliRunner
 from neurofabric.boards import BOARDS
 from neurofabric.host import bench
 from neurofabric.host.cli import cli
-from neurofabric.host.protocol import (MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REPLY_FIELDS, Command,
-                                       CoreShape, encode_frame, encode_run_request, encode_spikes, pack_fields,
-                                       pack_weights, words_to_bytes)
+from neurofabric.contract.device import CoreShape
+from neurofabric.contract.protocol import (
+    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REPLY_FIELDS, Command, pack_fields,
+)
+from neurofabric.host.framing import encode_frame
+from neurofabric.host.memory_map import pack_weights, words_to_bytes
+from neurofabric.host.records import encode_run_request, encode_spikes
 
 ISSUE_KEYS = ("core.cycles_per_step.learn_off", "core.cycles_per_step.learn_on", "core.activity",
               "core.synaptic_events_per_cycle", "golden_vs_brian2")

@@ -200,7 +200,7 @@ from neurofabric.host.device import GoldenDevice, open_device  # noqa: E402
 from neurofabric.host.errors import DeviceError  # noqa: E402
 from neurofabric.host.link import Fault, FaultyTransport  # noqa: E402
 from neurofabric.host.serial_device import SerialDevice  # noqa: E402
-from neurofabric.host.spec import Widths  # noqa: E402
+from neurofabric.contract.model import Widths  # noqa: E402
 
 #: The two boards of these tests (each built once, then cached in build/board/):
 #: default widths, and narrow widths with 2 lanes.

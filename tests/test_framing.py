@@ -9,9 +9,9 @@ from amaranth.sim import Simulator
 
 from neurofabric.hdl.uart import UARTRx, UARTTx
 from neurofabric.hdl.framing import FrameReceiver, FrameSender, Refusal, crc16_processor
-from neurofabric.host.protocol import (
-    MAX_PAYLOAD, Command, Frame, FrameDecoder, FrameError, FrameFault, cobs_encode, crc16,
-    encode_frame, frame_body,
+from neurofabric.contract.protocol import MAX_PAYLOAD, Command
+from neurofabric.host.framing import (
+    Frame, FrameDecoder, FrameError, FrameFault, cobs_encode, crc16, encode_frame, frame_body,
 )
 
 

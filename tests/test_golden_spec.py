@@ -5,7 +5,7 @@ import pytest
 
 from neurofabric.host.arith import clamp, decay, sat, trace_update, usat
 from neurofabric.host.golden import GoldenModel
-from neurofabric.host.spec import Widths
+from neurofabric.contract.model import Widths
 
 from .netutil import make_net
 

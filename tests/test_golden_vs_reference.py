@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from neurofabric.host.golden import GoldenModel
 from neurofabric.host.network import random_network
-from neurofabric.host.spec import Widths
+from neurofabric.contract.model import Widths
 
 from .reference import ReferenceModel
 

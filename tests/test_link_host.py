@@ -13,12 +13,14 @@ import pytest
 
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import Fault, FaultyTransport, LinkClient, SerialTransport, Transport, TRACE
-from neurofabric.host.protocol import (
+from neurofabric.contract.device import CoreShape
+from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
-    RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, TABLE_NAMES, Command, CoreShape, Family, Frame, FrameDecoder,
-    FrameError, FrameFault, RunFlags, Status, decode_spikes, encode_frame, encode_probe_record, encode_spikes,
-    fields_size, memory_family, pack_fields, probe_chunk_neurons, table_info, unpack_fields,
+    RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, TABLE_NAMES, Command, Family, RunFlags, Status, fields_size, memory_family,
+    pack_fields, probe_chunk_neurons, table_info, unpack_fields,
 )
+from neurofabric.host.framing import Frame, FrameDecoder, FrameError, FrameFault, encode_frame
+from neurofabric.host.records import decode_spikes, encode_probe_record, encode_spikes
 
 
 class FakeDevice(Transport):

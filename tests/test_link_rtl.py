@@ -11,7 +11,7 @@ import pytest
 
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.host.errors import BuildError
-from neurofabric.host.protocol import probe_chunk_neurons
+from neurofabric.contract.protocol import probe_chunk_neurons
 from neurofabric.sim.link_build import top_env, top_model
 from neurofabric.sim.verilator import run_cocotb
 
@@ -55,7 +55,8 @@ def test_plans_exercise_the_link():
     import numpy as np
 
     from neurofabric.host.golden import GoldenModel
-    from neurofabric.host.protocol import SpikeFormat, encode_spikes
+    from neurofabric.contract.protocol import SpikeFormat
+    from neurofabric.host.records import encode_spikes
     from neurofabric.sim.core_cocotb import case_stimulus, random_case_network
 
     for name, (config, _, _, chunk, cases) in CONFIGS.items():

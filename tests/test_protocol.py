@@ -1,4 +1,5 @@
-"""The wire format of host/protocol.py: CRC, COBS, frames, the stream decoder, spike records."""
+"""The wire format (contract/protocol.py and host/framing.py, records.py, memory_map.py): CRC, COBS, frames,
+the stream decoder, spike records."""
 
 import binascii
 import random
@@ -11,13 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurofabric.host.errors import LinkError
-from neurofabric.host.protocol import (
-    CRC_SIZE, HEADER_SIZE, HELLO_REPLY_FIELDS, MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD,
-    MEMORY_REQUEST_FIELDS, REPLY_FLAG, SPIKE_RECORD_FIELDS, STATUS_REPLY_FIELDS, Command,
-    Frame, FrameDecoder, FrameError, FrameFault, SpikeFormat, Status, cobs_decode,
-    cobs_encode, cobs_max_encoded_size, crc16, decode_frame, decode_spikes, encode_frame,
-    encode_spikes, fields_size, frame_body, pack_fields, spike_record_size, unpack_fields,
+from neurofabric.contract.protocol import (
+    CRC_SIZE, HEADER_SIZE, HELLO_REPLY_FIELDS, MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS,
+    REPLY_FLAG, SPIKE_RECORD_FIELDS, STATUS_REPLY_FIELDS, Command, SpikeFormat, Status, cobs_max_encoded_size,
+    fields_size, pack_fields, unpack_fields,
 )
+from neurofabric.host.framing import (
+    Frame, FrameDecoder, FrameError, FrameFault, cobs_decode, cobs_encode, crc16, decode_frame, encode_frame,
+    frame_body,
+)
+from neurofabric.host.records import decode_spikes, encode_spikes, spike_record_size
 
 payloads = st.integers(0, MAX_PAYLOAD).flatmap(
     lambda n: st.binary(min_size=n, max_size=n)
@@ -33,7 +37,8 @@ def only_frames(results):
 
 def test_protocol_imports_without_amaranth():
     code = ("import sys; sys.modules['amaranth'] = None\n"
-            "import neurofabric.host.protocol as p\n"
+            "import neurofabric.contract.protocol, neurofabric.host.memory_map, neurofabric.host.records\n"
+            "import neurofabric.host.framing as p\n"
             "assert p.crc16(b'123456789') == 0x29B1\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -343,14 +348,17 @@ def test_spike_record_refuses_out_of_range_index():
 
 # -- protocol version 2: RUN flags, probe records ------------------------------------
 
-from neurofabric.host.protocol import (  # noqa: E402
-    FAMILY_COMMANDS, GLOBAL_REGISTERS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION, READ_ONLY_GLOBALS, RUN_REPLY_FIELDS,
-    RUN_REQUEST_FIELDS, TABLE_NAMES, CoreShape, Family, RunFlags, bytes_to_words, decode_global,
-    decode_probe_record, encode_global, encode_probe_record, encode_run_request, global_register_bits,
-    memory_family, memory_tables, neuron_params_fields, neuron_state_fields, pack_weights, pack_word,
-    probe_chunk_neurons, probe_value_bytes, run_request_size, table_depth, table_info, unpack_weights,
-    unpack_word, word_bits, words_to_bytes,
+from neurofabric.contract.device import (
+    GLOBAL_REGISTERS, READ_ONLY_GLOBALS, CoreShape, global_register_bits, neuron_params_fields, neuron_state_fields,
 )
+from neurofabric.contract.protocol import (
+    FAMILY_COMMANDS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, TABLE_NAMES, Family,
+    RunFlags, memory_family, memory_tables, probe_chunk_neurons, probe_value_bytes, table_depth, table_info, word_bits,
+)
+from neurofabric.host.memory_map import (
+    bytes_to_words, decode_global, encode_global, pack_weights, pack_word, unpack_weights, unpack_word, words_to_bytes,
+)
+from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size
 
 
 def test_version_2_field_tables():

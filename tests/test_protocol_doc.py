@@ -5,7 +5,7 @@ enums, names and codes."""
 import re
 from pathlib import Path
 
-from neurofabric.host.protocol import REPLY_FLAG, Command, Status
+from neurofabric.contract.protocol import REPLY_FLAG, Command, Status
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 

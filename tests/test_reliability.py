@@ -22,9 +22,9 @@ import pytest
 import neurofabric as nf
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import NACK_SETTLE_S, NOISY_ATTEMPTS, LinkClient, SerialTransport
-from neurofabric.host.protocol import (
-    MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, REPLY_FLAG, Command, FrameDecoder, FrameError, Status,
-    cobs_encode, crc16, decode_frame, encode_frame, frame_body,
+from neurofabric.contract.protocol import MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, REPLY_FLAG, Command, Status
+from neurofabric.host.framing import (
+    FrameDecoder, FrameError, cobs_encode, crc16, decode_frame, encode_frame, frame_body,
 )
 from neurofabric.host.serial_device import SerialDevice
 from neurofabric.sim.board import SimulatedBoard

@@ -1,15 +1,17 @@
-"""The fields of the core model (spec sections 1, 3 and 6), written once.
+"""The fields of the core model (spec sections 1, 3, 4 and 6), written once.
 
-Every reader, writer, validator and (later) the wire protocol takes field names
-and ranges from here, so no range appears in two places.
+Every reader, writer and validator, the device description (`contract.device`)
+and through it the gateware and the wire protocol take field names and ranges
+from here, so no range appears in two places. Pure Python: the host imports it
+without Amaranth.
 """
 
 from dataclasses import dataclass
 
 __all__ = [
     "CORE_MODEL_VERSION", "Widths", "DEFAULT_WIDTHS", "WIDTH_LIMITS",
-    "NEURON_FIELDS", "SOURCE_FIELDS", "GLOBAL_FIELDS", "WIDTH_FIELDS",
-    "field_range", "range_text",
+    "NEURON_FIELDS", "SOURCE_FIELDS", "GLOBAL_FIELDS", "STATE_FIELDS", "SOURCE_STATE_FIELDS", "WIDTH_FIELDS",
+    "field_range", "field_bits", "range_text",
 ]
 
 #: Version of `spec/core-model.md` this code implements.
@@ -66,6 +68,20 @@ GLOBAL_FIELDS = {
     "w_max": ("s", _W),
 }
 
+#: Per-neuron state, shape (n,) (spec section 4): membrane, current, refractory
+#: counter (it counts down from a `refractory` parameter), last step's spike,
+#: post trace.
+STATE_FIELDS = {
+    "v": ("s", _S),
+    "i": ("s", _S),
+    "r": NEURON_FIELDS["refractory"],
+    "s": (0, 1),
+    "y": ("u", _T),
+}
+
+#: Per-source state, shape (m+n,): the pre trace.
+SOURCE_STATE_FIELDS = {"x": ("u", _T)}
+
 #: The widths stored in a network file.
 WIDTH_FIELDS = ("state_bits", "weight_bits", "trace_bits")
 
@@ -79,6 +95,18 @@ def field_range(spec, widths):
     if kind == "u":
         return 0, (1 << getattr(widths, arg)) - 1
     return kind, arg
+
+
+def field_bits(spec, widths):
+    """``(bits, signed)``: the width a field spec needs under the given widths
+    (a literal range ``(0, hi)`` takes the bits of `hi`)."""
+    kind, arg = spec
+    if kind in ("s", "u"):
+        return getattr(widths, arg), kind == "s"
+    lo, hi = spec
+    if lo < 0:
+        raise ValueError(f"field range {lo}..{hi}: a literal range starts at 0 (signed ranges are ('s', width))")
+    return max(1, hi.bit_length()), False
 
 
 def range_text(spec, widths):
