@@ -163,7 +163,7 @@ REGISTERS = (
     _network("w_min", "lowest weight STDP leaves", reset="min"),
     _network("w_max", "highest weight STDP leaves", reset="max"),
     Register("n_used", ("count", "n"), reset="n",
-             doc="neurons in use; neurons >= n_used never update or spike (a write marks the spike list dirty)"),
+             doc="neurons in use; neurons >= n_used never update or spike"),
     Register("m_used", ("count", "m"), reset="m", doc="inputs in use; input addresses >= m_used are dropped"),
     Register("period", ("bits", 32), doc="minimum cycles between step starts (0: as fast as possible)"),
     Register("steps_done", ("bits", 32), "ro", doc="steps finished since the last RESET_STATE"),
