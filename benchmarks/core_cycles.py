@@ -28,10 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from neurofabric.hdl.core_ports import CoreConfig  # noqa: E402
-from neurofabric.sim.verilator import core_model, run_cocotb  # noqa: E402
+from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.sim.verilator import core_model, run_cocotb
 
 REFERENCE = (256, 4)
 TARGETS = {0: 4000, 1: 24000}
@@ -97,7 +95,8 @@ def main(argv=None):
     ok = True
     for (lanes, learn), r in sorted(reference.items()):
         official = (lanes, args.weight_memory) == (REFERENCE[1], "dual")
-        verdict = ("meets" if r["cycles"] <= TARGETS[learn] else "MISSES") if official else "(targets are for 4 lanes, dual)"
+        verdict = (("meets" if r["cycles"] <= TARGETS[learn] else "MISSES") if official
+                   else "(targets are for 4 lanes, dual)")
         ok &= r["cycles"] <= TARGETS[learn] or not official
         print(f"  {lanes} lanes, learning {'on ' if learn else 'off'}: {r['cycles']:.0f} cycles/step "
               f"(max {r['cycles_max']}), target <= {TARGETS[learn]}: {verdict}")

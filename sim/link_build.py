@@ -2,7 +2,8 @@
 
 `top_verilog(config, clk_hz, baud)` generates the top level's Verilog (module
 `nf_top`; ports clk, rst, uart_rx, uart_tx, busy, led_running, led_error)
-into `build/rtl/top-<config>-c<clk>-b<baud>-<hash>/nf_top.v` once and returns
+into `rtl/top-<config>-c<clk>-b<baud>-<hash>/nf_top.v` of the cache folder
+(`neurofabric.paths.cache_dir()`) once and returns
 its path; `top_model(...)` also builds it for cocotb with Verilator and
 returns a `TopModel` that `sim.verilator.run_cocotb` runs test modules on.
 The hash covers the configuration, the clock and baud rate, the Amaranth
@@ -21,8 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.paths import cache_dir, package_sources
 
-from .verilator import REPO_ROOT, BuildError, ensure_tools
+from .verilator import BuildError, ensure_tools
 
 __all__ = ["TOP_TOPLEVEL", "TopModel", "top_build_dir", "top_verilog", "top_model", "generate_top_verilog",
            "top_env"]
@@ -32,8 +34,8 @@ logger = logging.getLogger(__name__)
 #: The Verilog module name of the top level (`hdl.top.TOP_MODULE`).
 TOP_TOPLEVEL = "nf_top"
 
-#: Host modules the gateware imports constants from (the rest is hdl/*.py).
-_HOST_SOURCES = ("host/protocol.py", "host/spec.py", "host/errors.py")
+#: What the gateware is made from: hdl/*.py and the contract whose constants it imports.
+_GATEWARE_SOURCES = ("neurofabric.hdl", "neurofabric.contract")
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,9 @@ def _source_hash(config, clk_hz, baud, probe_chunk):
     h.update(json.dumps({"config": asdict(config), "clk_hz": clk_hz, "baud": baud, "probe_chunk": probe_chunk},
                         sort_keys=True).encode())
     h.update(amaranth.__version__.encode())
-    sources = sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "hdl").glob("*.py"))
-    for name in sources + list(_HOST_SOURCES):
-        h.update(name.encode())
-        h.update((REPO_ROOT / name).read_bytes())
+    for label, path in package_sources(*_GATEWARE_SOURCES):
+        h.update(label.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -72,7 +73,7 @@ def top_build_dir(config: CoreConfig, clk_hz=None, baud=None, build_root=None, p
     """The build folder of the top level of `config` at `clk_hz`/`baud` (the
     simulated board's defaults, `hdl.top.SIMULATED_CLK_HZ`/`SIMULATED_BAUD`, when None)."""
     clk_hz, baud = _defaults(clk_hz, baud)
-    build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
+    build_root = Path(build_root or cache_dir() / "rtl")
     chunk = "" if probe_chunk is None else f"-p{probe_chunk}"
     return build_root / (f"top-{config.key()}-c{clk_hz}-b{baud}{chunk}-"
                          f"{_source_hash(config, clk_hz, baud, probe_chunk)}")
@@ -114,6 +115,9 @@ def _locked(config, clk_hz, baud, build_root, probe_chunk, build):
         stamp = build_dir / "built.ok"
         if build and not stamp.exists():
             from cocotb_tools.runner import get_runner
+
+            from .toolchain import ensure_verilator
+            ensure_verilator()
             start = time.monotonic()
             try:
                 get_runner("verilator").build(

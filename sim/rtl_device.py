@@ -5,7 +5,7 @@ is the whole simulated board, sim/board.py).
 Each `run()` writes the network, the device state and the stimulus to a
 temporary folder as .npz, runs the cocotb job `sim.rtl_job_cocotb` on a
 Verilator build of the core in a subprocess (built once per configuration
-and cached in build/rtl/), and reads back the recording and the state the
+and cached in rtl/ of the cache folder), and reads back the recording and the state the
 core ended with, so state persists from run to run as spec section 4 asks.
 The core is sized for the network: n and m rounded up to a power of two (n at
 least `lanes`), with the network's bit widths.

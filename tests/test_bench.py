@@ -1,7 +1,9 @@
 """`neurofabric bench`: the results' keys, the link arithmetic against the protocol's encoders, a tiny run."""
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ from click.testing import CliRunner
 
 from neurofabric.boards import BOARDS
 from neurofabric.host import bench
+from neurofabric.host.bench import run as bench_run
+from neurofabric.host.bench import tools as bench_tools
 from neurofabric.host.cli import cli
 from neurofabric.contract.device import CoreShape
 from neurofabric.contract.protocol import (
@@ -17,6 +21,8 @@ from neurofabric.contract.protocol import (
 from neurofabric.host.framing import encode_frame
 from neurofabric.host.memory_map import pack_weights, words_to_bytes
 from neurofabric.host.records import encode_run_request, encode_spikes
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ISSUE_KEYS = ("core.cycles_per_step.learn_off", "core.cycles_per_step.learn_on", "core.activity",
               "core.synaptic_events_per_cycle", "golden_vs_brian2")
@@ -107,3 +113,50 @@ def test_tiny_run_has_every_key_and_writes_the_page(tmp_path):
     assert "tiny run" in page and "## Link" in page and "```python" not in page
     assert (tmp_path / "benchmarks" / "core-cycles.png").stat().st_size > 1000
     assert any(re.match(r"== core", line) for line in lines)
+
+
+@pytest.fixture
+def instant_quick_plan(monkeypatch, tmp_path):
+    """`--quick` as a plan that measures no section: what the command writes, without the minutes."""
+    def quick(cls):
+        return dataclasses.replace(cls.tiny(cache_dir=tmp_path / "cache"), name="quick", sections=())
+    monkeypatch.setattr(bench.BenchPlan, "quick", classmethod(quick))
+    pages, real = [], bench_run.write_docs
+
+    def write_docs(results, path):
+        pages.append(Path(path))
+        return real(results, path)
+    monkeypatch.setattr(bench_run, "write_docs", write_docs)
+    return pages
+
+
+def test_quick_run_without_o_writes_no_page(instant_quick_plan, tmp_path, monkeypatch):
+    committed = (ROOT / "docs" / "benchmarks.md").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["bench", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert instant_quick_plan == []
+    assert "no page written" in result.output
+    assert (ROOT / "docs" / "benchmarks.md").read_bytes() == committed
+    assert not list(tmp_path.rglob("*.md"))
+
+
+def test_quick_run_writes_the_page_it_is_asked_for(instant_quick_plan, tmp_path):
+    page = tmp_path / "out" / "bench.md"
+    result = CliRunner().invoke(cli, ["bench", "--quick", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    assert instant_quick_plan == [page]
+    text = page.read_text()
+    assert "**This is a quick run**" in text and "`neurofabric bench -o docs/benchmarks.md`" in text
+    assert f"wrote {page}" in result.output
+
+
+def test_bench_outside_a_source_checkout_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_tools, "source_checkout", lambda: None)
+    with pytest.raises(bench.BenchError, match="needs a source checkout"):
+        bench.run_bench(bench.BenchPlan.tiny(cache_dir=tmp_path), say=lambda message: None)
+    result = CliRunner().invoke(cli, ["bench", "--quick", "-o", str(tmp_path / "page.md")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: neurofabric bench needs a source checkout")
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,8 @@ import pytest
 
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import SerialTransport
-from neurofabric.sim.board import BOARD_MAIN, REPO_ROOT, SimulatedBoard, build_board, verilog_ports
+from neurofabric.paths import cache_dir
+from neurofabric.sim.board import BOARD_MAIN, SimulatedBoard, build_board, verilog_ports
 
 pytestmark = pytest.mark.rtl
 
@@ -59,10 +60,10 @@ def loopback_verilog(with_busy):
 
 @pytest.fixture(scope="module", params=[True, False], ids=["busy", "no-busy"])
 def loopback(request):
-    """A built loopback board program (cached in build/board/ by its sources)."""
+    """A built loopback board program (cached in board/ of the cache folder by its sources)."""
     text = loopback_verilog(request.param)
     key = hashlib.sha256(text.encode() + BOARD_MAIN.read_bytes()).hexdigest()[:12]
-    folder = REPO_ROOT / "build" / "board" / f"loopback-{key}"
+    folder = cache_dir() / "board" / f"loopback-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "nf_top.v").write_text(text)
     return build_board(folder / "nf_top.v", folder)

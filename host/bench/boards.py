@@ -1,0 +1,125 @@
+"""The boards section: every board's default core's step time at its clock
+(from the core section's cycles) and its `neurofabric build` with the open
+tools (its report.json: clock, fmax, resources), cached by sources, tools and sizes."""
+
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from .core import core_cycles_for
+from .tools import build_key, checkout, run_logged
+
+__all__ = ["build_board", "bench_boards"]
+
+
+def _failure_reason(out_dir, output):
+    """Why a build failed, from nextpnr's log (a resource over its limit, its ERROR line) or the CLI's error."""
+    from ...boards.base import parse_nextpnr_log
+    log = out_dir / "neurofabric.tim"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    reasons = []
+    if text:
+        _, util = parse_nextpnr_log(text)
+        reasons += [f"does not fit: {cell} {used:,} of {avail:,} ({100 * used / avail:.0f} %)"
+                    for cell, (used, avail) in util.items() if avail and used > avail]
+        reasons += [line.strip() for line in text.splitlines() if line.startswith("ERROR:")][-1:]
+    if not reasons:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        reasons.append(errors[-1][len("error:"):].strip() if errors else (output.strip().splitlines() or
+                                                                          ["no output"])[-1])
+    return "; ".join(reasons)
+
+
+def _resources_from_log(out_dir, family):
+    """`report.json`-style resources parsed from nextpnr's log (for a build that wrote no report)."""
+    from ...boards.base import parse_nextpnr_log, resources_from_utilisation
+    log = out_dir / "neurofabric.tim"
+    if not log.exists():
+        return {}
+    _, util = parse_nextpnr_log(log.read_text(errors="replace"))
+    return resources_from_utilisation(util, family)
+
+
+def build_board(board, neurons, inputs, cache_dir, say, cached_only=False):
+    """The outcome of `neurofabric build --board B --neurons N --inputs M`, cached
+    in `cache_dir/boards/` by sources, tools and sizes: a dict with `status`
+    ("built", "timing_not_met" or "failed"), `reason`, the build's `report`
+    (report.json) and `resources`. With `cached_only`, None when not cached."""
+    out = Path(cache_dir) / "boards" / build_key(board, neurons, inputs)
+    outcome_path = out / "outcome.json"
+    if outcome_path.exists():
+        outcome = json.loads(outcome_path.read_text())
+        outcome["cached"] = True
+        say(f"boards: {board.name} ({neurons} neurons, {inputs} inputs): reusing the build of "
+            f"{outcome.get('date', 'an earlier run')} ({outcome['status']})")
+        return outcome
+    if cached_only:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "neurofabric.tim"):
+        (out / stale).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "neurofabric", "-q", "build", "--board", board.name, "-o", str(out),
+           "--neurons", str(neurons), "--inputs", str(inputs)]
+    say(f"boards: building {board.name} ({neurons} neurons, {inputs} inputs, {board.lanes} lanes, "
+        f"{board.clk_hz / 1e6:g} MHz): neurofabric build, a minute to a quarter of an hour")
+    log_path = out / "bench-build.log"
+    returncode, wall_s = run_logged(cmd, log_path, checkout(),
+                                    lambda s: say(f"boards: still building {board.name} ({s:.0f} s)"))
+    output = log_path.read_text(errors="replace")
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    if returncode == 0 and report:
+        status, reason = "built", ""
+    elif report and report.get("timing_met") is False:
+        status, reason = "timing_not_met", (f"fmax {report['fmax_hz'] / 1e6:.2f} MHz is below the "
+                                            f"{report['clk_hz'] / 1e6:g} MHz core clock")
+    else:
+        status, reason = "failed", _failure_reason(out, output)
+    outcome = {"status": status, "reason": reason, "neurons": neurons, "inputs": inputs, "lanes": board.lanes,
+               "clk_hz": board.clk_hz, "fmax_hz": report.get("fmax_hz") if report else None,
+               "timing_met": report.get("timing_met") if report else False,
+               "resources": report["resources"] if report else _resources_from_log(out, board.family),
+               "report": report, "build_s": round(wall_s, 1), "folder": str(out),
+               "command": "neurofabric " + " ".join(cmd[3:]),
+               "date": datetime.datetime.now().isoformat(timespec="seconds"), "cached": False}
+    say(f"boards: {board.name}: {status}{': ' + reason if reason else ''} ({wall_s:.0f} s)")
+    # A failure without nextpnr's verdict (a tool missing, the build killed) may not repeat: not cached.
+    if status != "failed" or (out / "neurofabric.tim").exists():
+        outcome_path.write_text(json.dumps(outcome, indent=2) + "\n")
+    return outcome
+
+
+def bench_boards(plan, core, say):
+    """Every board: its default core's step time at its clock (from the core runs), and its build."""
+    from ...boards import BOARDS
+    boards = {}
+    for board in BOARDS.values():
+        entry = {"description": board.description, "family": board.family, "neurons": board.neurons,
+                 "inputs": board.inputs, "lanes": board.lanes, "weight_memory": board.weight_memory,
+                 "clk_hz": board.clk_hz, "baud": board.baud}
+        cycles = core_cycles_for(core, board.neurons, board.inputs, board.lanes, board.weight_memory)
+        entry["cycles_per_step"] = cycles
+        entry["us_per_step"] = {k: c / board.clk_hz * 1e6 for k, c in cycles.items()} if cycles else None
+        entry["steps_per_second"] = {k: board.clk_hz / c for k, c in cycles.items()} if cycles else None
+        if board.needs_vivado:
+            build = {"status": "needs_vivado",
+                     "reason": "the bitstream needs Vivado, which the open-tool set-up does not install "
+                               "(neurofabric build --prepare-only writes its build folder)"}
+        elif plan.board_builds == "default":
+            build = build_board(board, board.neurons, board.inputs, plan.cache_dir, say)
+        elif plan.board_builds == "small":
+            build = build_board(board, board.neurons, board.inputs, plan.cache_dir, say, cached_only=True)
+            if build is None and board.name in plan.small_builds:
+                build = build_board(board, *plan.small_builds[board.name], plan.cache_dir, say)
+            if build is None:
+                build = {"status": "not_built", "reason": "quick run: one small core per FPGA family is built"}
+        else:
+            build = {"status": "not_built", "reason": f"{plan.name} run: no board builds"}
+        entry["build"] = build
+        at_default = build.get("neurons") == board.neurons and build.get("inputs") == board.inputs
+        fmax = build.get("fmax_hz")
+        if cycles and at_default and fmax and fmax < board.clk_hz:
+            entry["us_per_step_at_fmax"] = {k: c / fmax * 1e6 for k, c in cycles.items()}
+        boards[board.name] = entry
+    return boards

@@ -1,0 +1,133 @@
+"""The core section: cycles per step of the core's RTL under Verilator
+(`benchmarks/core_cycles.py`) for the reference workload and its growth with
+n, m, lanes and activity; synaptic events per cycle against the weight
+memory's limit (`lanes` weights read per cycle)."""
+
+import logging
+import time
+
+from .plan import REFERENCE_ACTIVITY, BenchError, CoreRun
+from .tools import script
+
+__all__ = ["synaptic_events", "bench_core", "summarise_core", "core_cycles_for"]
+
+logger = logging.getLogger(__name__)
+
+
+def synaptic_events(row):
+    """Synaptic events of a step: every delivered source adds its weight to each
+    of the n neurons (and, learning on, depresses it in the same visit); with
+    learning on, each spiking neuron's column of m + n weights is potentiated."""
+    events = row["delivered"] * row["n"]
+    if row["learn"]:
+        events += row["spiking"] * (row["m"] + row["n"])
+    return events
+
+
+def _core_runs(plan):
+    """The plan's core runs, with the boards' default cores added when asked, merged by configuration."""
+    runs = {}
+    wanted = list(plan.core_runs)
+    if plan.board_configs:
+        from ...boards import BOARDS
+        wanted += [CoreRun(b.neurons, b.inputs, b.lanes, b.weight_memory) for b in BOARDS.values()]
+    for run in wanted:
+        have = runs.get(run.key)
+        acts = tuple(sorted(set(run.activities) | set(have.activities if have else ())))
+        runs[run.key] = CoreRun(*run.key, activities=acts)
+    return list(runs.values())
+
+
+class _RunnerChatter(logging.Filter):
+    """cocotb's runner logs every command at INFO whatever the CLI's level: shown with -v only."""
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or logger.isEnabledFor(logging.INFO)
+
+
+_RUNNER_FILTER = _RunnerChatter()
+
+
+def bench_core(plan, say):
+    """Cycles per step of every core run of the plan; the reference workload's figures."""
+    from ...hdl.core_ports import CoreConfig
+    core_cycles = script("core_cycles")
+    runner_log = logging.getLogger("Verilator")  # cocotb_tools.runner's logger (its class name)
+    if _RUNNER_FILTER not in runner_log.filters:
+        runner_log.addFilter(_RUNNER_FILTER)
+    rows, failed = [], []
+    for run in _core_runs(plan):
+        config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+        workloads = [dict(activity=a, learn=learn, steps=plan.core_steps, seed=7)
+                     for a in run.activities for learn in (0, 1)]
+        say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes, {run.weight_memory} weights: "
+            f"{len(workloads)} workloads (builds the Verilator model once per configuration and sources)")
+        start = time.monotonic()
+        try:
+            results = core_cycles.measure(config, workloads)
+        except (SystemExit, Exception) as exc:  # SystemExit: the script's way of failing
+            reason = f"{type(exc).__name__}: {exc}".strip()
+            if run.key == plan.reference.key:
+                raise BenchError(f"core n={run.n} m={run.m} lanes={run.lanes} (the reference): {reason}") from None
+            # one configuration of a sweep costs only its own row
+            failed.append({"n": run.n, "m": run.m, "lanes": run.lanes, "weight_memory": run.weight_memory,
+                           "reason": reason.splitlines()[0][:300]})
+            say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes: FAILED: {failed[-1]['reason']}")
+            continue
+        for r in results:
+            row = dict(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory,
+                       activity=r["activity"], learn=r["learn"], steps=r["steps"], cycles=r["cycles"],
+                       cycles_max=r["cycles_max"], delivered=r["delivered"], spiking=r["spiking"])
+            row["synaptic_events"] = synaptic_events(row)
+            row["events_per_cycle"] = row["synaptic_events"] / row["cycles"] if row["cycles"] else 0.0
+            row["fraction_of_limit"] = row["events_per_cycle"] / run.lanes
+            rows.append(row)
+        shown = REFERENCE_ACTIVITY if REFERENCE_ACTIVITY in run.activities else run.activities[0]
+        brief = ", ".join(f"learning {'on' if r['learn'] else 'off'} {r['cycles']:,.0f}" for r in rows[-len(results):]
+                          if r["activity"] == shown)
+        say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes, activity {shown:g}: {brief} cycles/step "
+            f"({time.monotonic() - start:.0f} s)")
+    core = summarise_core(plan, rows, core_cycles.TARGETS)
+    core["failed_runs"] = failed
+    return core
+
+
+def summarise_core(plan, rows, targets):
+    """The `core` section from the rows of every run: the reference workload's figures first."""
+    ref = plan.reference
+    activity = plan.reference_activity
+    chosen = _rows_by_learn(rows, ref.key, activity)
+    if set(chosen) != {0, 1}:
+        raise BenchError(f"no reference workload among the core runs (n = {ref.n}, m = {ref.m}, "
+                         f"{ref.lanes} lanes, activity {activity})")
+    off, on = chosen[0], chosen[1]
+    names = {0: "learn_off", 1: "learn_on"}
+    return {
+        "reference": {"n": ref.n, "m": ref.m, "lanes": ref.lanes, "weight_memory": ref.weight_memory,
+                      "activity": activity, "steps": off["steps"], "S": 16, "W": 8, "T": 8},
+        "cycles_per_step": {names[k]: r["cycles"] for k, r in chosen.items()},
+        "cycles_per_step_max": {names[k]: r["cycles_max"] for k, r in chosen.items()},
+        "targets": {names[k]: targets[k] for k in (0, 1)},
+        "meets_target": {names[k]: bool(chosen[k]["cycles"] <= targets[k]) for k in (0, 1)},
+        "activity": {"requested": activity,
+                     # the fixed spiking neurons are delivered again next step: the rest are inputs
+                     "inputs": (off["delivered"] - off["spiking"]) / ref.m, "neurons": off["spiking"] / ref.n,
+                     "delivered_per_step": off["delivered"]},
+        "synaptic_events_per_cycle": {"learn_off": off["events_per_cycle"], "learn_on": on["events_per_cycle"],
+                                      "memory_limit": ref.lanes,
+                                      "fraction_of_limit": {"learn_off": off["fraction_of_limit"],
+                                                            "learn_on": on["fraction_of_limit"]}},
+        "runs": rows,
+    }
+
+
+def _rows_by_learn(rows, key, activity):
+    """The rows of configuration `key` (n, m, lanes, weight memory) at `activity`, by `learn`."""
+    return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"]) == key
+            and abs(r["activity"] - activity) < 1e-9}
+
+
+def core_cycles_for(core, n, m, lanes, weight_memory="dual", activity=REFERENCE_ACTIVITY):
+    """`{"learn_off": c, "learn_on": c}` of a measured configuration, or None."""
+    found = _rows_by_learn((core or {}).get("runs", ()), (n, m, lanes, weight_memory), activity)
+    return {"learn_off": found[0]["cycles"], "learn_on": found[1]["cycles"]} if set(found) == {0, 1} else None

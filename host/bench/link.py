@@ -1,0 +1,202 @@
+"""The link section: bytes on the wire of the real host code (`LinkClient`,
+`SerialDevice`, the protocol's encoders) against an in-process device that
+answers every request: payload efficiency, the time to load a weight matrix
+and the streaming limit at each board's baud rate."""
+
+import numpy as np
+
+from .plan import REFERENCE_ACTIVITY, workload_network
+
+__all__ = ["link_costs", "bench_link"]
+
+
+def _wire_meter(shape, clk_hz, baud, activity, seed):
+    """An in-process device behind a `Transport` that answers every request OK
+    (HELLO with `shape`, a STEP_RECORD per RUN step with `activity` of the n
+    neurons spiking) and logs every frame both ways as
+    ``(direction, command, payload bytes, data bytes, wire bytes)``; data bytes
+    are the payload without its protocol fields (the memory request's table,
+    address and count; RUN's steps and flags; a reply's status byte)."""
+    from ..transport import Transport
+    from neurofabric.contract.protocol import (
+        HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
+        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, Status, fields_size, memory_family, pack_fields,
+        unpack_fields,
+    )
+    from ..framing import FrameDecoder, encode_frame
+    from ..records import encode_spikes
+    from neurofabric.contract.model import CORE_MODEL_VERSION
+
+    class WireMeter(Transport):
+        name = "wire meter"
+
+        def __init__(self):
+            self.log = []
+            self.step = 0
+            self._decoder = FrameDecoder()
+            self._out = bytearray()
+            self._rng = np.random.default_rng(seed)
+
+        def write(self, data):
+            for frame in self._decoder.feed(data):
+                payload = frame.payload
+                skip = {Command.RUN: fields_size(RUN_REQUEST_FIELDS)}.get(frame.code, 0)
+                if memory_family(frame.code) is not None:
+                    skip = fields_size(MEMORY_REQUEST_FIELDS)
+                self.log.append(("out", frame.code, len(payload), len(payload) - skip,
+                                 len(encode_frame(frame.code, frame.seq, payload))))
+                self._answer(frame.code, frame.seq, payload)
+
+        def _reply(self, command, seq, body=b"", data=None):
+            payload = bytes([Status.OK]) + body
+            wire = encode_frame(int(command) | REPLY_FLAG, seq, payload)
+            self.log.append(("in", command, len(payload), len(body) if data is None else data, len(wire)))
+            self._out += wire
+
+        def _answer(self, command, seq, payload):
+            if command == Command.HELLO:
+                self._reply(command, seq, pack_fields(
+                    HELLO_REPLY_FIELDS, protocol_version=PROTOCOL_VERSION, core_model_version=CORE_MODEL_VERSION,
+                    n=shape.n, m=shape.m, state_bits=shape.state_bits, weight_bits=shape.weight_bits,
+                    trace_bits=shape.trace_bits, lanes=shape.lanes, clk_hz=clk_hz, baud=baud,
+                    max_payload=MAX_PAYLOAD, build_id=0))
+            elif command == Command.STATUS:
+                self._reply(command, seq, pack_fields(
+                    STATUS_REPLY_FIELDS, running=0, step=self.step, uart_framing_errors=0, uart_overruns=0,
+                    crc_errors=0, format_errors=0, dropped_frames=0, last_step_cycles=0, lost_records=0))
+            elif command == Command.RUN:
+                steps = unpack_fields(RUN_REQUEST_FIELDS, payload)["steps"]
+                for _ in range(steps):
+                    spikes = np.flatnonzero(self._rng.random(shape.n) < activity)
+                    self._reply(Command.STEP_RECORD, seq, encode_spikes(self.step, spikes, shape.n))
+                    self.step += 1
+                self._reply(command, seq, pack_fields(RUN_REPLY_FIELDS, steps=steps), data=0)
+            elif command == Command.RESET_STATE:
+                self.step = 0
+                self._reply(command, seq)
+            else:  # writes: OK with no data
+                self._reply(command, seq)
+
+        def read(self, timeout):
+            out, self._out = bytes(self._out), bytearray()
+            return out
+
+        def close(self):
+            pass
+
+    return WireMeter()
+
+
+def _tally(log, commands, direction=None):
+    """Sum frames, payload, data and wire bytes of the logged frames of `commands`."""
+    rows = [r for r in log if r[1] in commands and (direction is None or r[0] == direction)]
+    frames, payload, data, wire = len(rows), sum(r[2] for r in rows), sum(r[3] for r in rows), sum(r[4] for r in rows)
+    return {"frames": frames, "payload_bytes": payload, "data_bytes": data, "wire_bytes": wire,
+            "efficiency": data / wire if wire else 0.0}
+
+
+def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_000, weights=None):
+    """Wire bytes of loading a full weight matrix (`weights`, `(m + n, n)`;
+    default random), of loading a whole network, and of streaming `steps`
+    steps at each activity, for a core of `shape` (a `protocol.CoreShape`),
+    through the real `LinkClient` and `SerialDevice`.
+
+    Efficiency is data bytes over wire bytes: the weights' bytes, or the spike
+    records, over everything the UART carries for them (delimiters, COBS,
+    header, CRC and the request fields).
+    """
+    from ...hdl.core_ports import CoreConfig
+    from ..link import LinkClient
+    from neurofabric.contract.protocol import Command
+    from ..memory_map import pack_weights
+    from ..serial_device import SerialDevice
+
+    rng = np.random.default_rng(seed)
+    out = {"shape": {"n": shape.n, "m": shape.m, "lanes": shape.lanes, "S": shape.state_bits,
+                     "W": shape.weight_bits, "T": shape.trace_bits}}
+
+    # A full weight matrix: (m + n) rows of n / lanes words, random weights.
+    meter = _wire_meter(shape, clk_hz, baud, 0.0, seed)
+    client = LinkClient(meter)
+    client.hello()
+    meter.log.clear()
+    W = shape.weight_bits
+    if weights is None:
+        weights = rng.integers(-(1 << (W - 1)), 1 << (W - 1), size=(shape.m + shape.n, shape.n))
+    words = [pack_weights(row[c * shape.lanes:(c + 1) * shape.lanes], W)
+             for row in weights for c in range(shape.n // shape.lanes)]
+    client.write_weights(0, words)
+    load = _tally(meter.log, {Command.WRITE_WEIGHTS}, "out")
+    replies = _tally(meter.log, {Command.WRITE_WEIGHTS}, "in")
+    load.update(weights=int(weights.size), reply_wire_bytes=replies["wire_bytes"],
+                total_wire_bytes=load["wire_bytes"] + replies["wire_bytes"])
+    out["weight_load"] = load
+
+    # A whole network as SerialDevice.load writes it: registers, parameters, masks, weights, reset.
+    config = CoreConfig(n=shape.n, m=shape.m, S=shape.state_bits, W=shape.weight_bits, T=shape.trace_bits,
+                        lanes=shape.lanes)
+    meter = _wire_meter(shape, clk_hz, baud, 0.0, seed)
+    device = SerialDevice(meter, kind="wire meter")
+    meter.log.clear()
+    device.load(workload_network(config, REFERENCE_ACTIVITY, 1, seed))
+    sent, got = _tally(meter.log, set(Command), "out"), _tally(meter.log, set(Command), "in")
+    out["network_load"] = {"frames": sent["frames"], "data_bytes": sent["data_bytes"],
+                           "wire_bytes": sent["wire_bytes"], "reply_wire_bytes": got["wire_bytes"],
+                           "total_wire_bytes": sent["wire_bytes"] + got["wire_bytes"],
+                           "efficiency": sent["efficiency"]}
+
+    # Spike streams: inputs at `activity` in RUN requests, the same activity in the step records.
+    streams = []
+    for activity in activities:
+        meter = _wire_meter(shape, clk_hz, baud, activity, seed)
+        client = LinkClient(meter)
+        client.hello()
+        client.status()  # the step counter, as SerialDevice.run learns it
+        meter.log.clear()
+        stimulus = [np.flatnonzero(row) for row in rng.random((steps, shape.m)) < activity]
+        for _ in client.run(stimulus):
+            pass
+        inputs = _tally(meter.log, {Command.RUN}, "out")
+        records = _tally(meter.log, {Command.STEP_RECORD}, "in")
+        everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD})
+        per_step = lambda t: {"data_bytes": t["data_bytes"] / steps, "wire_bytes": t["wire_bytes"] / steps,  # noqa: E731
+                              "efficiency": t["efficiency"], "frames": t["frames"]}
+        streams.append({"activity": activity, "steps": steps, "run_requests": inputs["frames"],
+                        "input": per_step(inputs), "output": per_step(records), "both": per_step(everything)})
+    out["spike_stream"] = streams
+    return out
+
+
+def bench_link(plan, say):
+    """Link efficiency for the reference core, and per board: weight load time and streaming limit."""
+    from ...boards import BOARDS
+    from neurofabric.contract.device import CoreShape
+    ref = plan.reference
+    shape = CoreShape(ref.n, ref.m, 16, 8, 8, ref.lanes)
+    say(f"link: the reference core (n = {ref.n}, m = {ref.m}, {ref.lanes} lanes) through LinkClient and the "
+        "protocol encoders")
+    link = link_costs(shape, plan.link_activities, plan.link_steps)
+    per_board = {}
+    costs = {(ref.n, ref.m, ref.lanes): link}  # boards with the reference core's shape reuse its figures
+    bits_per_byte = 10  # 8N1
+    for board in BOARDS.values():
+        shape = CoreShape(board.neurons, board.inputs, 16, 8, 8, board.lanes)
+        key = (board.neurons, board.inputs, board.lanes)
+        if key not in costs:
+            say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes")
+            costs[key] = link_costs(shape, plan.link_activities, plan.link_steps)
+        c = costs[key]
+        per_board[board.name] = {
+            "baud": board.baud, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,
+            "weight_load_s": c["weight_load"]["total_wire_bytes"] * bits_per_byte / board.baud,
+            "weight_load_frames": c["weight_load"]["frames"],
+            "network_load_s": c["network_load"]["total_wire_bytes"] * bits_per_byte / board.baud,
+            "network_load_frames": c["network_load"]["frames"],
+            # Stop and wait: a RUN request, its step records and its reply follow each other on the line.
+            "streaming_steps_per_second": [
+                {"activity": s["activity"],
+                 "steps_per_second": board.baud / (bits_per_byte * s["both"]["wire_bytes"])}
+                for s in c["spike_stream"]],
+        }
+    link["boards"] = per_board
+    return link

@@ -1,0 +1,136 @@
+"""What a bench run measures (`BenchPlan`), its reference workload and its error type."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neurofabric.paths import cache_dir
+
+from ..errors import NeurofabricError
+
+__all__ = ["REFERENCE_ACTIVITY", "NEUROCOREX", "BenchError", "CoreRun", "BenchPlan", "bench_cache_dir",
+           "workload_network"]
+
+#: The reference workload's activity: the fraction of inputs, and of neurons,
+#: spiking per step.
+REFERENCE_ACTIVITY = 0.1
+
+#: NeuroCoreX's published figures (ORNL, 2025), on a Digilent Cmod A7-35T
+#: (xc7a35t: 20,800 LUT6, 50 block RAM tiles of 36 kbit).
+NEUROCOREX = {"board": "Cmod A7-35T", "neurons": 90, "step_ms": 0.96, "luts": 6981, "block_ram_tiles": 30.5,
+              "steps_per_second": 1 / 0.96e-3}
+
+
+class BenchError(NeurofabricError):
+    """A benchmark could not run (a missing script, a failed build of a model, a failed run)."""
+
+
+def bench_cache_dir() -> Path:
+    """Where the bench caches its board builds: bench/ of the cache folder (`neurofabric.paths.cache_dir()`)."""
+    return cache_dir() / "bench"
+
+
+@dataclass(frozen=True)
+class CoreRun:
+    """One core configuration and the activities measured on it (learning off and on)."""
+
+    n: int
+    m: int
+    lanes: int
+    weight_memory: str = "dual"
+    activities: tuple = (REFERENCE_ACTIVITY,)
+
+    @property
+    def key(self):
+        return (self.n, self.m, self.lanes, self.weight_memory)
+
+
+@dataclass
+class BenchPlan:
+    """What `run_bench` measures. `BenchPlan.full()`, `.quick()` and `.tiny()` (for tests)."""
+
+    name: str
+    reference: CoreRun
+    core_runs: list
+    core_steps: int
+    board_configs: bool            # also measure every board's default core (for its step time)
+    board_builds: str              # "default": every open-tool board at its default size; "small"; "none"
+    small_builds: dict             # board name -> (neurons, inputs) of a quick build
+    link_activities: tuple
+    link_steps: int
+    simboard_configs: list         # (n, m, lanes)
+    simboard_steps: int
+    golden_args: list              # arguments of benchmarks/golden_vs_brian2.py
+    reference_activity: float = REFERENCE_ACTIVITY
+    sections: tuple = ("core", "boards", "link", "simulated_board", "golden")
+    cache_dir: Path = field(default_factory=bench_cache_dir)
+
+    @classmethod
+    def full(cls):
+        ref = CoreRun(256, 256, 4, activities=(0.0, 0.02, 0.05, 0.1, 0.2, 0.4))
+        return cls(
+            name="full", reference=ref, core_steps=8, board_configs=True, board_builds="default", small_builds={},
+            core_runs=[ref,
+                       # n = m
+                       CoreRun(64, 64, 4), CoreRun(128, 128, 4), CoreRun(512, 512, 4),
+                       # n with m = 256, m with n = 256
+                       CoreRun(128, 256, 4), CoreRun(512, 256, 4), CoreRun(256, 128, 4), CoreRun(256, 512, 4),
+                       # lanes at n = m = 256
+                       CoreRun(256, 256, 2), CoreRun(256, 256, 8), CoreRun(256, 256, 16),
+                       # the single-port (iCE40UP SPRAM) schedule
+                       CoreRun(256, 256, 2, "spram", activities=(0.05, 0.1, 0.2))],
+            link_activities=(0.0, 0.01, 0.02, 0.05, 0.1, 0.5), link_steps=1000,
+            simboard_configs=[(64, 64, 4), (256, 256, 4)], simboard_steps=500,
+            golden_args=[])  # the script's defaults: 1024 x 1024, 1000 steps, a fresh Cython cache
+
+    @classmethod
+    def quick(cls):
+        ref = CoreRun(256, 256, 4, activities=(0.0, 0.05, 0.1, 0.2))
+        return cls(
+            name="quick", reference=ref, core_steps=4, board_configs=False, board_builds="small",
+            # one small core per FPGA family, the sizes CI builds
+            small_builds={"icebreaker": (16, 16), "ulx3s-12f": (16, 16)},
+            core_runs=[ref, CoreRun(32, 32, 4), CoreRun(64, 64, 4), CoreRun(64, 64, 2)],
+            link_activities=(0.0, 0.02, 0.05, 0.1), link_steps=300,
+            simboard_configs=[(64, 64, 4)], simboard_steps=300,
+            golden_args=["--neurons", "512", "--inputs", "512", "--steps", "1000", "--brian2-warm-cache"])
+
+    @classmethod
+    def tiny(cls, cache_dir=None):
+        """A seconds-long plan on tiny cores (the tests'): every section but board builds and Brian2."""
+        ref = CoreRun(4, 4, 2, activities=(0.25, 0.5))
+        return cls(
+            name="tiny", reference=ref, reference_activity=0.25, core_steps=3, board_configs=False,
+            board_builds="none", small_builds={}, core_runs=[ref],
+            link_activities=(0.0, 0.5), link_steps=20,
+            simboard_configs=[(16, 8, 4)], simboard_steps=20,
+            golden_args=["--neurons", "16", "--inputs", "16", "--steps", "20", "--skip-brian2"],
+            cache_dir=Path(cache_dir) if cache_dir is not None else bench_cache_dir())
+
+
+def workload_network(config, activity, learn, seed):
+    """The benchmark network on a whole core of `config` (n, m, S, W, T).
+
+    A fixed random `activity * n` neurons spike every step (threshold at the
+    minimum) and no other neuron ever does (threshold at the maximum, small
+    random weights); every synapse is plastic, the worst case for learning.
+    With inputs spiking at `activity`, a step delivers about `activity * (m + n)`
+    sources.
+    """
+    from ..network import Network
+    from neurofabric.contract.model import Widths
+    rng = np.random.default_rng(seed)
+    n, m, S, W = config.n, config.m, config.S, config.W
+    smin, smax = -(1 << (S - 1)), (1 << (S - 1)) - 1
+    spikers = rng.choice(n, int(round(activity * n)), replace=False)
+    threshold = np.full(n, smax)
+    threshold[spikers] = smin
+    weights = rng.integers(-(1 << (W - 1)), 1 << (W - 1), size=(m + n, n)) // 8  # small: no one else spikes
+    zeros = np.zeros(n, np.int64)
+    tmax = (1 << config.T) - 1
+    return Network(
+        weights=weights, threshold=threshold, v_reset=zeros, reset_mode=zeros, k_mem=zeros, k_syn=zeros,
+        refractory=zeros, bias=zeros, plastic_post=np.ones(n, np.int64), plastic_pre=np.ones(m + n, np.int64),
+        learn=learn, a_plus=3, a_minus=2, stdp_shift=6, k_pre=2, k_post=2, inc_pre=min(100, tmax),
+        inc_post=min(100, tmax), widths=Widths(S, W, config.T))
