@@ -142,7 +142,7 @@ def test_quick_run_without_o_writes_no_page(instant_quick_plan, tmp_path, monkey
 
 
 def test_quick_run_writes_the_page_it_is_asked_for(instant_quick_plan, tmp_path):
-    page = tmp_path / "out" / "bench.md"
+    page = tmp_path / "bench.md"
     result = CliRunner().invoke(cli, ["bench", "--quick", "-o", str(page)])
     assert result.exit_code == 0, result.output
     assert instant_quick_plan == [page]
