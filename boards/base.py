@@ -22,7 +22,7 @@ from pathlib import Path
 from amaranth import Elaboratable
 
 from neurofabric.contract.errors import BuildError
-from ..host.safe_io import atomic_output
+from neurofabric.safe_io import atomic_output
 
 __all__ = ["Board", "BuildResult", "BoardTop", "build_bitstream", "prepare_vivado", "flash",
            "parse_nextpnr_log", "parse_yosys_flip_flops", "resources_from_utilisation", "yowasp_environment"]

@@ -36,7 +36,6 @@ from .transport import SerialTransport
 from neurofabric.contract.bauds import AUTO_BAUDS
 from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
                                          network_register_values)
-from neurofabric.contract.protocol import Family
 from .memory_map import encode_global, pack_weights, pack_word, unpack_weights
 
 __all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name", "open_serial_device"]

@@ -1,6 +1,7 @@
-"""docs/protocol.md and host/protocol.py agree: the command table and the
-status-code table of the document list exactly the `Command` and `Status`
-enums, names and codes."""
+"""docs/protocol.md and docs/core.md agree with neurofabric.contract: the command
+and status-code tables list exactly the `Command` and `Status` enums, and the
+command, status, register, word and memory-map tables are the ones generated
+from the contract."""
 
 import re
 from pathlib import Path
