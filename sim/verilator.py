@@ -34,8 +34,9 @@ __all__ = ["BuildError", "CoreModel", "core_model", "generate_verilog", "run_coc
 logger = logging.getLogger(__name__)
 
 TOPLEVEL = "nf_core"
-#: The hdl modules the core is built from: the build cache key hashes them.
-CORE_SOURCES = ("core.py", "core_ports.py", "arith.py", "spram.py")
+#: The hdl modules the core is built from, and the device description they build its
+#: registers and layouts from (all of neurofabric.contract): the build cache key hashes them.
+CORE_SOURCES = ("core.py", "core_ports.py", "registers.py", "arith.py", "spram.py")
 
 
 class BuildError(Exception):
@@ -81,6 +82,9 @@ def _source_hash(config, weight_cells="model", pipeline="long"):
     hdl = {label: path for label, path in package_sources("neurofabric.hdl")}
     for path in sorted(hdl[f"hdl/{name}"] for name in CORE_SOURCES):
         h.update(path.name.encode())
+        h.update(path.read_bytes())
+    for label, path in package_sources("neurofabric.contract"):
+        h.update(label.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
