@@ -1,4 +1,4 @@
-"""FrameReceiver / FrameSender in the Amaranth simulator, against host/protocol.py's codec."""
+"""FrameReceiver / FrameSender in the Amaranth simulator, against the host's codec (host/framing.py)."""
 
 import random
 

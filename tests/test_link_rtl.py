@@ -1,5 +1,5 @@
 """The whole device (UART, framing, link, core) as generated Verilog under Verilator,
-driven through its UART pins with host/protocol.py (sim/link_cocotb.py).
+driven through its UART pins with the host's protocol code (sim/link_cocotb.py).
 
 One Verilator build per configuration (cached in build/rtl/top-*), all of a
 configuration's cocotb tests in one simulator process.
