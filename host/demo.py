@@ -15,12 +15,22 @@ import numpy as np
 
 from .builder import NetworkBuilder
 from .device import open_device
+from .files import save_recording
 from .golden import GoldenModel
 from .progress import Progress
+from .safe_io import atomic_output, check_output_folder
 
-__all__ = ["PatternTask", "make_pattern_task", "pattern_network", "pattern_scores", "pattern_demo"]
+__all__ = ["PatternTask", "make_pattern_task", "pattern_network", "pattern_scores", "pattern_demo",
+           "OUTPUT_FILES", "DEFAULT_OUT_DIR"]
 
 logger = logging.getLogger(__name__)
+
+#: The pictures `pattern_demo` draws when matplotlib is installed.
+PICTURES = ("raster_before.png", "raster_after.png", "weights.png", "weight_evolution.png")
+#: Every file `pattern_demo` writes into its folder.
+OUTPUT_FILES = ("summary.json", "training.npz", *PICTURES)
+#: The folder `pattern_demo` writes to when none is named (made with its parents).
+DEFAULT_OUT_DIR = Path("out/demo")
 
 
 class PatternTask:
@@ -90,9 +100,21 @@ def pattern_scores(spikes, task, latency_slack=3):
     }
 
 
-def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=6000,
+def pattern_demo(device="golden", out_dir=None, seed=1, train_steps=6000,
                  test_steps=2000, progress=None):
-    """Test, train with STDP on the device, test again; return summary lines."""
+    """Test, train with STDP on the device, test again; return summary lines.
+
+    The files (`OUTPUT_FILES`) go to `out_dir` (default `DEFAULT_OUT_DIR`),
+    each written atomically. The folder is checked before the run
+    (`safe_io.check_output_folder`): a path that is a file, a named folder
+    whose parent is missing, or a FIFO, device node, symlink or folder where
+    one of the files goes is refused (`NetworkError`) before any work; a
+    missing folder is made.
+    """
+    if out_dir is None:
+        out_dir = check_output_folder(DEFAULT_OUT_DIR, OUTPUT_FILES, what="demo", parents=True)
+    else:
+        out_dir = check_output_folder(out_dir, OUTPUT_FILES, what="demo")
     say = progress or (lambda *_: None)
     rng = np.random.default_rng(seed)
     test_task, pattern = make_pattern_task(rng, test_steps)
@@ -127,9 +149,9 @@ def pattern_demo(device="golden", out_dir=Path("out/demo"), seed=1, train_steps=
     result = {"device": device, "seed": seed, "before": before, "after": after, "bit_exact_with_golden": exact,
               "mean_weight_pattern_inputs": float(w[chosen].mean()),
               "mean_weight_other_inputs": float(w[others].mean())}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
-    np.savez_compressed(out_dir / "training.npz", **trained.to_arrays())
+    with atomic_output(out_dir / "summary.json", mode="w", what="demo summary") as fh:
+        fh.write(json.dumps(result, indent=2) + "\n")
+    save_recording(trained, out_dir / "training.npz")
     by_time = chosen[np.argsort(pattern[1], kind="stable")]
     pictures = _pictures(out_dir, net, test_task, rec_before, rec_after, trained, by_time, others)
 
@@ -165,7 +187,8 @@ def _pictures(out_dir, net, task, rec_before, rec_after, trained, chosen, others
     paths = []
     window = (0, 300)
     spans = [(t, t + task.pattern_len) for t in task.onsets]
-    for name, rec, label in (("raster_before.png", rec_before, "before"), ("raster_after.png", rec_after, "after")):
+    before_png, after_png, weights_png, evolution_png = PICTURES
+    for name, rec, label in ((before_png, rec_before, "before"), (after_png, rec_after, "after")):
         fig = plot.raster(rec, title=f"test stimulus {label} learning: the pattern (shaded) hides in noise",
                           window=window, highlight=spans)
         plot.save(fig, out_dir / name)
@@ -184,8 +207,8 @@ def _pictures(out_dir, net, task, rec_before, rec_after, trained, chosen, others
     ax.set_title("weights before (bars) and after (dots) learning")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    plot.save(fig, out_dir / "weights.png")
-    paths.append(out_dir / "weights.png")
+    plot.save(fig, out_dir / weights_png)
+    paths.append(out_dir / weights_png)
     third = len(chosen) // 3
     groups = {}
     for label, rows in ((f"the first {third} pattern inputs to spike", chosen[:third]),
@@ -195,6 +218,6 @@ def _pictures(out_dir, net, task, rec_before, rec_after, trained, chosen, others
         groups[label] = mask
     fig = plot.evolution(trained, groups,
                          title="weights into the detector during learning")
-    plot.save(fig, out_dir / "weight_evolution.png")
-    paths.append(out_dir / "weight_evolution.png")
+    plot.save(fig, out_dir / evolution_png)
+    paths.append(out_dir / evolution_png)
     return paths

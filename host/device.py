@@ -10,6 +10,7 @@ real boards all speak this interface, so host code runs unchanged on each.
 import abc
 import importlib
 import logging
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from neurofabric.contract.model import CORE_MODEL_VERSION
 
 from .errors import DeviceError
-from .golden import GoldenModel, Recording, check_stimulus
+from .golden import GoldenModel, Recording, check_snapshot_budget, check_stimulus
 from .network import Network
 
 __all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden", "DEVICE_KINDS", "DEVICE_OPENERS"]
@@ -108,15 +109,21 @@ class Device(abc.ABC):
 
         `steps` longer than the stimulus pads with silence; `record` may name
         "v" and "i"; `snapshot_every=K` keeps the weights every K steps.
+        Snapshots beyond `golden.SNAPSHOT_BUDGET_BYTES` of memory are refused
+        (`DeviceError`) here, on every device, before anything runs.
         """
         net = self._need_network()
         record = tuple(record)
         for key in record:
             if key not in ("v", "i"):
                 raise DeviceError(f"record: unknown probe {key!r}; allowed: v, i")
-        if snapshot_every < 0:
+        if isinstance(snapshot_every, numbers.Real) and snapshot_every < 0:
             raise DeviceError(f"snapshot_every = {snapshot_every} is out of range: allowed 0 or more")
         stim = check_stimulus(stimulus, net.m, steps)
+        # A board reads the weights back for each snapshot and holds them all
+        # until the run ends, as the golden model does: the same budget, checked
+        # before a run that could take hours fails for memory at its end.
+        snapshot_every = check_snapshot_budget(stim.shape[0], snapshot_every, (net.m + net.n, net.n))
         return self._run(stim, record, snapshot_every, progress)
 
     @abc.abstractmethod

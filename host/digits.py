@@ -20,10 +20,14 @@ import numpy as np
 from .errors import NetworkError
 from .units import PhysicalNetwork
 
-__all__ = ["load_split", "train_softmax", "encode", "digits_network", "predict", "TEST_SIZE"]
+__all__ = ["load_split", "train_softmax", "encode", "digits_network", "predict", "digits_demo",
+           "save_digits_results", "TEST_SIZE", "OUTPUT_FILES"]
 
 TEST_SIZE = 500
 INTENSITY_MAX = 16
+#: Every file `save_digits_results` writes: check them before the work with
+#: `safe_io.check_output_folder(folder, OUTPUT_FILES)`.
+OUTPUT_FILES = ("digits_network.npz", "quantisation_report.txt", "result.json")
 
 
 def load_split(seed=0, test_size=TEST_SIZE):
@@ -154,3 +158,26 @@ def digits_demo(device="golden", seed=0, steps=DEMO_STEPS, threshold=DEMO_THRESH
                       device_agrees=bool(np.array_equal(sub_pred, pred[:count])
                                          and np.array_equal(sub_spikes, spikes[:count])))
     return result
+
+
+def save_digits_results(result, out_dir):
+    """Write a `digits_demo` result: the network, the quantisation report and result.json.
+
+    Returns the paths written (`OUTPUT_FILES`, in order). Every file is
+    written atomically, and all of them are checked before the first is
+    written (`safe_io.check_output_folder`; a missing `out_dir` whose parent
+    exists is made), so a refused name costs none of the others.
+    """
+    import json
+
+    from .files import save_network
+    from .safe_io import atomic_output, check_output_folder
+    out = check_output_folder(out_dir, OUTPUT_FILES, what="digits demo")
+    network_file, report_file, result_file = (out / name for name in OUTPUT_FILES)
+    save_network(result["network"], network_file)
+    with atomic_output(report_file, mode="w", what="quantisation report") as fh:
+        fh.write("\n".join(result["report"].lines()) + "\n")
+    plain = {k: v for k, v in result.items() if k not in ("network", "report")}
+    with atomic_output(result_file, mode="w", what="digits demo results") as fh:
+        fh.write(json.dumps(plain, indent=2) + "\n")
+    return [network_file, report_file, result_file]

@@ -58,7 +58,7 @@ from .device import open_device
 from .progress import Progress
 
 __all__ = ["onchip_network", "training_stimulus", "test_stimulus", "own_answers", "onchip_digits_demo",
-           "save_onchip_results", "summary_lines", "FRAME_STEPS", "TEACHER_ROWS", "LEARNING"]
+           "save_onchip_results", "summary_lines", "FRAME_STEPS", "TEACHER_ROWS", "LEARNING", "OUTPUT_FILES"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ LEARNING = dict(a_plus=2, a_minus=3, stdp_shift=8, k_pre=1, k_post=0, inc_pre=25
 TRAIN_FRAMES = 8
 EPOCHS = 3
 TEST_FRAMES = 16
+#: The pictures `save_onchip_results` draws when matplotlib is installed.
+PICTURES = ("learned_weights.png", "learning_curve.png")
+#: Every file `save_onchip_results` writes: check them before the work with
+#: `safe_io.check_output_folder(folder, OUTPUT_FILES)`.
+OUTPUT_FILES = ("learned_network.npz", "result.json", *PICTURES)
 
 
 def onchip_network(learn=1):
@@ -252,19 +257,26 @@ def summary_lines(result):
 
 
 def save_onchip_results(result, out_dir):
-    """Write the learned network, result.json and the pictures; return the paths written."""
+    """Write the learned network, result.json and the pictures; return the paths written.
+
+    Every file is written atomically, and all of them (`OUTPUT_FILES`) are
+    checked before the first is written (`safe_io.check_output_folder`; a
+    missing `out_dir` whose parent exists is made), so a refused name costs
+    none of the others. Call `check_output_folder(out_dir, OUTPUT_FILES)`
+    before `onchip_digits_demo` to have it refused before the learning.
+    """
     import json
-    from pathlib import Path
 
     from .files import save_network
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "learned_network.npz", out / "result.json"]
-    save_network(result["network"], paths[0])
+    from .safe_io import atomic_output, check_output_folder
+    out = check_output_folder(out_dir, OUTPUT_FILES, what="digits demo")
+    network_file, result_file = (out / name for name in OUTPUT_FILES[:2])
+    save_network(result["network"], network_file)
     plain = {k: v for k, v in result.items()
              if k not in ("network", "untrained_network", "train_answers_right", "class_means")}
-    paths[1].write_text(json.dumps(plain, indent=2) + "\n")
-    return paths + _pictures(out, result)
+    with atomic_output(result_file, mode="w", what="digits demo results") as fh:
+        fh.write(json.dumps(plain, indent=2) + "\n")
+    return [network_file, result_file] + _pictures(out, result)
 
 
 def _pictures(out, result):
@@ -292,8 +304,9 @@ def _pictures(out, result):
                  "under the average image of the class (top)\n"
                  "red: a lit pixel pushes the neuron towards firing; blue: away from it", fontsize=10)
     fig.colorbar(image, ax=axes.ravel().tolist(), label="weight (integer)", shrink=0.45, anchor=(0, 0.1))
-    plot.save(fig, out / "learned_weights.png")
-    paths.append(out / "learned_weights.png")
+    weights_png, curve_png = PICTURES
+    plot.save(fig, out / weights_png)
+    paths.append(out / weights_png)
 
     right = result["train_answers_right"]
     n, block = result["train_samples"], max(1, result["train_samples"] // 20)
@@ -315,6 +328,6 @@ def _pictures(out, result):
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    plot.save(fig, out / "learning_curve.png")
-    paths.append(out / "learning_curve.png")
+    plot.save(fig, out / curve_png)
+    paths.append(out / curve_png)
     return paths

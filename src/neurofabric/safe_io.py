@@ -26,7 +26,7 @@ from pathlib import Path
 
 from neurofabric.contract.errors import NetworkError
 
-__all__ = ["check_output_path", "atomic_output", "atomic_output_path"]
+__all__ = ["check_output_path", "check_output_folder", "atomic_output", "atomic_output_path"]
 
 
 def _umask():
@@ -91,6 +91,43 @@ def check_output_path(path, *, inputs=(), what="output", error=NetworkError) -> 
     if not os.access(folder, os.W_OK | os.X_OK):
         raise error(f"{what} {shown!r}: folder {str(folder)!r} is not writable")
     return path
+
+
+def check_output_folder(folder, names=(), *, inputs=(), what="output", error=NetworkError,
+                        parents=False) -> Path:
+    """Make sure `folder` can take the files `names`, before any work; make it if missing.
+
+    Refused with `error` (one line naming the path): a `folder` that exists
+    and is not a folder (or a link to one), a missing `folder` whose parent
+    does not exist (unless `parents`: a mistyped path is refused rather than
+    made into a tree of folders), and any of `names` in it that
+    `check_output_path` refuses. Returns `folder` as a `Path`.
+    """
+    if folder is None or str(folder) == "":
+        raise error(f"{what} folder: no folder name given")
+    folder = Path(folder)
+    shown = str(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        try:
+            mode = os.lstat(folder).st_mode
+            kind = "a regular file" if stat.S_ISREG(mode) else _kind(mode)
+        except OSError:
+            kind = "of a kind that cannot be examined"
+        raise error(f"{what} folder {shown!r} exists and is {kind}, not a folder: name a folder "
+                    "(it is made if missing)")
+    if not folder.is_dir():
+        parent = folder.parent
+        if not parents and not parent.is_dir():
+            state = "is not a folder" if os.path.lexists(parent) else "does not exist"
+            raise error(f"{what} folder {shown!r}: its parent {str(parent)!r} {state}; "
+                        "make it first or name another folder")
+        try:
+            folder.mkdir(parents=parents, exist_ok=True)
+        except OSError as exc:
+            raise error(f"{what} folder {shown!r} cannot be made: {exc.strerror or exc}") from None
+    for name in names:
+        check_output_path(folder / name, inputs=inputs, what=f"{what} file", error=error)
+    return folder
 
 
 @contextlib.contextmanager
