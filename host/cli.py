@@ -1,37 +1,111 @@
 """The `neurofabric` command line: thin commands over the Python API.
 
-Every command parses its arguments and calls the library; errors become one
-line on stderr and a distinct exit code (see `errors.py`), never a traceback.
+Every command parses its arguments and calls the library. No failure shows a
+traceback: a `NeurofabricError` becomes its one-line message on stderr and its
+layer's exit code (see `errors.py`; 2 is click's own, for usage errors), and
+anything else, which is a bug, one "internal error" line and exit code 70
+(`INTERNAL_ERROR_EXIT`; with `-v`, the traceback too). Every output is checked
+before the work starts (`safe_io.check_output_path`): a missing folder or an
+output that is one of the inputs costs no run.
 """
 
-import functools
+import errno
 import logging
+import math
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 import numpy as np
 
 from .device import DEVICE_KINDS, open_device
-from .errors import DeviceError, NetworkError, NeurofabricError
+from .errors import DeviceError, LinkError, NetworkError, NeurofabricError
 from .files import load_network, load_stimulus, save_network, save_recording
-from .progress import Progress
+from .progress import PROGRESS_LOGGER, Progress
+from .safe_io import atomic_output, check_output_path
 
 logger = logging.getLogger("neurofabric")
 
+#: Exit code of an unexpected failure (a bug, not a refused input): sysexits.h's
+#: EX_SOFTWARE, apart from the layers' 2..6 and the 1 of a `diff` that differs.
+INTERNAL_ERROR_EXIT = 70
 
-def _handle_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+#: The largest count an option takes (steps, intervals, samples): more is a typo,
+#: since no recording of that many steps fits in memory.
+MAX_COUNT = (1 << 31) - 1
+#: Seeds are numpy seeds of 32 bits.
+MAX_SEED = (1 << 32) - 1
+
+
+def _count(minimum):
+    return click.IntRange(min=minimum, max=MAX_COUNT)
+
+
+_SEED = click.IntRange(min=0, max=MAX_SEED)
+
+
+class _Commands(click.Group):
+    """The command group: every failure of a command ends as one line on stderr and an exit code."""
+
+    def invoke(self, ctx):
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except NeurofabricError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(ctx, f"error: {exc}", exc.exit_code, exc, traceback_too=False)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-    return wrapper
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click ends quietly when the reader of stdout went away (`| head`)
+            _internal(ctx, exc)
+        except Exception as exc:
+            _internal(ctx, exc)
+
+
+def _internal(ctx, exc):
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    _fail(ctx, f"internal error: {text}", INTERNAL_ERROR_EXIT, exc, traceback_too=True)
+
+
+def _fail(ctx, message, exit_code, exc, traceback_too):
+    """Print `message` as one line (all of it, and the traceback of a bug, with -v) and exit."""
+    verbose = (ctx.obj or {}).get("verbose", 0)
+    lines = str(message).splitlines() or [""]
+    if verbose:
+        if traceback_too:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        click.echo("\n".join(lines), err=True)
+    else:
+        hint = " (rerun with -v for the traceback)" if traceback_too else (
+            " (rerun with -v for the details)" if len(lines) > 1 else "")
+        click.echo(lines[0] + hint, err=True)
+    sys.exit(exit_code)
+
+
+class _ProgressLines(logging.Handler):
+    """Progress of long work (`PROGRESS_LOGGER`) as plain lines on the current stderr."""
+
+    def emit(self, record):
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _show_progress(level):
+    progress = logging.getLogger(PROGRESS_LOGGER)
+    for handler in [h for h in progress.handlers if isinstance(h, _ProgressLines)]:
+        progress.removeHandler(handler)
+    handler = _ProgressLines(level)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(handler)
+    progress.setLevel(min(level, logging.INFO))
+    progress.propagate = False  # once here, not again through the root logger at -v
 
 
 def _parse_record(value):
@@ -42,6 +116,58 @@ def _parse_record(value):
         if key not in ("v", "i"):
             raise click.BadParameter(f"unknown probe {key!r}; allowed: v, i (for example --record v,i)")
     return keys
+
+
+def _check_device(name):
+    """Refuse a device name before any work (a typo found after training costs the training)."""
+    if name in DEVICE_KINDS:
+        return name
+    if name.startswith("serial:"):
+        from .serial_device import parse_serial_name
+        path, _ = parse_serial_name(name)
+        if not os.path.exists(path):
+            raise LinkError(f"serial port {path} does not exist: is the board plugged in and is the path right?")
+        return name
+    raise DeviceError(f"unknown device {name!r}; known devices: {', '.join(DEVICE_KINDS)}")
+
+
+def _device_option(ctx, param, value):
+    if value is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_check_device(v) for v in value)
+    return _check_device(value)
+
+
+def _output_folder(path, names, inputs=(), what="output"):
+    """Make folder `path` (with its parents) and check the files `names` it will hold, before the work."""
+    folder = Path(path)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise NetworkError(f"{what} folder {str(folder)!r} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetworkError(f"{what} folder {str(folder)!r} cannot be made: {exc.strerror or exc}") from None
+    for name in names:
+        check_output_path(folder / name, inputs=inputs, what=f"{what} file")
+    return folder
+
+
+def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
+    """Refuse a run whose stimulus and recording could not fit this machine's memory."""
+    per_step = net.m + net.n + 8 * net.n * len(record)   # stimulus and spikes in bytes, probes in int64
+    snapshots = steps // snapshot_every if snapshot_every else 0
+    need = runs * (steps * per_step + snapshots * (net.m + net.n) * net.n * 8)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return
+    if need > have:
+        raise click.BadParameter(
+            f"{steps} steps of n = {net.n} neurons, m = {net.m} inputs"
+            + (f" with {snapshots} weight snapshots" if snapshots else "")
+            + f" need about {need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB",
+            param_hint="--steps")
 
 
 class Duration(click.ParamType):
@@ -64,13 +190,35 @@ class Duration(click.ParamType):
             seconds = float(number) * scale
         except ValueError:
             self.fail(f"{value!r} is not a time (examples: 1ms, 0.001, 250us)", param, ctx)
-        if not seconds > 0:
-            self.fail(f"{value!r} is not a positive time", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive, finite time", param, ctx)
         return seconds
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More output (-vv: link frames, -vvv: byte dumps).")
+class FiniteFloat(click.ParamType):
+    """A finite number of at least `minimum` (NaN would turn every comparison with it off)."""
+
+    name = "number"
+
+    def __init__(self, minimum=None):
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.minimum is not None and number < self.minimum:
+            self.fail(f"{value!r} is below {self.minimum:g}", param, ctx)
+        return number
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True,
+              help="More output (-v: details and the traceback of an internal error, -vv: link frames, "
+                   "-vvv: byte dumps).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.version_option(package_name="neurofabric")
 @click.pass_context
@@ -79,6 +227,8 @@ def cli(ctx, verbose, quiet):
     # -v: progress details, -vv: one line per frame, -vvv: byte dumps (link.TRACE).
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG, 5)[min(verbose, 3)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # What long work is doing (a first build of the simulated board) shows unless -q.
+    _show_progress(logging.ERROR if quiet else min(level, logging.INFO))
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
@@ -86,17 +236,16 @@ def cli(ctx, verbose, quiet):
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False),
               help="Stimulus file: spikes, shape (steps, m).")
-@click.option("--device", default="golden", show_default=True,
+@click.option("--device", default="golden", show_default=True, callback=_device_option,
               help=f"Where to run: {', '.join(DEVICE_KINDS)}.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Recording file to write.")
 @click.option("--record", default="", help="Probes to record after each step: v, i or v,i.")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
+@click.option("--steps", type=_count(0), default=None,
               help="Steps to run (longer than the stimulus pads with silence).")
-@click.option("--snapshot-every", type=click.IntRange(min=0), default=0,
+@click.option("--snapshot-every", type=_count(0), default=0,
               help="Keep the weights every K steps (key weight_snapshots).")
 @click.pass_context
-@_handle_errors
 def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
     """Run NETWORK on a device from the reset state and write a recording.
 
@@ -107,13 +256,18 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
       neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@1500000 -o rec.npz --steps 5000
     """
     record = _parse_record(record)
+    inputs = (network, stimulus)
+    check_output_path(output, inputs=inputs, what="recording")
     net = load_network(network)
+    if steps is not None:
+        _check_run_memory(steps, net, record, snapshot_every)
     stim = load_stimulus(stimulus, m=net.m, steps=steps)
+    _check_run_memory(stim.shape[0], net, record, snapshot_every)
     with open_device(device) as dev:
         dev.load(net, progress=Progress("load", enabled=not ctx.obj["quiet"]))
         rec = dev.run(stim, record=record, snapshot_every=snapshot_every,
                       progress=Progress("run", enabled=not ctx.obj["quiet"]))
-    save_recording(rec, output)
+    save_recording(rec, output, inputs=inputs)
     if not ctx.obj["quiet"]:
         rate = rec.spikes.mean() if rec.spikes.size else 0.0
         changed = int((rec.weights != net.weights).sum())
@@ -121,19 +275,46 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
                    f"({rate:.4f} per neuron per step), {changed} weights changed; wrote {output}")
 
 
+def _file_kind(path):
+    """"network", "recording" or "stimulus", from the names of a file's arrays (their data unread)."""
+    from .files import read_npz_headers
+    keys = set(read_npz_headers(path, "network or recording"))
+    if "spikes" in keys and "threshold" not in keys:
+        return "recording" if "weights" in keys else "stimulus"
+    return "network"
+
+
 @cli.command()
-@click.argument("network", type=click.Path(dir_okay=False))
-@_handle_errors
-def info(network):
-    """Summarise a network file: sizes, widths, parameter ranges, memory.
+@click.argument("file", type=click.Path(dir_okay=False))
+def info(file):
+    """Summarise a network, recording or stimulus file.
+
+    A network: sizes, widths, parameter ranges, plastic synapses, memory. A
+    recording: steps, spikes and rates, the probes, snapshots and weights it
+    holds. A stimulus: steps, inputs and rate.
 
     \b
-    Example:
+    Examples:
       neurofabric info net.npz     # also prints the quantisation report of an imported network
+      neurofabric info rec.npz     # what a run recorded
     """
-    net = load_network(network)
+    kind = _file_kind(file)
+    if kind == "recording":
+        _info_recording(file)
+    elif kind == "stimulus":
+        spikes = load_stimulus(file)
+        steps, m = spikes.shape
+        rate = spikes.mean() if spikes.size else 0.0
+        click.echo(f"stimulus {file}")
+        click.echo(f"  {steps} steps of m = {m} inputs: {int(spikes.sum())} spikes ({rate:.4f} per input per step)")
+    else:
+        _info_network(file)
+
+
+def _info_network(path):
+    net = load_network(path)
     facts = net.summary()
-    click.echo(f"network {network}")
+    click.echo(f"network {path}")
     click.echo(f"  neurons n = {facts['neurons']}, inputs m = {facts['inputs']}, "
                f"widths S = {net.state_bits}, W = {net.weight_bits}, T = {net.trace_bits}")
     names = net.extras.get("group_names")
@@ -162,17 +343,51 @@ def info(network):
             click.echo(f"  {line}")
 
 
+def _info_recording(path):
+    from .files import load_recording
+    rec = load_recording(path)
+    steps, n = rec.spikes.shape
+    m = rec.weights.shape[0] - n
+    click.echo(f"recording {path}")
+    click.echo(f"  {steps} steps of n = {n} neurons, m = {m} inputs")
+    counts = rec.spikes.sum(axis=0)
+    rate = rec.spikes.mean() if rec.spikes.size else 0.0
+    busiest = int(np.argmax(counts)) if n else 0
+    click.echo(f"  spikes: {int(counts.sum())} ({rate:.4f} per neuron per step); most from neuron {busiest} "
+               f"({int(counts[busiest]) if n else 0}), {int((counts == 0).sum())} of {n} neurons silent")
+    if rec.input_spikes is not None:
+        inputs = rec.input_spikes
+        click.echo(f"  input spikes: {int(inputs.sum())} ({inputs.mean() if inputs.size else 0.0:.4f} per input "
+                   "per step)")
+    probes = [f"{key} {int(getattr(rec, key).min())}..{int(getattr(rec, key).max())}" if getattr(rec, key).size
+              else key for key in ("v", "i") if getattr(rec, key) is not None]
+    click.echo(f"  probes: {', '.join(probes)}" if probes else "  probes: none (run with --record v,i)")
+    snaps = rec.weight_snapshots
+    if snaps is not None and len(snaps):
+        where = ""
+        if rec.snapshot_steps is not None and len(rec.snapshot_steps):
+            where = f", after steps {int(rec.snapshot_steps[0])}..{int(rec.snapshot_steps[-1])}"
+        changed = int((snaps != snaps[:1]).any(axis=0).sum() + 0)
+        click.echo(f"  weight snapshots: {len(snaps)}{where}; {changed} synapses changed between them")
+    else:
+        click.echo("  weight snapshots: none (run with --snapshot-every K)")
+    w = rec.weights
+    click.echo(f"  weights after the run: {int(w.min())}..{int(w.max())}, mean {w.mean():.2f}, "
+               f"{int((w != 0).sum())} non-zero of {w.size}")
+    if rec.extras:
+        click.echo(f"  other keys: {', '.join(sorted(rec.extras))}")
+
+
 @cli.command("import-nir")
 @click.argument("graph", type=click.Path(dir_okay=False))
 @click.option("--dt", type=Duration(), required=True, help="The time step (1ms, 0.5ms, 0.001).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Network file to write.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+@click.option("--tolerance", type=FiniteFloat(minimum=0), default=0.1, show_default=True,
               help="Largest relative error allowed for a parameter (time constants are dt * 2**k).")
 @click.option("--state-bits", type=int, default=16, show_default=True)
 @click.option("--weight-bits", type=int, default=8, show_default=True)
 @click.option("--trace-bits", type=int, default=8, show_default=True)
 @click.pass_context
-@_handle_errors
 def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bits, trace_bits):
     """Import a NIR graph (Input, Output, Affine, Linear, LIF, CubaLIF, IF) as a network.
 
@@ -181,9 +396,15 @@ def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bit
       neurofabric import-nir model.nir --dt 1ms -o net.npz
     """
     from .nir_io import import_nir
-    from neurofabric.contract.model import Widths
+    from neurofabric.contract.model import WIDTH_LIMITS, Widths
+    for name, value in (("state_bits", state_bits), ("weight_bits", weight_bits), ("trace_bits", trace_bits)):
+        lo, hi = WIDTH_LIMITS[name]
+        if not lo <= value <= hi:
+            raise click.BadParameter(f"{value} is out of range: allowed {lo}..{hi}",
+                                     param_hint=f"--{name.replace('_', '-')}")
+    check_output_path(output, inputs=(graph,), what="network")
     net, report = import_nir(graph, dt, widths=Widths(state_bits, weight_bits, trace_bits), tolerance=tolerance)
-    save_network(net, output)
+    save_network(net, output, inputs=(graph,))
     if not ctx.obj["quiet"]:
         for line in report.lines():
             click.echo(line)
@@ -197,7 +418,6 @@ def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bit
               help="The time step the graph describes (default: the network's, else 1ms).")
 @click.option("--weights", "recording", type=click.Path(dir_okay=False), default=None,
               help="Take the weights from this recording (the weights after a run on a device).")
-@_handle_errors
 def export_nir_command(network, output, dt, recording):
     """Export a network (optionally with learned weights) as a NIR graph.
 
@@ -208,6 +428,8 @@ def export_nir_command(network, output, dt, recording):
     """
     from .files import load_recording
     from .nir_io import export_nir, write_nir
+    inputs = (network, recording)
+    check_output_path(output, inputs=inputs, what="NIR graph")
     net = load_network(network)
     if recording is not None:
         rec = load_recording(recording)
@@ -218,9 +440,14 @@ def export_nir_command(network, output, dt, recording):
         net.weights = rec.weights
         net.validate()
     if dt is None:
-        dt = float(net.extras["dt"]) if "dt" in net.extras else 1e-3
+        dt = 1e-3
+        if "dt" in net.extras:
+            try:
+                dt = float(net.extras["dt"])
+            except (TypeError, ValueError):
+                raise NetworkError(f"{network}: dt = {net.extras['dt']!r} is not a time step in seconds") from None
     try:
-        write_nir(export_nir(net, dt=dt), output)
+        write_nir(export_nir(net, dt=dt), output, inputs=inputs)
     except OSError as exc:
         raise NetworkError(f"cannot write {output!r}: {exc}") from None
     click.echo(f"wrote {output}")
@@ -238,14 +465,21 @@ def devices():
         click.echo(f"{name:10s} {text}")
 
 
+#: The files `neurofabric demo` writes into its folder (host/demo.py).
+PATTERN_DEMO_FILES = ("summary.json", "training.npz", "raster_before.png", "raster_after.png", "weights.png",
+                      "weight_evolution.png")
+#: The files `neurofabric demo digits` writes, off-chip and on-chip (host/digits_onchip.py).
+DIGITS_FILES = ("digits_network.npz", "quantisation_report.txt", "result.json")
+ONCHIP_DIGITS_FILES = ("learned_network.npz", "result.json", "learned_weights.png", "learning_curve.png")
+
+
 @cli.group(invoke_without_command=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/demo",
               show_default=True, help="Folder for the demo's files.")
-@click.option("--device", default="rtl", show_default=True,
+@click.option("--device", default="rtl", show_default=True, callback=_device_option,
               help="Where to run: rtl (the simulated board), golden, serial:PATH[@BAUD].")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=_SEED, default=1, show_default=True)
 @click.pass_context
-@_handle_errors
 def demo(ctx, out_dir, device, seed):
     """Learn a repeated spike pattern with on-chip STDP and report what changed.
 
@@ -257,15 +491,15 @@ def demo(ctx, out_dir, device, seed):
     if ctx.invoked_subcommand is not None:
         return
     from .demo import pattern_demo
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    summary = pattern_demo(device=device, out_dir=Path(out_dir), seed=seed,
+    folder = _output_folder(out_dir, PATTERN_DEMO_FILES, what="demo")
+    summary = pattern_demo(device=device, out_dir=folder, seed=seed,
                            progress=None if ctx.obj["quiet"] else click.echo)
     for line in summary:
         click.echo(line)
     import json
-    if json.loads((Path(out_dir) / "summary.json").read_text()).get("bit_exact_with_golden") is False:
+    if json.loads((folder / "summary.json").read_text()).get("bit_exact_with_golden") is False:
         raise DeviceError(f"{device} disagreed with the golden model during learning: run "
-                          f"`neurofabric diff` on {Path(out_dir) / 'training.npz'}'s network to find where")
+                          f"`neurofabric diff` on {folder / 'training.npz'}'s network to find where")
 
 
 @demo.command("digits")
@@ -275,13 +509,12 @@ def demo(ctx, out_dir, device, seed):
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the network and the results [default: out/digits, "
                    "out/digits-on-chip with --learning on-chip].")
-@click.option("--device", default="golden", show_default=True,
+@click.option("--device", default="golden", show_default=True, callback=_device_option,
               help="Also run a subset of the test set here and check it against the golden model.")
-@click.option("--subset", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--subset", type=_count(1), default=50, show_default=True,
               help="Test samples (on-chip: and training samples learned) to run on --device when it is "
                    "not golden.")
 @click.pass_context
-@_handle_errors
 def demo_digits(ctx, learning, out_dir, device, subset):
     """Classify scikit-learn's 8x8 digits with a spiking network trained off-chip or learned on-chip.
 
@@ -296,24 +529,25 @@ def demo_digits(ctx, learning, out_dir, device, subset):
     quiet = ctx.obj["quiet"]
     if learning == "on-chip":
         from .digits_onchip import onchip_digits_demo, save_onchip_results, summary_lines
+        folder = _output_folder(out_dir or "out/digits-on-chip", ONCHIP_DIGITS_FILES, what="digits demo")
         result = onchip_digits_demo(device=device, subset=subset, show_progress=not quiet)
-        paths = save_onchip_results(result, out_dir or "out/digits-on-chip")
+        paths = save_onchip_results(result, folder)
         for line in summary_lines(result):
             click.echo(line)
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")
         if "device_agrees" in result and not result["device_agrees"]:
             raise DeviceError(f"{device} disagrees with the golden model while learning or testing the digits")
         return
-    out_dir = out_dir or "out/digits"
+    out = _output_folder(out_dir or "out/digits", DIGITS_FILES, what="digits demo")
     result = digits_demo(device=device, subset=subset,
                          progress=Progress("samples", enabled=not quiet))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_network(result["network"], out / "digits_network.npz")
     report = result.pop("report")
     result.pop("network")
-    (out / "quantisation_report.txt").write_text("\n".join(report.lines()) + "\n")
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    with atomic_output(out / "quantisation_report.txt", mode="w", what="report") as fh:
+        fh.write("\n".join(report.lines()) + "\n")
+    with atomic_output(out / "result.json", mode="w", what="results") as fh:
+        fh.write(json.dumps(result, indent=2))
     if not quiet:
         for line in report.lines():
             click.echo(line)
@@ -330,64 +564,101 @@ def demo_digits(ctx, learning, out_dir, device, subset):
     click.echo(f"wrote {out / 'digits_network.npz'}, {out / 'quantisation_report.txt'}, {out / 'result.json'}")
 
 
+def _neurons_option(ctx, param, value):
+    from .plot import parse_neurons
+    if value is None:
+        return None
+    try:
+        return parse_neurons(value)
+    except NeurofabricError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _window_option(ctx, param, value):
+    from .plot import parse_window
+    if value is None:
+        return None
+    try:
+        return parse_window(value)
+    except NeurofabricError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command()
 @click.argument("recording", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Picture to write (.png, .svg, .pdf); default: RECORDING-KIND.png.")
 @click.option("--kind", type=click.Choice(["raster", "traces", "weights", "evolution"]), default="raster",
               show_default=True, help="What to draw.")
-@click.option("--neurons", default=None, help="Neurons for --kind traces, for example 0,3,7.")
+@click.option("--neurons", default=None, callback=_neurons_option,
+              help="Neurons to draw, for example 0-9,20 [default: all; traces: the first 4; evolution: the "
+                   "first 8 with plastic synapses].")
+@click.option("--window", default=None, callback=_window_option,
+              help="Steps to draw, START:STOP (for example 1000:2000; either side may be left out).")
+@click.option("--network", type=click.Path(dir_okay=False), default=None,
+              help="The network that ran: --kind evolution then follows its plastic synapses (without it, "
+                   "the synapses whose weight changed between snapshots).")
 @click.option("--ascii", "as_text", is_flag=True, help="Print the raster as text instead (no display needed).")
-@click.option("--width", type=click.IntRange(min=10), default=100, show_default=True,
+@click.option("--width", type=click.IntRange(min=10, max=10_000), default=100, show_default=True,
               help="Columns of the --ascii raster.")
-@_handle_errors
-def plot(recording, output, kind, neurons, as_text, width):
+def plot(recording, output, kind, neurons, window, network, as_text, width):
     """Draw a recording: spike raster, v/i traces, weights, or weight evolution.
 
     \b
     Examples:
       neurofabric plot rec.npz                       # rec-raster.png
       neurofabric plot rec.npz --kind traces --neurons 0,1 -o traces.png
-      neurofabric plot rec.npz --kind evolution      # needs run --snapshot-every K
+      neurofabric plot rec.npz --neurons 0-9,20 --window 1000:2000
+      neurofabric plot rec.npz --kind evolution --network net.npz   # needs run --snapshot-every K
       neurofabric plot rec.npz --ascii               # in the terminal
     """
     from . import plot as plots
     from .files import load_recording
+    if network is not None and kind != "evolution":
+        raise click.BadParameter("--network is for --kind evolution (its plastic synapses)", param_hint="--network")
+    if kind == "weights" and window is not None:
+        raise click.BadParameter("--kind weights draws the weights after the run; a time window does not apply "
+                                 "(--kind evolution follows them over time)", param_hint="--window")
+    name = Path(recording).stem
+    if not as_text:
+        output = output or str(Path(recording).with_name(f"{name}-{kind}.png"))
+        plots.picture_format(output)
+        check_output_path(output, inputs=(recording, network), what="plot file")
     rec = load_recording(recording)
     if as_text:
-        click.echo(plots.ascii_raster(rec.spikes, width=width))
+        click.echo(plots.ascii_raster(rec.spikes, width=width, rows=neurons, window=window))
         return
-    chosen = None
-    if neurons:
-        try:
-            chosen = [int(x) for x in neurons.split(",") if x.strip()]
-        except ValueError:
-            raise click.BadParameter(f"{neurons!r} is not a list of neuron numbers", param_hint="--neurons")
-    name = Path(recording).stem
     if kind == "raster":
-        fig = plots.raster(rec, title=f"spikes of {name}")
+        fig = plots.raster(rec, title=f"spikes of {name}", window=window, neurons=neurons)
     elif kind == "traces":
-        fig = plots.traces(rec, chosen, title=f"membrane and current of {name}")
+        fig = plots.traces(rec, neurons, title=f"membrane and current of {name}", window=window)
     elif kind == "weights":
         n = rec.spikes.shape[1]
-        fig = plots.weights(rec.weights, m=rec.weights.shape[0] - n, title=f"weights after {name}")
+        fig = plots.weights(rec.weights, m=rec.weights.shape[0] - n, title=f"weights after {name}",
+                            neurons=neurons)
     else:
-        fig = plots.evolution(rec, title=f"weight evolution in {name}")
-    output = output or str(Path(recording).with_name(f"{name}-{kind}.png"))
-    plots.save(fig, output)
+        plastic = None
+        if network is not None:
+            net = load_network(network)
+            if net.weights.shape != rec.weights.shape:
+                raise NetworkError(f"{network}: weights of shape {net.weights.shape} are not the recording's "
+                                   f"{rec.weights.shape}: not the network that ran")
+            plastic = net.plastic_mask()
+        fig = plots.evolution(rec, title=f"weight evolution in {name}", neurons=neurons, plastic=plastic,
+                              window=window)
+    plots.save(fig, output, inputs=(recording, network))
     click.echo(f"wrote {output}")
 
 
 @cli.command()
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False), help="Stimulus file.")
-@click.option("--device", "devices_", multiple=True, required=True,
+@click.option("--device", "devices_", multiple=True, required=True, callback=_device_option,
               help="Give it twice: the two devices to compare (for example golden and rtl).")
-@click.option("--steps", type=click.IntRange(min=0), default=None, help="Steps to run.")
-@click.option("--snapshot-every", type=click.IntRange(min=0), default=0,
+@click.option("--steps", type=_count(0), default=None, help="Steps to run.")
+@click.option("--snapshot-every", type=_count(0), default=0,
               help="Compare the weights every K steps too (1: every step).")
 @click.pass_context
-@_handle_errors
 def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
     """Run NETWORK on two devices and report the first divergence, or that they agree.
 
@@ -399,12 +670,16 @@ def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
     if len(devices_) != 2:
         raise click.BadParameter(f"give exactly two devices, got {len(devices_)}", param_hint="--device")
     net = load_network(network)
+    probes = ("v", "i")
+    if steps is not None:
+        _check_run_memory(steps, net, probes, snapshot_every, runs=2)
     stim = load_stimulus(stimulus, m=net.m, steps=steps)
+    _check_run_memory(stim.shape[0], net, probes, snapshot_every, runs=2)
     recs = []
     for name in devices_:
         with open_device(name) as dev:
             dev.load(net)
-            recs.append(dev.run(stim, record=("v", "i"), snapshot_every=snapshot_every,
+            recs.append(dev.run(stim, record=probes, snapshot_every=snapshot_every,
                                 progress=Progress(f"run on {name}", enabled=not ctx.obj["quiet"])))
     found = first_divergence(*recs)
     a, b = devices_
@@ -431,18 +706,36 @@ def boards_command():
                    f"{b.baud:>9}  {b.description}{tools}")
 
 
+def _check_board(board):
+    """Refuse sizes, a clock or a baud rate the core, the link, the UART or the PLL cannot
+    take, before a build of minutes finds out."""
+    from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.hdl.link import check_link_sizes
+    from neurofabric.hdl.uart import uart_divisor
+    try:
+        CoreConfig(n=board.neurons, m=board.inputs, lanes=board.lanes, weight_memory=board.weight_memory)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    check_link_sizes(board.neurons, board.inputs)
+    uart_divisor(board.clk_hz, board.baud)
+    if board.clk_hz != board.osc_hz:
+        from ..boards.pll import ecp5_pll_params, ice40_pll_params
+        pll = {"ice40": ice40_pll_params, "ecp5": ecp5_pll_params}.get(board.family)
+        if pll is not None:
+            pll(board.osc_hz, board.clk_hz)
+
+
 @cli.command("build")
 @click.option("--board", "board_name", required=True, help="Board name (see `neurofabric boards`).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Build folder (default: build/BOARD).")
-@click.option("--neurons", type=click.IntRange(min=1), default=None, help="Neurons n (default: the board's).")
-@click.option("--inputs", type=click.IntRange(min=0), default=None, help="Inputs m (default: the board's).")
-@click.option("--lanes", type=click.IntRange(min=1), default=None, help="Weights per memory word.")
-@click.option("--baud", type=click.IntRange(min=1), default=None, help="UART baud rate.")
-@click.option("--clk-hz", type=click.IntRange(min=1), default=None, help="Core clock (a PLL makes it).")
+@click.option("--neurons", type=_count(1), default=None, help="Neurons n (default: the board's).")
+@click.option("--inputs", type=_count(0), default=None, help="Inputs m (default: the board's).")
+@click.option("--lanes", type=_count(1), default=None, help="Weights per memory word.")
+@click.option("--baud", type=_count(1), default=None, help="UART baud rate.")
+@click.option("--clk-hz", type=_count(1), default=None, help="Core clock (a PLL makes it).")
 @click.option("--prepare-only", is_flag=True, help="Xilinx boards: write the Vivado build folder only.")
 @click.pass_context
-@_handle_errors
 def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz, prepare_only):
     """Build a bitstream with the open tools (iCE40, ECP5) and write DIR/report.json.
 
@@ -463,11 +756,16 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz
         if not prepare_only:
             raise BuildError(f"{board.description} bitstreams need Vivado, which the set-up does not install; "
                              "run with --prepare-only to write the Vivado build folder, then build it there")
+        _check_board(board)
+        _output_folder(out_dir, ("report.json",), what="build")
         report = prepare_vivado(board, out_dir)
         say(f"wrote the Vivado build folder {out_dir}; in it, with Vivado on PATH: sh build_neurofabric.sh")
         return
     if prepare_only:
         raise BuildError(f"--prepare-only is for the Vivado boards; {board.name} builds with the open tools")
+    _check_board(board)
+    bitstream = "neurofabric.bin" if board.family == "ice40" else "neurofabric.bit"
+    _output_folder(out_dir, ("report.json", bitstream), what="build")
     result = build_bitstream(board, out_dir, progress=say)
     report = result.report
     say(json.dumps({k: report[k] for k in ("board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz",
@@ -481,7 +779,6 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz
 @click.option("--board", "board_name", required=True, help="Board name (see `neurofabric boards`).")
 @click.argument("bitstream", required=False, type=click.Path(dir_okay=False))
 @click.option("--flash", "to_flash", is_flag=True, help="Write the configuration flash (default: SRAM).")
-@_handle_errors
 def flash_command(board_name, bitstream, to_flash):
     """Program a board with openFPGALoader (default bitstream: build/BOARD/neurofabric.bin|bit).
 
@@ -499,6 +796,17 @@ def flash_command(board_name, bitstream, to_flash):
     click.echo(f"programmed {board.description} ({'flash' if to_flash else 'SRAM'}) with {bitstream}")
 
 
+def _check_link_path(link_path):
+    """Refuse a --link that would replace something other than an earlier link, or cannot be made."""
+    path = Path(link_path)
+    if path.is_symlink():
+        return  # the link of an earlier sim-board: replaced
+    if os.path.lexists(path):
+        raise NetworkError(f"--link {link_path!r} exists and is not a symbolic link: refusing to replace it; "
+                           "name a new path")
+    check_output_path(path, what="--link")
+
+
 @cli.command("sim-board")
 @click.option("--neurons", type=click.IntRange(min=1), default=64, show_default=True, help="Neurons n of the core.")
 @click.option("--inputs", type=click.IntRange(min=1), default=64, show_default=True, help="Inputs m of the core.")
@@ -510,7 +818,6 @@ def flash_command(board_name, bitstream, to_flash):
               help="Also make this symlink to the pty (a name that stays the same).")
 @click.option("--trace", is_flag=True, help="Print every byte on the line, with its clock cycle, on stderr.")
 @click.pass_context
-@_handle_errors
 def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, link_path, trace):
     """Start a simulated board (the gateware under Verilator) on a pseudo-terminal.
 
@@ -523,16 +830,20 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
       neurofabric sim-board --neurons 16 --inputs 8 --link /tmp/nf-board &
       neurofabric run net.npz --input stim.npz --device serial:/tmp/nf-board -o rec.npz
     """
-    import os
     import signal
     import threading
 
     from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.hdl.link import check_link_sizes
     from neurofabric.sim.board import BoardConfig, SimulatedBoard
+    from .errors import BuildError
     try:
         core = CoreConfig(n=neurons, m=inputs, S=state_bits, W=weight_bits, T=trace_bits, lanes=lanes)
-    except ValueError as exc:
+        check_link_sizes(neurons, inputs)
+    except (ValueError, BuildError) as exc:
         raise click.BadParameter(str(exc)) from None
+    if link_path:
+        _check_link_path(link_path)
     quiet = ctx.obj["quiet"]
     if not quiet:
         click.echo(f"simulated board {core.key()}: building or reusing the Verilator model ...", err=True)
@@ -540,9 +851,12 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
     board.start()
     try:
         if link_path:
-            if os.path.islink(link_path):
-                os.unlink(link_path)
-            os.symlink(board.path, link_path)
+            try:
+                if os.path.islink(link_path):
+                    os.unlink(link_path)
+                os.symlink(board.path, link_path)
+            except OSError as exc:
+                raise NetworkError(f"--link {link_path!r} cannot be made: {exc.strerror or exc}") from None
         click.echo(board.path)
         if not quiet:
             where = link_path or board.path
@@ -568,10 +882,10 @@ def sim_board(ctx, neurons, inputs, lanes, state_bits, weight_bits, trace_bits, 
 
 
 @cli.command("selftest")
-@click.option("--device", required=True, help="rtl (the simulated board) or serial:PATH[@BAUD].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
-@_handle_errors
+@click.option("--device", required=True, callback=_device_option,
+              help="rtl (the simulated board) or serial:PATH[@BAUD].")
+@click.option("--seed", type=_SEED, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1, max=100_000), default=200, show_default=True)
 def selftest_command(device, seed, steps):
     """Check a board: handshake, echo of every frame length, a network against the golden model, weights.
 
@@ -580,12 +894,12 @@ def selftest_command(device, seed, steps):
       neurofabric selftest --device rtl
       neurofabric selftest --device serial:/dev/ttyUSB1@1500000
     """
-    from .selftest import selftest
+    from .selftest import CHECKS, selftest
     checks = selftest(device, seed=seed, steps=steps, say=click.echo)
     failed = [c for c in checks if not c.passed]
-    if failed or len(checks) < 5:
+    if failed or len(checks) < len(CHECKS):
         click.echo(f"selftest FAILED: {len(failed)} of {len(checks)} checks failed"
-                   + ("" if len(checks) == 5 else " (later checks were not run)"))
+                   + ("" if len(checks) == len(CHECKS) else " (later checks were not run)"))
         sys.exit(DeviceError.exit_code)
     click.echo(f"selftest passed: {len(checks)} checks on {device}")
 
@@ -600,7 +914,6 @@ def selftest_command(device, seed, steps):
               help="Write the page here (docs/benchmarks.md is the full run's); its pictures go to the folder of "
                    "the same name next to it. Without -o no page is written.")
 @click.pass_context
-@_handle_errors
 def bench_command(ctx, quick, json_path, docs_path):
     """Measure the core, the boards, the link, the simulated board and the golden model.
 
@@ -617,6 +930,9 @@ def bench_command(ctx, quick, json_path, docs_path):
       neurofabric bench --quick -o out/bench.md        # a quick page, elsewhere
     """
     from .bench import BenchPlan, run_bench
+    for path, what in ((json_path, "results file"), (docs_path, "page")):
+        if path is not None:
+            check_output_path(path, what=what)
     plan = BenchPlan.quick() if quick else BenchPlan.full()
     say = (lambda message: None) if ctx.obj["quiet"] else (lambda message: click.echo(message, err=True))
     results = run_bench(plan, say=say, json_path=json_path, docs_path=docs_path)

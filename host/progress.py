@@ -3,7 +3,11 @@
 import sys
 import time
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "PROGRESS_LOGGER"]
+
+#: The logger of lines that say what long work is doing, such as the stages of a
+#: first build of the simulated board; the command line shows them unless -q.
+PROGRESS_LOGGER = "neurofabric.progress"
 
 
 class Progress:

@@ -1,5 +1,6 @@
 """The command line: `run`, `info`, `devices`, `demo`, and its error handling."""
 
+import os
 import subprocess
 import sys
 
@@ -144,3 +145,84 @@ def test_progress_is_quiet_when_not_a_terminal_and_prints_when_asked():
     loud.start -= 5
     loud(5, 10)
     assert pipe.getvalue().startswith("run: 5/10 (50 %)")
+
+
+def test_info_describes_a_recording(files):
+    net, stim, tmp = files
+    rec = nf.GoldenModel(net).run(stim, record=("v", "i"), snapshot_every=10)
+    nf.save_recording(rec, tmp / "rec.npz")
+    result = invoke("info", tmp / "rec.npz")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    counts = rec.spikes.sum(axis=0)
+    assert lines[0] == f"recording {tmp / 'rec.npz'}"
+    assert lines[1] == "  30 steps of n = 8 neurons, m = 5 inputs"
+    assert lines[2].startswith(f"  spikes: {int(counts.sum())} ({rec.spikes.mean():.4f} per neuron per step); "
+                               f"most from neuron {int(np.argmax(counts))}")
+    assert f"{int((counts == 0).sum())} of 8 neurons silent" in lines[2]
+    assert lines[3] == f"  input spikes: {int(stim.sum())} ({stim.mean():.4f} per input per step)"
+    assert lines[4] == f"  probes: v {rec.v.min()}..{rec.v.max()}, i {rec.i.min()}..{rec.i.max()}"
+    assert lines[5].startswith("  weight snapshots: 3, after steps 10..30; ")
+    assert lines[6].startswith(f"  weights after the run: {rec.weights.min()}..{rec.weights.max()}")
+
+
+def test_info_says_what_a_recording_lacks_and_describes_a_stimulus(files):
+    net, stim, tmp = files
+    nf.save_recording(nf.GoldenModel(net).run(stim), tmp / "plain.npz")
+    result = invoke("info", tmp / "plain.npz")
+    assert result.exit_code == 0, result.output
+    assert "  probes: none (run with --record v,i)" in result.output
+    assert "  weight snapshots: none (run with --snapshot-every K)" in result.output
+    result = invoke("info", tmp / "stim.npz")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"stimulus {tmp / 'stim.npz'}",
+                                          f"  30 steps of m = 5 inputs: {int(stim.sum())} spikes "
+                                          f"({stim.mean():.4f} per input per step)"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("net.npz", "is the same file as the input"),
+    ("stim.npz", "is the same file as the input"),
+    ("missing/r.npz", "folder"),
+])
+def test_run_refuses_its_output_before_it_runs(files, output, message, monkeypatch):
+    net, stim, tmp = files
+    import neurofabric.host.cli as cli_module
+    opened = []
+    monkeypatch.setattr(cli_module, "open_device", lambda name: opened.append(name))
+    before = (tmp / "net.npz").read_bytes(), (tmp / "stim.npz").read_bytes()
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "stim.npz", "-o", tmp / output)
+    assert result.exit_code == 3 and message in result.stderr and not opened
+    assert ((tmp / "net.npz").read_bytes(), (tmp / "stim.npz").read_bytes()) == before
+
+
+def test_demo_refuses_a_folder_it_cannot_make_before_it_runs(files, monkeypatch):
+    net, stim, tmp = files
+    import neurofabric.host.demo
+    monkeypatch.setattr(neurofabric.host.demo, "pattern_demo", lambda **kw: pytest.fail("the demo ran"))
+    result = invoke("demo", "-o", tmp / "net.npz" / "sub", "--device", "golden")
+    assert result.exit_code == 3 and "cannot be made" in result.stderr
+    (tmp / "out").mkdir()
+    os.mkfifo(tmp / "out" / "summary.json")
+    result = invoke("demo", "-o", tmp / "out", "--device", "golden")
+    assert result.exit_code == 3 and "summary.json' is a FIFO" in result.stderr
+
+
+def test_build_refuses_sizes_the_link_cannot_serve_before_building(monkeypatch, tmp_path):
+    import neurofabric.boards
+    monkeypatch.setattr(neurofabric.boards, "build_bitstream", lambda *a, **kw: pytest.fail("the build ran"))
+    result = invoke("build", "--board", "icebreaker", "--neurons", 4096, "--inputs", 8, "-o", tmp_path / "b")
+    assert result.exit_code == 6 and "the link handles n and m up to 2040" in result.stderr
+    result = invoke("build", "--board", "icebreaker", "--baud", 11_000_000, "-o", tmp_path / "b")
+    assert result.exit_code == 6 and "baud=11000000" in result.stderr
+
+
+def test_sim_board_refuses_a_link_that_is_not_its_own_before_building(files, monkeypatch):
+    net, stim, tmp = files
+    import neurofabric.sim.board
+    monkeypatch.setattr(neurofabric.sim.board, "board_program", lambda *a, **kw: pytest.fail("the board was built"))
+    result = invoke("sim-board", "--link", tmp / "stim.npz")
+    assert result.exit_code == 3 and "exists and is not a symbolic link: refusing to replace it" in result.stderr
+    assert (tmp / "stim.npz").is_file()
+    result = invoke("sim-board", "--neurons", 4096)
+    assert result.exit_code == 2 and "the link handles n and m up to 2040" in result.stderr
