@@ -35,6 +35,7 @@ from pathlib import Path
 
 from neurofabric.host.device import Capabilities, Device
 from neurofabric.host.errors import BuildError, DeviceError
+from .build_process import previous_build_seconds, progress, run_build
 from neurofabric.paths import cache_dir, package_sources
 
 __all__ = ["BoardConfig", "board_config_for", "build_board", "board_program", "verilog_ports",
@@ -96,10 +97,17 @@ def board_config_for(network, *, lanes=4, clk_hz=DEFAULT_CLK_HZ, baud=DEFAULT_BA
     powers of two (n at least `lanes`), the network's bit widths.
     `neurons`/`inputs` ask for a bigger board."""
     from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.hdl.link import check_link_sizes
     n = _pow2(max(network.n, neurons or 0), lanes)
     m = _pow2(max(network.m, inputs or 0, 1), 1)
-    return BoardConfig(CoreConfig(n=n, m=m, S=network.state_bits, W=network.weight_bits, T=network.trace_bits,
-                                  lanes=lanes), clk_hz=clk_hz, baud=baud)
+    # Refused here, before a build: the link's firmware has size limits of its own.
+    try:
+        check_link_sizes(n, m)
+        core = CoreConfig(n=n, m=m, S=network.state_bits, W=network.weight_bits, T=network.trace_bits, lanes=lanes)
+    except (BuildError, ValueError) as exc:
+        raise DeviceError(f"a network of n = {network.n} neurons, m = {network.m} inputs does not fit the simulated "
+                          f"board, which rounds n and m up to powers of two (n = {n}, m = {m}): {exc}") from None
+    return BoardConfig(core, clk_hz=clk_hz, baud=baud)
 
 
 # -- building -----------------------------------------------------------------------
@@ -206,23 +214,17 @@ def _build_locked(sources, build_dir, toplevel, jobs):
            "--Mdir", str(build_dir / "obj"), "-o", PROGRAM, "--build-jobs", str(jobs),
            "-CFLAGS", f"-O2 -I{build_dir.resolve()}",
            *[str(p.resolve()) for p in sources], str(BOARD_MAIN)]
-    logger.info("building the simulated board in %s (Verilator, one time per configuration)", build_dir)
+    progress.info("compiling the simulated board with Verilator in %s", build_dir)
     start = time.monotonic()
     log_path = build_dir / "build.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build_dir)
-        while True:  # a build takes a minute or so: say that it is still going
-            try:
-                returncode = process.wait(timeout=15)
-                break
-            except subprocess.TimeoutExpired:
-                logger.info("still building the simulated board (%.0f s)", time.monotonic() - start)
+    # In a process group of its own, stopped whole on Ctrl-C or SIGTERM (sim/build_process.py).
+    returncode = run_build(cmd, cwd=build_dir, log_path=log_path, what="the simulated board")
     if returncode != 0 or not program.exists():
         tail = log_path.read_text()[-3000:]
         raise BuildError(f"Verilator build of the simulated board failed (exit {returncode}, "
                          f"log {log_path}):\n{tail}")
     stamp.write_text(f"built in {time.monotonic() - start:.1f} s\n")
-    logger.info("built %s in %.1f s", program, time.monotonic() - start)
+    progress.info("built %s in %.1f s", program, time.monotonic() - start)
     return program
 
 
@@ -279,8 +281,14 @@ def board_program(config: BoardConfig, build_root=None):
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (build_dir / "built.ok").exists():
+            core = config.core
+            progress.info("building the simulated board for n=%d, m=%d (S=%d, W=%d, T=%d, %d lanes; first time at "
+                          "this size: about %.0f s)", core.n, core.m, core.S, core.W, core.T, core.lanes,
+                          previous_build_seconds(build_root))
         verilog_path = build_dir / f"{TOPLEVEL}.v"
         if not verilog_path.exists():
+            progress.info("generating the Verilog of the simulated board (Amaranth)")
             start = time.monotonic()
             # HELLO reports the build's hash: it names exactly these sources and settings.
             generate_top_verilog(config, verilog_path, build_id=int(build_id[:8], 16))

@@ -39,9 +39,14 @@ def _pow2(value, minimum):
 
 
 def core_config_for(network, lanes=4):
-    """The core configuration the RTL device builds for `network`."""
-    return CoreConfig(n=_pow2(network.n, lanes), m=_pow2(network.m, 1), S=network.state_bits,
-                      W=network.weight_bits, T=network.trace_bits, lanes=lanes)
+    """The core configuration the RTL device builds for `network` (`DeviceError` when none fits)."""
+    n, m = _pow2(network.n, lanes), _pow2(network.m, 1)
+    try:
+        return CoreConfig(n=n, m=m, S=network.state_bits, W=network.weight_bits, T=network.trace_bits, lanes=lanes)
+    except ValueError as exc:
+        raise DeviceError(f"a network of n = {network.n} neurons, m = {network.m} inputs does not fit the core "
+                          f"of rtl-direct, which rounds n and m up to powers of two (n = {n}, m = {m}): "
+                          f"{exc}") from None
 
 
 class RTLDevice(Device):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+from neurofabric.contract.errors import BuildError
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.paths import cache_dir, package_sources
 
@@ -37,10 +38,6 @@ TOPLEVEL = "nf_core"
 #: The hdl modules the core is built from, and the device description they build its
 #: registers and layouts from (all of neurofabric.contract): the build cache key hashes them.
 CORE_SOURCES = ("core.py", "core_ports.py", "registers.py", "arith.py", "spram.py")
-
-
-class BuildError(Exception):
-    """Generating or building the RTL model failed."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +139,12 @@ def core_model(config: CoreConfig, build_root=None, weight_cells="model", pipeli
         return _build_locked(config, build_dir, weight_cells, pipeline)
 
 
+#: cocotb's Verilator build, run in a child process (`_build_locked`).
+_COCOTB_BUILD = "import json, sys; from cocotb_tools.runner import get_runner; " \
+                "get_runner('verilator').build(**json.loads(sys.argv[1]))"
+
+
 def _build_locked(config, build_dir, weight_cells, pipeline):
-    from cocotb_tools.runner import get_runner
     verilog_path = build_dir / f"{TOPLEVEL}.v"
     if not verilog_path.exists():
         start = time.monotonic()
@@ -153,18 +154,23 @@ def _build_locked(config, build_dir, weight_cells, pipeline):
     if weight_cells == "sb_spram256ka":
         sources.append(sb_spram_model_source(build_dir / "sb_spram256ka.v"))
     stamp = build_dir / "built.ok"
-    runner = get_runner("verilator")
     if not stamp.exists():
+        from .build_process import progress, run_build
         from .toolchain import ensure_verilator
         ensure_verilator()
         start = time.monotonic()
-        try:
-            runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir / "sim_build",
-                         build_args=["-Wno-fatal", "-O2"], always=True,
-                         log_file=build_dir / "build.log")
-        except SystemExit as exc:  # the runner exits instead of raising
-            raise BuildError(f"Verilator build of {config.key()} failed (see {build_dir / 'build.log'})") from exc
-        stamp.write_text("ok\n")
+        progress.info("building the Verilator model of the core %s (first time at this configuration)",
+                      config.key())
+        # cocotb's runner in a child process of a process group of its own, so that an
+        # interrupt stops it with every compiler it started (sim/build_process.py).
+        args = {"sources": [str(path) for path in sources], "hdl_toplevel": TOPLEVEL,
+                "build_dir": str(build_dir / "sim_build"), "build_args": ["-Wno-fatal", "-O2"], "always": True}
+        returncode = run_build([sys.executable, "-c", _COCOTB_BUILD, json.dumps(args)], cwd=build_dir,
+                               log_path=build_dir / "build.log", what=f"the core {config.key()}")
+        if returncode != 0:
+            raise BuildError(f"Verilator build of {config.key()} failed (exit {returncode}, see "
+                             f"{build_dir / 'build.log'})")
+        stamp.write_text(f"built in {time.monotonic() - start:.1f} s\n")
         logger.info("built %s in %.1f s", build_dir, time.monotonic() - start)
     return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path, weight_cells=weight_cells,
                      pipeline=pipeline)
