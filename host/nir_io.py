@@ -24,21 +24,29 @@ equivalent: they go into the graph's metadata, and export says so.
 """
 
 import logging
+import math
+import os
 import stat
-from pathlib import Path
 
 import numpy as np
 
 from neurofabric.contract.model import Widths
 
+from . import files
 from .errors import NetworkError
 from .network import Network
 from .safe_io import atomic_output_path
 from .units import PhysicalNetwork, check_time_step, check_tolerance
 
-__all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical"]
+__all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical", "check_nir_file",
+           "MAX_NIR_OBJECTS"]
 
 logger = logging.getLogger(__name__)
+
+#: The most groups and datasets a NIR file may hold: a graph the core can hold
+#: has a few nodes of about ten datasets each; the walk that checks a file
+#: before reading it stays short.
+MAX_NIR_OBJECTS = 1 << 16
 
 SPIKING = ("LIF", "CubaLIF", "IF")
 WEIGHTS = ("Affine", "Linear")
@@ -53,22 +61,119 @@ def _nir():
 
 
 def read_nir(path):
-    """Read a NIR graph file, with a clear error when it cannot be read."""
+    """Read a NIR graph file, with a clear error when it cannot be read.
+
+    The file is checked first (`check_nir_file`): nothing but a regular HDF5
+    file whose declared sizes are within the limits is read.
+    """
     nir = _nir()
-    try:
-        mode = Path(path).stat().st_mode
-    except FileNotFoundError:
-        raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise NetworkError(f"NIR file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise NetworkError(f"NIR file {str(path)!r} is not a regular file")
+    check_nir_file(path)
     try:
         return nir.read(str(path))
     except FileNotFoundError:
         raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError, ...
-        raise NetworkError(f"NIR file {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from None
+        raise NetworkError(f"NIR file {str(path)!r} cannot be read ({type(exc).__name__}: "
+                           f"{_first_line(exc)})") from None
+
+
+def check_nir_file(path):
+    """Refuse (`NetworkError`, one line) a NIR file that reading could hang on or exhaust memory with.
+
+    From the file's HDF5 metadata alone, before any dataset is read: the file
+    must be a regular file (a FIFO would block the reader) and HDF5; every
+    object must sit under one name, by hard links only (soft and external
+    links, which could read another file or read one dataset many times,
+    and datasets stored in other files are refused); there are at most
+    `MAX_NIR_OBJECTS` objects; and the datasets' declared shapes hold at most
+    `files.MAX_FILE_VALUES` values and `files.MAX_FILE_BYTES` bytes in all,
+    the limits of the `.npz` loaders (read when a file is checked, so a
+    program can raise them). A compressed dataset of a few kilobytes on disk
+    can declare terabytes.
+    """
+    _nir()   # h5py comes with nir: one message for both when they are missing
+    import h5py
+    shown = str(path)
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NetworkError(f"NIR file {shown!r} does not exist") from None
+    except OSError as exc:
+        raise NetworkError(f"NIR file {shown!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise NetworkError(f"NIR file {shown!r} is a folder, not a NIR (HDF5) file")
+    if not stat.S_ISREG(mode):
+        raise NetworkError(f"NIR file {shown!r} is not a regular file")
+    try:
+        hdf5 = h5py.is_hdf5(str(path))
+    except OSError as exc:
+        raise NetworkError(f"NIR file {shown!r} cannot be read: {exc.strerror or exc}") from None
+    if not hdf5:
+        raise NetworkError(f"NIR file {shown!r} cannot be read: it is not an HDF5 file, which NIR graph "
+                           "files are")
+    try:
+        with h5py.File(str(path), "r") as fh:
+            _check_hdf5_tree(fh, shown, h5py)
+    except NetworkError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, RuntimeError, ... for corrupt files
+        raise NetworkError(f"NIR file {shown!r} cannot be read ({type(exc).__name__}: "
+                           f"{_first_line(exc)})") from None
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def _check_hdf5_tree(fh, shown, h5py):
+    """Walk the file's links from the root: counts, kinds and declared sizes (see `check_nir_file`)."""
+    seen = {hash(fh["/"].id)}
+    groups = [("", fh)]
+    objects = values = size = 0
+    while groups:
+        prefix, group = groups.pop()
+        for name in group:
+            where = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+                raise NetworkError(f"NIR file {shown!r}: {where} is {kind}; NIR files hold no links "
+                                   "(following one could read another file)")
+            objects += 1
+            if objects > MAX_NIR_OBJECTS:
+                raise NetworkError(f"NIR file {shown!r} holds more than {MAX_NIR_OBJECTS:,} groups and "
+                                   "datasets (nir_io.MAX_NIR_OBJECTS)")
+            obj = group[name]
+            key = hash(obj.id)
+            if key in seen:
+                raise NetworkError(f"NIR file {shown!r}: {where} is a second name of an object already in "
+                                   "the file; in a NIR file every object has one name")
+            seen.add(key)
+            if isinstance(obj, h5py.Group):
+                groups.append((where, obj))
+                continue
+            if not isinstance(obj, h5py.Dataset):
+                raise NetworkError(f"NIR file {shown!r}: {where} is a {type(obj).__name__}, "
+                                   "neither a group nor a dataset")
+            if obj.is_virtual or obj.external:
+                raise NetworkError(f"NIR file {shown!r}: dataset {where} keeps its data in other files; "
+                                   "refused")
+            shape = obj.shape or ()   # None for a dataset with no data space
+            count = math.prod(int(d) for d in shape)
+            values += count
+            size += count * obj.dtype.itemsize
+            if values > files.MAX_FILE_VALUES or size > files.MAX_FILE_BYTES:
+                raise NetworkError(f"NIR file {shown!r}: dataset {where} declares shape {tuple(shape)} of "
+                                   f"{obj.dtype} ({count:,} values, {count * obj.dtype.itemsize:,} bytes), "
+                                   f"beyond the limit of {files.MAX_FILE_VALUES:,} values "
+                                   f"(files.MAX_FILE_VALUES) and {files.MAX_FILE_BYTES:,} bytes "
+                                   "(files.MAX_FILE_BYTES) for all the datasets of a file")
 
 
 def write_nir(graph, path, *, inputs=()):
@@ -114,8 +219,12 @@ def _node_size(name, node):
     kind = _kind(node)
     if kind in ("Input", "Output"):
         shapes = list(getattr(node, "input_type" if kind == "Input" else "output_type").values())
-        shape = np.asarray(shapes[0]).reshape(-1) if shapes else np.array([0])
-        return int(np.prod(shape))
+        shape = _floats(shapes[0], name, "shape").reshape(-1) if shapes else np.array([0.0])
+        if not (np.isfinite(shape).all() and (shape == np.round(shape)).all() and (shape >= 0).all()):
+            raise NetworkError(f"NIR node {name!r}: shape {shape.tolist()} is not a list of whole numbers, "
+                               "0 or more")
+        # In Python integers: a product in int64 could wrap round to a small size.
+        return math.prod(int(d) for d in shape)
     if kind in SPIKING:
         return int(np.asarray(node.v_threshold).size)
     raise NetworkError(f"NIR node {name!r}: size of a {kind} node is not defined here")
@@ -135,6 +244,7 @@ def nir_to_physical(graph, dt):
             if end not in nodes:
                 raise NetworkError(f"NIR edge {src!r} -> {dst!r} names no node {end!r}")
     preds = {name: [s for s, d in edges if d == name] for name in nodes}
+    _check_sizes(nodes)
     phys = PhysicalNetwork(dt)
     for name, node in nodes.items():
         if _kind(node) == "Input":
@@ -156,12 +266,15 @@ def nir_to_physical(graph, dt):
             phys.add_population(name, size, model="if", **common)
 
     def affine_from(name, seen=()):
-        """Resolve what feeds spiking node inputs through `name`: [(source, W (out,in), b)]."""
+        """Resolve what feeds spiking node inputs through `name`: [(source, W (out,in) or None, b)].
+
+        None stands for the identity (and a zero bias): an input group may be
+        far larger than a population, too large for its identity matrix.
+        """
         node = nodes[name]
         kind = _kind(node)
         if kind == "Input" or kind in SPIKING:
-            size = _node_size(name, node)
-            return [(name, np.eye(size), np.zeros(size))]
+            return [(name, None, 0.0)]
         if kind not in WEIGHTS:
             raise NetworkError(f"NIR node {name!r} of type {kind} cannot feed a neuron")
         if name in seen:
@@ -179,10 +292,12 @@ def nir_to_physical(graph, dt):
         out = []
         for pred in preds[name]:
             for source, w, b in affine_from(pred, (*seen, name)):
-                if w.shape[0] != weight.shape[1]:
+                rows = _node_size(source, nodes[source]) if w is None else w.shape[0]
+                if rows != weight.shape[1]:
                     raise NetworkError(f"NIR node {name!r}: weight expects {weight.shape[1]} inputs, "
-                                       f"{pred!r} gives {w.shape[0]}")
-                out.append((source, weight @ w, weight @ b))
+                                       f"{pred!r} gives {rows}")
+                out.append((source, weight if w is None else weight @ w,
+                            np.zeros(weight.shape[0]) if w is None else weight @ b))
         # The bias counts once, not once per incoming path.
         if out:
             out[0] = (out[0][0], out[0][1], out[0][2] + bias)
@@ -197,9 +312,12 @@ def nir_to_physical(graph, dt):
         total_bias = np.zeros(size)
         for pred in preds[name]:
             for source, w, b in affine_from(pred):
-                if w.shape[0] != size:
-                    raise NetworkError(f"NIR edge {pred!r} -> {name!r}: {w.shape[0]} values into "
+                rows = _node_size(source, nodes[source]) if w is None else w.shape[0]
+                if rows != size:
+                    raise NetworkError(f"NIR edge {pred!r} -> {name!r}: {rows} values into "
                                        f"{size} neurons")
+                if w is None:   # a direct edge: size is a population's, bounded by _check_sizes
+                    w = np.eye(size)
                 key = (source, name)
                 weights[key] = weights.get(key, 0) + w.T  # (pre, post)
                 total_bias += b
@@ -210,6 +328,19 @@ def nir_to_physical(graph, dt):
         if np.any(b != 0):
             phys.populations[name].i_bias = b
     return phys
+
+
+def _check_sizes(nodes):
+    """Refuse a graph whose network would hold more weights than a file may (`files.MAX_FILE_VALUES`).
+
+    The sizes come from the nodes' declared shapes, which a few bytes can set
+    to anything: checked before any matrix is made.
+    """
+    m = sum(_node_size(name, node) for name, node in nodes.items() if _kind(node) == "Input")
+    n = sum(_node_size(name, node) for name, node in nodes.items() if _kind(node) in SPIKING)
+    if (m + n) * n > files.MAX_FILE_VALUES:
+        raise NetworkError(f"NIR graph: {m:,} inputs and {n:,} neurons make ({m + n:,}, {n:,}) weights, "
+                           f"beyond the limit of {files.MAX_FILE_VALUES:,} values (files.MAX_FILE_VALUES)")
 
 
 def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):

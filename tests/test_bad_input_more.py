@@ -261,3 +261,185 @@ def test_a_negative_snapshot_interval_is_still_a_device_error():
             dev.run(np.zeros((5, 2), bool), snapshot_every=-1)
         with pytest.raises(NetworkError, match="snapshot_every = 2.5 is not a whole number"):
             dev.run(np.zeros((5, 2), bool), snapshot_every=2.5)
+
+
+# -- NIR input ---------------------------------------------------------------------------
+
+def nir_file(path, m=20, n=16):
+    """A NIR graph file as the nir package writes it: Input -> Linear -> CubaLIF -> Output."""
+    import nir
+    rng = np.random.default_rng(7)
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([m])}),
+        "fc": nir.Linear(weight=rng.normal(0.6, 0.4, (n, m))),
+        "lif": nir.CubaLIF(tau_syn=np.full(n, 2e-3), tau_mem=np.full(n, 8e-3), r=np.full(n, 2.0),
+                           v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n)),
+        "out": nir.Output(output_type={"output": np.array([n])}),
+    }, edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")])
+    nir.write(str(path), graph)
+    return path
+
+
+@pytest.fixture
+def no_nir_read(monkeypatch):
+    import nir
+    monkeypatch.setattr(nir, "read", Tripwire("nir.read"))
+
+
+def test_a_nir_file_declaring_a_huge_dataset_is_refused_before_any_data_is_read(tmp_path, no_nir_read):
+    import h5py
+    from neurofabric.host.nir_io import import_nir
+    path = nir_file(tmp_path / "huge.nir")
+    with h5py.File(path, "a") as fh:
+        del fh["node/nodes/fc/weight"]
+        # 2**40 float64 values (8 TiB) declared, in compressed chunks of which none is written.
+        fh.create_dataset("node/nodes/fc/weight", shape=(1 << 20, 1 << 20), dtype="f8", chunks=(64, 64),
+                          compression="gzip")
+    assert path.stat().st_size < 100_000
+    start = time.monotonic()
+    with pytest.raises(NetworkError, match=r"dataset /node/nodes/fc/weight declares shape \(1048576, 1048576\) "
+                                           r"of float64 \(1,099,511,627,776 values, .*\), beyond the limit of "
+                                           r"268,435,456 values \(files\.MAX_FILE_VALUES\)") as info:
+        import_nir(path, 1e-3)
+    one_line(info)
+    assert time.monotonic() - start < 1.0
+
+
+def test_the_nir_limits_are_read_when_a_file_is_checked(tmp_path, monkeypatch):
+    from neurofabric.host import files
+    from neurofabric.host.nir_io import import_nir
+    path = nir_file(tmp_path / "g.nir")
+    assert import_nir(path, 1e-3)[0].m == 20
+    monkeypatch.setattr(files, "MAX_FILE_VALUES", 100)   # a program may lower (or raise) the limit
+    with pytest.raises(NetworkError, match="beyond the limit of 100 values"):
+        import_nir(path, 1e-3)
+
+
+def test_the_nir_command_refuses_the_huge_file_with_one_line_and_writes_nothing(tmp_path):
+    import h5py
+    from click.testing import CliRunner
+    from neurofabric.host.cli import cli
+    path = nir_file(tmp_path / "huge.nir")
+    with h5py.File(path, "a") as fh:
+        fh.create_dataset("node/metadata/padding", shape=(1 << 40,), dtype="u1", chunks=(1 << 16,),
+                          compression="gzip")
+    result = CliRunner().invoke(cli, ["import-nir", str(path), "--dt", "1ms", "-o", str(tmp_path / "n.npz")])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.count("\n") == 1 and "declares shape (1099511627776,) of uint8" in result.stderr
+    assert not (tmp_path / "n.npz").exists()
+
+
+def test_a_fifo_as_nir_file_is_refused_without_waiting_for_a_writer(tmp_path, no_nir_read):
+    import threading
+    from neurofabric.host.nir_io import read_nir
+    os.mkfifo(tmp_path / "g.nir")
+    outcome = []
+
+    def read():
+        try:
+            read_nir(tmp_path / "g.nir")
+        except NetworkError as exc:
+            outcome.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():   # let the blocked reader go before failing
+        with open(tmp_path / "g.nir", "wb"):
+            pass
+    assert outcome == [f"NIR file {str(tmp_path / 'g.nir')!r} is not a regular file"]
+
+
+@pytest.mark.parametrize("content", [b"", b"junk", bytes(range(256)) * 64, b"PK\x03\x04" + bytes(100)])
+def test_a_nir_file_that_is_not_hdf5_is_one_line(tmp_path, no_nir_read, content):
+    from neurofabric.host.nir_io import read_nir
+    (tmp_path / "g.nir").write_bytes(content)
+    with pytest.raises(NetworkError, match="cannot be read: it is not an HDF5 file, which NIR graph files are") \
+            as info:
+        read_nir(tmp_path / "g.nir")
+    one_line(info)
+
+
+def test_a_truncated_nir_file_is_one_line(tmp_path, no_nir_read):
+    from neurofabric.host.nir_io import read_nir
+    path = nir_file(tmp_path / "g.nir")
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(NetworkError, match="g.nir' cannot be read") as info:
+        read_nir(path)
+    one_line(info)
+
+
+def _external_link(fh, tmp_path):
+    import h5py
+    os.mkfifo(tmp_path / "fifo")
+    fh["node/nodes/fc/weight_elsewhere"] = h5py.ExternalLink(str(tmp_path / "fifo"), "/weight")
+
+
+def _soft_link(fh, tmp_path):
+    import h5py
+    fh["node/nodes/again"] = h5py.SoftLink("/node/nodes/fc")
+
+
+def _second_name(fh, tmp_path):
+    for k in range(3):
+        fh[f"node/nodes/copy{k}"] = fh["node/nodes/fc"]
+
+
+def _external_storage(fh, tmp_path):
+    (tmp_path / "raw.bin").write_bytes(bytes(64))
+    fh.create_dataset("node/metadata/outside", shape=(8,), dtype="f8", external=[(str(tmp_path / "raw.bin"), 0, 64)])
+
+
+@pytest.mark.parametrize("plant, message", [
+    (_external_link, r"/node/nodes/fc/weight_elsewhere is an external link; NIR files hold no links"),
+    (_soft_link, r"/node/nodes/again is a soft link; NIR files hold no links"),
+    (_second_name, r"/node/nodes/copy\d is a second name of an object already in the file"),
+    (_external_storage, r"dataset /node/metadata/outside keeps its data in other files"),
+])
+def test_a_nir_file_that_reaches_outside_itself_or_names_an_object_twice_is_refused(tmp_path, no_nir_read, plant,
+                                                                                    message):
+    import h5py
+    from neurofabric.host.nir_io import read_nir
+    path = nir_file(tmp_path / "g.nir")
+    with h5py.File(path, "a") as fh:
+        plant(fh, tmp_path)
+    with pytest.raises(NetworkError, match=message) as info:
+        read_nir(path)
+    one_line(info)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ([1 << 40], r"1,099,511,627,776 inputs and 4 neurons make"),
+    ([1 << 32, 1 << 32], r"18,446,744,073,709,551,616 inputs"),   # wraps round to 0 in int64
+    ([-3], r"shape \[-3\.0\] is not a list of whole numbers, 0 or more"),
+    ([2.5], r"shape \[2\.5\] is not a list of whole numbers"),
+])
+def test_a_nir_input_declaring_a_huge_or_broken_size_is_refused_before_any_matrix(shape, message):
+    import nir
+    from neurofabric.host.nir_io import import_nir
+    # Built without nir's type check (as `nir.read(..., type_check=False)` reads
+    # older files): nothing but import_nir stands between the sizes and the matrices.
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array(shape)}),
+        "lif": nir.LIF(tau=np.full(4, 8e-3), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4)),
+    }, edges=[("in", "lif")], type_check=False)
+    with pytest.raises(NetworkError, match=message) as info:
+        import_nir(graph, 1e-3)
+    one_line(info)
+
+
+def test_an_input_group_far_larger_than_its_population_imports_without_an_identity_matrix():
+    import nir
+    from neurofabric.host.nir_io import import_nir
+    m, n = 200_000, 2   # the identity of the inputs would take 320 GB
+    weight = np.zeros((n, m))
+    weight[0, :5] = weight[1, 5:10] = 0.3
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([m])}),
+        "fc": nir.Linear(weight=weight),
+        "lif": nir.LIF(tau=np.full(n, 8e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n)),
+    }, edges=[("in", "fc"), ("fc", "lif")])
+    net, _ = import_nir(graph, 1e-3)
+    assert (net.m, net.n) == (m, n)
+    assert (net.weights[:5, 0] > 0).all() and (net.weights[5:10, 1] > 0).all()
+    assert not net.weights[10:m].any()
