@@ -465,12 +465,8 @@ def devices():
         click.echo(f"{name:10s} {text}")
 
 
-#: The files `neurofabric demo` writes into its folder (host/demo.py).
-PATTERN_DEMO_FILES = ("summary.json", "training.npz", "raster_before.png", "raster_after.png", "weights.png",
-                      "weight_evolution.png")
-#: The files `neurofabric demo digits` writes, off-chip and on-chip (host/digits_onchip.py).
+#: The files `neurofabric demo digits` writes (off-chip; on-chip: host/digits_onchip.py's OUTPUT_FILES).
 DIGITS_FILES = ("digits_network.npz", "quantisation_report.txt", "result.json")
-ONCHIP_DIGITS_FILES = ("learned_network.npz", "result.json", "learned_weights.png", "learning_curve.png")
 
 
 @cli.group(invoke_without_command=True)
@@ -490,8 +486,8 @@ def demo(ctx, out_dir, device, seed):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .demo import pattern_demo
-    folder = _output_folder(out_dir, PATTERN_DEMO_FILES, what="demo")
+    from .demo import OUTPUT_FILES, pattern_demo
+    folder = _output_folder(out_dir, OUTPUT_FILES, what="demo")
     summary = pattern_demo(device=device, out_dir=folder, seed=seed,
                            progress=None if ctx.obj["quiet"] else click.echo)
     for line in summary:
@@ -528,8 +524,8 @@ def demo_digits(ctx, learning, out_dir, device, subset):
     from .digits import digits_demo
     quiet = ctx.obj["quiet"]
     if learning == "on-chip":
-        from .digits_onchip import onchip_digits_demo, save_onchip_results, summary_lines
-        folder = _output_folder(out_dir or "out/digits-on-chip", ONCHIP_DIGITS_FILES, what="digits demo")
+        from .digits_onchip import OUTPUT_FILES, onchip_digits_demo, save_onchip_results, summary_lines
+        folder = _output_folder(out_dir or "out/digits-on-chip", OUTPUT_FILES, what="digits demo")
         result = onchip_digits_demo(device=device, subset=subset, show_progress=not quiet)
         paths = save_onchip_results(result, folder)
         for line in summary_lines(result):

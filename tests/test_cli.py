@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import neurofabric as nf
 from neurofabric.host.cli import cli
+from neurofabric.host.errors import DeviceError
 
 
 @pytest.fixture
@@ -226,3 +227,22 @@ def test_sim_board_refuses_a_link_that_is_not_its_own_before_building(files, mon
     assert (tmp / "stim.npz").is_file()
     result = invoke("sim-board", "--neurons", 4096)
     assert result.exit_code == 2 and "the link handles n and m up to 2040" in result.stderr
+
+
+def test_progress_of_long_work_shows_on_stderr_unless_quiet(files, monkeypatch):
+    import logging
+
+    import neurofabric.sim.board
+    from neurofabric.host.progress import PROGRESS_LOGGER
+
+    def announce_then_stop(config, build_root=None):
+        logging.getLogger(PROGRESS_LOGGER).info("building the simulated board for n=%d", config.core.n)
+        raise DeviceError("stopped after the announcement")
+    monkeypatch.setattr(neurofabric.sim.board, "board_program", announce_then_stop)
+    net, stim, tmp = files
+    args = ["run", tmp / "net.npz", "--input", tmp / "stim.npz", "--device", "rtl", "-o", tmp / "r.npz"]
+    loud = invoke(*args)
+    assert loud.exit_code == 4
+    assert loud.stderr == "building the simulated board for n=8\nerror: stopped after the announcement\n"
+    quiet = invoke("-q", *args)
+    assert quiet.exit_code == 4 and quiet.stderr == "error: stopped after the announcement\n"
