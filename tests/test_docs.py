@@ -1,6 +1,5 @@
 """The Python examples of the README and the docs run as written."""
 
-import os
 import re
 from pathlib import Path
 
@@ -34,3 +33,16 @@ def test_docs_name_every_cli_command():
     guide = (ROOT / "docs" / "guide.md").read_text()
     for name in cli.commands:
         assert f"neurofabric {name}" in guide, name
+
+
+def test_the_limits_in_the_guide_are_the_constants():
+    from neurofabric.host import files, golden, nir_io
+    text = (ROOT / "docs" / "guide.md").read_text()
+    section = re.search(r"^### Limits and safe writes\n(.*?)(?=^#|\Z)", text, re.S | re.M).group(1)
+    stated = {name: int(value.replace(",", ""))
+              for name, value in re.findall(r"`([A-Z_]+)`\s+\(([\d,]+)\)", section)}
+    constants = {"MAX_MEMBERS": files.MAX_MEMBERS, "MAX_FILE_VALUES": files.MAX_FILE_VALUES,
+                 "MAX_FILE_BYTES": files.MAX_FILE_BYTES, "MAX_NIR_OBJECTS": nir_io.MAX_NIR_OBJECTS,
+                 "SNAPSHOT_BUDGET_BYTES": golden.SNAPSHOT_BUDGET_BYTES,
+                 "SNAPSHOT_WARN_BYTES": golden.SNAPSHOT_WARN_BYTES}
+    assert stated == constants
