@@ -1,11 +1,11 @@
-"""The host side of the link: byte transports and the protocol client.
+"""The host side of the link: the protocol client over a byte transport.
 
 Three layers, as in Glasgow:
 
-- `Transport`: a byte pipe with a read time-out. `SerialTransport` is a serial
-  port (a USB-UART bridge of a board, or the pseudo-terminal of the simulated
-  board); `FaultyTransport` wraps another transport and drops, corrupts, cuts,
-  duplicates or garbles frames on a schedule, for tests.
+- `Transport` (host/transport.py): a byte pipe with a read time-out.
+  `SerialTransport` is a serial port (a USB-UART bridge of a board, or the
+  pseudo-terminal of the simulated board); `FaultyTransport` (host/faults.py)
+  wraps another transport and spoils frames on a schedule, for tests.
 - `LinkClient`: one method per command of docs/protocol.md. It numbers requests
   (+1 mod 256), waits for the matching reply, resends the same frame with the
   same seq on a time-out, a bad frame or a NACK (the device answers a retry
@@ -20,280 +20,28 @@ Three layers, as in Glasgow:
 Logging: one line per frame at DEBUG, byte dumps at `TRACE` (5).
 """
 
-import abc
-import errno
 import logging
-import random
 import time
 from dataclasses import dataclass
 
 from .errors import LinkError
+from .transport import TRACE, Transport, hex_dump
 from neurofabric.contract.device import CoreShape
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, STATUS_REPLY_FIELDS,
     Command, Family, RunFlags, Status, fields_size, pack_fields, table_info, unpack_fields,
 )
-from .framing import Frame, FrameDecoder, FrameError, decode_frame, encode_frame
+from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
 from .records import decode_probe_record, decode_spikes, encode_run_request, run_request_size
 
-__all__ = [
-    "TRACE", "Transport", "SerialTransport", "Fault", "FaultyTransport",
-    "Hello", "StepRecord", "LinkClient", "NOISY_ATTEMPTS", "NACK_SETTLE_S",
-]
+__all__ = ["Hello", "StepRecord", "LinkClient", "NOISY_ATTEMPTS", "NACK_SETTLE_S"]
 
 logger = logging.getLogger(__name__)
 
-#: Log level of byte dumps (below DEBUG).
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
 
 _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
-
-
-def _hex(data, limit=96):
-    data = bytes(data)
-    text = data[:limit].hex(" ")
-    return text + (f" ... ({len(data)} bytes)" if len(data) > limit else "")
-
-
-# -- transports ---------------------------------------------------------------
-
-class Transport(abc.ABC):
-    """A byte pipe to a device: write bytes, read what arrived, close."""
-
-    #: A short name for messages ("/dev/ttyUSB1", "simulated board").
-    name = "transport"
-
-    @abc.abstractmethod
-    def write(self, data: bytes):
-        """Send all of `data`. Raises `LinkError` when the pipe is broken."""
-
-    @abc.abstractmethod
-    def read(self, timeout: float) -> bytes:
-        """Bytes that have arrived, waiting at most `timeout` seconds for the
-        first one; ``b""`` when none came. Raises `LinkError` when the pipe is
-        broken."""
-
-    def discard_input(self):
-        """Drop bytes that have arrived and not been read."""
-        while self.read(0):
-            pass
-
-    @abc.abstractmethod
-    def close(self):
-        """Release the pipe (idempotent)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _list_ports():
-    try:
-        from serial.tools import list_ports
-        return sorted(port.device for port in list_ports.comports())
-    except Exception:  # listing is a courtesy in an error message, never an error itself
-        return []
-
-
-class SerialTransport(Transport):
-    """A serial port through pyserial, 8N1, no flow control (docs/protocol.md).
-
-    `path` is a device (/dev/ttyUSB1, COM3) or the pty of a simulated board.
-    Opening fails with a `LinkError` that says what to do: a missing port
-    lists the ports there are, a permission problem names the dialout group
-    and udev rules, a busy port says another program holds it.
-    """
-
-    #: Longest single wait inside `read`, so a time-out is honoured to about this.
-    POLL_S = 0.02
-
-    def __init__(self, path, baud, *, write_timeout=5.0, exclusive=True):
-        import serial
-        self.name = str(path)
-        self.path = str(path)
-        self.baud = int(baud)
-        self._port = None
-        try:
-            self._port = serial.Serial(self.path, self.baud, timeout=self.POLL_S, write_timeout=write_timeout,
-                                       exclusive=exclusive)
-        except serial.SerialException as exc:
-            raise self._open_error(exc) from None
-        except ValueError as exc:  # pyserial refuses a baud rate or a setting
-            raise LinkError(f"cannot open serial port {self.path} at baud={self.baud}: {exc}") from None
-        logger.debug("opened %s at %d baud", self.path, self.baud)
-
-    def _open_error(self, exc):
-        code = getattr(exc, "errno", None)
-        where = f"serial port {self.path}"
-        if code == errno.ENOENT:
-            ports = _list_ports()
-            found = f"ports found: {', '.join(ports)}" if ports else "no serial ports found"
-            return LinkError(f"{where} does not exist: is the board plugged in and is the path right? ({found})")
-        if code in (errno.EACCES, errno.EPERM):
-            return LinkError(
-                f"permission denied on {where}: add your user to the group that owns it, usually 'dialout' "
-                f"(sudo usermod -aG dialout $USER, then log out and in), or install a udev rule that grants "
-                f"access (for example SUBSYSTEM==\"tty\", ATTRS{{idVendor}}==\"0403\", MODE=\"0660\", "
-                f"GROUP=\"dialout\" in /etc/udev/rules.d/ and 'sudo udevadm control --reload')")
-        if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in str(exc):
-            return LinkError(f"{where} is busy: another program has it open (a terminal, ModemManager, another "
-                             f"neurofabric); close it and try again")
-        return LinkError(f"cannot open {where}: {exc}")
-
-    def write(self, data):
-        import serial
-        if self._port is None:
-            raise LinkError(f"{self.name}: write on a closed port")
-        try:
-            self._port.write(data)
-        except serial.SerialTimeoutException:
-            raise LinkError(f"{self.name}: write timed out (the device does not take bytes)") from None
-        except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"{self.name}: write failed (device gone?): {exc}") from None
-
-    def read(self, timeout):
-        import serial
-        if self._port is None:
-            raise LinkError(f"{self.name}: read on a closed port")
-        deadline = time.monotonic() + max(0.0, timeout)
-        try:
-            while True:
-                waiting = self._port.in_waiting
-                if waiting or timeout <= 0:
-                    return self._port.read(waiting) if waiting else b""
-                data = self._port.read(1)  # blocks at most POLL_S
-                if data:
-                    waiting = self._port.in_waiting
-                    return data + self._port.read(waiting) if waiting else data
-                if time.monotonic() >= deadline:
-                    return b""
-        except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"{self.name}: read failed (device gone?): {exc}") from None
-
-    def discard_input(self):
-        if self._port is not None:
-            self._port.reset_input_buffer()
-
-    def close(self):
-        if self._port is not None:
-            try:
-                self._port.close()
-            finally:
-                self._port = None
-                logger.debug("closed %s", self.name)
-
-
-class Fault:
-    """What `FaultyTransport` does to one frame."""
-
-    DROP = "drop"            #: the frame never arrives
-    CORRUPT = "corrupt"      #: one byte inside the frame is changed
-    TRUNCATE = "truncate"    #: only the first half arrives, without its closing delimiter
-    DUPLICATE = "duplicate"  #: the frame arrives twice
-    NOISE = "noise"          #: garbage bytes (zeros included) arrive before the frame
-
-    ALL = (DROP, CORRUPT, TRUNCATE, DUPLICATE, NOISE)
-
-
-class FaultyTransport(Transport):
-    """Wrap `inner` and spoil frames on a schedule, in both directions.
-
-    `write_faults` / `read_faults` map the index of a frame (0 for the first
-    frame the host writes, resp. the first the device sends) to a `Fault`; or
-    they are a function ``(index, frame) -> Fault or None`` of that index and
-    the decoded `Frame` (None when the frame does not decode).
-    With `rate` > 0 every other frame is also spoiled with that probability,
-    with a fault drawn from `kinds` (seeded, so a test is repeatable). Every
-    fault applied is appended to `injected` as ``(direction, index, fault)``.
-
-    The host writes one frame per `write` call; frames read from `inner` are
-    reassembled at their delimiters before the schedule applies, so a read
-    returns whole frames only.
-    """
-
-    def __init__(self, inner, *, write_faults=None, read_faults=None, rate=0.0, kinds=Fault.ALL, seed=0):
-        self.inner = inner
-        self.name = f"faulty {inner.name}"
-        self.write_faults = write_faults if callable(write_faults) else dict(write_faults or {})
-        self.read_faults = read_faults if callable(read_faults) else dict(read_faults or {})
-        self.rate = rate
-        self.kinds = tuple(kinds)
-        self.rng = random.Random(seed)
-        self.injected = []
-        self.frames_written = 0
-        self.frames_read = 0
-        self._partial = bytearray()
-
-    def _fault(self, direction, index, table, body):
-        if callable(table):
-            try:
-                frame = decode_frame(body)
-            except FrameError:
-                frame = None
-            fault = table(index, frame)
-        else:
-            fault = table.get(index)
-        if fault is None and self.rate and self.rng.random() < self.rate:
-            fault = self.rng.choice(self.kinds)
-        if fault is not None:
-            self.injected.append((direction, index, fault))
-            logger.debug("fault injected: %s frame %d: %s", direction, index, fault)
-        return fault
-
-    def _spoil(self, body, fault):
-        """The bytes that arrive for a frame `body` (COBS, without delimiters)."""
-        framed = b"\x00" + body + b"\x00"
-        if fault is None:
-            return framed
-        if fault == Fault.DROP:
-            return b""
-        if fault == Fault.DUPLICATE:
-            return framed + framed
-        if fault == Fault.TRUNCATE:
-            return b"\x00" + body[:max(1, len(body) // 2)]
-        if fault == Fault.NOISE:
-            return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 12))) + framed
-        if fault == Fault.CORRUPT:
-            spoilt = bytearray(body)
-            at = self.rng.randrange(len(spoilt))
-            flip = 1 << self.rng.randrange(8)
-            spoilt[at] ^= flip if spoilt[at] ^ flip else flip | 0x01 if flip != 1 else 0x03
-            return b"\x00" + bytes(spoilt) + b"\x00"
-        raise ValueError(f"unknown fault {fault!r}; known: {', '.join(Fault.ALL)}")
-
-    def write(self, data):
-        out = bytearray()
-        for body in bytes(data).split(b"\x00"):
-            if not body:
-                continue
-            out += self._spoil(body, self._fault("write", self.frames_written, self.write_faults, body))
-            self.frames_written += 1
-        if out:
-            self.inner.write(bytes(out))
-
-    def read(self, timeout):
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            data = self.inner.read(max(0.0, deadline - time.monotonic()))
-            out = bytearray()
-            for i, piece in enumerate(data.split(b"\x00")):
-                if i:  # a delimiter ended the partial frame
-                    if self._partial:
-                        body = bytes(self._partial)
-                        self._partial.clear()
-                        out += self._spoil(body, self._fault("read", self.frames_read, self.read_faults, body))
-                        self.frames_read += 1
-                self._partial += piece
-            if out or time.monotonic() >= deadline:
-                return bytes(out)
-
-    def close(self):
-        self.inner.close()
 
 
 # -- the protocol client --------------------------------------------------------
@@ -402,7 +150,7 @@ class LinkClient:
         if not data:
             return []
         if logger.isEnabledFor(TRACE):
-            logger.log(TRACE, "<< %s", _hex(data))
+            logger.log(TRACE, "<< %s", hex_dump(data))
         return self._decoder.feed(data)
 
     def _send(self, frame_bytes, name, seq, length, attempt):
@@ -410,7 +158,7 @@ class LinkClient:
             self.stats["retries"] += 1
         logger.debug("-> %s seq %d, %d payload bytes%s", name, seq, length, f" (retry {attempt})" if attempt else "")
         if logger.isEnabledFor(TRACE):
-            logger.log(TRACE, ">> %s", _hex(frame_bytes))
+            logger.log(TRACE, ">> %s", hex_dump(frame_bytes))
         self.transport.write(frame_bytes)
 
     def _exchange(self, command, payload=b"", *, run=None, timeout=None):
@@ -739,7 +487,7 @@ class LinkClient:
 
     @staticmethod
     def _indices(row, m):
-        if getattr(row, "dtype", None) == bool:
+        if getattr(getattr(row, "dtype", None), "kind", None) == "b":   # a numpy bool row
             if row.shape != (m,):
                 raise LinkError(f"run: a stimulus row of shape {row.shape}, expected ({m},)")
             return [int(k) for k in row.nonzero()[0]]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from neurofabric.host.errors import LinkError
-from neurofabric.host.link import SerialTransport
+from neurofabric.host.transport import SerialTransport
 from neurofabric.paths import cache_dir
 from neurofabric.sim.board import BOARD_MAIN, SimulatedBoard, build_board, verilog_ports
 
@@ -199,7 +199,7 @@ def test_a_link_client_on_a_loopback_times_out_cleanly(loopback):
 import neurofabric as nf  # noqa: E402
 from neurofabric.host.device import GoldenDevice, open_device  # noqa: E402
 from neurofabric.host.errors import DeviceError  # noqa: E402
-from neurofabric.host.link import Fault, FaultyTransport  # noqa: E402
+from neurofabric.host.faults import Fault, FaultyTransport  # noqa: E402
 from neurofabric.host.serial_device import SerialDevice  # noqa: E402
 from neurofabric.contract.model import Widths  # noqa: E402
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from neurofabric.host.errors import LinkError
-from neurofabric.host.link import Fault, FaultyTransport, LinkClient, SerialTransport, Transport, TRACE
+from neurofabric.host.faults import Fault, FaultyTransport
+from neurofabric.host.link import LinkClient
+from neurofabric.host.transport import TRACE, SerialTransport, Transport
 from neurofabric.contract.device import CoreShape
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,

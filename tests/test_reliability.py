@@ -21,7 +21,8 @@ import pytest
 
 import neurofabric as nf
 from neurofabric.host.errors import LinkError
-from neurofabric.host.link import NACK_SETTLE_S, NOISY_ATTEMPTS, LinkClient, SerialTransport
+from neurofabric.host.link import NACK_SETTLE_S, NOISY_ATTEMPTS, LinkClient
+from neurofabric.host.transport import SerialTransport
 from neurofabric.contract.protocol import MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, REPLY_FLAG, Command, Status
 from neurofabric.host.framing import (
     FrameDecoder, FrameError, cobs_encode, crc16, decode_frame, encode_frame, frame_body,
