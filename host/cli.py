@@ -120,13 +120,13 @@ def _parse_record(value):
 
 def _check_device(name):
     """Refuse a device name before any work (a typo found after training costs the training)."""
-    if name in DEVICE_KINDS:
-        return name
     if name.startswith("serial:"):
         from .serial_device import parse_serial_name
         path, _ = parse_serial_name(name)
         if not os.path.exists(path):
             raise LinkError(f"serial port {path} does not exist: is the board plugged in and is the path right?")
+        return name
+    if name in DEVICE_KINDS:
         return name
     raise DeviceError(f"unknown device {name!r}; known devices: {', '.join(DEVICE_KINDS)}")
 
@@ -167,7 +167,7 @@ def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
             f"{steps} steps of n = {net.n} neurons, m = {net.m} inputs"
             + (f" with {snapshots} weight snapshots" if snapshots else "")
             + f" need about {need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB",
-            param_hint="--steps")
+            param_hint="--steps" if steps * per_step * runs * 2 > need else "--snapshot-every")
 
 
 class Duration(click.ParamType):
@@ -439,13 +439,8 @@ def export_nir_command(network, output, dt, recording):
         net = net.copy()
         net.weights = rec.weights
         net.validate()
-    if dt is None:
-        dt = 1e-3
-        if "dt" in net.extras:
-            try:
-                dt = float(net.extras["dt"])
-            except (TypeError, ValueError):
-                raise NetworkError(f"{network}: dt = {net.extras['dt']!r} is not a time step in seconds") from None
+    if dt is None:  # the loader has checked a dt it found
+        dt = float(net.extras["dt"]) if "dt" in net.extras else 1e-3
     try:
         write_nir(export_nir(net, dt=dt), output, inputs=inputs)
     except OSError as exc:
