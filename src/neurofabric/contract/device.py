@@ -21,6 +21,7 @@ of `model` (``("s", "weight_bits")``, ``("u", "trace_bits")``, ``(0, 31)``),
 ``("bits", 32)``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import LinkError
@@ -93,8 +94,8 @@ class Register:
     name: str
     width: tuple
     access: str = "rw"
-    reset: object = 0
-    value: object = None
+    reset: int | str = 0
+    value: int | str | None = None
     network: bool = False
     doc: str = ""
 
@@ -111,7 +112,7 @@ class Register:
         """The `CoreShape` size a used-count register is clamped to ("n" or "m"), else None."""
         return self.width[1] if self.width[0] == "count" else None
 
-    def bits(self, shape):
+    def bits(self, shape: CoreShape) -> int:
         """Bits of the register that the core keeps (a write keeps the low bits only)."""
         kind, arg = self.width
         if kind == "count":
@@ -120,7 +121,7 @@ class Register:
             return arg
         return field_bits(self.width, shape)[0]
 
-    def value_range(self, shape):
+    def value_range(self, shape: CoreShape) -> tuple[int, int]:
         """The inclusive (lo, hi) range of the values a write may carry."""
         kind, arg = self.width
         if kind == "count":
@@ -129,7 +130,7 @@ class Register:
             return 0, (1 << arg) - 1
         return field_range(self.width, shape)
 
-    def reset_value(self, shape):
+    def reset_value(self, shape: CoreShape) -> int:
         """The value of a read-write register after reset."""
         if self.reset in ("min", "max"):
             return self.value_range(shape)[self.reset == "max"]
@@ -137,7 +138,7 @@ class Register:
             return getattr(shape, self.reset)
         return self.reset
 
-    def constant(self, shape):
+    def constant(self, shape: CoreShape) -> int | None:
         """The value of a constant read-only register, None for a driven one or a read-write one."""
         if isinstance(self.value, str):
             return getattr(shape, self.value)
@@ -202,7 +203,7 @@ assert [r.name for r in REGISTERS if r.network] == list(GLOBAL_FIELDS), \
 assert all(r.access in ("rw", "ro") and (r.value is None or r.read_only) for r in REGISTERS)
 
 
-def register(name):
+def register(name: str) -> Register:
     """The `Register` called `name`; `LinkError` naming the known ones otherwise."""
     try:
         return _BY_NAME[name]
@@ -250,14 +251,14 @@ def _word_fields(names, specs, state_bits):
     return tuple((name, *field_bits(specs[name], widths)) for name in names)
 
 
-def neuron_params_fields(state_bits):
+def neuron_params_fields(state_bits: int) -> tuple[tuple[str, int, bool], ...]:
     """The NEURON_PARAMS word (table PARAMS 0): ``(name, bits, signed)`` from bit 0 up.
 
     The core's `CoreConfig.neuron_params_layout` is built from this list."""
     return _word_fields(NEURON_PARAMS_WORD, NEURON_FIELDS, state_bits)
 
 
-def neuron_state_fields(state_bits):
+def neuron_state_fields(state_bits: int) -> tuple[tuple[str, int, bool], ...]:
     """The NEURON_STATE word (table STATE 0): ``(name, bits, signed)`` from bit 0 up.
 
     The core's `CoreConfig.neuron_state_layout` is built from this list."""
@@ -283,8 +284,8 @@ class MemoryTable:
     name: str
     space: str
     code: int
-    word_bits: object
-    depth: object
+    word_bits: Callable[[CoreShape], int]
+    depth: Callable[[CoreShape], int]
     address: str
     doc: str
 
@@ -317,7 +318,7 @@ _TABLES = {t.name: t for t in MEMORY_TABLES}
 assert [t.code for t in MEMORY_TABLES] == list(range(len(MEMORY_TABLES)))
 
 
-def memory_table(name):
+def memory_table(name: str) -> MemoryTable:
     """The `MemoryTable` called `name`."""
     try:
         return _TABLES[name]
