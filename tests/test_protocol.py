@@ -348,17 +348,17 @@ def test_spike_record_refuses_out_of_range_index():
 
 # -- protocol version 2: RUN flags, probe records ------------------------------------
 
-from neurofabric.contract.device import (
+from neurofabric.contract.device import (  # noqa: E402
     GLOBAL_REGISTERS, READ_ONLY_GLOBALS, CoreShape, global_register_bits, neuron_params_fields, neuron_state_fields,
 )
-from neurofabric.contract.protocol import (
+from neurofabric.contract.protocol import (  # noqa: E402
     FAMILY_COMMANDS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, TABLE_NAMES, Family,
     RunFlags, memory_family, memory_tables, probe_chunk_neurons, probe_value_bytes, table_depth, table_info, word_bits,
 )
-from neurofabric.host.memory_map import (
+from neurofabric.host.memory_map import (  # noqa: E402
     bytes_to_words, decode_global, encode_global, pack_weights, pack_word, unpack_weights, unpack_word, words_to_bytes,
 )
-from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size
+from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size  # noqa: E402
 
 
 def test_version_2_field_tables():
