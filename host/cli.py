@@ -24,7 +24,7 @@ from .device import DEVICE_KINDS, open_device
 from .errors import DeviceError, LinkError, NetworkError, NeurofabricError
 from .files import load_network, load_stimulus, save_network, save_recording
 from .progress import PROGRESS_LOGGER, Progress
-from .safe_io import atomic_output, check_output_path
+from .safe_io import check_output_folder, check_output_path
 
 logger = logging.getLogger("neurofabric")
 
@@ -137,20 +137,6 @@ def _device_option(ctx, param, value):
     if isinstance(value, tuple):
         return tuple(_check_device(v) for v in value)
     return _check_device(value)
-
-
-def _output_folder(path, names, inputs=(), what="output"):
-    """Make folder `path` (with its parents) and check the files `names` it will hold, before the work."""
-    folder = Path(path)
-    if os.path.lexists(folder) and not folder.is_dir():
-        raise NetworkError(f"{what} folder {str(folder)!r} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NetworkError(f"{what} folder {str(folder)!r} cannot be made: {exc.strerror or exc}") from None
-    for name in names:
-        check_output_path(folder / name, inputs=inputs, what=f"{what} file")
-    return folder
 
 
 def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
@@ -460,13 +446,9 @@ def devices():
         click.echo(f"{name:10s} {text}")
 
 
-#: The files `neurofabric demo digits` writes (off-chip; on-chip: host/digits_onchip.py's OUTPUT_FILES).
-DIGITS_FILES = ("digits_network.npz", "quantisation_report.txt", "result.json")
-
-
 @cli.group(invoke_without_command=True)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="out/demo",
-              show_default=True, help="Folder for the demo's files.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the demo's files [default: out/demo, made with its parents].")
 @click.option("--device", default="rtl", show_default=True, callback=_device_option,
               help="Where to run: rtl (the simulated board), golden, serial:PATH[@BAUD].")
 @click.option("--seed", type=_SEED, default=1, show_default=True)
@@ -481,8 +463,9 @@ def demo(ctx, out_dir, device, seed):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .demo import OUTPUT_FILES, pattern_demo
-    folder = _output_folder(out_dir, OUTPUT_FILES, what="demo")
+    from .demo import DEFAULT_OUT_DIR, OUTPUT_FILES, pattern_demo
+    # Checked here too, before the demo's first step: the folder, and every file it will hold.
+    folder = check_output_folder(out_dir or DEFAULT_OUT_DIR, OUTPUT_FILES, what="demo", parents=out_dir is None)
     summary = pattern_demo(device=device, out_dir=folder, seed=seed,
                            progress=None if ctx.obj["quiet"] else click.echo)
     for line in summary:
@@ -515,12 +498,12 @@ def demo_digits(ctx, learning, out_dir, device, subset):
       neurofabric demo digits --device rtl --subset 50 # and 50 of them on the simulated board
       neurofabric demo digits --learning on-chip       # weights learned by on-chip STDP instead
     """
-    import json
-    from .digits import digits_demo
+    from . import digits
     quiet = ctx.obj["quiet"]
     if learning == "on-chip":
         from .digits_onchip import OUTPUT_FILES, onchip_digits_demo, save_onchip_results, summary_lines
-        folder = _output_folder(out_dir or "out/digits-on-chip", OUTPUT_FILES, what="digits demo")
+        folder = check_output_folder(out_dir or "out/digits-on-chip", OUTPUT_FILES, what="digits demo",
+                                     parents=out_dir is None)
         result = onchip_digits_demo(device=device, subset=subset, show_progress=not quiet)
         paths = save_onchip_results(result, folder)
         for line in summary_lines(result):
@@ -529,16 +512,11 @@ def demo_digits(ctx, learning, out_dir, device, subset):
         if "device_agrees" in result and not result["device_agrees"]:
             raise DeviceError(f"{device} disagrees with the golden model while learning or testing the digits")
         return
-    out = _output_folder(out_dir or "out/digits", DIGITS_FILES, what="digits demo")
-    result = digits_demo(device=device, subset=subset,
-                         progress=Progress("samples", enabled=not quiet))
-    save_network(result["network"], out / "digits_network.npz")
-    report = result.pop("report")
-    result.pop("network")
-    with atomic_output(out / "quantisation_report.txt", mode="w", what="report") as fh:
-        fh.write("\n".join(report.lines()) + "\n")
-    with atomic_output(out / "result.json", mode="w", what="results") as fh:
-        fh.write(json.dumps(result, indent=2))
+    out = check_output_folder(out_dir or "out/digits", digits.OUTPUT_FILES, what="digits demo",
+                              parents=out_dir is None)
+    result = digits.digits_demo(device=device, subset=subset, progress=Progress("samples", enabled=not quiet))
+    written = digits.save_digits_results(result, out)
+    report = result["report"]
     if not quiet:
         for line in report.lines():
             click.echo(line)
@@ -552,7 +530,7 @@ def demo_digits(ctx, learning, out_dir, device, subset):
                    f"{result['device_samples']} test samples, spikes and predictions {verdict}")
         if not result["device_agrees"]:
             raise DeviceError(f"{device} disagrees with the golden model on the digits test subset")
-    click.echo(f"wrote {out / 'digits_network.npz'}, {out / 'quantisation_report.txt'}, {out / 'result.json'}")
+    click.echo(f"wrote {', '.join(str(path) for path in written)}")
 
 
 def _neurons_option(ctx, param, value):
@@ -748,7 +726,7 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz
             raise BuildError(f"{board.description} bitstreams need Vivado, which the set-up does not install; "
                              "run with --prepare-only to write the Vivado build folder, then build it there")
         _check_board(board)
-        _output_folder(out_dir, ("report.json",), what="build")
+        check_output_folder(out_dir, ("report.json",), what="build", parents=True)
         report = prepare_vivado(board, out_dir)
         say(f"wrote the Vivado build folder {out_dir}; in it, with Vivado on PATH: sh build_neurofabric.sh")
         return
@@ -756,7 +734,7 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz
         raise BuildError(f"--prepare-only is for the Vivado boards; {board.name} builds with the open tools")
     _check_board(board)
     bitstream = "neurofabric.bin" if board.family == "ice40" else "neurofabric.bit"
-    _output_folder(out_dir, ("report.json", bitstream), what="build")
+    check_output_folder(out_dir, ("report.json", bitstream), what="build", parents=True)
     result = build_bitstream(board, out_dir, progress=say)
     report = result.report
     say(json.dumps({k: report[k] for k in ("board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz",
