@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amaranth import Elaboratable
@@ -175,7 +175,7 @@ def _config_for(board):
     try:
         return CoreConfig(**kwargs)
     except TypeError:
-        raise BuildError(f"board {board.name}: this core has no weight_memory={board.weight_memory!r} option")
+        raise BuildError(f"board {board.name}: this core has no weight_memory={board.weight_memory!r} option") from None
     except ValueError as exc:
         raise BuildError(f"board {board.name}: {exc}") from None
 

@@ -7,7 +7,7 @@ in the Amaranth simulator. Intermediate widths are chosen so nothing wraps
 before the saturation the spec asks for.
 """
 
-from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -120,7 +120,6 @@ class NeuronUpdate(wiring.Component):
     def __init__(self, config: CoreConfig, *, pipelined=False):
         self.config = config
         self.pipelined = pipelined
-        S = config.S
         super().__init__({
             "params": In(config.neuron_params_layout),
             "state": In(config.neuron_state_layout),

@@ -487,9 +487,10 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     h_cmd, h_seq, h_len = var("h_cmd"), var("h_seq"), var("h_len", 2)
     tlen = var("tlen", 2)                               # the reply's payload length
     status = var("status")
-    last_valid, last_cmd, last_seq, last_status = var("last_valid"), var("last_cmd"), var("last_seq"), var("last_status")
+    last_valid, last_cmd = var("last_valid"), var("last_cmd")
+    last_seq, last_status = var("last_seq"), var("last_status")
     running = var("running")
-    k, cnt, base, tmp = var("k"), var("cnt"), var("base"), var("tmp", 2)
+    k, cnt, tmp = var("k"), var("cnt"), var("tmp", 2)
     req = var("req", _MEMORY_REQUEST_SIZE)              # table, address (4), count (2)
     t_space, t_wb, ti = var("t_space"), var("t_wb"), var("ti")
     size = var("size", 3)
@@ -512,7 +513,8 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
             raise BuildError(f"table {info.name}: a word of {info.word_bytes} bytes is more than the link's "
                              f"{_MAX_WORD_BYTES}")
         entry = 8 * (4 * info.family + info.table)
-        infos[entry:entry + 5] = [0x80 | TABLE_SPACES[info.name].value, info.word_bytes, *info.depth.to_bytes(3, "little")]
+        infos[entry:entry + 5] = [0x80 | TABLE_SPACES[info.name].value, info.word_bytes,
+                                  *info.depth.to_bytes(3, "little")]
     table_info = var("table_info", len(infos), infos)
     bitmap = var("bitmap", bitmap_n)
 

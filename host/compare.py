@@ -34,7 +34,6 @@ def first_divergence(rec_a, rec_b):
     """
     if rec_a.spikes.shape != rec_b.spikes.shape:
         raise ValueError(f"recordings of different shapes: {rec_a.spikes.shape} and {rec_b.spikes.shape}")
-    steps = rec_a.spikes.shape[0]
     per_step = [("spikes", rec_a.spikes, rec_b.spikes)]
     for key in ("v", "i"):
         va, vb = getattr(rec_a, key), getattr(rec_b, key)

@@ -138,7 +138,7 @@ class Device(abc.ABC):
     def reset_state(self):
         """Set v, i, refractory counters, spikes and traces to 0; keep weights."""
 
-    def close(self):
+    def close(self):  # noqa: B027 - optional: a device that holds nothing keeps this no-op
         """Release the device (ports, processes)."""
 
     def _need_network(self):

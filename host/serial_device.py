@@ -223,6 +223,7 @@ class SerialDevice(Device):
             return list(client.run(inputs[start:end], **options))
         saved = self._checkpoint()
         got = [None] * (end - start)
+        missing = list(range(end - start))   # steps without a whole record yet
         for attempt in range(client.retries + 1):
             if attempt:
                 self.reruns += 1

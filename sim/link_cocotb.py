@@ -102,7 +102,6 @@ async def every_error_code(dut):
     """UNKNOWN_COMMAND, BAD_LENGTH, BAD_ADDRESS, OVERFLOW and BAD_VALUE, each where the
     protocol says; a refused request changes nothing."""
     tb = await started(dut)
-    shape = tb.shape
     for code in (0x00, 0x05, 0x18, 0x21, 0x22, 0x7E, Command.HELLO | REPLY_FLAG, 0xA0):
         await expect_status(tb, code, b"xyz", Status.UNKNOWN_COMMAND, f"command 0x{code:02X}")
 

@@ -330,7 +330,7 @@ class LinkTB:
         while start < len(rows):
             seed = rng.random() if rng is not None else 0
 
-            def build(chunk):
+            def build(chunk, seed=seed):
                 if form is None:
                     return encode_run_request(chunk, self.cfg.m, flags)
                 return run_request_as(chunk, self.cfg.m, flags, form, random.Random(seed))

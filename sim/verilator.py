@@ -190,7 +190,8 @@ def run_cocotb(model: CoreModel, test_module, extra_env=None, test_dir=None, tes
     env = {"NF_CORE_CONFIG": json.dumps(asdict(model.config))}
     env.update(extra_env or {})
     try:
-        runner.test(test_module=test_module, hdl_toplevel=model.toplevel, hdl_toplevel_lang="verilog", build_dir=model.build_dir / "sim_build",
+        runner.test(test_module=test_module, hdl_toplevel=model.toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=model.build_dir / "sim_build",
                     test_dir=test_dir, results_xml=str(results.resolve()), extra_env=env, testcase=testcase,
                     log_file=test_dir / "sim.log")
     except SystemExit:

@@ -6,7 +6,10 @@ from neurofabric.host.network import Network
 from neurofabric.contract.model import Widths
 
 
-def make_net(n=1, m=1, weights=None, widths=Widths(16, 16, 8), **fields):
+WIDE = Widths(16, 16, 8)
+
+
+def make_net(n=1, m=1, weights=None, widths=WIDE, **fields):
     """A network with neutral defaults: no leak, delta synapses, no learning."""
     defaults = dict(threshold=100, v_reset=0, reset_mode=0, k_mem=31, k_syn=0, refractory=0,
                     bias=0, plastic_post=0)

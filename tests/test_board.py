@@ -188,8 +188,8 @@ def test_a_link_client_on_a_loopback_times_out_cleanly(loopback):
     with SimulatedBoard(program=loopback, divisor=4) as board:
         with SerialTransport(board.path, 3_000_000) as port:
             client = LinkClient(port, timeout=0.1, retries=1)
-            with pytest.raises(LinkError, match=r"HELLO \(seq 1\) failed after 2 attempts \(2 without an answer\) on /dev/pts/\d+: "
-                                                r"no reply within 0.1 s \(x2\)"):
+            with pytest.raises(LinkError, match=r"HELLO \(seq 1\) failed after 2 attempts \(2 without an answer\) "
+                                                r"on /dev/pts/\d+: no reply within 0.1 s \(x2\)"):
                 client.hello()
             assert client.stats["stale_frames"] == 2  # its own frames, echoed
 

@@ -108,7 +108,8 @@ def test_depression_then_potentiation_of_a_word_in_one_step(tmp_path):
     config, _count, _template = CONFIGS["tiny"]
     plan = [dict(name=f"raw-{index}", seed=9000 + index, learn=1, trace_mode=index % 2, plastic_all=True,
                  wide_bounds=True, n=1 + index % 2, m=1 + (index // 2) % 2, steps=25, rate=0.9,
-                 overrides=dict(threshold=np.full(1 + index % 2, -(1 << 15)).tolist(), refractory=[0] * (1 + index % 2)))
+                 overrides=dict(threshold=np.full(1 + index % 2, -(1 << 15)).tolist(),
+                                refractory=[0] * (1 + index % 2)))
             for index in range(8)]
     for case in plan:
         net = random_case_network(config, case)

@@ -138,7 +138,8 @@ def test_neuron_update_matches_golden(S, W, n, m, pipelined):
     rng = np.random.default_rng(S)
     smin, smax = -(1 << (S - 1)), (1 << (S - 1)) - 1
     amax = (m + n) * (1 << (W - 1))
-    svals = lambda: int(rng.choice([smin, smax, 0, -1, 1, rng.integers(smin, smax + 1)]))
+    def svals():
+        return int(rng.choice([smin, smax, 0, -1, 1, rng.integers(smin, smax + 1)]))
     sim = Simulator(dut)
 
     async def bench(ctx):

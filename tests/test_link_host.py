@@ -473,8 +473,8 @@ def test_timeout_names_the_command_attempts_and_what_happened():
     client = client_for(dev, timeout=0.02, retries=3)
     dev.silent = True
     start = time.monotonic()
-    with pytest.raises(LinkError, match=r"STATUS \(seq \d+\) failed after 4 attempts \(4 without an answer\) on fake device: "
-                                        r"no reply within 0.02 s \(x4\)"):
+    with pytest.raises(LinkError, match=r"STATUS \(seq \d+\) failed after 4 attempts \(4 without an answer\) "
+                                        r"on fake device: no reply within 0.02 s \(x4\)"):
         client.status()
     assert time.monotonic() - start < 1.0
     assert dev.frames == 1 + 4  # HELLO, then STATUS sent four times with the same seq

@@ -188,7 +188,8 @@ def test_assembler_refuses_what_does_not_fit():
         if there:
             deep.call(there)
         deep.ret()
-    with pytest.raises(AssemblyError, match=f"nests calls {STACK_DEPTH + 1} deep; the return stack holds {STACK_DEPTH}"):
+    message = f"nests calls {STACK_DEPTH + 1} deep; the return stack holds {STACK_DEPTH}"
+    with pytest.raises(AssemblyError, match=message):
         deep.assemble()
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import neurofabric as nf
 from neurofabric.host.cli import cli
 from neurofabric.host.errors import NetworkError
-from neurofabric.host.nir_io import export_nir, import_nir, nir_to_physical
+from neurofabric.host.nir_io import export_nir, import_nir
 from neurofabric.host.units import PhysicalNetwork, QuantisationReport, shift_for
 
 from .nir_float import simulate

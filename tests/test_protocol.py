@@ -375,7 +375,7 @@ def test_run_request_layout():
     payload = encode_run_request([[1, 3], [], [0]], 10, RunFlags.PROBE)
     assert payload[:3] == bytes([3, 0, 1])
     offset, steps = 3, []
-    for t in range(3):
+    for _ in range(3):
         step, spikes, offset = decode_spikes(payload, 10, offset)
         steps.append((step, spikes))
     assert offset == len(payload) == run_request_size([[1, 3], [], [0]], 10)

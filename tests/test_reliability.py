@@ -276,7 +276,8 @@ def test_a_hopeless_line_fails_with_link_error_in_bounded_time(board):
                     pytest.fail(f"returned {result!r} over a hopeless line")
                 elapsed = time.monotonic() - start
                 assert elapsed < bound, f"{elapsed:.2f} s > {bound:.2f} s: {info.value}"
-                attempts, silent = map(int, re.search(r"after (\d+) attempts \((\d+) without", str(info.value)).groups())
+                found = re.search(r"after (\d+) attempts \((\d+) without", str(info.value))
+                attempts, silent = map(int, found.groups())
                 assert silent == retries + 1 or attempts == NOISY_ATTEMPTS * (retries + 1), str(info.value)
     assert relay.faults["up"] + relay.faults["down"] > 10
 
