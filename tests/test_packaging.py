@@ -1,5 +1,6 @@
 """One distribution, one namespace: neurofabric.{hdl,host,sim,boards} and nothing top-level."""
 
+import importlib.metadata
 import importlib.util
 import re
 import subprocess
@@ -110,3 +111,12 @@ def test_no_module_takes_its_own_folder_for_the_repository():
 def test_source_checkout_is_this_repository():
     from neurofabric.paths import source_checkout
     assert source_checkout() == ROOT
+
+
+def test_the_version_is_written_once():
+    # pyproject.toml takes it from the package; no second literal to keep in step.
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "neurofabric.__version__"}
+    assert importlib.metadata.version("neurofabric") == neurofabric.__version__
