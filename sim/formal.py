@@ -565,6 +565,8 @@ def run_proof(name, *, broken=False, config=None, workdir=None):
     work folder (default `cache_dir()/formal/<name>[-<bug>]-S<S>W<W>T<T>A<acc>`)
     is replaced on every run. Raises `BuildError` for an unknown proof or bug,
     a missing tool, or an sby run that ends in an error rather than a verdict.
+    A broken variant that replaces a helper does so in the `arith` module for the
+    time of the conversion: run proofs one at a time per process, not in threads.
     """
     if name not in PROOFS:
         raise BuildError(f"proof = {name!r} is unknown: allowed {', '.join(PROOFS)}")
