@@ -123,6 +123,7 @@ REPORT_KEYS = {"board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz", "reso
                "build_s"}
 
 
+@pytest.mark.bitstream
 @pytest.mark.parametrize("board, sizes, bitstream, clk_hz, pll, memory", [
     # The ULX3S's own 50 MHz core clock through the ECP5 PLL (this core's fmax: about 61 MHz).
     ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4"], "neurofabric.bit",
@@ -159,6 +160,7 @@ def test_cmod_a7_prepare_only_writes_the_vivado_folder(tmp_path):
         assert re.search(rf"^module \\neurofabric\.{re.escape(part)}[ (]", verilog, re.M), part
 
 
+@pytest.mark.bitstream
 def test_timing_not_met_is_a_build_error(tmp_path):
     import json
     out = tmp_path / "fast"

@@ -120,6 +120,7 @@ def test_devices_lists_golden():
     assert result.exit_code == 0 and result.output.startswith("golden")
 
 
+@pytest.mark.rtl
 def test_demo_runs_and_learns_on_the_simulated_board(tmp_path):
     result = invoke("-q", "demo", "-o", tmp_path)  # the default device: the simulated board
     assert result.exit_code == 0, result.output

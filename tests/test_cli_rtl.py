@@ -7,6 +7,8 @@ from click.testing import CliRunner
 import neurofabric as nf
 from neurofabric.host.cli import cli
 
+pytestmark = pytest.mark.rtl
+
 
 @pytest.mark.parametrize("seed, learn", [(21, 1), (22, 0), (23, 1)])
 def test_run_on_rtl_equals_golden(tmp_path, seed, learn):

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from neurofabric.host import digits
@@ -49,6 +50,7 @@ def test_demo_digits_reaches_the_target_on_500_samples(tmp_path):
     assert "weights" in (tmp_path / "quantisation_report.txt").read_text()
 
 
+@pytest.mark.rtl
 def test_demo_digits_on_the_simulated_board_predicts_like_the_golden_model(tmp_path):
     result = CliRunner().invoke(cli, ["-q", "demo", "digits", "-o", str(tmp_path), "--device", "rtl",
                                       "--subset", "12"])

@@ -28,6 +28,7 @@ def line_writer(path):
     return os.open(path, os.O_RDWR | os.O_NOCTTY)
 
 
+@pytest.mark.rtl
 def test_selftest_passes_on_the_simulated_board():
     result = CliRunner().invoke(cli, ["selftest", "--device", "rtl", "--steps", "120"])
     assert result.exit_code == 0, result.output
@@ -50,6 +51,7 @@ def test_selftest_refuses_rtl_direct_which_has_no_link():
                              "Verilator, with no link: use --device rtl or --device serial:PATH[@BAUD]\n")
 
 
+@pytest.mark.rtl
 def test_a_board_that_saw_line_noise_before_still_passes(board):
     fd = line_writer(board.path)
     try:
@@ -65,6 +67,7 @@ def test_a_board_that_saw_line_noise_before_still_passes(board):
     assert result.output.rstrip().endswith(f"selftest passed: 5 checks on serial:{board.path}")
 
 
+@pytest.mark.rtl
 def test_line_noise_during_the_checks_fails_them(board):
     fd = line_writer(board.path)
     said = []
