@@ -21,10 +21,15 @@ whole number (`threshold=300.0`; `300.7`, NaN and infinity are refused, never
 truncated), and a width of 0 is an error, not the default.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, WIDTH_FIELDS, WIDTH_LIMITS, Widths,
                                         field_range, range_text)
@@ -44,9 +49,9 @@ class InputGroup:
     name: str
     size: int
     index: int  # order among input groups
-    start: int = None  # first source number, set by build()
+    start: int | None = None  # first source number, set by build()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
 
@@ -56,11 +61,11 @@ class NeuronGroup:
 
     name: str
     size: int
-    params: dict
+    params: dict[str, np.ndarray]  # parameter name -> int64 array of length size
     index: int
-    start: int = None  # first neuron number, set by build()
+    start: int | None = None  # first neuron number, set by build()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
 
@@ -68,7 +73,7 @@ class NeuronGroup:
 class Projection:
     """The synapses from one group to a neuron group, as a dense block."""
 
-    pre: object
+    pre: InputGroup | NeuronGroup
     post: NeuronGroup
     weights: np.ndarray  # (len(pre), len(post)); 0 = no synapse
     present: np.ndarray  # bool, which entries this projection sets
@@ -79,7 +84,8 @@ class Projection:
 class NetworkBuilder:
     """Build a `Network` from input groups, neuron groups and projections."""
 
-    def __init__(self, widths: Widths = None, *, state_bits=None, weight_bits=None, trace_bits=None):
+    def __init__(self, widths: Widths | None = None, *, state_bits: int | None = None,
+                 weight_bits: int | None = None, trace_bits: int | None = None) -> None:
         base = widths if widths is not None else Widths()
         given = dict(state_bits=state_bits, weight_bits=weight_bits, trace_bits=trace_bits)
         values = {}
@@ -88,9 +94,9 @@ class NetworkBuilder:
             lo, hi = WIDTH_LIMITS[name]
             values[name] = int(check_whole_numbers(name, value, (), lo, hi))
         self.widths = Widths(**values)
-        self.input_groups = []
-        self.neuron_groups = []
-        self.projections = []
+        self.input_groups: list[InputGroup] = []
+        self.neuron_groups: list[NeuronGroup] = []
+        self.projections: list[Projection] = []
         self.learning = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, k_pre=31, k_post=31,
                              inc_pre=0, inc_post=0, trace_mode=0,
                              w_min=-(1 << (self.widths.weight_bits - 1)),
@@ -101,7 +107,7 @@ class NetworkBuilder:
         if any(g.name == name for g in (*self.input_groups, *self.neuron_groups)):
             raise NetworkError(f"group name {name!r} is already used")
 
-    def add_inputs(self, size, name=None) -> InputGroup:
+    def add_inputs(self, size: int, name: str | None = None) -> InputGroup:
         """Add `size` external input channels."""
         size = self._size(size, "inputs")
         name = name or f"inputs{len(self.input_groups)}"
@@ -110,7 +116,8 @@ class NetworkBuilder:
         self.input_groups.append(group)
         return group
 
-    def add_neurons(self, size, name=None, *, threshold, **params) -> NeuronGroup:
+    def add_neurons(self, size: int, name: str | None = None, *, threshold: ArrayLike,
+                    **params: ArrayLike) -> NeuronGroup:
         """Add a population of `size` neurons.
 
         Parameters (spec section 3) are scalars or arrays of length `size`:
@@ -162,8 +169,11 @@ class NetworkBuilder:
         return int(size)
 
     # -- projections -------------------------------------------------------------
-    def connect(self, pre, post, weights=None, *, rule="all", p=None, pairs=None, seed=None,
-                plastic=False, self_connections=True, name=None) -> Projection:
+    def connect(self, pre: InputGroup | NeuronGroup, post: NeuronGroup,
+                weights: ArrayLike | tuple[int, int] | None = None, *,
+                rule: Literal["all", "one_to_one", "random", "sparse"] = "all", p: float | None = None,
+                pairs: Iterable[tuple[int, int, int]] | None = None, seed: int | None = None,
+                plastic: bool = False, self_connections: bool = True, name: str | None = None) -> Projection:
         """Connect group `pre` (inputs or neurons) to neuron group `post`.
 
         Rules:
@@ -263,7 +273,7 @@ class NetworkBuilder:
         return np.full(shape, int(arr), np.int64) if arr.ndim == 0 else arr
 
     # -- learning ------------------------------------------------------------------
-    def set_learning(self, *, learn=1, **params):
+    def set_learning(self, *, learn: int = 1, **params: int | float) -> None:
         """Set the global learning registers (spec section 3) and turn learning on.
 
         Keys: a_plus, a_minus, stdp_shift, k_pre, k_post, inc_pre, inc_post,

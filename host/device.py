@@ -7,13 +7,18 @@ state and returns a `Recording`; the state persists between runs until
 real boards all speak this interface, so host code runs unchanged on each.
 """
 
+from __future__ import annotations
+
 import abc
 import importlib
 import logging
 import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import CORE_MODEL_VERSION
 
@@ -25,6 +30,8 @@ __all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden
 
 logger = logging.getLogger(__name__)
 
+_D = TypeVar("_D", bound="Device")
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -35,20 +42,21 @@ class Capabilities:
 
     kind: str
     core_model_version: int = CORE_MODEL_VERSION
-    neurons: int = None
-    inputs: int = None
-    state_bits: int = None
-    weight_bits: int = None
-    trace_bits: int = None
-    lanes: int = None
-    clk_hz: int = None
-    baud: int = None
-    build_id: str = None
+    neurons: int | None = None
+    inputs: int | None = None
+    state_bits: int | None = None
+    weight_bits: int | None = None
+    trace_bits: int | None = None
+    lanes: int | None = None
+    clk_hz: int | None = None
+    baud: int | None = None
+    build_id: str | None = None
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, int | str]:
+        """The fields that are known (not None), by name."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def check_fits(self, network: Network):
+    def check_fits(self, network: Network) -> None:
         """Raise `DeviceError` saying what fits when `network` does not."""
         problems = []
         if self.core_model_version != CORE_MODEL_VERSION:
@@ -73,16 +81,16 @@ class Capabilities:
 class Device(abc.ABC):
     """A place that runs the core model: golden model, simulated board or board."""
 
-    def __init__(self):
-        self.network = None
+    def __init__(self) -> None:
+        self.network: Network | None = None
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
         """The device's sizes and widths."""
 
-    _load_progress = None
+    _load_progress: Callable[[int, int], object] | None = None
 
-    def load(self, network: Network, progress=None):
+    def load(self, network: Network, progress: Callable[[int, int], object] | None = None) -> None:
         """Load a network (weights, parameters, learning registers) and reset the state.
 
         `progress(done, total)` follows long loads (the weights over a link).
@@ -101,10 +109,11 @@ class Device(abc.ABC):
         self.network = network
 
     @abc.abstractmethod
-    def _load(self, network: Network):
+    def _load(self, network: Network) -> None:
         """Backend part of `load`, after the size check."""
 
-    def run(self, stimulus, steps=None, record=(), snapshot_every=0, progress=None) -> Recording:
+    def run(self, stimulus: ArrayLike, steps: int | None = None, record: Iterable[Literal["v", "i"]] = (),
+            snapshot_every: int = 0, progress: Callable[[int, int], object] | None = None) -> Recording:
         """Run `stimulus` (`(steps, m)` 0/1) from the current state.
 
         `steps` longer than the stimulus pads with silence; `record` may name
@@ -127,7 +136,8 @@ class Device(abc.ABC):
         return self._run(stim, record, snapshot_every, progress)
 
     @abc.abstractmethod
-    def _run(self, stimulus, record, snapshot_every, progress) -> Recording:
+    def _run(self, stimulus: np.ndarray, record: tuple[str, ...], snapshot_every: int,
+             progress: Callable[[int, int], object] | None) -> Recording:
         """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array."""
 
     @abc.abstractmethod
@@ -135,45 +145,49 @@ class Device(abc.ABC):
         """The current weights, `(m+n, n)`."""
 
     @abc.abstractmethod
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Set v, i, refractory counters, spikes and traces to 0; keep weights."""
 
-    def close(self):  # noqa: B027 - optional: a device that holds nothing keeps this no-op
+    def close(self) -> None:  # noqa: B027 - optional: a device that holds nothing keeps this no-op
         """Release the device (ports, processes)."""
 
-    def _need_network(self):
+    def _need_network(self) -> Network:
         if self.network is None:
             raise DeviceError("no network loaded: call load(network) first")
         return self.network
 
-    def __enter__(self):
+    def __enter__(self: _D) -> _D:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 class GoldenDevice(Device):
     """The golden model in-process, as a device of any size."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.model = None
+        self.model: GoldenModel | None = None
 
-    def capabilities(self):
+    def capabilities(self) -> Capabilities:
+        """Any size and any widths: the golden model holds every valid network."""
         return Capabilities(kind="golden")
 
-    def _load(self, network):
+    def _load(self, network: Network) -> None:
         self.model = GoldenModel(network)
 
-    def _run(self, stimulus, record, snapshot_every, progress):
+    def _run(self, stimulus: np.ndarray, record: tuple[str, ...], snapshot_every: int,
+             progress: Callable[[int, int], object] | None) -> Recording:
         return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
 
-    def read_weights(self):
+    def read_weights(self) -> np.ndarray:
+        """The model's current weights as int64, `(m+n, n)`."""
         self._need_network()
         return self.model.weights.astype(np.int64)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
+        """Set the model's state to 0; the weights stay."""
         self._need_network()
         self.model.reset()
 
@@ -201,17 +215,17 @@ DEVICE_OPENERS = {
 }
 
 
-def open_golden(**options) -> "GoldenDevice":
+def open_golden(**options: Any) -> GoldenDevice:
     """The golden model as a device (`open_device("golden")`); it has no options, and ignores any."""
     return GoldenDevice()
 
 
-def _load_opener(target):
+def _load_opener(target: str) -> Callable[..., Device]:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def open_device(name: str, **options) -> Device:
+def open_device(name: str, **options: Any) -> Device:
     """Open a device by name: "golden", "rtl", "rtl-direct" or "serial:PATH[@BAUD]".
 
     `options` go to the device's constructor (for "rtl": lanes, neurons,

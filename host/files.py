@@ -12,13 +12,18 @@ larger than the network they describe implies, or than `MAX_FILE_VALUES` and
 refused: they would need unpickling. Writers are atomic (`safe_io`).
 """
 
+from __future__ import annotations
+
 import logging
 import math
+import os
 import stat
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, WIDTH_FIELDS
 
@@ -271,7 +276,7 @@ def _groups_problem(arrays, groups, n, m):
     return None
 
 
-def load_network(path) -> Network:
+def load_network(path: str | os.PathLike[str]) -> Network:
     """Load and check a network file."""
     arrays = read_npz(path, "network", _network_headers)
     network = _prefixed(path, Network.from_arrays, arrays)
@@ -279,7 +284,8 @@ def load_network(path) -> Network:
     return network
 
 
-def save_network(network: Network, path, *, inputs=()):
+def save_network(network: Network, path: str | os.PathLike[str], *,
+                 inputs: Collection[str | os.PathLike[str] | None] = ()) -> None:
     """Write a network file (every spec key, plus the network's extras).
 
     The write is atomic and refuses to replace anything but a regular file,
@@ -288,7 +294,7 @@ def save_network(network: Network, path, *, inputs=()):
     _write(path, network.to_arrays(), inputs)
 
 
-def load_stimulus(path, m=None, steps=None):
+def load_stimulus(path: str | os.PathLike[str], m: int | None = None, steps: int | None = None) -> np.ndarray:
     """Load a stimulus file: a bool `(steps, m)` array of input spikes.
 
     With `m`, the width must match the network's inputs; with `steps`, it is
@@ -310,14 +316,16 @@ def load_stimulus(path, m=None, steps=None):
     return _prefixed(path, check_stimulus, spikes, spikes.shape[1] if m is None else m, steps)
 
 
-def save_stimulus(spikes, path, *, inputs=()):
+def save_stimulus(spikes: ArrayLike, path: str | os.PathLike[str], *,
+                  inputs: Collection[str | os.PathLike[str] | None] = ()) -> None:
     """Write a stimulus file from a `(steps, m)` 0/1 array (atomically, as `save_network`)."""
     spikes = np.asarray(spikes)
     check_stimulus(spikes, spikes.shape[1] if spikes.ndim == 2 else -1)
     _write(path, {"spikes": spikes.astype(np.uint8)}, inputs)
 
 
-def save_recording(recording: Recording, path, *, inputs=()):
+def save_recording(recording: Recording, path: str | os.PathLike[str], *,
+                   inputs: Collection[str | os.PathLike[str] | None] = ()) -> None:
     """Write a recording file (atomically, as `save_network`)."""
     _write(path, recording.to_arrays(), inputs)
 
@@ -340,7 +348,7 @@ def _recording_headers(headers):
         _expect_shape(headers, "snapshot_steps", (headers["weight_snapshots"][0][0],))
 
 
-def load_recording(path) -> Recording:
+def load_recording(path: str | os.PathLike[str]) -> Recording:
     """Load and check a recording file."""
     arrays = read_npz(path, "recording", _recording_headers)
     for key in ("spikes", "weights"):

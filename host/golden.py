@@ -5,10 +5,15 @@ int64, which holds every exact intermediate for the widths `spec.WIDTH_LIMITS`
 allows, so nothing here wraps.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .arith import decay, sat, trace_update
 from .errors import DeviceError, NetworkError
@@ -38,18 +43,20 @@ class Recording:
 
     spikes: np.ndarray
     weights: np.ndarray
-    v: np.ndarray = None
-    i: np.ndarray = None
-    input_spikes: np.ndarray = None
-    weight_snapshots: np.ndarray = None
-    snapshot_steps: np.ndarray = None
-    extras: dict = field(default_factory=dict)
+    v: np.ndarray | None = None
+    i: np.ndarray | None = None
+    input_spikes: np.ndarray | None = None
+    weight_snapshots: np.ndarray | None = None
+    snapshot_steps: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
-    def steps(self):
+    def steps(self) -> int:
+        """Number of time steps recorded."""
         return self.spikes.shape[0]
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field that is set, as the arrays of a recording file (spec section 6), plus the extras."""
         out = {"spikes": self.spikes.astype(np.uint8), "weights": self.weights}
         for key in ("v", "i", "input_spikes", "weight_snapshots", "snapshot_steps"):
             value = getattr(self, key)
@@ -112,7 +119,7 @@ class GoldenModel:
     state (`v`, `i`, `r`, `s`, `x`, `y`) and `weights` are public arrays.
     """
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network) -> None:
         # The network is checked again here: its fields may have been edited
         # since it was built, and out-of-range values would run silently.
         network.validate()
@@ -136,7 +143,7 @@ class GoldenModel:
         self._plastic_in_bounds = bool(((plastic_w >= net.w_min) & (plastic_w <= net.w_max)).all())
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Set all state to 0 (spec section 4); weights and parameters stay."""
         n, m = self.n, self.m
         self.v = np.zeros(n, np.int64)
@@ -146,7 +153,7 @@ class GoldenModel:
         self.y = np.zeros(n, np.int64)
         self.x = np.zeros(m + n, np.int64)
 
-    def step(self, inputs):
+    def step(self, inputs: ArrayLike) -> np.ndarray:
         """Advance one step with the input spikes `inputs` (bool, shape (m,)).
 
         Returns this step's spike bits (bool, shape (n,)).
@@ -203,7 +210,8 @@ class GoldenModel:
         # 5.4 post traces.
         self.y = trace_update(self.y, net.k_post, spiked, net.inc_post, self.T, net.trace_mode)
 
-    def run(self, stimulus, steps=None, record=(), snapshot_every=0, progress=None):
+    def run(self, stimulus: ArrayLike, steps: int | None = None, record: Iterable[Literal["v", "i"]] = (),
+            snapshot_every: int = 0, progress: Callable[[int, int], object] | None = None) -> Recording:
         """Run the stimulus from the current state and return a `Recording`.
 
         `record` may hold "v" and "i"; `snapshot_every=K` keeps the weights

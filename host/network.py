@@ -6,9 +6,14 @@ bit widths. Building one checks every field against its range and raises
 `NetworkError` naming the field, the index, the value and the allowed range.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, WIDTH_FIELDS,
                                         WIDTH_LIMITS, Widths, field_range, range_text)
@@ -104,6 +109,10 @@ class Network:
     `weights[k, j]` is the synapse from source `k` to neuron `j`.
     `extras` carries keys the core does not use (names, descriptions, a
     quantisation report); they survive a save and load.
+
+    Fields may be given as any integer array-likes (a file's 0-d arrays for
+    the globals); checking stores them as the int64 arrays and ints that the
+    annotations name.
     """
 
     weights: np.ndarray
@@ -128,36 +137,39 @@ class Network:
     w_min: int = -128
     w_max: int = 127
     widths: Widths = field(default_factory=Widths)
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, ArrayLike] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.validate()
 
     # -- sizes ---------------------------------------------------------------
     @property
-    def n(self):
+    def n(self) -> int:
         """Number of neurons."""
         return self.weights.shape[1]
 
     @property
-    def m(self):
+    def m(self) -> int:
         """Number of external inputs."""
         return self.weights.shape[0] - self.weights.shape[1]
 
     @property
-    def state_bits(self):
+    def state_bits(self) -> int:
+        """S, the width of v and i (signed)."""
         return self.widths.state_bits
 
     @property
-    def weight_bits(self):
+    def weight_bits(self) -> int:
+        """W, the width of a weight (signed)."""
         return self.widths.weight_bits
 
     @property
-    def trace_bits(self):
+    def trace_bits(self) -> int:
+        """T, the width of an STDP trace (unsigned)."""
         return self.widths.trace_bits
 
     # -- checking ------------------------------------------------------------
-    def validate(self):
+    def validate(self) -> None:
         """Check every field; raise `NetworkError` on the first problem.
 
         Run on construction, and again by every device's `load`, so a
@@ -201,26 +213,26 @@ class Network:
             raise NetworkError("extras: must be a dict of extra arrays")
 
     # -- derived facts -------------------------------------------------------
-    def plastic_mask(self):
+    def plastic_mask(self) -> np.ndarray:
         """Boolean `(m+n, n)`: which synapses may learn (plastic_pre x plastic_post)."""
         return np.outer(self.plastic_pre.astype(bool), self.plastic_post.astype(bool))
 
-    def accumulator_bits(self):
+    def accumulator_bits(self) -> int:
         """Bits of the exact synaptic sum of spec step 2: W + ceil(log2(m+n)) + 1."""
         return self.weight_bits + int(np.ceil(np.log2(max(self.m + self.n, 1)))) + 1
 
-    def copy(self):
+    def copy(self) -> Network:
         """A deep copy (arrays copied)."""
         kw = {name: np.array(getattr(self, name)) for name in self.array_fields()}
         kw.update({name: getattr(self, name) for name in GLOBAL_FIELDS})
         return Network(widths=self.widths, extras=dict(self.extras), **kw)
 
     @staticmethod
-    def array_fields():
+    def array_fields() -> tuple[str, ...]:
         """Names of the array fields, in file order."""
         return ("weights", *NEURON_FIELDS, *SOURCE_FIELDS)
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict[str, np.ndarray]:
         """Every spec section 6 key as a numpy array (plus the extras)."""
         out = {}
         for name in self.array_fields():
@@ -236,7 +248,7 @@ class Network:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays):
+    def from_arrays(cls, arrays: Mapping[str, ArrayLike]) -> Network:
         """Build from a mapping of spec section 6 keys; unknown keys become extras."""
         known = set(cls.array_fields()) | set(GLOBAL_FIELDS) | set(WIDTH_FIELDS)
         missing = [k for k in (*cls.array_fields(), *GLOBAL_FIELDS, *WIDTH_FIELDS) if k not in arrays]
@@ -251,7 +263,7 @@ class Network:
         extras = {k: v for k, v in arrays.items() if k not in known}
         return cls(widths=Widths(**widths), extras=extras, **kw)
 
-    def summary(self):
+    def summary(self) -> dict[str, int]:
         """A dict of facts for `neurofabric info`."""
         plastic = self.plastic_mask()
         nonzero = self.weights != 0
@@ -270,7 +282,8 @@ class Network:
         }
 
 
-def random_network(n, m, seed=0, *, widths=None, learn=None, density=0.5, **overrides):
+def random_network(n: int, m: int, seed: int = 0, *, widths: Widths | None = None, learn: int | None = None,
+                   density: float = 0.5, **overrides: Any) -> Network:
     """A random valid network, for tests, self-tests and benchmarks.
 
     Parameters are drawn so that neurons actually spike and learning actually

@@ -23,10 +23,14 @@ periods, reset by subtraction and the plasticity settings have no NIR
 equivalent: they go into the graph's metadata, and export says so.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import os
 import stat
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,10 +40,10 @@ from . import files
 from .errors import NetworkError
 from .network import Network
 from .safe_io import atomic_output_path
-from .units import PhysicalNetwork, check_time_step, check_tolerance
+from .units import PhysicalNetwork, QuantisationReport, check_time_step, check_tolerance
 
 __all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical", "check_nir_file",
-           "MAX_NIR_OBJECTS"]
+           "MAX_NIR_OBJECTS", "NIRGraphLike"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,22 @@ SPIKING = ("LIF", "CubaLIF", "IF")
 WEIGHTS = ("Affine", "Linear")
 
 
+class NIRGraphLike(Protocol):
+    """What this module reads of a NIR graph, and what export returns: a `nir.NIRGraph` is one.
+
+    Named by its attributes because `nir` is an optional dependency (the
+    'nir' extra), which the host does not import until a graph is read or made.
+    """
+
+    @property
+    def nodes(self) -> Mapping[str, Any]:
+        """The graph's nodes by name (`nir.Input`, `nir.CubaLIF`, `nir.Linear`...)."""
+
+    @property
+    def edges(self) -> Sequence[tuple[str, str]]:
+        """The `(source, target)` node names of every edge."""
+
+
 def _nir():
     try:
         import nir
@@ -60,7 +80,7 @@ def _nir():
     return nir
 
 
-def read_nir(path):
+def read_nir(path: str | os.PathLike[str]) -> NIRGraphLike:
     """Read a NIR graph file, with a clear error when it cannot be read.
 
     The file is checked first (`check_nir_file`): nothing but a regular HDF5
@@ -77,7 +97,7 @@ def read_nir(path):
                            f"{_first_line(exc)})") from None
 
 
-def check_nir_file(path):
+def check_nir_file(path: str | os.PathLike[str]) -> None:
     """Refuse (`NetworkError`, one line) a NIR file that reading could hang on or exhaust memory with.
 
     From the file's HDF5 metadata alone, before any dataset is read: the file
@@ -176,8 +196,9 @@ def _check_hdf5_tree(fh, shown, h5py):
                                    "(files.MAX_FILE_BYTES) for all the datasets of a file")
 
 
-def write_nir(graph, path, *, inputs=()):
-    """Write a NIR graph file atomically.
+def write_nir(graph: Any, path: str | os.PathLike[str], *,
+              inputs: Collection[str | os.PathLike[str] | None] = ()) -> None:
+    """Write `graph`, a `nir.NIRGraph` (what `nir.write` takes), to a NIR file atomically.
 
     `nir.write` takes a file name, so the graph goes to a fresh temporary file
     in the target's folder, renamed onto `path` once written; the target is
@@ -230,7 +251,7 @@ def _node_size(name, node):
     raise NetworkError(f"NIR node {name!r}: size of a {kind} node is not defined here")
 
 
-def nir_to_physical(graph, dt):
+def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
     """Flatten a NIR graph into a `PhysicalNetwork` (floats, not yet quantised)."""
     dt = check_time_step(dt)
     nodes, edges = graph.nodes, list(graph.edges)
@@ -343,7 +364,8 @@ def _check_sizes(nodes):
                            f"beyond the limit of {files.MAX_FILE_VALUES:,} values (files.MAX_FILE_VALUES)")
 
 
-def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):
+def import_nir(graph_or_path: NIRGraphLike | str | os.PathLike[str], dt: float, widths: Widths | None = None,
+               tolerance: float = 0.1) -> tuple[Network, QuantisationReport]:
     """Import a NIR graph (object or file) at step `dt` seconds: `(Network, report)`.
 
     `dt` must be positive and finite and `tolerance` finite and 0 or more
@@ -360,8 +382,8 @@ def import_nir(graph_or_path, dt, widths: Widths = None, tolerance=0.1):
     return network, report
 
 
-def export_nir(network: Network, dt=1e-3):
-    """The integer network as a NIR graph (see the module docstring for the mapping).
+def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
+    """The integer network as a `nir.NIRGraph` (see the module docstring for the mapping).
 
     `dt` (seconds) must be positive and finite: every time constant is a
     multiple of it, so NaN, infinity or a negative step would be written as

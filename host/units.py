@@ -33,16 +33,21 @@ Nothing is rescaled silently: every requested and realised value is in the
 report, and a parameter further off than `tolerance` (relative) is an error.
 """
 
+from __future__ import annotations
+
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import Widths
 
 from .builder import NetworkBuilder
 from .errors import NetworkError
+from .network import Network
 
 __all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "check_time_step",
            "check_tolerance", "MODELS"]
@@ -137,17 +142,19 @@ class _Connection:
     plastic: bool
 
 
-class QuantisationReport(dict):
+class QuantisationReport(dict[str, Any]):
     """The report of one compilation: a JSON-friendly dict with a text form."""
 
-    def to_json(self):
+    def to_json(self) -> str:
+        """The report as JSON text (numpy numbers as floats)."""
         return json.dumps(self, indent=1, default=float)
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> QuantisationReport:
+        """The report `to_json` wrote."""
         return cls(json.loads(text))
 
-    def lines(self):
+    def lines(self) -> list[str]:
         """Human-readable lines (what `neurofabric info` prints)."""
         out = [f"quantisation report (dt = {self['dt'] * 1e3:g} ms, tolerance {self['tolerance']:.0%}; "
                "bias and reset errors are relative to the largest in their population)"]
@@ -188,20 +195,20 @@ class PhysicalNetwork:
         network, report = net.compile()
     """
 
-    def __init__(self, dt):
+    def __init__(self, dt: float) -> None:
         self.dt = check_time_step(dt)
-        self.inputs = {}        # name -> size, in order
-        self.populations = {}   # name -> Population, in order
-        self.connections = []
-        self.learning = None
+        self.inputs: dict[str, int] = {}               # name -> size, in order
+        self.populations: dict[str, Population] = {}   # name -> Population, in order
+        self.connections: list[_Connection] = []
+        self.learning: dict[str, int] | None = None
 
-    def add_inputs(self, size, name):
+    def add_inputs(self, size: int, name: str) -> str:
         """Add a group of `size` input channels."""
         self._new_name(name)
         self.inputs[name] = _count(f"inputs {name}", size)
         return name
 
-    def add_population(self, name, size, **params):
+    def add_population(self, name: str, size: int, **params: Any) -> str:
         """Add a population; parameters as in `Population` (scalars or per-neuron arrays)."""
         self._new_name(name)
         pop = Population(name, _count(f"population {name}: size", size), **params)
@@ -217,7 +224,7 @@ class PhysicalNetwork:
         self.populations[name] = pop
         return name
 
-    def connect(self, pre, post, weights, plastic=False):
+    def connect(self, pre: str, post: str, weights: ArrayLike, plastic: bool = False) -> None:
         """Weights `(size of pre, size of post)`, in the units of the input `x`."""
         if post not in self.populations:
             raise NetworkError(f"connect: {post!r} is not a population")
@@ -233,7 +240,7 @@ class PhysicalNetwork:
             raise NetworkError(f"connect {pre} -> {post}: weights hold NaN or infinity")
         self.connections.append(_Connection(pre, post, w, bool(plastic)))
 
-    def set_learning(self, **params):
+    def set_learning(self, **params: int) -> None:
         """Integer learning registers (spec section 3), passed through unchanged."""
         self.learning = params
 
@@ -245,7 +252,7 @@ class PhysicalNetwork:
         return self.inputs[name] if name in self.inputs else self.populations[name].size
 
     # -- compile -------------------------------------------------------------
-    def compile(self, widths: Widths = None, tolerance=0.1):
+    def compile(self, widths: Widths | None = None, tolerance: float = 0.1) -> tuple[Network, QuantisationReport]:
         """Return `(Network, QuantisationReport)`; raise `NetworkError` past `tolerance`."""
         tolerance = check_tolerance(tolerance)
         widths = widths or Widths()
