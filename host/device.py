@@ -136,7 +136,7 @@ class Device(abc.ABC):
         return self._run(stim, record, snapshot_every, progress)
 
     @abc.abstractmethod
-    def _run(self, stimulus: np.ndarray, record: tuple[str, ...], snapshot_every: int,
+    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i"], ...], snapshot_every: int,
              progress: Callable[[int, int], object] | None) -> Recording:
         """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array."""
 
@@ -177,7 +177,7 @@ class GoldenDevice(Device):
     def _load(self, network: Network) -> None:
         self.model = GoldenModel(network)
 
-    def _run(self, stimulus: np.ndarray, record: tuple[str, ...], snapshot_every: int,
+    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i"], ...], snapshot_every: int,
              progress: Callable[[int, int], object] | None) -> Recording:
         return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
 

@@ -137,7 +137,7 @@ class Network:
     w_min: int = -128
     w_max: int = 127
     widths: Widths = field(default_factory=Widths)
-    extras: dict[str, ArrayLike] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()

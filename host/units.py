@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -120,18 +120,19 @@ class Population:
 
     name: str
     size: int
-    model: str = "cubalif"
-    tau_mem: np.ndarray = None      # s; None: no leak
-    tau_syn: np.ndarray = None      # s; None: the current lasts one step
-    v_threshold: np.ndarray = 1.0
-    v_reset: np.ndarray = 0.0
-    v_leak: np.ndarray = 0.0
-    r: np.ndarray = 1.0
-    w_in: np.ndarray = 1.0
-    i_bias: np.ndarray = 0.0        # constant input current added every step
-    refractory: np.ndarray = 0.0    # s
-    reset: str = "zero"             # "zero": v <- v_reset; "subtract": v <- v - threshold
-    scale: float = None             # volts -> integers; None: chosen by compile()
+    model: Literal["cubalif", "lif", "if"] = "cubalif"
+    # Each parameter is a scalar or one value per neuron.
+    tau_mem: ArrayLike | None = None   # s; None: no leak
+    tau_syn: ArrayLike | None = None   # s; None: the current lasts one step
+    v_threshold: ArrayLike = 1.0
+    v_reset: ArrayLike = 0.0
+    v_leak: ArrayLike = 0.0
+    r: ArrayLike = 1.0
+    w_in: ArrayLike = 1.0
+    i_bias: ArrayLike = 0.0            # constant input current added every step
+    refractory: ArrayLike = 0.0        # s
+    reset: Literal["zero", "subtract"] = "zero"   # "zero": v <- v_reset; "subtract": v <- v - threshold
+    scale: float | None = None         # volts -> integers; None: chosen by compile()
 
 
 @dataclass(eq=False)
