@@ -193,8 +193,6 @@ def check_link_sizes(n, m):
     The firmware counts spike bitmap bytes in 8 bits (n and m up to 2040), and
     a step record and a one-step RUN request must fit `MAX_PAYLOAD`.
     """
-    if max(n, m) > _MAX_SIZE:
-        raise BuildError(f"n={n}, m={m}: the link handles n and m up to {_MAX_SIZE}")
     bitmap_n = (n + 7) // 8
     bitmap_m = (m + 7) // 8
     if 1 + _SPIKE_HEAD_SIZE + bitmap_n > MAX_PAYLOAD:
@@ -203,6 +201,9 @@ def check_link_sizes(n, m):
     if _RUN_REQUEST_SIZE + _SPIKE_HEAD_SIZE + bitmap_m > MAX_PAYLOAD:
         raise BuildError(f"m={m}: a one-step RUN request with a bitmap would not fit "
                          f"MAX_PAYLOAD={MAX_PAYLOAD}")
+    # The protocol's limits first (they hold for any device), then the firmware's own.
+    if max(n, m) > _MAX_SIZE:
+        raise BuildError(f"n={n}, m={m}: the link handles n and m up to {_MAX_SIZE}")
 
 
 class Link(wiring.Component):
