@@ -15,6 +15,22 @@ per-source and a per-neuron mask (spec section 3), so a plastic projection
 makes *every* synapse between its two groups plastic, zero weights included,
 and the builder refuses layouts the masks cannot express.
 
+Sparse plastic projections. The absent synapses of a plastic projection
+built sparse (`rule="random"` with p < 1, "sparse", "one_to_one", or
+`self_connections=False`) are plastic too, with weight 0. Under
+potentiation an absent synapse `(k, j)` gains `(a_plus * x[k]) >> stdp_shift`
+whenever neuron `j` spikes, exactly as the present synapses of source `k`
+do, so it grows; `w_min=0` keeps it from going negative but not from
+growing. (Under depression with `w_min < 0` it turns negative, and a weight
+bound that excludes 0 moves it to the bound on its first update.) `build()`
+then warns (`SparsePlasticityWarning`) with the count of absent synapses the
+learning registers let change. What keeps them at exactly zero, within the
+masks: an all-to-all plastic projection (`rule="all"`: no synapse is
+absent), or learning that cannot raise a zero weight above 0 nor lower it
+below: `w_min=0` with no potentiation (`a_plus=0`, depression only), or
+`w_max=0` with no depression (inhibitory weights, potentiation only).
+Anything else is a dense plastic block whose zeros learn.
+
 Every value is checked when it is given, against its field's range (spec
 section 3) under the builder's widths: a float is taken only when it is a
 whole number (`threshold=300.0`; `300.7`, NaN and infinity are refused, never
@@ -24,6 +40,7 @@ truncated), and a width of 0 is an error, not the default.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,7 +54,12 @@ from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, WIDTH_FIEL
 from .errors import NetworkError
 from .network import Network, check_whole_numbers
 
-__all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection"]
+__all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection", "SparsePlasticityWarning"]
+
+
+class SparsePlasticityWarning(UserWarning):
+    """A sparse plastic projection: its absent synapses are plastic too and can learn (see the module's
+    docstring for what keeps them at zero)."""
 
 _NEURON_DEFAULTS = dict(v_reset=0, reset_mode=0, k_mem=31, k_syn=0, refractory=0, bias=0)
 
@@ -327,6 +349,7 @@ class NetworkBuilder:
                 plastic_pre[r] = 1
                 plastic_post[c] = 1
         self._check_plastic_layout()
+        self._warn_absent_plastic(owner, rows)
 
         params = {key: np.zeros(n, np.int64) for key in NEURON_FIELDS if key != "plastic_post"}
         for g in self.neuron_groups:
@@ -359,6 +382,42 @@ class NetworkBuilder:
                         "of one, and the core's plasticity is a per-source mask times a per-neuron "
                         "mask (spec section 3). Mark the projection plastic=True (connect with "
                         "weights=0 if there are no synapses), or split the groups.")
+
+    def _zero_weight_can_change(self):
+        """Whether the learning registers can move a plastic synapse of weight 0 away from 0 (spec 5.5)."""
+        lr, t_max = self.learning, (1 << self.widths.trace_bits) - 1
+        if not lr["learn"]:
+            return False
+        if not lr["w_min"] <= 0 <= lr["w_max"]:
+            return True   # every visit writes the weight back clamped into [w_min, w_max]
+        # The largest trace: saturating sums (mode 0) reach 2**T - 1, a set (mode 1) only inc.
+        x_max = t_max if lr["trace_mode"] == 0 else lr["inc_pre"]
+        y_max = t_max if lr["trace_mode"] == 0 else lr["inc_post"]
+        grows = lr["w_max"] > 0 and lr["inc_pre"] > 0 and (lr["a_plus"] * x_max) >> lr["stdp_shift"] > 0
+        sinks = lr["w_min"] < 0 and lr["inc_post"] > 0 and (lr["a_minus"] * y_max) >> lr["stdp_shift"] > 0
+        return grows or sinks
+
+    def _warn_absent_plastic(self, owner, rows):
+        """Warn, with their count, when absent synapses of plastic projections can learn."""
+        if not self._zero_weight_can_change():
+            return
+        counts = []
+        for proj in self.projections:
+            if not proj.plastic:
+                continue
+            block = owner[rows(proj.pre), proj.post.start:proj.post.start + proj.post.size]
+            absent = int((block < 0).sum())
+            if absent:
+                counts.append((proj.name, absent, block.size))
+        if counts:
+            total = sum(c for _, c, _ in counts)
+            detail = ", ".join(f"{name}: {absent} of {size}" for name, absent, size in counts)
+            warnings.warn(
+                f"{total} absent synapses of plastic projections can learn ({detail}): the core's plasticity "
+                "is a per-source mask times a per-neuron mask, so they are plastic with weight 0 and learn as "
+                "the present ones do (they grow under potentiation); connect all-to-all (rule='all'), or "
+                "learn with w_min=0 and a_plus=0, to keep them at 0 (see neurofabric.host.builder)",
+                SparsePlasticityWarning, stacklevel=3)
 
     def _name_the_group(self, message, m):
         """Rewrite 'threshold[12]' as 'threshold[12] (group exc, neuron 2)'."""

@@ -201,6 +201,31 @@ class FiniteFloat(click.ParamType):
         return number
 
 
+class Rate(click.ParamType):
+    """A rate in Hz: a number with Hz or kHz, or a bare number of Hz ("20Hz", "0.5kHz", "20")."""
+
+    name = "rate"
+    units = {"khz": 1e3, "hz": 1.0}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        for suffix in ("khz", "hz"):
+            if text.endswith(suffix):
+                number, scale = text[: -len(suffix)], self.units[suffix]
+                break
+        else:
+            number, scale = text, 1.0
+        try:
+            hz = float(number) * scale
+        except ValueError:
+            self.fail(f"{value!r} is not a rate (examples: 20Hz, 0.5kHz, 20)", param, ctx)
+        if not (math.isfinite(hz) and hz >= 0):
+            self.fail(f"{value!r} is not a finite rate of 0 Hz or more", param, ctx)
+        return hz
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True,
               help="More output (-v: details and the traceback of an internal error, -vv: link frames, "
@@ -259,6 +284,80 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
         changed = int((rec.weights != net.weights).sum())
         click.echo(f"{rec.steps} steps on {device}: {int(rec.spikes.sum())} spikes "
                    f"({rate:.4f} per neuron per step), {changed} weights changed; wrote {output}")
+
+
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Stimulus file to write.")
+@click.option("--steps", type=_count(1), required=True, help="Steps of the stimulus (of each trial).")
+@click.option("--poisson", type=Rate(), default=None,
+              help="Rate coding, random: each input spikes with probability RATE * dt in each step.")
+@click.option("--regular", type=Rate(), default=None, help="Rate coding, evenly spaced spikes at RATE.")
+@click.option("--latency", is_flag=True, help="Latency coding: one spike per input, earlier for larger "
+                                              "values (needs --values).")
+@click.option("--dt", type=Duration(), default=None, help="The time step (1ms, 0.5ms); needed by the rates.")
+@click.option("--inputs", type=_count(1), default=None, help="Input channels, all at RATE (without --values).")
+@click.option("--values", "values_path", type=click.Path(dir_okay=False), default=None,
+              help="Intensities in 0..1, one per input (.npy, .npz, .csv); one row per trial. A rate "
+                   "scales RATE by them.")
+@click.option("--gap", type=_count(0), default=0, show_default=True,
+              help="Steps of silence between two trials (rows of --values).")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of --poisson.")
+def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, gap, seed):
+    """Write a stimulus file: rate (Poisson or regular) or latency coded inputs.
+
+    Rows of --values are trials: each is encoded over --steps steps, and the
+    trials are written one after another, --gap steps of silence between two
+    (trial r starts at step r * (steps + gap)).
+
+    \b
+    Examples:
+      neurofabric stimulus --poisson 20Hz --dt 1ms --steps 1000 --inputs 64 -o stim.npz
+      neurofabric stimulus --regular 50Hz --dt 1ms --steps 200 --inputs 8 -o stim.npz
+      neurofabric stimulus --poisson 100Hz --dt 1ms --steps 25 --values digits.npy --gap 10 -o stim.npz
+      neurofabric stimulus --latency --steps 20 --values intensities.csv -o stim.npz
+    """
+    from . import encoders
+    from .files import MAX_FILE_VALUES, save_stimulus
+    check_output_path(output, inputs=(values_path,), what="stimulus")
+    values = encoders.load_values(values_path) if values_path is not None else None
+    chosen = [name for name, given in (("--poisson", poisson is not None), ("--regular", regular is not None),
+                                       ("--latency", latency)) if given]
+    if len(chosen) != 1:
+        raise click.UsageError("choose one encoding: --poisson RATE, --regular RATE or --latency"
+                               + (f" (got {' and '.join(chosen)})" if chosen else ""))
+    if values is None:
+        if latency:
+            raise click.BadParameter("--latency encodes intensities: give them with --values FILE",
+                                     param_hint="--values")
+        if inputs is None:
+            raise click.BadParameter("give the number of inputs (--inputs M) or their values (--values FILE)",
+                                     param_hint="--inputs")
+        values = np.ones((1, inputs))
+    elif inputs is not None and inputs != values.shape[1]:
+        raise click.BadParameter(f"{inputs} inputs, but {values_path} has {values.shape[1]} values per row",
+                                 param_hint="--inputs")
+    trials, m = values.shape
+    if trials == 1:
+        values = values[0]   # one stimulus of (steps, m), its errors naming values[k]
+    total = trials * steps + (trials - 1) * gap
+    if total * m > MAX_FILE_VALUES:
+        raise click.BadParameter(f"{total} steps x {m} inputs is {total * m:,} values, more than a stimulus "
+                                 f"file holds (MAX_FILE_VALUES = {MAX_FILE_VALUES:,})", param_hint="--steps")
+    if latency:
+        spikes = encoders.latency(values, steps)
+    else:
+        if dt is None:
+            raise click.BadParameter(f"{chosen[0]} is a rate in Hz: give the time step (--dt 1ms)",
+                                     param_hint="--dt")
+        rates = encoders.check_intensities(values) * (poisson if poisson is not None else regular)
+        spikes = (encoders.poisson(rates, steps, dt, seed=seed) if poisson is not None
+                  else encoders.regular(rates, steps, dt))
+    spikes = encoders.concatenate_trials(spikes, gap)
+    save_stimulus(spikes, output, inputs=(values_path,))
+    layout = f"{trials} trials of {steps} steps, {gap} apart" if trials > 1 else f"{steps} steps"
+    rate = spikes.mean() if spikes.size else 0.0
+    click.echo(f"{layout}, {m} inputs: {int(spikes.sum())} spikes ({rate:.4f} per input per step); "
+               f"wrote {output}")
 
 
 def _file_kind(path):

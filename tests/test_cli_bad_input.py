@@ -38,9 +38,11 @@ GOOD = {
     "board_name": "icebreaker",
     "device": "rtl",
     "devices_": ("golden", "golden"),
+    "steps": "10",
 }
 #: The output a command writes when one is required (by the command's name).
-GOOD_OUTPUT = {"run": "{tmp}/new.npz", "import-nir": "{tmp}/new.npz", "export-nir": "{tmp}/new.nir"}
+GOOD_OUTPUT = {"run": "{tmp}/new.npz", "import-nir": "{tmp}/new.npz", "export-nir": "{tmp}/new.nir",
+               "stimulus": "{tmp}/new.npz"}
 
 #: Bad values of the string parameters, by name (a new string parameter needs an entry).
 BAD_STRINGS = {
@@ -50,6 +52,8 @@ BAD_STRINGS = {
     "record": ["w", "v,x"],
     "neurons": ["a-b", "5-2", "-3", "99999", ","],
     "window": ["2000:1000", "a:b", "5", "-5:3", "0:99999"],
+    "poisson": ["nan", "inf", "-1Hz", "ten", "20MHz", "1e400Hz"],
+    "regular": ["nan", "-inf", "-20", "Hz", "2kHz"],
 }
 #: Bad values only for some commands: selftest needs a link.
 BAD_FOR = {("selftest", "device"): ["golden", "rtl-direct"]}

@@ -22,7 +22,9 @@ import importlib
 #: `import neurofabric.hdl` or `import neurofabric.contract` does not import the host.
 _SOURCES = {
     "InputGroup": "host.builder", "NetworkBuilder": "host.builder", "NeuronGroup": "host.builder",
-    "Projection": "host.builder",
+    "Projection": "host.builder", "SparsePlasticityWarning": "host.builder",
+    "poisson": "host.encoders", "regular": "host.encoders", "latency": "host.encoders",
+    "step_probabilities": "host.encoders", "concatenate_trials": "host.encoders",
     "Capabilities": "host.device", "Device": "host.device", "GoldenDevice": "host.device",
     "open_device": "host.device",
     "BuildError": "contract.errors", "DeviceError": "contract.errors", "LinkError": "contract.errors",
@@ -45,6 +47,7 @@ __all__ = [
     "NeurofabricError", "NeuronGroup", "Projection", "Recording", "Widths", "load_network",
     "load_recording", "load_stimulus", "open_device", "random_network", "save_network",
     "save_recording", "save_stimulus",
+    "SparsePlasticityWarning", "concatenate_trials", "latency", "poisson", "regular", "step_probabilities",
 ]
 
 assert set(_SOURCES) == set(__all__)
