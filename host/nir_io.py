@@ -3,24 +3,47 @@
 Import flattens a NIR graph onto the all-to-all core: every `Input` node
 becomes a group of input channels, every spiking node (`LIF`, `CubaLIF`,
 `IF`) a population of neurons, and the weight nodes (`Affine`, `Linear`,
-chains of them) between them the weight matrix. The semantics are forward
-Euler at `dt` with spikes as 0/1 per step and one step of delay on every edge
-that leaves a spiking node (which is what the core does with its neurons'
-spikes); see `neurofabric.host.units` for the neuron equations and how they
-are quantised. An `Affine` bias is a constant input added every step.
+chains of them) between them the weight matrix. The semantics are NIR's
+equations, forward Euler at `dt` with spikes as 0/1 per step and one step of
+delay on every edge that leaves a spiking node (which is what the core does
+with its neurons' spikes); see `neurofabric.host.units` for how they are
+quantised. An `Affine` bias is a constant input added every step.
+
+NIR's `CubaLIF` is `tau_syn dI/dt = -I + w_in S`: each step adds
+`(dt / tau_syn) * w_in * x` to `I`, so one spike delivers a charge of
+`dt * w_in` whatever `tau_syn` is (snnTorch's exporter writes
+`w_in = tau_syn / dt` so that one spike adds its weight). The importer hands
+the units layer, whose `w_in` is added per step, `w_in * dt / tau_syn` with
+the realised `tau_syn`: the core runs the node with the realised time
+constants and NIR's charge per spike.
+
+Parameters may be scalars (0-d arrays) or arrays that broadcast: a spiking
+node's size is its largest parameter's, or, when every parameter is a
+scalar, the size its edges give it (a weight matrix, an `Input`, an
+`Output`).
+
+`dt` is NIR's blind spot: graphs do not record it. neurofabric's export
+writes it in the graph's metadata (`metadata["neurofabric"]["dt"]`), which
+import reads when no `dt` is given; snnTorch assumes 0.1 ms and writes it
+nowhere.
 
 Export writes the integer network as a NIR graph in the core's own units
 (one volt = one integer step of v), so the weights are the integers the device
 holds, including weights learned on the device:
 
-    Input "input" -> Linear "input_weights" -> CubaLIF "neurons" -> Output "output"
+    Input "input" -> Linear/Affine "input_weights" -> CubaLIF "neurons" -> Output "output"
                                     neurons -> Linear "recurrent_weights" -> neurons
 
 with `tau = dt * 2**k` (`k = 31`, no decay, as `2**31 * dt`), `r = tau_mem / dt`
-so that a unit of current adds a unit to v, `v_threshold = threshold - 0.5`
-(the core fires on `>=`, NIR on `>`), `v_leak = bias * 2**k_mem`. Refractory
-periods, reset by subtraction and the plasticity settings have no NIR
-equivalent: they go into the graph's metadata, and export says so.
+and `w_in = tau_syn / dt` (one spike adds its weight, snnTorch's convention),
+`v_threshold = threshold - 0.5` (the core fires on `>=`, NIR on `>`). A
+neuron's bias is the `Affine` bias of the weights into it when its current
+lasts one step (`k_syn = 0`: the same thing, and `v_leak` stays 0, which is
+all snnTorch's importer reads), else `v_leak = bias * 2**k_mem`. Refractory
+periods, reset by subtraction, the plasticity masks, the learning registers,
+the bit widths and the scale have no NIR field: they go into the metadata of
+the nodes (`metadata["neurofabric"]`) and the graph, which import reads back,
+so export then import gives back the same integer network.
 """
 
 from __future__ import annotations
@@ -34,16 +57,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from neurofabric.contract.model import Widths
+from neurofabric.contract.model import GLOBAL_FIELDS, WIDTH_FIELDS, Widths
 
 from . import files
 from .errors import NetworkError
-from .network import Network
+from .network import Network, check_whole_numbers
 from .safe_io import atomic_output_path
-from .units import PhysicalNetwork, QuantisationReport, check_time_step, check_tolerance
+from .units import PhysicalNetwork, QuantisationReport, check_time_step, check_tolerance, realised_tau, shift_for
 
 __all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical", "check_nir_file",
-           "MAX_NIR_OBJECTS", "NIRGraphLike"]
+           "graph_dt", "MAX_NIR_OBJECTS", "NIRGraphLike", "METADATA_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +77,15 @@ MAX_NIR_OBJECTS = 1 << 16
 
 SPIKING = ("LIF", "CubaLIF", "IF")
 WEIGHTS = ("Affine", "Linear")
+#: The metadata key (of the graph and of its nodes) under which neurofabric
+#: keeps what NIR has no field for.
+METADATA_KEY = "neurofabric"
+#: The parameters of each spiking node, as NIR names them.
+PARAMETERS = {
+    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+    "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    "IF": ("r", "v_threshold", "v_reset"),
+}
 
 
 class NIRGraphLike(Protocol):
@@ -83,13 +115,17 @@ def _nir():
 def read_nir(path: str | os.PathLike[str]) -> NIRGraphLike:
     """Read a NIR graph file, with a clear error when it cannot be read.
 
-    The file is checked first (`check_nir_file`): nothing but a regular HDF5
+    Node types are not checked against each other by the `nir` package (which
+    would refuse scalar parameters); `import_nir` checks every size. The file
+    is checked first (`check_nir_file`): nothing but a regular HDF5
     file whose declared sizes are within the limits is read.
     """
     nir = _nir()
     check_nir_file(path)
     try:
-        return nir.read(str(path))
+        # Without nir's own type check: it refuses scalar parameters, which NIR
+        # allows (they broadcast); `nir_to_physical` checks every size itself.
+        return nir.read(str(path), type_check=False)
     except FileNotFoundError:
         raise NetworkError(f"NIR file {str(path)!r} does not exist") from None
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError, ...
@@ -236,19 +272,128 @@ def _flat(arr, size, node_name, field):
     return arr
 
 
-def _node_size(name, node):
-    kind = _kind(node)
-    if kind in ("Input", "Output"):
-        shapes = list(getattr(node, "input_type" if kind == "Input" else "output_type").values())
-        shape = _floats(shapes[0], name, "shape").reshape(-1) if shapes else np.array([0.0])
-        if not (np.isfinite(shape).all() and (shape == np.round(shape)).all() and (shape >= 0).all()):
-            raise NetworkError(f"NIR node {name!r}: shape {shape.tolist()} is not a list of whole numbers, "
-                               "0 or more")
-        # In Python integers: a product in int64 could wrap round to a small size.
-        return math.prod(int(d) for d in shape)
-    if kind in SPIKING:
-        return int(np.asarray(node.v_threshold).size)
-    raise NetworkError(f"NIR node {name!r}: size of a {kind} node is not defined here")
+def _shape_size(name, shape, what="shape"):
+    shape = _floats(shape, name, what).reshape(-1)
+    if not (np.isfinite(shape).all() and (shape == np.round(shape)).all() and (shape >= 0).all()):
+        raise NetworkError(f"NIR node {name!r}: {what} {shape.tolist()} is not a list of whole numbers, "
+                           "0 or more")
+    # In Python integers: a product in int64 could wrap round to a small size.
+    return math.prod(int(d) for d in shape)
+
+
+def _declared_size(name, node, field):
+    """The size an `Input`/`Output` (or any node's) `input_type`/`output_type` declares, or None."""
+    types = getattr(node, field, None)
+    shapes = list(types.values()) if isinstance(types, Mapping) else []
+    if not shapes or np.asarray(shapes[0]).size == 0:   # no type, or a scalar's: declares nothing
+        return None
+    return _shape_size(name, shapes[0])
+
+
+def _own_size(name, node):
+    """A spiking node's size from its own declarations: its largest parameter or declared type.
+
+    1 when every parameter is a scalar (or of one value), which the edges may
+    then broadcast (see `_node_sizes`).
+    """
+    sizes = [1]
+    for field in PARAMETERS[_kind(node)]:
+        value = getattr(node, field, None)
+        if value is not None:
+            sizes.append(int(_floats(value, name, field).size))
+    for field in ("input_type", "output_type"):
+        declared = _declared_size(name, node, field)
+        if declared is not None:
+            sizes.append(declared)
+    return max(sizes)
+
+
+def _node_sizes(nodes, edges):
+    """The size of every `Input`, `Output` and spiking node: {name: size}.
+
+    A spiking node whose parameters are all scalars takes the size of what it
+    is connected to (the rows of the weight matrix into it, the columns of one
+    out of it, or an input, output or neuron node on a direct edge); with no
+    such edge, it is one neuron.
+    """
+    sizes, scalar = {}, []
+    for name, node in nodes.items():
+        kind = _kind(node)
+        if kind in ("Input", "Output"):
+            declared = _declared_size(name, node, "input_type" if kind == "Input" else "output_type")
+            sizes[name] = 0 if declared is None else declared
+        elif kind in SPIKING:
+            own = _own_size(name, node)
+            if own > 1:
+                sizes[name] = own
+            else:
+                scalar.append(name)
+
+    def from_edges(name):
+        for src, dst in edges:
+            if dst == name and src in nodes:
+                other, axis = src, 0
+            elif src == name and dst in nodes:
+                other, axis = dst, 1
+            else:
+                continue
+            if _kind(nodes[other]) in WEIGHTS:
+                weight = np.shape(getattr(nodes[other], "weight", None))
+                if len(weight) == 2:
+                    return int(weight[axis])
+            elif other in sizes:
+                return sizes[other]
+        return None
+
+    # A chain of scalar nodes on direct edges resolves one node per pass.
+    while scalar:
+        found = {name: size for name in scalar if (size := from_edges(name)) is not None}
+        if not found:
+            break
+        sizes.update(found)
+        scalar = [name for name in scalar if name not in found]
+    sizes.update({name: 1 for name in scalar})
+    return sizes
+
+
+def _node_metadata(name, node):
+    """The `metadata["neurofabric"]` of a node (what neurofabric's export keeps there), or {}."""
+    metadata = getattr(node, "metadata", None)
+    ours = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+    if ours is None:
+        return {}
+    if not isinstance(ours, Mapping):
+        raise NetworkError(f"NIR node {name!r}: metadata {METADATA_KEY!r} is not a group of values")
+    return ours
+
+
+def _metadata_ints(where, ours, key, size):
+    """An integer array of `size` values from neurofabric's metadata, or None when absent."""
+    if key not in ours:
+        return None
+    value = check_whole_numbers(f"{where}: metadata {METADATA_KEY}.{key}", ours[key])
+    if value.ndim == 0:
+        value = np.full(size, int(value))
+    if value.shape != (size,):
+        raise NetworkError(f"{where}: metadata {METADATA_KEY}.{key} has shape {value.shape}, "
+                           f"expected ({size},)")
+    return value
+
+
+def _synaptic_step(tau_syn, dt):
+    """`dt / tau_syn` with the realised `tau_syn`, per neuron: the factor NIR's CubaLIF puts on `w_in x`.
+
+    A current of one step or less (`k_syn = 0`) is 1: the spike's whole charge
+    in one step. No decay (`k_syn = 31`) keeps the requested `dt / tau_syn`.
+    Values the units layer refuses (NaN, 0 or less) are left at 1 for it to name.
+    """
+    out = np.ones(tau_syn.shape)
+    for j, tau in enumerate(tau_syn):
+        if not tau > 0:
+            continue
+        k = shift_for(float(tau), dt)
+        out[j] = dt / tau if k == 31 else dt / realised_tau(k, dt)
+    return out
 
 
 def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
@@ -265,22 +410,28 @@ def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
             if end not in nodes:
                 raise NetworkError(f"NIR edge {src!r} -> {dst!r} names no node {end!r}")
     preds = {name: [s for s, d in edges if d == name] for name in nodes}
-    _check_sizes(nodes)
+    node_sizes = _node_sizes(nodes, edges)
+    _check_sizes(nodes, node_sizes)
     phys = PhysicalNetwork(dt)
     for name, node in nodes.items():
         if _kind(node) == "Input":
-            phys.add_inputs(_node_size(name, node), name)
+            phys.add_inputs(node_sizes[name], name)
     for name, node in nodes.items():
         kind = _kind(node)
         if kind not in SPIKING:
             continue
-        size = _node_size(name, node)
+        size = node_sizes[name]
         f = lambda field, node=node, size=size, name=name: _flat(getattr(node, field), size, name, field)  # noqa: E731
         v_reset = f("v_reset") if getattr(node, "v_reset", None) is not None else np.zeros(size)
-        common = dict(v_threshold=f("v_threshold"), v_reset=v_reset, r=f("r"))
+        common = dict(v_threshold=f("v_threshold"), v_reset=v_reset, r=f("r"), **_population_metadata(
+            name, node, size, dt))
         if kind == "CubaLIF":
-            phys.add_population(name, size, model="cubalif", tau_mem=f("tau_mem"), tau_syn=f("tau_syn"),
-                                v_leak=f("v_leak"), w_in=f("w_in"), **common)
+            tau_syn = f("tau_syn")
+            # NIR adds (dt / tau_syn) * w_in * x per step; the units layer adds its w_in * x.
+            w_in = (f("w_in") if getattr(node, "w_in", None) is not None else np.ones(size)) * _synaptic_step(
+                tau_syn, dt)
+            phys.add_population(name, size, model="cubalif", tau_mem=f("tau_mem"), tau_syn=tau_syn,
+                                v_leak=f("v_leak"), w_in=w_in, **common)
         elif kind == "LIF":
             phys.add_population(name, size, model="lif", tau_mem=f("tau"), v_leak=f("v_leak"), **common)
         else:
@@ -313,7 +464,7 @@ def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
         out = []
         for pred in preds[name]:
             for source, w, b in affine_from(pred, (*seen, name)):
-                rows = _node_size(source, nodes[source]) if w is None else w.shape[0]
+                rows = node_sizes[source] if w is None else w.shape[0]
                 if rows != weight.shape[1]:
                     raise NetworkError(f"NIR node {name!r}: weight expects {weight.shape[1]} inputs, "
                                        f"{pred!r} gives {rows}")
@@ -329,11 +480,11 @@ def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
     for name, node in nodes.items():
         if _kind(node) not in SPIKING:
             continue
-        size = _node_size(name, node)
+        size = node_sizes[name]
         total_bias = np.zeros(size)
         for pred in preds[name]:
             for source, w, b in affine_from(pred):
-                rows = _node_size(source, nodes[source]) if w is None else w.shape[0]
+                rows = node_sizes[source] if w is None else w.shape[0]
                 if rows != size:
                     raise NetworkError(f"NIR edge {pred!r} -> {name!r}: {rows} values into "
                                        f"{size} neurons")
@@ -351,35 +502,154 @@ def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
     return phys
 
 
-def _check_sizes(nodes):
+def _population_metadata(name, node, size, dt):
+    """The `Population` settings neurofabric's export kept in a spiking node's metadata."""
+    ours = _node_metadata(name, node)
+    out = {}
+    if "scale" in ours:
+        out["scale"] = ours["scale"]
+    steps = _metadata_ints(f"NIR node {name!r}", ours, "refractory_steps", size)
+    if steps is not None:
+        if (steps < 0).any():
+            raise NetworkError(f"NIR node {name!r}: metadata {METADATA_KEY}.refractory_steps holds "
+                               f"{int(steps.min())}; allowed 0..255")
+        out["refractory"] = steps * dt
+    return out
+
+
+def _check_sizes(nodes, sizes):
     """Refuse a graph whose network would hold more weights than a file may (`files.MAX_FILE_VALUES`).
 
     The sizes come from the nodes' declared shapes, which a few bytes can set
     to anything: checked before any matrix is made.
     """
-    m = sum(_node_size(name, node) for name, node in nodes.items() if _kind(node) == "Input")
-    n = sum(_node_size(name, node) for name, node in nodes.items() if _kind(node) in SPIKING)
+    m = sum(sizes[name] for name, node in nodes.items() if _kind(node) == "Input")
+    n = sum(sizes[name] for name, node in nodes.items() if _kind(node) in SPIKING)
     if (m + n) * n > files.MAX_FILE_VALUES:
         raise NetworkError(f"NIR graph: {m:,} inputs and {n:,} neurons make ({m + n:,}, {n:,}) weights, "
                            f"beyond the limit of {files.MAX_FILE_VALUES:,} values (files.MAX_FILE_VALUES)")
 
 
-def import_nir(graph_or_path: NIRGraphLike | str | os.PathLike[str], dt: float, widths: Widths | None = None,
-               tolerance: float = 0.1) -> tuple[Network, QuantisationReport]:
+def _graph_metadata(graph):
+    metadata = getattr(graph, "metadata", None)
+    if not isinstance(metadata, Mapping):
+        return {}, {}
+    ours = metadata.get(METADATA_KEY, {})
+    if not isinstance(ours, Mapping):
+        raise NetworkError(f"NIR graph: metadata {METADATA_KEY!r} is not a group of values")
+    return metadata, ours
+
+
+def graph_dt(graph: NIRGraphLike) -> float | None:
+    """The time step (seconds) a graph records, or None: NIR has no field for it.
+
+    neurofabric's export writes `metadata["neurofabric"]["dt"]` (earlier
+    versions `metadata["neurofabric_dt"]`); snnTorch's writes none (it assumes
+    0.1 ms). A recorded value must be positive and finite (`NetworkError`).
+    """
+    metadata, ours = _graph_metadata(graph)
+    value = ours.get("dt", metadata.get("neurofabric_dt"))
+    if value is None:
+        return None
+    return check_time_step(np.asarray(value).item() if np.ndim(value) == 0 else value,
+                           f"NIR graph metadata {METADATA_KEY}.dt")
+
+
+def _graph_widths(ours):
+    if not all(name in ours for name in WIDTH_FIELDS):
+        return None
+    return Widths(*(int(check_whole_numbers(f"NIR graph: metadata {METADATA_KEY}.{name}", ours[name], ()))
+                    for name in WIDTH_FIELDS))
+
+
+def import_nir(graph_or_path: NIRGraphLike | str | os.PathLike[str], dt: float | None = None,
+               widths: Widths | None = None, tolerance: float = 0.1) -> tuple[Network, QuantisationReport]:
     """Import a NIR graph (object or file) at step `dt` seconds: `(Network, report)`.
+
+    `dt` None takes the step the graph records (`graph_dt`; neurofabric's
+    export writes it); a graph that records none needs `dt` (snnTorch's graphs
+    assume 0.1 ms). A `dt` that differs from the recorded one wins, with a
+    warning. `widths` None takes the graph's recorded widths, else the
+    defaults. What neurofabric's export keeps in metadata (refractory periods,
+    reset modes, plasticity masks, learning registers, scale) is applied, so
+    its graphs import as the network they came from.
 
     `dt` must be positive and finite and `tolerance` finite and 0 or more
     (`NetworkError`), checked before the graph is read.
     """
-    dt, tolerance = check_time_step(dt), check_tolerance(tolerance)
+    dt = None if dt is None else check_time_step(dt)
+    tolerance = check_tolerance(tolerance)
     graph = graph_or_path
     if not hasattr(graph_or_path, "nodes"):
         graph = read_nir(graph_or_path)
+    recorded = graph_dt(graph)
+    if dt is None:
+        if recorded is None:
+            raise NetworkError("NIR graph records no time step (NIR has no field for it): give dt; "
+                               "snnTorch's exporter assumes dt = 0.1 ms")
+        dt = recorded
+    elif recorded is not None and not math.isclose(dt, recorded, rel_tol=1e-9):
+        logger.warning("NIR graph records dt = %g s (metadata %s.dt); importing at dt = %g s instead, "
+                       "which scales every time constant by %.4g in steps", recorded, METADATA_KEY, dt,
+                       recorded / dt)
+    _, ours = _graph_metadata(graph)
+    if widths is None:
+        widths = _graph_widths(ours)
     phys = nir_to_physical(graph, dt)
     network, report = phys.compile(widths=widths, tolerance=tolerance)
+    if _apply_metadata(graph, network, ours):
+        report["notes"].append("refractory periods, reset modes, plasticity and learning registers read "
+                               f"from the graph's metadata[{METADATA_KEY!r}]")
+        network.extras["quantisation_report"] = np.array(report.to_json())
     outputs = [s for s, d in graph.edges if _kind(graph.nodes[d]) == "Output"]
     network.extras["nir_outputs"] = np.array(outputs if outputs else [""])
     return network, report
+
+
+def _apply_metadata(graph, network, ours):
+    """Set the fields neurofabric's export kept in metadata; True when there were any.
+
+    Sources and neurons are numbered as `nir_to_physical` adds them: the
+    `Input` nodes, then the spiking nodes, in the graph's order.
+    """
+    nodes = graph.nodes
+    sizes = _node_sizes(nodes, list(graph.edges))
+    found = False
+    source, neuron = 0, 0
+    pre = network.plastic_pre.copy()
+    for name, node in nodes.items():
+        if _kind(node) == "Input":
+            values = _metadata_ints(f"NIR node {name!r}", _node_metadata(name, node), "plastic_pre", sizes[name])
+            if values is not None:
+                pre[source:source + sizes[name]] = values
+                found = True
+            source += sizes[name]
+    fields = {key: getattr(network, key).copy() for key in ("reset_mode", "plastic_post")}
+    for name, node in nodes.items():
+        if _kind(node) not in SPIKING:
+            continue
+        size, ours_node = sizes[name], _node_metadata(name, node)
+        found = found or "refractory_steps" in ours_node or "scale" in ours_node
+        values = _metadata_ints(f"NIR node {name!r}", ours_node, "plastic_pre", size)
+        if values is not None:
+            pre[network.m + neuron:network.m + neuron + size] = values
+            found = True
+        for key, arr in fields.items():
+            values = _metadata_ints(f"NIR node {name!r}", ours_node, key, size)
+            if values is not None:
+                arr[neuron:neuron + size] = values
+                found = True
+        neuron += size
+    network.plastic_pre = pre
+    for key, arr in fields.items():
+        setattr(network, key, arr)
+    for key in GLOBAL_FIELDS:
+        if key in ours:
+            setattr(network, key, int(check_whole_numbers(f"NIR graph: metadata {METADATA_KEY}.{key}",
+                                                          ours[key], ())))
+            found = True
+    network.validate()   # the ranges of every field, named
+    return found
 
 
 def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
@@ -397,34 +667,48 @@ def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
     k_syn = network.k_syn.astype(float)
     tau_mem = dt * 2.0 ** k_mem
     tau_syn = dt * 2.0 ** k_syn
-    dropped = []
+    kept = []
     if np.any(network.refractory):
-        dropped.append("refractory periods")
+        kept.append("refractory periods")
     if np.any(network.reset_mode == 1):
-        dropped.append("reset by subtraction (exported as reset to v_reset)")
+        kept.append("reset by subtraction (NIR readers other than neurofabric reset to v_reset)")
     if network.learn or np.any(network.plastic_pre) or np.any(network.plastic_post):
-        dropped.append("plasticity (masks and learning registers)")
-    if dropped:
-        logger.warning("NIR has no equivalent of: %s; they are kept in the graph metadata only",
-                       ", ".join(dropped))
+        kept.append("plasticity (masks and learning registers)")
+    if kept:
+        logger.warning("NIR has no field for: %s; written to the metadata[%r] of the graph and its nodes, "
+                       "which only neurofabric reads", ", ".join(kept), METADATA_KEY)
+    # A current of one step (k_syn = 0) makes a bias on the input the same as one on the membrane:
+    # there it is the Affine bias, and v_leak stays 0, all that snnTorch's importer reads.
+    on_input = network.k_syn == 0
+    affine_bias = np.where(on_input, network.bias, 0).astype(float)
     neurons = nir.CubaLIF(
         tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
-        v_leak=network.bias * 2.0 ** k_mem, v_threshold=network.threshold - 0.5,
-        v_reset=network.v_reset.astype(float), w_in=np.ones(n))
+        v_leak=np.where(on_input, 0, network.bias) * 2.0 ** k_mem, v_threshold=network.threshold - 0.5,
+        v_reset=network.v_reset.astype(float), w_in=tau_syn / dt,
+        metadata={METADATA_KEY: {
+            "scale": 1.0,   # integer steps per volt: the graph is in the core's own units
+            "refractory_steps": network.refractory.astype(np.int64),
+            "reset_mode": network.reset_mode.astype(np.int64),
+            "plastic_post": network.plastic_post.astype(np.int64),
+            "plastic_pre": network.plastic_pre[m:].astype(np.int64),
+        }})
     nodes = {"neurons": neurons, "output": nir.Output(output_type={"output": np.array([n])})}
     edges = [("neurons", "output")]
+
+    def weights(rows, with_bias):
+        weight = network.weights[rows].T.astype(float)
+        if with_bias and affine_bias.any():
+            return nir.Affine(weight=weight, bias=affine_bias)
+        return nir.Linear(weight=weight)
+
     if m:
-        nodes["input"] = nir.Input(input_type={"input": np.array([m])})
-        nodes["input_weights"] = nir.Linear(weight=network.weights[:m].T.astype(float))
+        nodes["input"] = nir.Input(input_type={"input": np.array([m])},
+                                   metadata={METADATA_KEY: {"plastic_pre": network.plastic_pre[:m].astype(np.int64)}})
+        nodes["input_weights"] = weights(slice(0, m), True)
         edges += [("input", "input_weights"), ("input_weights", "neurons")]
-    nodes["recurrent_weights"] = nir.Linear(weight=network.weights[m:].T.astype(float))
+    nodes["recurrent_weights"] = weights(slice(m, None), not m)
     edges += [("neurons", "recurrent_weights"), ("recurrent_weights", "neurons")]
-    metadata = {
-        "neurofabric_dt": float(dt),
-        "neurofabric_refractory": network.refractory.astype(np.int64),
-        "neurofabric_reset_mode": network.reset_mode.astype(np.int64),
-        "neurofabric_plastic_pre": network.plastic_pre.astype(np.int64),
-        "neurofabric_plastic_post": network.plastic_post.astype(np.int64),
-        "neurofabric_widths": np.array([network.state_bits, network.weight_bits, network.trace_bits]),
-    }
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+    ours = {"dt": float(dt), **{name: int(getattr(network, name)) for name in WIDTH_FIELDS},
+            **{name: int(getattr(network, name)) for name in GLOBAL_FIELDS}}
+    # nir's type inference starts at an Input node: a network without inputs has none.
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={METADATA_KEY: ours}, type_check=m > 0)

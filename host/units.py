@@ -26,8 +26,9 @@ so the compiler chooses:
   `g = 2**-k_mem * r * w_in` ("cubalif", "lif": the realised leak factor, which
   keeps the steady state v = v_leak + r*I exact) or `dt * r` ("if");
 - threshold `floor(s * v_threshold) + 1` (the core fires on `>=`, the model
-  on `>`), reset and bias `round(s * value)`, bias = `2**-k_mem * v_leak`
-  per step plus any constant input current.
+  on `>`): exact on the integer grid, so reported with no error; reset and
+  bias `round(s * value)`, bias = `2**-k_mem * v_leak` per step plus any
+  constant input current.
 
 Nothing is rescaled silently: every requested and realised value is in the
 report, and a parameter further off than `tolerance` (relative) is an error.
@@ -36,6 +37,7 @@ report, and a parameter further off than `tolerance` (relative) is an error.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,7 +54,12 @@ from .network import Network
 __all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "check_time_step",
            "check_tolerance", "MODELS"]
 
+logger = logging.getLogger(__name__)
+
 MODELS = ("cubalif", "lif", "if")
+#: A time constant under this many steps is warned about: it is usually a dt
+#: other than the one the network was trained at.
+SHORT_STEPS = 2.0
 #: The state range left above the largest of |threshold|, |reset|, |v_leak|.
 HEADROOM = 4.0
 
@@ -163,8 +170,9 @@ class QuantisationReport(dict[str, Any]):
             out.append(f"  population {pop['name']} ({pop['size']} {pop['model']} neurons), "
                        f"scale {pop['scale']:.6g} per volt")
             for p in pop["parameters"]:
+                integer = f", integer {_fmt(p['integer'])} (fires on >=)" if "integer" in p else ""
                 out.append(f"    {p['name']:<12} requested {_fmt(p['requested'])}, realised {_fmt(p['realised'])}"
-                           f" ({_pct(p['relative_error'])})")
+                           f" ({_pct(p['relative_error'])}){integer}")
             w = pop["weights"]
             out.append(f"    weights      {w['count']} synapses in, max |error| {w['max_abs_error']:.4g} "
                        f"({_pct(w['max_relative_error_of_largest'])} of the largest), "
@@ -360,6 +368,9 @@ class PhysicalNetwork:
             add("tau_syn", np.maximum(tau_syn, dt), [realised_tau(k, dt, max(t, dt)) for k, t in zip(k_syn, tau_syn)])
         else:
             k_syn = np.zeros(pop.size, int)
+        _warn_short(pop.name, "tau_mem", tau_mem, k_mem, dt)
+        if pop.model == "cubalif":
+            _warn_short(pop.name, "tau_syn", tau_syn, k_syn, dt)
         # The realised leak factor per step (dt / tau realised); for "no decay"
         # (k = 31) the requested dt / tau, which is below the state's resolution.
         if pop.model == "if":
@@ -398,8 +409,12 @@ class PhysicalNetwork:
                 j = int(np.flatnonzero(bad)[0])
                 raise NetworkError(f"population {pop.name}: {name}[{j}] = {arr[j]} after scaling by "
                                    f"{scale:.6g} does not fit {widths.state_bits} state bits")
-        # The model fires above v_threshold; the core at thr_int / scale and above.
-        add("v_threshold", v_th, thr_int / scale)
+        # The model fires when v > v_threshold; on the core's grid (v = v_int / scale) that is
+        # v_int > scale * v_threshold, which for integers is exactly v_int >= floor(scale * v_threshold)
+        # + 1: the threshold adds no error of its own (the other parameters' rounding is theirs).
+        parameters.append({"name": "v_threshold", "requested": [float(np.min(v_th)), float(np.max(v_th))],
+                           "realised": [float(np.min(v_th)), float(np.max(v_th))], "relative_error": 0.0,
+                           "integer": [int(np.min(thr_int)), int(np.max(thr_int))]})
         add("v_reset", v_reset, reset_int / scale, additive=True)
         if np.any(bias_v != 0):
             add("bias", bias_v, bias_int / scale, additive=True)
@@ -438,6 +453,32 @@ class PhysicalNetwork:
         params = dict(threshold=thr_int, v_reset=reset_int, bias=bias_int, k_mem=k_mem, k_syn=k_syn,
                       refractory=refr_steps, reset_mode=0 if pop.reset == "zero" else 1)
         return params, entry, scaled
+
+
+def _warn_short(population, name, tau, k, dt):
+    """Log a warning when a time constant is under `SHORT_STEPS` steps of `dt`, naming the figures.
+
+    At the wrong dt (1 ms for a network trained at 0.1 ms) every time
+    constant shrinks tenfold: a membrane of 1 step keeps nothing (`k = 0`
+    clears it every step) and the network runs without memory, with a report
+    that can look exact.
+    """
+    if tau is None:
+        return
+    ratio = tau / dt
+    short = ratio < SHORT_STEPS      # NaN and inf are not short
+    if not short.any():
+        return
+    j = int(np.argmin(np.where(short, ratio, np.inf)))
+    count, cleared = int(short.sum()), int(np.count_nonzero(short & (k == 0)))
+    steps = f"{ratio[j]:.3g} step{'' if ratio[j] == 1 else 's'}"
+    text = (f"population {population}: {name} = {tau[j]:.4g} s is {steps} of dt = {dt:g} s"
+            + (f" ({count} of {len(tau)} neurons under {SHORT_STEPS:g} steps)" if len(tau) > 1 else ""))
+    if cleared:
+        kept = "membrane potential" if name == "tau_mem" else "synaptic current"
+        text += (f"; {cleared} neuron{'s' if cleared > 1 else ''} keep{'' if cleared > 1 else 's'} no {kept} "
+                 f"from one step to the next (k_{name[4:]} = 0)")
+    logger.warning("%s; is dt the step the network was trained at?", text)
 
 
 def _count(name, size):
