@@ -465,30 +465,36 @@ def _info_recording(path):
 
 @cli.command("import-nir")
 @click.argument("graph", type=click.Path(dir_okay=False))
-@click.option("--dt", type=Duration(), required=True, help="The time step (1ms, 0.5ms, 0.001).")
+@click.option("--dt", type=Duration(), default=None,
+              help="The time step (1ms, 0.1ms, 0.001); default: the one the graph records (neurofabric's "
+                   "exports do; snnTorch's assume 0.1ms and record none). A different one wins, with a warning.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Network file to write.")
 @click.option("--tolerance", type=FiniteFloat(minimum=0), default=0.1, show_default=True,
               help="Largest relative error allowed for a parameter (time constants are dt * 2**k).")
-@click.option("--state-bits", type=int, default=16, show_default=True)
-@click.option("--weight-bits", type=int, default=8, show_default=True)
-@click.option("--trace-bits", type=int, default=8, show_default=True)
+@click.option("--state-bits", type=int, default=None, help="S (default: the graph's, else 16).")
+@click.option("--weight-bits", type=int, default=None, help="W (default: the graph's, else 8).")
+@click.option("--trace-bits", type=int, default=None, help="T (default: the graph's, else 8).")
 @click.pass_context
 def import_nir_command(ctx, graph, dt, output, tolerance, state_bits, weight_bits, trace_bits):
     """Import a NIR graph (Input, Output, Affine, Linear, LIF, CubaLIF, IF) as a network.
 
     \b
-    Example:
-      neurofabric import-nir model.nir --dt 1ms -o net.npz
+    Example (a graph exported by snnTorch, which assumes 0.1 ms):
+      neurofabric import-nir model.nir --dt 0.1ms -o net.npz
     """
     from .nir_io import import_nir
     from neurofabric.contract.model import WIDTH_LIMITS, Widths
-    for name, value in (("state_bits", state_bits), ("weight_bits", weight_bits), ("trace_bits", trace_bits)):
+    given = {"state_bits": state_bits, "weight_bits": weight_bits, "trace_bits": trace_bits}
+    for name, value in given.items():
         lo, hi = WIDTH_LIMITS[name]
-        if not lo <= value <= hi:
+        if value is not None and not lo <= value <= hi:
             raise click.BadParameter(f"{value} is out of range: allowed {lo}..{hi}",
                                      param_hint=f"--{name.replace('_', '-')}")
+    # None: the widths the graph records (neurofabric's exports do), else the defaults.
+    widths = None if all(v is None for v in given.values()) else Widths(
+        **{name: getattr(Widths(), name) if value is None else value for name, value in given.items()})
     check_output_path(output, inputs=(graph,), what="network")
-    net, report = import_nir(graph, dt, widths=Widths(state_bits, weight_bits, trace_bits), tolerance=tolerance)
+    net, report = import_nir(graph, dt, widths=widths, tolerance=tolerance)
     save_network(net, output, inputs=(graph,))
     if not ctx.obj["quiet"]:
         for line in report.lines():
