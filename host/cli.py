@@ -278,6 +278,9 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
         dev.load(net, progress=Progress("load", enabled=not ctx.obj["quiet"]))
         rec = dev.run(stim, record=record, snapshot_every=snapshot_every,
                       progress=Progress("run", enabled=not ctx.obj["quiet"]))
+    from .plot import GROUP_KEYS
+    # The builder's group names travel with the recording, so its plots name the populations.
+    rec.extras.update({key: net.extras[key] for key in GROUP_KEYS if key in net.extras})
     save_recording(rec, output, inputs=inputs)
     if not ctx.obj["quiet"]:
         rate = rec.spikes.mean() if rec.spikes.size else 0.0
@@ -339,6 +342,7 @@ def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, 
     trials, m = values.shape
     if trials == 1:
         values = values[0]   # one stimulus of (steps, m), its errors naming values[k]
+    values = encoders.check_intensities(values, name=f"{values_path}: values" if values_path else "values")
     total = trials * steps + (trials - 1) * gap
     if total * m > MAX_FILE_VALUES:
         raise click.BadParameter(f"{total} steps x {m} inputs is {total * m:,} values, more than a stimulus "
@@ -349,7 +353,7 @@ def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, 
         if dt is None:
             raise click.BadParameter(f"{chosen[0]} is a rate in Hz: give the time step (--dt 1ms)",
                                      param_hint="--dt")
-        rates = encoders.check_intensities(values) * (poisson if poisson is not None else regular)
+        rates = values * (poisson if poisson is not None else regular)
         spikes = (encoders.poisson(rates, steps, dt, seed=seed) if poisson is not None
                   else encoders.regular(rates, steps, dt))
     spikes = encoders.concatenate_trials(spikes, gap)

@@ -18,13 +18,53 @@ import numpy as np
 from .errors import NeurofabricError, NetworkError
 
 __all__ = ["raster", "traces", "weights", "evolution", "ascii_raster", "save", "KINDS", "parse_neurons",
-           "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION"]
+           "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION", "GROUP_KEYS", "groups"]
 
 KINDS = ("raster", "traces", "weights", "evolution")
 
 #: Neurons drawn when none are chosen: more lines than this cannot be told apart.
 DEFAULT_TRACES = 4
 DEFAULT_EVOLUTION = 8
+
+
+#: The builder's description of the groups (network extras), carried into recordings by `neurofabric run`.
+GROUP_KEYS = ("group_names", "group_kinds", "group_starts", "group_sizes")
+
+
+def groups(rec, kind):
+    """The groups of `kind` ("inputs" or "neurons") a recording names: `[(name, start, size), ...]`.
+
+    Read from the recording's extras (`GROUP_KEYS`); empty when it has none,
+    or when they do not describe its sizes (then the picture is unlabelled).
+    """
+    from .files import _groups_problem
+    extras = getattr(rec, "extras", None) or {}
+    if not all(key in extras for key in GROUP_KEYS):
+        return []
+    n = np.asarray(rec.spikes).shape[1]
+    m = np.asarray(rec.weights).shape[0] - n
+    arrays = {key: np.asarray(extras[key]) for key in GROUP_KEYS}
+    if _groups_problem(arrays, GROUP_KEYS, n, m):
+        return []
+    names, kinds, starts, sizes = (arrays[key].tolist() for key in GROUP_KEYS)
+    return [(str(name), int(start), int(size)) for name, k, start, size in zip(names, kinds, starts, sizes)
+            if k == kind]
+
+
+def _label_groups(ax, named, ids):
+    """Name the groups on the y axis of a raster of rows `ids`: a tick at each group's middle, lines between."""
+    ids = np.asarray(ids)
+    ticks, labels = [], []
+    for name, start, size in named:
+        shown = ids[(ids >= start) & (ids < start + size)]
+        if not len(shown):
+            continue
+        ticks.append((shown.min() + shown.max()) / 2)
+        labels.append(name)
+        if start > ids.min():
+            ax.axhline(start - 0.5, color="black", lw=0.6, alpha=0.5)
+    if ticks:
+        ax.set_yticks(ticks, labels, fontsize=8)
 
 
 def _plt():
@@ -160,7 +200,9 @@ def raster(rec, title="spikes", step_ms=None, window=None, highlight=None, neuro
 
     `window=(start, stop)` shows those steps; `highlight` is a list of
     (start, stop) step ranges to shade (for example where a pattern was);
-    `neurons` the output neurons to draw (default: all).
+    `neurons` the output neurons to draw (default: all). A recording that
+    names its groups (`groups`, from a network built by `NetworkBuilder`) has
+    them labelled on the y axes, with a line between two groups.
     """
     plt = _plt()
     spikes = np.asarray(rec.spikes)
@@ -175,8 +217,10 @@ def raster(rec, title="spikes", step_ms=None, window=None, highlight=None, neuro
     if rows == 2:
         _spike_panel(axes[0], inputs[start:stop], f"input spikes ({inputs.shape[1]} channels)", "input",
                      "tab:gray", start)
+        _label_groups(axes[0], groups(rec, "inputs"), range(inputs.shape[1]))
     _spike_panel(axes[-1], spikes[start:stop][:, ids], f"output spikes ({_which(ids, n)})", "neuron",
                  "tab:blue", start, ids)
+    _label_groups(axes[-1], groups(rec, "neurons"), ids)
     for lo, hi in highlight or ():
         if hi > start and lo < stop:
             for ax in axes:

@@ -127,3 +127,76 @@ def test_builder_network_saves_and_runs(tmp_path):
         dev.load(back)
         rec = dev.run(np.ones((3, 5), bool))
     assert rec.spikes[:, :4].any() and not rec.spikes[:, 4:].any()
+
+
+def readme_network(sparse, **learning):
+    """The README's example network, its plastic projection sparse (as it once was) or all-to-all."""
+    b = nf.NetworkBuilder()
+    retina = b.add_inputs(64, "retina")
+    exc = b.add_neurons(10, "exc", threshold=300, k_mem=4, k_syn=2, refractory=3)
+    if sparse:
+        b.connect(retina, exc, rule="random", p=0.2, weights=(10, 60), seed=1, plastic=True)
+    else:
+        b.connect(retina, exc, weights=np.random.default_rng(1).integers(0, 13, size=(64, 10)), plastic=True)
+    b.connect(exc, exc, weights=-40, self_connections=False)
+    rule = dict(a_plus=32, a_minus=24, stdp_shift=6, k_pre=3, k_post=3, inc_pre=128, inc_post=128,
+                w_min=0, w_max=127)
+    b.set_learning(**{**rule, **learning})
+    return b
+
+
+def test_a_sparse_plastic_projection_warns_with_the_count_of_absent_synapses_that_then_grow():
+    b = readme_network(sparse=True)
+    with pytest.warns(nf.SparsePlasticityWarning) as caught:
+        net = b.build()
+    assert len(caught) == 1
+    absent = net.weights[:64] == 0
+    count = int(absent.sum())
+    assert count > 400
+    assert str(caught[0].message).startswith(f"{count} absent synapses of plastic projections can learn "
+                                             f"(retina->exc: {count} of 640)")
+    assert "\n" not in str(caught[0].message)
+    assert caught[0].filename == __file__    # pointed at the caller of build()
+    rec = nf.GoldenModel(net).run(np.random.default_rng(0).random((1000, 64)) < 0.05)
+    assert (rec.weights[:64][absent] > 0).sum() > 0     # what the warning says happens
+
+
+@pytest.mark.parametrize("learning", [
+    dict(a_plus=0),                                   # depression only, clamped at w_min = 0
+    dict(learn=0),                                    # nothing learns
+    dict(a_plus=1, stdp_shift=15),                    # (a_plus * x) >> stdp_shift is always 0
+])
+def test_learning_that_cannot_move_a_zero_weight_keeps_a_sparse_projection_sparse_without_a_warning(learning):
+    net = readme_network(sparse=True, **learning).build()
+    absent = net.weights[:64] == 0
+    rec = nf.GoldenModel(net).run(np.random.default_rng(0).random((1000, 64)) < 0.05)
+    assert rec.spikes.sum() > 0
+    assert (rec.weights[:64][absent] == 0).all()
+    if learning.get("a_plus") == 0:
+        assert (rec.weights[:64] < net.weights[:64]).any()   # depression did act
+
+
+@pytest.mark.parametrize("learning, why", [
+    (dict(a_plus=0, a_minus=24, w_min=-10), "depression below 0"),
+    (dict(a_plus=0, a_minus=0, w_min=5), "a bound that excludes 0"),
+    (dict(a_plus=0, a_minus=0, w_min=-10, w_max=-1), "a bound that excludes 0"),
+])
+def test_a_zero_weight_that_can_move_any_way_warns(learning, why):
+    b = readme_network(sparse=True, **learning)
+    with pytest.warns(nf.SparsePlasticityWarning, match="absent synapses of plastic projections can learn"):
+        net = b.build()
+    absent = net.weights[:64] == 0
+    rec = nf.GoldenModel(net).run(np.random.default_rng(0).random((1000, 64)) < 0.05)
+    assert (rec.weights[:64][absent] != 0).any(), why
+
+
+def test_an_all_to_all_plastic_projection_is_exact_and_does_not_warn():
+    net = readme_network(sparse=False).build()     # the suite turns any warning into an error
+    assert net.plastic_mask()[:64].all() and not net.plastic_mask()[64:].any()
+    b = nf.NetworkBuilder()
+    x = b.add_inputs(3, "x")
+    y = b.add_neurons(3, "y", threshold=10)
+    b.connect(x, y, rule="one_to_one", weights=5, plastic=True)
+    b.set_learning(a_plus=10, inc_pre=100, stdp_shift=2, w_min=0, w_max=50)
+    with pytest.warns(nf.SparsePlasticityWarning, match=r"^6 absent synapses .*\(x->y: 6 of 9\)"):
+        b.build()

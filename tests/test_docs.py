@@ -12,7 +12,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 def python_blocks():
     for path in DOCS:
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S)):
-            yield pytest.param(block, id=f"{path.name}-{index}")
+            # An example that opens the simulated board builds it under Verilator.
+            rtl = re.search(r"""open_device\(["']rtl""", block)
+            yield pytest.param(block, id=f"{path.name}-{index}", marks=[pytest.mark.rtl] if rtl else [])
 
 
 @pytest.mark.parametrize("code", list(python_blocks()))
@@ -46,3 +48,51 @@ def test_the_limits_in_the_guide_are_the_constants():
                  "SNAPSHOT_BUDGET_BYTES": golden.SNAPSHOT_BUDGET_BYTES,
                  "SNAPSHOT_WARN_BYTES": golden.SNAPSHOT_WARN_BYTES}
     assert stated == constants
+
+
+def section(path, title):
+    """The text of one `## title` or `### title` section of a Markdown file."""
+    text = path.read_text()
+    return re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M).group(1)
+
+
+def test_the_readme_example_learns_only_in_its_plastic_projection(tmp_path, monkeypatch):
+    """What the README's text says: the plastic projection is all of retina -> exc and learns; the
+    lateral inhibition stays as built; no synapse outside the projection is plastic."""
+    import numpy as np
+    monkeypatch.chdir(tmp_path)
+    code = re.search(r"```python\n(.*?)```", section(ROOT / "README.md", "From Python"), re.S).group(1)
+    scope = {"__name__": "__docs__"}
+    exec(compile(code, "<README>", "exec"), scope)   # a SparsePlasticityWarning would be an error here
+    net, rec = scope["net"], scope["rec"]
+    m = 64
+    assert net.plastic_mask()[:m].all() and not net.plastic_mask()[m:].any()
+    changed = rec.weights != net.weights
+    assert changed[:m].sum() > 0 and not changed[m:].any()
+    assert np.array_equal(rec.weights[m:], net.weights[m:])
+    assert rec.spikes.sum() > 0
+
+
+def test_the_guide_stimulus_commands_run_and_write_what_the_text_says(tmp_path, monkeypatch):
+    import numpy as np
+    from click.testing import CliRunner
+
+    import neurofabric as nf
+    from neurofabric.host.cli import cli
+    monkeypatch.chdir(tmp_path)
+    text = section(ROOT / "docs" / "guide.md", "Stimuli")
+    python = re.findall(r"```python\n(.*?)```", text, re.S)
+    shell = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(python) == 1 and len(shell) == 1
+    exec(compile(python[0], "<guide>", "exec"), {"__name__": "__docs__"})   # writes intensities.*
+    lines = [line.split() for line in shell[0].strip().splitlines()]
+    assert sum(line[1] == "stimulus" for line in lines) == 4
+    for line in lines:
+        assert line[0] == "neurofabric"
+        result = CliRunner().invoke(cli, line[1:])
+        assert result.exit_code == 0, f"{' '.join(line)}\n{result.output}"
+    assert nf.load_stimulus("stim.npz").shape == (1000, 64)
+    assert (nf.load_stimulus("clock.npz").sum(axis=0) == 10).all()      # 50 Hz for 400 steps of 0.5 ms
+    trials = nf.load_stimulus("trials.npz")
+    assert trials.shape == (2 * 25 + 10, 4) and not trials[25:35].any()   # "the second trial ... at step 35"
+    assert np.array_equal(nf.load_stimulus("latency-cli.npz"), nf.load_stimulus("latency.npz"))
