@@ -4,8 +4,9 @@ Users describe populations with time constants in seconds, voltages and float
 weights; `PhysicalNetwork.compile()` turns that into the integer `Network`
 the core runs and says exactly what it changed.
 
-The model being approximated is forward Euler at the step `dt` (the NIR
-convention of `neurofabric.host.nir_io`), per neuron:
+The model being approximated is forward Euler at the step `dt`, per neuron,
+with `w_in` added per step (NIR's `CubaLIF` adds `(dt / tau_syn) * w_in * x`;
+`neurofabric.host.nir_io` converts):
 
     I <- I - (dt / tau_syn) * I + w_in * x          x: the weighted input of the step
     v <- v + (dt / tau_mem) * (v_leak - v + r * I)   (model "cubalif")

@@ -229,3 +229,23 @@ def test_unrepresentable_parameters_are_errors_naming_them():
     q.add_population("odd", 1, tau_mem=3.5e-3, tau_syn=1e-3, v_threshold=1.0)
     with pytest.raises(NetworkError, match=r"tau_mem = 0.0035 is realised as 0.004 \(\+14.3%\).*dt \* 2\*\*k"):
         q.compile()
+
+
+def test_thresholds_are_reported_exact_and_never_refuse_a_network():
+    # floor(s * thr) + 1 with >= fires exactly when the model's v > thr on the integer grid:
+    # a threshold between grid points costs nothing, even at a tolerance of 0.
+    p = PhysicalNetwork(dt=DT)
+    p.add_inputs(2, "x")
+    p.add_population("a", 3, tau_mem=8e-3, r=8.0, v_threshold=[0.5, 1.0, 1.7], model="lif", scale=3.0)
+    p.connect("x", "a", np.full((2, 3), 1 / 3))     # one integer step of v per input spike
+    net, report = p.compile(tolerance=0.0)
+    assert net.threshold.tolist() == [2, 4, 6]        # floor(1.5) + 1, floor(3) + 1, floor(5.1) + 1
+    thr = next(q for q in report["populations"][0]["parameters"] if q["name"] == "v_threshold")
+    assert thr["relative_error"] == 0 and thr["realised"] == thr["requested"] == [0.5, 1.7]
+    assert thr["integer"] == [2, 6]
+    assert any("v_threshold  requested 0.5..1.7, realised 0.5..1.7 (exact), integer 2..6" in line
+               for line in report.lines())
+    # Neuron 0 fires on the second spike (model: 1/3 * 7/8 + 1/3 = 0.625 > 0.5; core: v_int 2 >= 2), not
+    # on the first (1/3; v_int 1): as the model.
+    golden = nf.GoldenModel(net).run(np.eye(2, dtype=bool)[[0, 0, 0]])
+    assert golden.spikes[:, 0].tolist() == [0, 1, 0]
