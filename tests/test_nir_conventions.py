@@ -323,3 +323,21 @@ def test_a_plain_export_is_what_snntorchs_importer_reads():
     slow = nf.random_network(3, 2, seed=2, k_syn=np.array([0, 2, 31]), bias=np.array([4, 5, -6]))
     lif = export_nir(slow, dt=DT).nodes["neurons"]
     assert lif.v_leak.tolist() == [0.0, 5.0 * 2.0 ** slow.k_mem[1], -6.0 * 2.0 ** slow.k_mem[2]]
+
+
+@pytest.mark.parametrize("where, key, value, message", [
+    ("neurons", "refractory_steps", np.arange(3), r"NIR node 'neurons': metadata neurofabric.refractory_steps has "
+                                                  r"shape \(3,\), expected \(4,\)"),
+    ("neurons", "reset_mode", np.full(4, 2), r"reset_mode\[0\] = 2 is out of range: allowed 0\.\.1"),
+    ("neurons", "plastic_post", np.full(4, 0.5), r"metadata neurofabric.plastic_post\[0\] = 0.5 is not a whole number"),
+    ("input", "plastic_pre", np.ones(9), r"NIR node 'input': metadata neurofabric.plastic_pre has shape \(9,\)"),
+    ("graph", "learn", 3, r"learn = 3 is out of range: allowed 0\.\.1"),
+    ("graph", "dt", -1.0, r"NIR graph metadata neurofabric.dt = -1 s is out of range"),
+    ("neurons", "scale", "big", r"population neurons: scale = 'big' is not a number"),
+])
+def test_broken_neurofabric_metadata_is_refused_naming_it(where, key, value, message):
+    graph = export_nir(nf.random_network(4, 3, seed=1), dt=1e-3)
+    target = graph.metadata if where == "graph" else graph.nodes[where].metadata
+    target["neurofabric"][key] = value
+    with pytest.raises(NetworkError, match=message):
+        import_nir(graph)
