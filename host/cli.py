@@ -156,29 +156,47 @@ def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
             param_hint="--steps" if steps * per_step * runs * 2 > need else "--snapshot-every")
 
 
-class Duration(click.ParamType):
-    """A time: seconds, or a number with s, ms or us ("1ms", "0.5e-3", "250us")."""
+class _Quantity(click.ParamType):
+    """A number with an optional unit suffix (`units`: suffix -> scale, longest suffixes first)."""
 
-    name = "duration"
-    units = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+    units: dict = {}
+    noun = "number"      # what the messages call it
+    examples = ""
+    minimum_text = "an allowed value"
+
+    def allowed(self, number):
+        """Whether a finite `number` (in the base unit) is in range."""
+        return True
 
     def convert(self, value, param, ctx):
         if isinstance(value, float):
             return value
         text = str(value).strip().lower()
-        for suffix in ("ms", "us", "s"):
+        number, scale = text, 1.0
+        for suffix in self.units:
             if text.endswith(suffix):
                 number, scale = text[: -len(suffix)], self.units[suffix]
                 break
-        else:
-            number, scale = text, 1.0
         try:
-            seconds = float(number) * scale
+            quantity = float(number) * scale
         except ValueError:
-            self.fail(f"{value!r} is not a time (examples: 1ms, 0.001, 250us)", param, ctx)
-        if not (math.isfinite(seconds) and seconds > 0):
-            self.fail(f"{value!r} is not a positive, finite time", param, ctx)
-        return seconds
+            self.fail(f"{value!r} is not a {self.noun} (examples: {self.examples})", param, ctx)
+        if not (math.isfinite(quantity) and self.allowed(quantity)):
+            self.fail(f"{value!r} is not {self.minimum_text}", param, ctx)
+        return quantity
+
+
+class Duration(_Quantity):
+    """A time: seconds, or a number with s, ms or us ("1ms", "0.5e-3", "250us")."""
+
+    name = "duration"
+    noun = "time"
+    units = {"ms": 1e-3, "us": 1e-6, "s": 1.0}
+    examples = "1ms, 0.001, 250us"
+    minimum_text = "a positive, finite time"
+
+    def allowed(self, seconds):
+        return seconds > 0
 
 
 class FiniteFloat(click.ParamType):
@@ -201,29 +219,17 @@ class FiniteFloat(click.ParamType):
         return number
 
 
-class Rate(click.ParamType):
+class Rate(_Quantity):
     """A rate in Hz: a number with Hz or kHz, or a bare number of Hz ("20Hz", "0.5kHz", "20")."""
 
     name = "rate"
+    noun = "rate"
     units = {"khz": 1e3, "hz": 1.0}
+    examples = "20Hz, 0.5kHz, 20"
+    minimum_text = "a finite rate of 0 Hz or more"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        text = str(value).strip().lower()
-        for suffix in ("khz", "hz"):
-            if text.endswith(suffix):
-                number, scale = text[: -len(suffix)], self.units[suffix]
-                break
-        else:
-            number, scale = text, 1.0
-        try:
-            hz = float(number) * scale
-        except ValueError:
-            self.fail(f"{value!r} is not a rate (examples: 20Hz, 0.5kHz, 20)", param, ctx)
-        if not (math.isfinite(hz) and hz >= 0):
-            self.fail(f"{value!r} is not a finite rate of 0 Hz or more", param, ctx)
-        return hz
+    def allowed(self, hz):
+        return hz >= 0
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
