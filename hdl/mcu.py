@@ -375,6 +375,9 @@ class MCU(wiring.Component):
         c = Signal()
         execute = Signal()          # 0: decode cycle, 1: execute cycle
         booted = Signal()           # the ROM output holds an instruction
+        # The registers by name, so that a simulation can be compared with hdl/mcu_sim.py.
+        self.registers = {"pc": pc, "a": a, "x": x, "z": z, "c": c, "stack": stack, "execute": execute,
+                          "booted": booted, "ram": ram.data}
 
         ir = rom_r.data
         cls = ir[14:16]
