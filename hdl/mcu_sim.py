@@ -500,6 +500,7 @@ class LinkPorts(Ports):
         self.payload = deque()
         self.rx_last = True
         self.nack = None                # the status of a NACK to send
+        self.nack_status = 0            # kept after NACK_CLEAR, as the gateware's register
         self.idle = False
         self.sent = bytearray()
         self.counters = list(counters)
@@ -519,7 +520,7 @@ class LinkPorts(Ports):
 
     def refuse(self, status):
         """The receiver refused a frame: the firmware is to send a NACK of `status`."""
-        self.nack = int(status)
+        self.nack = self.nack_status = int(status)
 
     def quiet(self):
         """The firmware waits for a request with nothing left to answer."""
@@ -570,7 +571,7 @@ class LinkPorts(Ports):
             command, seq, length = self.header
             return (command, seq, length & 0xFF, length >> 8)[port - R.RXH]
         if port == R.NACK:
-            return self.nack or 0
+            return self.nack_status
         if port == R.SCAN:
             if not self.scan:
                 return 0

@@ -1,0 +1,423 @@
+"""The controller's instruction-set simulator (hdl/mcu_sim.py) against `MCU` in Amaranth's
+simulator, its disassembler and listing, and the link firmware run on it."""
+
+import functools
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+from amaranth.sim import Simulator
+
+from neurofabric.contract.errors import BuildError
+from neurofabric.contract.protocol import (
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, PROTOCOL_VERSION, REPLY_FLAG, STATUS_REPLY_FIELDS, Command, Family, Status,
+    memory_tables, pack_fields, unpack_fields,
+)
+from neurofabric.contract.model import CORE_MODEL_VERSION
+from neurofabric.hdl.core_ports import CoreConfig, Op, Reg, Space
+from neurofabric.hdl.link import TABLE_SPACES, default_build_id
+from neurofabric.hdl.mcu import MCU, PORT_BASE, X, Assembler, AssemblyError, _Fn
+from neurofabric.hdl.mcu_sim import (
+    LinkPorts, McuSim, alu, assemble_text, disassemble, disassemble_word, link_firmware, link_port_names, listing,
+)
+
+# -- random programs ---------------------------------------------------------------------
+
+ALU = ["ld", "add", "adc", "sub", "sbc", "and", "or", "cmp"]
+JUMPS = ["jmp", "jz", "jnz", "jc", "jnc", "call"]
+
+
+def random_program(rng, length, data_depth):
+    """`length` random instructions as text, every operand valid: RAM and port addresses,
+    X + n, jumps within the program (calls nest as deep as they like)."""
+    def memory():
+        pick = rng.random()
+        if pick < 0.35:
+            return str(PORT_BASE + rng.randrange(8))           # a port
+        if pick < 0.6:
+            return f"X + {rng.choice([0, 1, 2, rng.randrange(1024)])}"
+        return str(rng.randrange(min(data_depth, PORT_BASE)))
+
+    lines = [f"ldi {rng.randrange(256)}"]       # not a RET to the empty stack's 0: that would spin at 0
+    for _ in range(length - 1):
+        pick = rng.random()
+        if pick < 0.24:
+            lines.append(f"{rng.choice(ALU)}i {rng.randrange(256)}")
+        elif pick < 0.55:
+            lines.append(f"{rng.choice(ALU)} {memory()}")
+        elif pick < 0.7:
+            lines.append(f"st {memory()}")
+        elif pick < 0.9:
+            # RET seldom: with the stack's bottom entry repeated it can spin in a small loop.
+            op = rng.choice(["ldx", "inx", "tax", "txa", "shr", "shl"] * 3 + ["ret"])
+            if op == "ldx":
+                # X near a port window or the RAM's end now and then: indexed accesses wrap there.
+                op += f" {rng.choice([rng.randrange(2048), PORT_BASE - 2, 2047, data_depth - 1])}"
+            elif op == "tax":
+                op += f" {rng.randrange(8)}"
+            lines.append(op)
+        else:
+            # Mostly short jumps forward, so that a program seldom settles in a small loop;
+            # past the end the program counter wraps around the ROM.
+            here = len(lines)
+            target = (here + rng.randrange(1, 24)) % length if rng.random() < 0.85 else rng.randrange(length)
+            lines.append(f"{rng.choice(JUMPS)} {target}")
+    return lines
+
+
+class RandomPorts:
+    """Ports that wait 0 .. 5 cycles per access and read random bytes; a log of every
+    transfer `(cycle, port, 'r' or 'w', value)`. `now()` is the cycle being executed."""
+
+    def __init__(self, seed, now):
+        self.rng = random.Random(seed)
+        self.now = now
+        self.log = []
+        self._left = None
+
+    def wait(self, port, write, value):
+        if self._left is None:
+            self._left = self.rng.choice([0, 0, 0, 1, 2, 5])
+        if self._left:
+            self._left -= 1
+            return True
+        self._left = None
+        return False
+
+    def read(self, port):
+        value = self.rng.randrange(256)
+        self.log.append((self.now(), port, "r", value))
+        return value
+
+    def write(self, port, value):
+        self.log.append((self.now(), port, "w", value))
+
+
+CYCLES = 3000
+SEEDS = range(16)
+
+
+def case(seed):
+    rng = random.Random(seed)
+    data_depth = [512, 2048][seed % 2]
+    words = assemble_text(random_program(rng, 256, data_depth))
+    data = [rng.randrange(256) for _ in range(data_depth)]
+    return words, data, data_depth
+
+
+@functools.cache
+def gateware_run(seed):
+    """`MCU` in Amaranth's simulator: the state after every instruction, the port log,
+    and the RAM at every instruction boundary's cycle count (`{cycles: ram}` for the
+    last few)."""
+    words, data, data_depth = case(seed)
+    dut = MCU(words, data, data_depth)
+    trace, rams = [], {}
+    cycle = [0]
+    ports = RandomPorts(seed, lambda: cycle[0])
+
+    async def bench(ctx):
+        regs = dut.registers
+        for t in range(CYCLES + 20):
+            cycle[0] = t
+            stall = False
+            read, write = ctx.get(dut.port_rd), ctx.get(dut.port_wr)
+            if read or write:
+                port, value = ctx.get(dut.port_addr), ctx.get(dut.port_wdata)
+                stall = ports.wait(port, bool(write), value)
+                ctx.set(dut.port_wait, stall)
+                if not stall:
+                    if read:
+                        ctx.set(dut.port_rdata, ports.read(port))
+                    else:
+                        ports.write(port, value)
+            else:
+                ctx.set(dut.port_wait, 0)
+            boundary = ctx.get(regs["execute"]) and ctx.get(regs["booted"]) and not stall
+            await ctx.tick()
+            if boundary:
+                trace.append((t + 1, ctx.get(regs["pc"]), ctx.get(regs["a"]), ctx.get(regs["x"]),
+                              ctx.get(regs["z"]), ctx.get(regs["c"]), tuple(ctx.get(s) for s in regs["stack"])))
+                if t + 1 > CYCLES:
+                    rams[t + 1] = [ctx.get(regs["ram"][i]) for i in range(data_depth)]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return trace, ports.log, rams
+
+
+def isa_run(seed, sim_class=McuSim, ports_class=RandomPorts):
+    """The same on the instruction-set simulator, up to the first instruction that ends past CYCLES."""
+    words, data, data_depth = case(seed)
+    holder = []
+    ports = ports_class(seed, lambda: holder[0].cycles)
+    sim = sim_class(words, data, data_depth, ports)
+    holder.append(sim)
+    trace = []
+    while sim.cycles <= CYCLES:
+        sim.step()
+        trace.append(sim.state())
+    return trace, ports.log, sim.ram
+
+
+def compare(seed, **isa):
+    """The first difference between the gateware and the simulator, or None."""
+    hw_trace, hw_log, hw_rams = gateware_run(seed)
+    trace, log, ram = isa_run(seed, **isa)
+    end = trace[-1][0]
+    hw_trace = [state for state in hw_trace if state[0] <= end]
+    for index, (hw, sw) in enumerate(zip(hw_trace, trace)):
+        if hw != sw:
+            return f"instruction {index}: gateware {hw}, simulator {sw}"
+    if len(hw_trace) != len(trace):
+        return f"{len(hw_trace)} instructions in the gateware, {len(trace)} in the simulator"
+    before = [entry for entry in log if entry[0] < end]
+    if [entry for entry in hw_log if entry[0] < end] != before:
+        return "port transfers differ"
+    if hw_rams.get(end) != ram:
+        return "data RAM differs"
+    return None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_simulator_matches_the_gateware_instruction_by_instruction(seed):
+    hw_trace, _, _ = gateware_run(seed)
+    assert len(hw_trace) > 400
+    assert compare(seed) is None
+
+
+def test_random_programs_cover_the_instruction_set_ports_and_the_stack():
+    words = [w for seed in SEEDS for w in case(seed)[0]]
+    mnemonics = {disassemble_word(w).split()[0] for w in words}
+    assert mnemonics == {*(f + "i" for f in ALU), *ALU, "st", "ldx", "inx", "tax", "txa", "shr", "shl", "ret",
+                         *JUMPS}
+    runs = [isa_run(seed) for seed in SEEDS]
+    # Port traffic (reads and writes), accesses that waited (a gap of more than 2 cycles
+    # between an access and the next instruction), calls that fill the stack, a wrapped pc.
+    log = [entry for _, seed_log, _ in runs for entry in seed_log]
+    assert len(log) > 800 and {kind for _, _, kind, _ in log} == {"r", "w"}
+    assert sum(len({state[6] for state in trace}) for trace, _, _ in runs) > 20
+    assert any(b[0] - a[0] > 2 for trace, _, _ in runs for a, b in zip(trace, trace[1:]))
+    assert any(state[1] >= 256 for trace, _, _ in runs for state in trace)
+
+
+class CarryInvertedOnSub(McuSim):
+    @staticmethod
+    def alu(fn, a, b, c):
+        result, z, carry = alu(fn, a, b, c)
+        return result, z, carry ^ 1 if fn == _Fn.SUB else carry
+
+
+class AdcWithoutCarry(McuSim):
+    @staticmethod
+    def alu(fn, a, b, c):
+        return alu(_Fn.ADD if fn == _Fn.ADC else fn, a, b, c)
+
+
+class WaitsOnce(RandomPorts):
+    """Ports that wait at most one cycle: the same transfers, other cycle counts."""
+
+    def wait(self, port, write, value):
+        waiting = super().wait(port, write, value)
+        if waiting:
+            self._left = 0
+        return waiting
+
+
+@pytest.mark.parametrize("wrong", [dict(sim_class=CarryInvertedOnSub), dict(sim_class=AdcWithoutCarry),
+                                   dict(ports_class=WaitsOnce)], ids=["sub-carry", "adc-carry", "wait-cycles"])
+def test_a_wrong_simulator_is_caught(wrong):
+    caught = [seed for seed in SEEDS[:4] if compare(seed, **wrong) is not None]
+    assert caught, "the comparison let a wrong simulator through"
+
+
+def test_simulator_errors_name_the_address():
+    McuSim(assemble_text(["ld 700", "ld X + 1000"]), data_depth=768).step()      # inside the RAM
+    sim = McuSim(assemble_text(["ldx 1900", "ld X + 1000"]), data_depth=768)
+    sim.step()
+    with pytest.raises(BuildError, match="data address 852 reaches RAM word 852, outside the 768-byte data RAM"):
+        sim.step()
+    with pytest.raises(BuildError, match="program: 1025 instructions, at most 1024"):
+        McuSim([0] * 1025)
+
+
+# -- disassembler, text assembler, listing -------------------------------------------------
+
+def test_every_word_disassembles_and_assembles_back():
+    words = list(range(1 << 16))
+    assert assemble_text(disassemble(words)) == words
+
+
+def test_text_assembles_like_the_assembler():
+    asm = Assembler()
+    counter = asm.var("counter", 2)
+    asm.label("loop")
+    for method, operand in (("ld", counter), ("addi", 1), ("st", counter), ("ld", counter + 1), ("adci", 0),
+                            ("st", counter + 1), ("ldx", counter), ("ld", X + 1), ("and_", X + 1), ("tax", 3),
+                            ("shr", None), ("jnz", "loop"), ("call", "f"), ("jmp", "loop")):
+        getattr(asm, method)(*([] if operand is None else [operand]))
+    asm.label("f")
+    asm.ret()
+    text = """
+    loop: ld 0
+        addi 1
+        st 0          ; the low byte
+        ld 1
+        adci 0
+        st 1
+        ldx 0
+        ld X + 1
+        and X + 1
+        tax 3
+        shr
+        jnz loop
+        call f
+        jmp 0
+    f:  ret
+    """
+    assert assemble_text(text) == asm.assemble()
+    with pytest.raises(AssemblyError, match="line 1: unknown instruction 'nop'"):
+        assemble_text("nop")
+    with pytest.raises(AssemblyError, match="immediate 300 outside -128 .. 255"):
+        assemble_text("ldi 300")
+    with pytest.raises(AssemblyError, match="jmp: undefined label 'nowhere'"):
+        assemble_text("jmp nowhere")
+
+
+FIRMWARE_CONFIGS = [CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4),
+                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), CoreConfig(n=16, m=8)]
+
+
+@pytest.mark.parametrize("config", FIRMWARE_CONFIGS, ids=lambda c: f"n{c.n}-m{c.m}-S{c.S}")
+def test_link_firmware_disassembles_and_assembles_back(config):
+    program, words, _, _ = link_firmware(config)
+    assert assemble_text(disassemble(words)) == words
+    assert not any(line.startswith(".word") for line in disassemble(words))
+
+
+@pytest.mark.parametrize("config", FIRMWARE_CONFIGS[:2], ids=lambda c: f"n{c.n}-m{c.m}")
+def test_listing_names_labels_variables_and_ports(config):
+    program, words, _, _ = link_firmware(config)
+    text = listing(program, link_port_names(), words)
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("; code: "))
+    variables, code = lines[1:start], [line for line in lines[start:] if line.startswith("0x")]
+    assert lines[0] == f"; data RAM: {len(program.data())} of 512 bytes"
+    # Every instruction once, in order, with its word.
+    assert [(int(line.split()[0], 16), int(line.split()[1], 16)) for line in code] == list(enumerate(words))
+    # Every label just before its instruction.
+    for name, address in program.labels.items():
+        at = lines.index(f"{name}:")
+        following = next(line for line in lines[at:] if line.startswith("0x") and line in code)
+        assert int(following.split()[0], 16) == address, name
+    # Every variable with its address; names in the operands.
+    for name, address in program.vars.items():
+        assert any(line.split()[0] == f"{address:#05x}" and line.split()[-1] == name for line in variables), name
+    hello = program.labels["c_hello"]
+    assert any(line.startswith(f"{hello:#05x}") and "call empty_only" in line for line in code)
+    assert "st [TX]" in text and "ld [FLAGS]" in text and "ld h_len + 1" in text and "st [CMD]" in text
+    assert "ld [RXH + 1]" in text                                   # a port of several bytes
+
+
+def test_command_line_prints_the_listing():
+    out = subprocess.run([sys.executable, "-m", "neurofabric.hdl.mcu_sim", "--listing", "--neurons", "16",
+                          "--inputs", "8"], capture_output=True, text=True, check=True).stdout
+    program, words, _, _ = link_firmware(CoreConfig(n=16, m=8, lanes=2))
+    assert out == listing(program, link_port_names(), words)
+    bad = subprocess.run([sys.executable, "-m", "neurofabric.hdl.mcu_sim", "--neurons", "5000"],
+                         capture_output=True, text=True)
+    assert bad.returncode == BuildError.exit_code
+    assert bad.stderr.count("\n") == 1 and "n=5000" in bad.stderr
+
+
+# -- the link firmware on the simulator -----------------------------------------------------
+
+def firmware(config, **ports):
+    _, words, data, data_depth = link_firmware(config, clk_hz=12_000_000, baud=3_000_000)
+    model = LinkPorts(config, **ports)
+    return McuSim(words, data, data_depth, model), model
+
+
+def exchange(sim, ports, *requests):
+    """Send the requests, run until the firmware waits for the next; the replies."""
+    before = len(ports.replies())
+    for request in requests:
+        ports.request(*request)
+    sim.run(until=ports.quiet, cycles=sim.cycles + 2_000_000)
+    assert ports.quiet(), "the firmware did not come back to its main loop"
+    return ports.replies()[before:]
+
+
+def test_firmware_answers_hello_and_echo_in_milliseconds():
+    config = CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2)
+    started = time.perf_counter()
+    sim, ports = firmware(config)
+    build = time.perf_counter()
+    payload = bytes(random.Random(1).randrange(256) for _ in range(MAX_PAYLOAD - 1))
+    hello, echo, empty = exchange(sim, ports, (Command.HELLO, 7), (Command.ECHO, 8, payload), (Command.ECHO, 9))
+    elapsed = time.perf_counter() - build
+    assert hello[:2] == (Command.HELLO | REPLY_FLAG, 7) and hello[2][0] == Status.OK
+    assert unpack_fields(HELLO_REPLY_FIELDS, hello[2], 1) == dict(
+        protocol_version=PROTOCOL_VERSION, core_model_version=CORE_MODEL_VERSION, n=8, m=8, state_bits=16,
+        weight_bits=8, trace_bits=8, lanes=2, clk_hz=12_000_000, baud=3_000_000, max_payload=MAX_PAYLOAD,
+        build_id=default_build_id(config, 12_000_000, 3_000_000))
+    assert len(hello[2]) == 1 + sum(size for _, size in HELLO_REPLY_FIELDS)
+    assert echo == (Command.ECHO | REPLY_FLAG, 8, bytes([Status.OK]) + payload)
+    assert empty == (Command.ECHO | REPLY_FLAG, 9, bytes([Status.OK]))
+    # About 6,000 instructions; well under a second even on a loaded machine (milliseconds when idle).
+    assert sim.instructions > 3 * len(payload) and elapsed < 1.0, (sim.instructions, elapsed, build - started)
+
+
+def test_firmware_refuses_as_the_protocol_says():
+    sim, ports = firmware(CoreConfig(n=8, m=8, lanes=2))
+    replies = exchange(sim, ports, (Command.ECHO, 1, bytes(MAX_PAYLOAD)), (0x05, 2, b"xy"), (Command.HELLO, 3, b"z"),
+                       (Command.STATUS, 4, b"z"))
+    assert replies == [(Command.ECHO | REPLY_FLAG, 1, bytes([Status.OVERFLOW])),
+                       (0x05 | REPLY_FLAG, 2, bytes([Status.UNKNOWN_COMMAND])),
+                       (Command.HELLO | REPLY_FLAG, 3, bytes([Status.BAD_LENGTH])),
+                       (Command.STATUS | REPLY_FLAG, 4, bytes([Status.BAD_LENGTH]))]
+    ports.refuse(Status.BAD_CRC)
+    assert exchange(sim, ports) == [(Command.NACK | REPLY_FLAG, 0, bytes([Status.BAD_CRC]))]
+
+
+def test_firmware_status_reports_the_counters_and_the_core_registers():
+    sim, ports = firmware(CoreConfig(n=8, m=8, lanes=2), counters=(1, 2, 0x1234, 4, 0xFFFF))
+    ports.memory[(Space.GLOBAL.value, Reg.STEPS_DONE.value)] = 123_456
+    ports.memory[(Space.GLOBAL.value, Reg.LAST_STEP_CYCLES.value)] = 789
+    ((command, seq, payload),) = exchange(sim, ports, (Command.STATUS, 5))
+    assert (command, seq, payload[0]) == (Command.STATUS | REPLY_FLAG, 5, Status.OK)
+    assert unpack_fields(STATUS_REPLY_FIELDS, payload, 1) == dict(
+        running=0, step=123_456, uart_framing_errors=1, uart_overruns=2, crc_errors=0x1234, format_errors=4,
+        dropped_frames=0xFFFF, last_step_cycles=789, lost_records=0)
+
+
+def test_firmware_writes_and_reads_memory_through_the_core_commands():
+    config = CoreConfig(n=16, m=8, S=16, W=8, T=8, lanes=2)
+    sim, ports = firmware(config)
+    table = next(t for t in memory_tables(config.shape) if t.family == Family.PARAMS and t.table == 0)
+    rng = random.Random(3)
+    words = [bytes(rng.randrange(256) for _ in range(table.word_bytes)) for _ in range(3)]
+    fields = pack_fields((("table", 1), ("address", 4), ("count", 2)), table=0, address=5, count=3)
+    write, again, read = exchange(sim, ports, (Command.WRITE_PARAMS, 1, fields + b"".join(words)),
+                                  (Command.WRITE_PARAMS, 1, fields + b"".join(words)),     # a retry
+                                  (Command.READ_PARAMS, 2, fields))
+    assert write == again == (Command.WRITE_PARAMS | REPLY_FLAG, 1, bytes([Status.OK]))
+    assert read == (Command.READ_PARAMS | REPLY_FLAG, 2, bytes([Status.OK]) + b"".join(words))
+    space = TABLE_SPACES[table.name].value
+    writes = [(address, word) for op, s, address, word in ports.commands if op == Op.WRITE.value]
+    assert writes == [(5 + i, int.from_bytes(w, "little")) for i, w in enumerate(words)]   # applied once
+    assert all(s == space for op, s, _, _ in ports.commands if op == Op.WRITE.value)
+    out_of_range = pack_fields((("table", 1), ("address", 4), ("count", 2)), table=0, address=config.n - 1, count=2)
+    assert exchange(sim, ports, (Command.READ_PARAMS, 3, out_of_range)) == [
+        (Command.READ_PARAMS | REPLY_FLAG, 3, bytes([Status.BAD_ADDRESS]))]
+
+
+def test_run_is_not_modelled_and_says_so():
+    sim, ports = firmware(CoreConfig(n=8, m=8, lanes=2))
+    ports.request(Command.RUN, 1, bytes(3))
+    with pytest.raises(BuildError, match="is not modelled by LinkPorts"):
+        sim.run(until=ports.quiet, cycles=100_000)
