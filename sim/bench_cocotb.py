@@ -5,8 +5,8 @@
 network on the whole core (`host.bench.workload_network`: a fixed random
 `a * n` neurons spike every step, no other neuron ever does), drives inputs
 spiking at `a` per step, and records the core's `step_cycles` of every step
-after the first (the first has no neuron spikes to deliver). Results go to
-`out` as JSON.
+after the first (the first has no neuron spikes to deliver), and the loaded
+network's fingerprint. Results go to `out` as JSON.
 """
 
 import json
@@ -17,7 +17,7 @@ import numpy as np
 import cocotb
 
 from neurofabric.hdl.core_ports import CoreConfig
-from neurofabric.host.bench import workload_network
+from neurofabric.host.bench import network_fingerprint, workload_network
 from neurofabric.host.golden import GoldenModel
 
 from .core_tb import CoreTB
@@ -48,6 +48,7 @@ async def measure_cycles(dut):
                 delivered.append(int(inputs.sum()) + prev)
                 spiking.append(len(res.spikes))
         results.append(dict(wl, cycles=float(np.mean(cycles)), cycles_max=int(max(cycles)),
-                            delivered=float(np.mean(delivered)), spiking=float(np.mean(spiking))))
+                            delivered=float(np.mean(delivered)), spiking=float(np.mean(spiking)),
+                            network=network_fingerprint(net)))  # the network loaded, for comparisons
     with open(plan["out"], "w") as f:
         json.dump(results, f)

@@ -27,6 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ISSUE_KEYS = ("core.cycles_per_step.learn_off", "core.cycles_per_step.learn_on", "core.activity",
               "core.synaptic_events_per_cycle", "golden_vs_brian2")
 
+#: The keys the parallel core is judged by: the design's limit and synaptic events per cycle, and for
+#: every iCE40 and ECP5 board its core against the golden model on the same network.
+PARALLEL_CORE_KEYS = ("core.weights_per_cycle", "core.synaptic_events_per_cycle.learn_off",
+                      "core.synaptic_events_per_cycle.learn_on")
+BOARD_FIGURES = ("core.cycles_per_step", "core.steps_per_s", "golden.steps_per_s", "core_vs_golden")
+OPEN_TOOL_BOARDS = [name for name, board in BOARDS.items() if board.family in ("ice40", "ecp5")]
+
 
 def test_required_keys_are_dotted_paths_into_nested_objects():
     assert set(ISSUE_KEYS) <= set(bench.REQUIRED_KEYS)
@@ -37,6 +44,75 @@ def test_required_keys_are_dotted_paths_into_nested_objects():
     assert "core.cycles_per_step.learn_on" in missing and "core.synaptic_events_per_cycle" in missing
     # a flat key with dots in it is not the nested path
     assert "core.cycles_per_step.learn_on" in bench.missing_keys({"core.cycles_per_step.learn_on": 1})
+
+
+def test_every_open_tool_board_must_have_its_core_against_the_golden_model():
+    assert set(PARALLEL_CORE_KEYS) <= set(bench.REQUIRED_KEYS)
+    missing = bench.missing_keys({})
+    for name in OPEN_TOOL_BOARDS:
+        for figure in BOARD_FIGURES:
+            for learn in ("learn_off", "learn_on"):
+                assert f"boards.{name}.{figure}.{learn}" in missing
+    assert not [path for path in missing if path.startswith(("boards.cmod-a7.", "boards.arty-"))]
+    entry = {"core": {"cycles_per_step": {"learn_off": 1.0, "learn_on": 2.0}}}
+    missing = bench.missing_keys({"boards": {"ulx3s-85f": entry}})
+    assert "boards.ulx3s-85f.core.cycles_per_step.learn_off" not in missing
+    assert "boards.ulx3s-85f.core.steps_per_s.learn_off" in missing
+    assert "boards.ulx3s-45f.core.cycles_per_step.learn_off" in missing
+
+
+def test_quick_and_full_runs_measure_every_open_tool_boards_own_core_at_its_default_size():
+    from neurofabric.host.bench.core import board_core_runs
+    for plan in (bench.BenchPlan.quick(), bench.BenchPlan.full()):
+        runs = board_core_runs(plan)
+        assert set(OPEN_TOOL_BOARDS) <= set(runs)
+        for name in OPEN_TOOL_BOARDS:
+            board, run = BOARDS[name], runs[name]
+            assert (run.n, run.m, run.lanes, run.weight_memory) == (board.neurons, board.inputs, board.lanes,
+                                                                    board.weight_memory)
+            assert bench.REFERENCE_ACTIVITY in run.activities
+        # the iCE40 boards build the short pipeline (`Core(pipeline="auto")`), whose cycles differ
+        assert runs["icebreaker"].pipeline == "short" and runs["ulx3s-85f"].pipeline == "long"
+    assert set(board_core_runs(bench.BenchPlan.full())) == set(BOARDS)
+
+
+def test_golden_on_workload_times_the_network_and_inputs_the_core_runs():
+    from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.host.bench.golden import golden_on_workload
+    from neurofabric.host.golden import GoldenModel
+    config = CoreConfig(n=16, m=8, lanes=4)
+    result = golden_on_workload(config, 0.25, 7, steps=30, repeats=2)
+    for learn, key in ((0, "learn_off"), (1, "learn_on")):
+        net = bench.workload_network(config, 0.25, learn, 7)
+        assert result["network"]["fingerprint"][key] == bench.network_fingerprint(net)
+        assert len(result["run_s"][key]) == 2 and result["steps_per_s"][key] == pytest.approx(30 / min(
+            result["run_s"][key]))
+        # the inputs sim/bench_cocotb.py draws, step by step, from seed + 1
+        rng = np.random.default_rng(8)
+        stim = np.stack([rng.random(8) < 0.25 for _ in range(30)])
+        assert np.array_equal(bench.workload_stimulus(8, 30, 0.25, 7), stim)
+        spikes = GoldenModel(net).run(stim).spikes
+        assert result["spiking_per_step"][key] == pytest.approx(spikes[1:].sum(axis=1).mean())
+    assert result["network"]["fingerprint"]["learn_off"] != result["network"]["fingerprint"]["learn_on"]
+    other = bench.workload_network(CoreConfig(n=16, m=8, lanes=4), 0.25, 0, 8)
+    assert bench.network_fingerprint(other) != result["network"]["fingerprint"]["learn_off"]
+
+
+def test_board_targets_are_judged_only_at_the_boards_default_size():
+    from neurofabric.host.bench.boards import board_targets
+    entry = {"core": {"at_default_size": True, "weights_per_cycle": 2,
+                      "cycles_per_step": {"learn_off": 2000.0, "learn_on": 9000.0}}}
+    targets = {t["figure"]: t for t in board_targets("icebreaker", entry)}
+    assert set(targets) == {f for f, _, _ in bench.PARALLEL_CORE_TARGETS["icebreaker"]}
+    assert targets["core.weights_per_cycle"] == {"figure": "core.weights_per_cycle", "op": ">=", "limit": 6,
+                                                 "measured": 2, "met": False}
+    assert targets["core.cycles_per_step.learn_off"]["met"] is True      # 2,000 <= 2,500
+    assert targets["core.cycles_per_step.learn_on"]["met"] is False      # 9,000 > 7,500
+    entry["core"]["at_default_size"] = False
+    assert {t["met"] for t in board_targets("icebreaker", entry)} == {None}
+    ulx = board_targets("ulx3s-85f", {"core": {"at_default_size": True}, "core_vs_golden": {"learn_off": 6.0}})
+    assert [(t["figure"], t["met"]) for t in ulx if t["figure"].startswith("core_vs")] == [
+        ("core_vs_golden.learn_off", True), ("core_vs_golden.learn_on", None)]
 
 
 def test_weight_load_bytes_equal_the_encoded_frames():
@@ -94,12 +170,20 @@ def test_bench_help_has_examples():
     assert "Examples:" in result.output and "neurofabric bench --quick --json" in result.output
 
 
-@pytest.mark.rtl
-def test_tiny_run_has_every_key_and_writes_the_page(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny bench run (`BenchPlan.tiny`): its results, its progress lines and its folder."""
+    tmp_path = tmp_path_factory.mktemp("bench")
     plan = bench.BenchPlan.tiny(cache_dir=tmp_path / "cache")
     lines = []
     results = bench.run_bench(plan, say=lines.append, json_path=tmp_path / "bench.json",
                               docs_path=tmp_path / "benchmarks.md")
+    return results, lines, tmp_path
+
+
+@pytest.mark.rtl
+def test_tiny_run_has_every_key_and_writes_the_page(tiny_run):
+    results, lines, tmp_path = tiny_run
     assert results["errors"] == {}
     assert bench.missing_keys(results) == []
     assert json.loads((tmp_path / "bench.json").read_text())["core"]["cycles_per_step"] == results["core"][
@@ -113,6 +197,53 @@ def test_tiny_run_has_every_key_and_writes_the_page(tmp_path):
     assert "tiny run" in page and "## Link" in page and "```python" not in page
     assert (tmp_path / "benchmarks" / "core-cycles.png").stat().st_size > 1000
     assert any(re.match(r"== core", line) for line in lines)
+
+
+@pytest.mark.rtl
+def test_tiny_run_measures_every_open_tool_boards_core_against_the_golden_model_on_its_network(tiny_run):
+    results, _, tmp_path = tiny_run
+    assert results["errors"] == {}
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    core = results["core"]
+    assert core["weights_per_cycle"] == 2  # the tiny reference core: 2 lanes, one word per cycle
+    for key in ("learn_off", "learn_on"):
+        assert core["synaptic_events_per_cycle"][key] > 0
+        assert saved["core"]["synaptic_events_per_cycle"][key] == core["synaptic_events_per_cycle"][key]
+    assert core["learn_cost"]["ratio"] == pytest.approx(core["cycles_per_step"]["learn_on"] /
+                                                        core["cycles_per_step"]["learn_off"])
+    sizes = bench.BenchPlan.tiny().board_configs
+    for name in OPEN_TOOL_BOARDS:
+        b = saved["boards"][name]
+        c, g = b["core"], b["golden"]
+        board = BOARDS[name]
+        assert (c["n"], c["m"], c["lanes"], c["weight_memory"]) == (*sizes[name], board.lanes, board.weight_memory)
+        assert c["weights_per_cycle"] == board.lanes and c["at_default_size"] is False
+        for key in ("learn_off", "learn_on"):
+            assert c["cycles_per_step"][key] > 0 and g["steps_per_s"][key] > 0
+            assert c["steps_per_s"][key] == pytest.approx(board.clk_hz / c["cycles_per_step"][key])
+            assert b["core_vs_golden"][key] == pytest.approx(c["steps_per_s"][key] / g["steps_per_s"][key])
+        # the golden model ran the network the core ran: shape, seed and every field (its fingerprint)
+        assert g["network"] == c["network"]
+        assert (c["network"]["n"], c["network"]["m"], c["network"]["seed"]) == (*sizes[name], 7)
+        config_rows = [r for r in core["runs"] if (r["n"], r["m"], r["lanes"]) == (c["n"], c["m"], c["lanes"])
+                       and r["activity"] == 0.25]
+        assert {r["network"] for r in config_rows} == set(c["network"]["fingerprint"].values())
+        # learning off the network never changes: the same neurons spike in both
+        assert g["spiking_per_step"]["learn_off"] == c["spiking_per_step"]["learn_off"] > 0
+        assert b["targets"] and all(t["met"] is None for t in b["targets"])  # not at the board's size
+    assert saved["boards"]["icebreaker"]["core"]["pipeline"] == "short"
+    big, small = saved["boards"]["ulx3s-85f"], saved["boards"]["ulx3s-45f"]
+    assert big["golden"]["network"]["fingerprint"] != small["golden"]["network"]["fingerprint"]
+    assert "core" not in saved["boards"]["cmod-a7"]  # a Vivado board is not measured in a tiny run
+    page = (tmp_path / "benchmarks.md").read_text()
+    section = page.split("## Boards against the golden model")[1].split("\n## ")[0]
+    for name in OPEN_TOOL_BOARDS:
+        block = section.split(f"### `{name}`")[1].split("### ")[0]
+        b = saved["boards"][name]
+        assert f"| `core_vs_golden` | {b['core_vs_golden']['learn_off']:.2f} | " in block
+        assert f"{b['golden']['steps_per_s']['learn_on']:,.0f}" in block
+        assert "| target | limit | measured |" in block and "not its default size" in block
+    assert "weights read per cycle | >= 6 | 2 |" in section.split("### `icebreaker`")[1]
 
 
 @pytest.fixture

@@ -7,11 +7,14 @@ that `json.dump` writes as it is; `write_docs(results, path)` writes the page
 - **core** (`core.py`): cycles per step of the core's RTL under Verilator (the
   machinery of `benchmarks/core_cycles.py`) for the reference workload and its
   growth with n, m, lanes and activity; synaptic events per cycle against the
-  weight memory's limit (`lanes` weights read per cycle).
+  design's limit (`core.weights_per_cycle`, the weights it reads per cycle);
+  the boards' own cores on the reference workload.
 - **boards** (`boards.py`): `neurofabric build` of every board the open tools
   build (its `report.json`: clock, fmax, resources), cached in `bench/boards/`
   of the cache folder; steps per second at each board's clock from the core's
-  cycles at its size.
+  cycles at its size; each board's own core (lanes, weight memory, pipeline)
+  against the golden model on the same network on this machine
+  (`boards.B.core_vs_golden`), and the parallel core's targets.
 - **link** (`link.py`): bytes on the wire of the real host code (`LinkClient`,
   `SerialDevice`, the protocol's encoders) against an in-process device that
   answers every request: payload efficiency, the time to load a weight matrix
@@ -33,8 +36,10 @@ bench runs from one; from an installed wheel it stops with a one-line error.
 
 from .link import link_costs
 from .page import write_docs
-from .plan import NEUROCOREX, REFERENCE_ACTIVITY, BenchError, BenchPlan, CoreRun, workload_network
-from .run import REQUIRED_KEYS, missing_keys, run_bench
+from .plan import (NEUROCOREX, PARALLEL_CORE_TARGETS, REFERENCE_ACTIVITY, BenchError, BenchPlan, CoreRun,
+                   network_fingerprint, workload_network, workload_stimulus)
+from .run import BOARD_KEYS, REQUIRED_KEYS, missing_keys, run_bench
 
-__all__ = ["BenchError", "BenchPlan", "CoreRun", "REQUIRED_KEYS", "missing_keys", "run_bench", "write_docs",
-           "workload_network", "link_costs", "NEUROCOREX", "REFERENCE_ACTIVITY"]
+__all__ = ["BenchError", "BenchPlan", "CoreRun", "REQUIRED_KEYS", "BOARD_KEYS", "missing_keys", "run_bench",
+           "write_docs", "workload_network", "workload_stimulus", "network_fingerprint", "link_costs", "NEUROCOREX",
+           "PARALLEL_CORE_TARGETS", "REFERENCE_ACTIVITY"]

@@ -1,16 +1,22 @@
 """The boards section: every board's default core's step time at its clock
 (from the core section's cycles) and its `neurofabric build` with the open
-tools (its report.json: clock, fmax, resources), cached by sources, tools and sizes."""
+tools (its report.json: clock, fmax, resources), cached by sources, tools and
+sizes; each measured board core against the golden model on the same network
+on this machine (`core_vs_golden`), and the parallel core's targets."""
 
 import datetime
 import json
 import sys
 from pathlib import Path
 
-from .core import core_cycles_for
+from .core import board_core_runs, core_cycles_for, core_row
+from .golden import golden_on_workload
+from .plan import PARALLEL_CORE_TARGETS, WORKLOAD_SEED, board_pipeline
 from .tools import build_key, checkout, run_logged
 
-__all__ = ["build_board", "bench_boards"]
+__all__ = ["build_board", "bench_boards", "board_core", "board_targets"]
+
+_LEARN = (("learn_off", 0), ("learn_on", 1))
 
 
 def _failure_reason(out_dir, output):
@@ -90,15 +96,85 @@ def build_board(board, neurons, inputs, cache_dir, say, cached_only=False):
     return outcome
 
 
+def board_core(board, run, core, activity):
+    """`boards.B.core`: the board's core `run` (a `CoreRun`) on the reference workload from the core
+    section's rows: cycles per step, steps per second at the board's clock, the weights read per
+    cycle and the network it ran; None when the core section did not measure it."""
+    rows = {key: core_row(core, run, activity, learn) for key, learn in _LEARN}
+    if None in rows.values():
+        return None
+    from ...hdl.core_ports import CoreConfig
+    config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+    off = rows["learn_off"]
+    return {"n": run.n, "m": run.m, "lanes": run.lanes, "weight_memory": run.weight_memory,
+            "pipeline": run.pipeline, "clk_hz": board.clk_hz,
+            "at_default_size": (run.n, run.m) == (board.neurons, board.inputs),
+            "weights_per_cycle": off["weights_per_cycle"],
+            "cycles_per_step": {key: r["cycles"] for key, r in rows.items()},
+            "steps_per_s": {key: board.clk_hz / r["cycles"] for key, r in rows.items()},
+            "spiking_per_step": {key: r["spiking"] for key, r in rows.items()},
+            "network": {"n": run.n, "m": run.m, "S": config.S, "W": config.W, "T": config.T, "activity": activity,
+                        "seed": off["seed"],
+                        "fingerprint": {key: r["network"] for key, r in rows.items()}}}
+
+
+def _figure(entry, path):
+    node = entry
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def board_targets(name, entry):
+    """The parallel core's targets of board `name` (`PARALLEL_CORE_TARGETS`) against its entry: each
+    `{"figure", "op", "limit", "measured", "met"}`; `met` is None when the figure was not measured at
+    the board's default size."""
+    at_default = bool((entry.get("core") or {}).get("at_default_size"))
+    out = []
+    for figure, op, limit in PARALLEL_CORE_TARGETS.get(name, ()):
+        measured = _figure(entry, figure)
+        met = None
+        if measured is not None and at_default:
+            met = bool(measured <= limit if op == "<=" else measured >= limit)
+        out.append({"figure": figure, "op": op, "limit": limit, "measured": measured, "met": met})
+    return out
+
+
+def _against_golden(plan, board, run, core, golden_cache, say):
+    """The `core`, `golden`, `core_vs_golden` and `targets` keys of a board's entry."""
+    from ...hdl.core_ports import CoreConfig
+    measured = board_core(board, run, core, plan.reference_activity)
+    if measured is None:
+        return {"core": None, "golden": None, "core_vs_golden": None}
+    config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+    shape = (run.n, run.m)
+    if shape not in golden_cache:  # the network depends on n and m only: boards of one size share it
+        say(f"boards: golden model on the {run.n} x {run.m} workload network, {plan.golden_steps} steps, "
+            f"{plan.golden_repeats} runs")
+        golden_cache[shape] = golden_on_workload(config, plan.reference_activity, WORKLOAD_SEED,
+                                                 plan.golden_steps, plan.golden_repeats)
+    golden = golden_cache[shape]
+    ratio = {key: measured["steps_per_s"][key] / golden["steps_per_s"][key] for key, _ in _LEARN}
+    say(f"boards: {board.name}: core {measured['steps_per_s']['learn_off']:,.0f} / "
+        f"{measured['steps_per_s']['learn_on']:,.0f} steps/s, golden {golden['steps_per_s']['learn_off']:,.0f} / "
+        f"{golden['steps_per_s']['learn_on']:,.0f} (learning off / on): core_vs_golden "
+        f"{ratio['learn_off']:.2f} / {ratio['learn_on']:.2f}")
+    return {"core": measured, "golden": golden, "core_vs_golden": ratio}
+
+
 def bench_boards(plan, core, say):
-    """Every board: its default core's step time at its clock (from the core runs), and its build."""
+    """Every board: its default core's step time at its clock (from the core runs), and its build;
+    each measured board core against the golden model on the same network (`core_vs_golden`)."""
     from ...boards import BOARDS
     boards = {}
+    runs = board_core_runs(plan)
+    golden_cache = {}
     for board in BOARDS.values():
         entry = {"description": board.description, "family": board.family, "neurons": board.neurons,
                  "inputs": board.inputs, "lanes": board.lanes, "weight_memory": board.weight_memory,
                  "clk_hz": board.clk_hz, "baud": board.baud}
-        cycles = core_cycles_for(core, board.neurons, board.inputs, board.lanes, board.weight_memory)
+        cycles = core_cycles_for(core, board.neurons, board.inputs, board.lanes, board.weight_memory,
+                                 pipeline=board_pipeline(board))
         entry["cycles_per_step"] = cycles
         entry["us_per_step"] = {k: c / board.clk_hz * 1e6 for k, c in cycles.items()} if cycles else None
         entry["steps_per_second"] = {k: board.clk_hz / c for k, c in cycles.items()} if cycles else None
@@ -121,5 +197,8 @@ def bench_boards(plan, core, say):
         fmax = build.get("fmax_hz")
         if cycles and at_default and fmax and fmax < board.clk_hz:
             entry["us_per_step_at_fmax"] = {k: c / fmax * 1e6 for k, c in cycles.items()}
+        if board.name in runs:
+            entry.update(_against_golden(plan, board, runs[board.name], core, golden_cache, say))
+            entry["targets"] = board_targets(board.name, entry)
         boards[board.name] = entry
     return boards

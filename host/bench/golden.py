@@ -1,15 +1,43 @@
 """The golden section: `benchmarks/golden_vs_brian2.py`, whose Brian2 time over
-the golden model's time is `golden_vs_brian2`."""
+the golden model's time is `golden_vs_brian2`; and the golden model's steps per
+second on a core's own workload network (`golden_on_workload`, for the boards)."""
 
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from .plan import BenchError
+from .plan import BenchError, network_fingerprint, workload_network, workload_stimulus
 from .tools import checkout, run_streamed, script_path
 
-__all__ = ["bench_golden"]
+__all__ = ["bench_golden", "golden_on_workload"]
+
+
+def golden_on_workload(config, activity, seed, steps, repeats):
+    """Steps per second of `GoldenModel.run` on this machine, on the network and inputs the core
+    section measures at `config` (`workload_network(config, activity, learn, seed)`, inputs from
+    `workload_stimulus`), learning off and on: the fastest of `repeats` timed runs of `steps` steps,
+    each from a fresh model. The network's fingerprint and the spikes per step record what ran."""
+    from ..golden import GoldenModel
+    stim = workload_stimulus(config.m, steps, activity, seed)
+    result = {"network": {"n": config.n, "m": config.m, "S": config.S, "W": config.W, "T": config.T,
+                          "activity": activity, "seed": seed, "fingerprint": {}},
+              "steps": steps, "repeats": repeats, "steps_per_s": {}, "run_s": {}, "spiking_per_step": {}}
+    for learn, key in ((0, "learn_off"), (1, "learn_on")):
+        net = workload_network(config, activity, learn, seed)
+        times = []
+        for _ in range(repeats):
+            model = GoldenModel(net)
+            t0 = time.perf_counter()
+            recording = model.run(stim)
+            times.append(time.perf_counter() - t0)
+        result["network"]["fingerprint"][key] = network_fingerprint(net)
+        result["run_s"][key] = times
+        result["steps_per_s"][key] = steps / min(times)
+        # the first step has no neuron spikes to deliver; the core's figures leave it out too
+        result["spiking_per_step"][key] = float(recording.spikes[1:].sum(axis=1).mean()) if steps > 1 else 0.0
+    return result
 
 
 def bench_golden(plan, say):

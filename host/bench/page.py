@@ -6,6 +6,8 @@ from pathlib import Path
 from .plan import NEUROCOREX, REFERENCE_ACTIVITY
 from .plots import plot_core
 
+_LEARN = (("learn_off", "learning off"), ("learn_on", "learning on"))
+
 __all__ = ["write_docs"]
 
 
@@ -122,6 +124,7 @@ def write_docs(results, path):
         add(_not_measured(results, "core"))
 
     _docs_boards(results, add)
+    _docs_boards_against_golden(results, add)
     _docs_link(results, add)
     _docs_simulated_board(results, add)
     _docs_golden(results, add)
@@ -205,6 +208,64 @@ def _docs_boards(results, add):
     add(f"NeuroCoreX on the {ncx['board']}: {ncx['neurons']} neurons, {_n(ncx['luts'])} LUTs (6-input), "
         f"{ncx['block_ram_tiles']} block RAM tiles of 36 kbit, {ncx['step_ms']} ms per step. The iCE40 and ECP5 "
         "logic cells above are 4-input LUTs, so their counts are not comparable one to one.\n")
+
+
+def _figure_label(figure):
+    """A target's figure (a dotted path into a board's entry) in words."""
+    learn = {"learn_off": "learning off", "learn_on": "learning on"}
+    parts = figure.split(".")
+    names = {"core.cycles_per_step": "core cycles per step", "core_vs_golden": "`core_vs_golden`",
+             "core.weights_per_cycle": "weights read per cycle"}
+    base = ".".join(p for p in parts if p not in learn)
+    tail = [learn[p] for p in parts if p in learn]
+    return names.get(base, f"`{base}`") + (f", {tail[0]}" if tail else "")
+
+
+def _target_value(value):
+    return "–" if value is None else (f"{value:,.2f}" if isinstance(value, float) and value < 100 else _n(value))
+
+
+def _docs_boards_against_golden(results, add):
+    boards = {name: b for name, b in (results.get("boards") or {}).items() if b.get("core")}
+    add("## Boards against the golden model\n")
+    if not boards:
+        add(_not_measured(results, "boards") if not results.get("boards") else
+            "Not measured: no board's core was measured in this run.\n")
+        return
+    core = results.get("core") or {}
+    add("Each board's own core (its lanes, weight memory and pipeline) on the reference workload at its size, "
+        "from the core section's RTL runs: cycles per step and steps per second at the board's core clock; "
+        "against the golden model (`GoldenModel.run`, one CPU core of this machine, the fastest of a few runs) "
+        "on the same network (the same seed and fingerprint) and inputs. `core_vs_golden` is the core's steps "
+        "per second over the golden model's: above 1 the board outruns this machine. Then the parallel core's "
+        "targets for the board, met or missed.\n")
+    learn_cost = core.get("learn_cost") or {}
+    if learn_cost.get("ratio") is not None:
+        add(f"Reference workload ({core['reference']['n']} x {core['reference']['m']}, "
+            f"{core.get('weights_per_cycle')} weights read per cycle): learning on costs "
+            f"{learn_cost['ratio']:.2f} times learning off (target at most {learn_cost['target']}: "
+            f"{'met' if learn_cost['met'] else 'missed'}).\n")
+    for name, b in boards.items():
+        c, g, ratio = b["core"], b["golden"], b["core_vs_golden"]
+        size = ("its default size" if c["at_default_size"]
+                else f"**not its default size** ({b['neurons']} x {b['inputs']}): targets not judged")
+        add(f"### `{name}`: {c['n']} x {c['m']}, {c['lanes']} lanes, {c['weight_memory']}-port weights, "
+            f"{c['pipeline']} pipeline, {c['clk_hz'] / 1e6:g} MHz\n")
+        add(f"At {size}; {c['weights_per_cycle']} weights read per cycle; network seed {c['network']['seed']}, "
+            f"fingerprint `{c['network']['fingerprint']['learn_off']}` / `{c['network']['fingerprint']['learn_on']}` "
+            f"(learning off / on); the golden model ran {g['steps']} steps of it.\n")
+        add(_table(["", *[label for _, label in _LEARN]], [
+            ["core cycles per step", *[_n(c["cycles_per_step"][k]) for k, _ in _LEARN]],
+            [f"core steps per second at {c['clk_hz'] / 1e6:g} MHz", *[_n(c["steps_per_s"][k]) for k, _ in _LEARN]],
+            ["golden model steps per second, this machine", *[_n(g["steps_per_s"][k]) for k, _ in _LEARN]],
+            ["`core_vs_golden`", *[f"{ratio[k]:.2f}" for k, _ in _LEARN]]]))
+        add("")
+        targets = b.get("targets") or []
+        if targets:
+            add(_table(["target", "limit", "measured", ""], [
+                [_figure_label(t["figure"]), f"{t['op']} {_target_value(t['limit'])}", _target_value(t["measured"]),
+                 "–" if t["met"] is None else ("**met**" if t["met"] else "**missed**")] for t in targets]))
+            add("")
 
 
 def _docs_link(results, add):

@@ -16,7 +16,7 @@ from .plan import NEUROCOREX
 from .simulated_board import bench_simulated_board
 from .tools import checkout
 
-__all__ = ["REQUIRED_KEYS", "missing_keys", "run_bench"]
+__all__ = ["REQUIRED_KEYS", "BOARD_KEYS", "missing_keys", "run_bench"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ REQUIRED_KEYS = (
     "machine.cpu", "machine.cores", "machine.ram_gb", "machine.os", "machine.python", "machine.versions",
     "date", "quick", "wall_s",
     "core.reference", "core.cycles_per_step.learn_off", "core.cycles_per_step.learn_on", "core.activity",
+    "core.weights_per_cycle", "core.learn_cost",
     "core.activity.inputs", "core.activity.neurons",
     "core.synaptic_events_per_cycle", "core.synaptic_events_per_cycle.learn_off",
     "core.synaptic_events_per_cycle.learn_on", "core.synaptic_events_per_cycle.memory_limit",
@@ -36,11 +37,28 @@ REQUIRED_KEYS = (
     "golden", "golden_vs_brian2",
 )
 
+#: Dotted paths under `boards.B` that every iCE40 and ECP5 board's entry holds (`missing_keys`
+#: checks them): its core on the reference workload against the golden model on the same network.
+BOARD_KEYS = (
+    "core.cycles_per_step.learn_off", "core.cycles_per_step.learn_on", "core.steps_per_s.learn_off",
+    "core.steps_per_s.learn_on", "core.weights_per_cycle", "core.network",
+    "golden.steps_per_s.learn_off", "golden.steps_per_s.learn_on", "golden.network",
+    "core_vs_golden.learn_off", "core_vs_golden.learn_on", "targets",
+)
+
+
+def _open_tool_boards():
+    """The boards the open tools build (iCE40, ECP5): those `BOARD_KEYS` applies to."""
+    from ...boards import BOARDS
+    return [name for name, board in BOARDS.items() if board.family in ("ice40", "ecp5")]
+
 
 def missing_keys(results):
-    """The dotted paths of `REQUIRED_KEYS` that `results` lacks (a key whose value is None is there)."""
+    """The dotted paths of `REQUIRED_KEYS`, and of `BOARD_KEYS` under every iCE40 and ECP5 board
+    (`boards.B.core_vs_golden.learn_off`, ...), that `results` lacks (a key whose value is None is there)."""
     missing = []
-    for path in REQUIRED_KEYS:
+    board_paths = [f"boards.{name}.{key}" for name in _open_tool_boards() for key in BOARD_KEYS]
+    for path in (*REQUIRED_KEYS, *board_paths):
         node = results
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
