@@ -481,24 +481,35 @@ class LinkPorts(Ports):
     """The ports of `Link` (hdl/link.py) as Python models, to run the link firmware on
     `McuSim` without gateware: requests go in whole (`request`), reply bytes come out
     in `sent` (each reply's header, then its payload, as the firmware writes them to
-    the frame sender), and the core is a memory: `memory[(space, address)]` holds a
-    word (the `Space.GLOBAL` registers included); `commands` lists the core commands
-    `(op, space, address, word)` in order.
+    the frame sender), and the core is a memory plus an optional step model:
+    `memory[(space, address)]` holds a word (the `Space.GLOBAL` registers included);
+    `commands` lists the core commands `(op, space, address, word)` in order.
 
-    Modelled: the header latch and payload stream of the receiver, NACKs
-    (`refuse`), the frame sender, the core's `cmd` and `rdata` streams and the
-    status counters. Not modelled: RUN (its held payload, `step_in`, `step_out`),
-    which raises `BuildError` when the firmware reaches for it.
+    `core`, for RUN, has `step(sources)` (the step's input indices, in the order the
+    firmware feeds them) returning the neurons that spiked, and `v` and `i` (per
+    neuron, after the step) for the probe records; each step counts up the
+    `STEPS_DONE` register. A RUN's payload is held as the gateware holds it in the
+    receiver's buffer (requests latched meanwhile keep no payload). Without a
+    `core`, a RUN raises `BuildError` when the firmware feeds the first step.
     """
 
-    def __init__(self, config, counters=(0, 0, 0, 0, 0)):
+    def __init__(self, config, counters=(0, 0, 0, 0, 0), core=None):
+        from .core_ports import Reg, Space
         from .link import _R, _W
         self._R, self._W = _R, _W
+        self._steps_done = (Space.GLOBAL.value, Reg.STEPS_DONE.value)
+        self.config = config
+        self.core = core
         self.word_bytes = (config.data_bits + 7) // 8
+        self.value_bytes = (config.S + 7) // 8
         self.requests = deque()
         self.header = None              # (command, seq, length) of the latched request
+        self.length = 0                 # the last latched length (kept after RXH_ACK, as the gateware's)
         self.payload = deque()
         self.rx_last = True
+        self.held = None                # a RUN's payload, held in the receiver's buffer
+        self.late = False               # the latched request came while a payload was held
+        self.stim = 0
         self.nack = None                # the status of a NACK to send
         self.nack_status = 0            # kept after NACK_CLEAR, as the gateware's register
         self.idle = False
@@ -511,6 +522,10 @@ class LinkPorts(Ports):
         self.rdata = None
         self.scan = 0
         self.running = 0
+        self.source_hi = 0
+        self.inputs = []                # the step being fed
+        self.fed = []                   # every step's inputs so far
+        self.records = deque()          # step_out: ("spike", neuron), ("probe", neuron), ("end", None)
 
     # -- the host's side --
     def request(self, command, seq, payload=b""):
@@ -536,33 +551,59 @@ class LinkPorts(Ports):
         return out
 
     def _latch(self):
-        if self.header is None and self.requests:
-            command, seq, payload = self.requests.popleft()
-            self.header = (command, seq, len(payload))
-            self.payload = deque(payload)
-            self.rx_last = not payload
+        from neurofabric.contract.protocol import Command
+        if self.header is not None or not self.requests:
+            return
+        command, seq, payload = self.requests.popleft()
+        hold = self.held is not None or (command == Command.RUN and not self.running)
+        self.late = self.held is not None
+        if hold and self.held is None:
+            self.held = payload
+        self.header = (command, seq, len(payload))
+        self.length = len(payload)
+        self.payload = deque() if hold else deque(payload)
+        self.rx_last = not payload or hold
 
     def _unmodelled(self, port, what):
-        raise BuildError(f"port {port}: {what} (RUN) is not modelled by LinkPorts")
+        raise BuildError(f"port {port}: {what} is not modelled by LinkPorts")
+
+    def _record(self, port):
+        if not self.records:
+            raise BuildError(f"port {port}: the firmware waits for a step_out record the core never makes")
+        return self.records[0]
+
+    def _step(self, probe):
+        if self.core is None:
+            self._unmodelled(self._W.STEP_END, "the core's steps (LinkPorts(core=...))")
+        from .core_ports import Reg, Space
+        spikes = [int(j) for j in self.core.step(list(self.inputs))]
+        self.fed.append(list(self.inputs))
+        self.inputs = []
+        self.records.extend(("spike", j) for j in spikes)
+        if probe:
+            n_used = self.memory.get((Space.GLOBAL.value, Reg.N_USED.value), self.config.n)
+            self.records.extend(("probe", j) for j in range(n_used))
+        self.records.append(("end", None))
+        self.memory[self._steps_done] = self.memory.get(self._steps_done, 0) + 1
 
     # -- the firmware's side --
     def wait(self, port, write, value):
         R, W = self._R, self._W
         if write:
             return port == W.RDATA_ACK and self.rdata is None
-        if port == R.RX:
-            if not self.payload:
-                raise BuildError("port RX: the firmware reads past the request's payload")
-            return False
-        if port >= R.RDATA:
-            if self.rdata is None:
-                raise BuildError("port RDATA: the firmware waits for a core word it never asked for")
+        if port == R.RX and not self.payload:
+            raise BuildError("port RX: the firmware reads past the request's payload")
+        if port >= R.RDATA and self.rdata is None:
+            raise BuildError("port RDATA: the firmware waits for a core word it never asked for")
         return False
 
     def read(self, port):
         R = self._R
         if port == R.FLAGS:
-            return ((self.header is not None) | (self.nack is not None) << 1 | self.rx_last << 3)
+            head = self.records[0][0] if self.records else "spike"
+            return ((self.header is not None) | (self.nack is not None) << 1 | bool(self.records) << 2
+                    | self.rx_last << 3 | (head != "spike") << 5 | self.late << 6
+                    | (self.stim == self.length) << 7)
         if port == R.RX:
             byte = self.payload.popleft()
             self.rx_last = not self.payload
@@ -583,8 +624,19 @@ class LinkPorts(Ports):
             return self.counters[index // 2] >> (8 * (index % 2)) & 0xFF
         if port >= R.RDATA:
             return self.rdata >> (8 * (port - R.RDATA)) & 0xFF
-        if port in (R.NEURON, R.NEURON + 1, R.STIM) or R.PROBE <= port < R.RDATA:
-            self._unmodelled(port, "step_out or a held payload")
+        if port == R.STIM:
+            if self.held is None or self.stim >= len(self.held):
+                raise BuildError(f"port STIM: byte {self.stim} is past the held payload")
+            self.stim += 1
+            return self.held[self.stim - 1]
+        if port in (R.NEURON, R.NEURON + 1):
+            return self._record(port)[1] >> (8 * (port - R.NEURON)) & 0xFF
+        if R.PROBE <= port < R.PROBE + 2 * self.value_bytes:
+            kind, neuron = self._record(port)
+            values = (int(self.core.v[neuron]), int(self.core.i[neuron]))
+            index = port - R.PROBE
+            bits = 8 * self.value_bytes
+            return (values[index // self.value_bytes] & ((1 << bits) - 1)) >> (8 * (index % self.value_bytes)) & 0xFF
         return 0
 
     def write(self, port, value):
@@ -596,6 +648,8 @@ class LinkPorts(Ports):
             self.sent.append(value)
         elif port == W.RXH_ACK:
             self.header = None
+            if not self.running:
+                self.held = None
             self._latch()
         elif port == W.NACK_CLEAR:
             self.nack = None
@@ -620,8 +674,21 @@ class LinkPorts(Ports):
             self.word = self.word >> 8 | value << (8 * (self.word_bytes - 1))
         elif port == W.RUNNING:
             self.running = value & 1
-        elif port in (W.STEP_IN_HI, W.STEP_IN, W.STEP_END, W.STEP_ACK, W.STIM_RESET):
-            self._unmodelled(port, "step_in, step_out or a held payload")
+            if not self.running:
+                self.held = None
+                self._latch()
+        elif port == W.STIM_RESET:
+            self.stim = 0
+        elif port == W.STEP_IN_HI:
+            if self.config.input_bits > 8:
+                self.source_hi = value
+        elif port == W.STEP_IN:
+            self.inputs.append(self.source_hi << 8 | value)
+        elif port == W.STEP_END:
+            self._step(value & 1)
+        elif port == W.STEP_ACK:
+            self._record(port)
+            self.records.popleft()
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from neurofabric.contract.errors import BuildError
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, PROTOCOL_VERSION, REPLY_FLAG, STATUS_REPLY_FIELDS, Command, Family, Status,
-    memory_tables, pack_fields, unpack_fields,
+    memory_tables, pack_fields, probe_chunk_neurons, unpack_fields,
 )
 from neurofabric.contract.model import CORE_MODEL_VERSION
 from neurofabric.hdl.core_ports import CoreConfig, Op, Reg, Space
@@ -416,8 +416,123 @@ def test_firmware_writes_and_reads_memory_through_the_core_commands():
         (Command.READ_PARAMS | REPLY_FLAG, 3, bytes([Status.BAD_ADDRESS]))]
 
 
-def test_run_is_not_modelled_and_says_so():
+def test_a_run_without_a_core_model_says_so():
+    from neurofabric.host.records import encode_run_request
     sim, ports = firmware(CoreConfig(n=8, m=8, lanes=2))
-    ports.request(Command.RUN, 1, bytes(3))
-    with pytest.raises(BuildError, match="is not modelled by LinkPorts"):
+    ports.request(Command.RUN, 1, encode_run_request([[1]], 8))
+    with pytest.raises(BuildError, match="the core's steps .* is not modelled by LinkPorts"):
         sim.run(until=ports.quiet, cycles=100_000)
+
+
+class GoldenCore:
+    """The core of `LinkPorts` as the golden model of a random network."""
+
+    def __init__(self, config, seed, n=None, m=None):
+        from neurofabric.contract.model import Widths
+        from neurofabric.host.golden import GoldenModel
+        from neurofabric.host.network import random_network
+        self.net = random_network(n or config.n, m or config.m, seed=seed, widths=Widths(config.S, config.W, config.T),
+                                  density=0.5)
+        self.golden = GoldenModel(self.net)
+
+    def step(self, sources):
+        import numpy as np
+        mask = np.zeros(self.net.m, bool)
+        mask[list(sources)] = True
+        return np.flatnonzero(self.golden.step(mask)).tolist()
+
+    @property
+    def v(self):
+        return self.golden.v
+
+    @property
+    def i(self):
+        return self.golden.i
+
+
+def expected_run(config, seed, stimulus, probe, chunk, first_step=0, n=None, m=None):
+    """The frames a RUN of `stimulus` answers with, from the golden model and the host's encoders."""
+    from neurofabric.host.records import encode_probe_record, encode_spikes
+    reference = GoldenCore(config, seed, n, m)
+    frames = []
+    for t, row in enumerate(stimulus):
+        spikes = reference.step(row)
+        step = first_step + t
+        frames.append((Command.STEP_RECORD | REPLY_FLAG, bytes([Status.OK]) + encode_spikes(step, spikes, config.n)))
+        for first in range(0, reference.net.n, chunk) if probe else ():
+            last = min(first + chunk, reference.net.n)
+            frames.append((Command.PROBE_RECORD | REPLY_FLAG, bytes([Status.OK]) + encode_probe_record(
+                step, first, reference.v[first:last], reference.i[first:last], config.S)))
+    frames.append((Command.RUN | REPLY_FLAG, bytes([Status.OK]) + len(stimulus).to_bytes(4, "little")))
+    return frames
+
+
+@pytest.mark.parametrize("config, probe, n, m", [
+    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), False, None, None),
+    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), True, None, None),
+    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), False, None, None),     # lists and bitmaps
+    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), True, 40, 13),          # fewer neurons used
+    (CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), True, None, None),    # two-byte inputs and neurons
+], ids=["small", "small-probe", "wide", "wide-probe-used", "large-probe"])
+def test_firmware_runs_steps_and_sends_the_records_the_host_expects(config, probe, n, m):
+    from neurofabric.host.records import encode_run_request
+    seed = 5
+    sim, ports = firmware(config, core=GoldenCore(config, seed, n, m))
+    used_n, used_m = n or config.n, m or config.m
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = used_n
+    rng = random.Random(seed)
+    rate = rng.choice([0.02, 0.1, 0.3])
+    stimulus = [sorted(j for j in range(used_m) if rng.random() < rate) for _ in range(6)]
+    chunk = min(probe_chunk_neurons(config.S), 254)       # Link's default
+    frames = exchange(sim, ports, (Command.RUN, 9, encode_run_request(stimulus, config.m, flags=int(probe))))
+    assert [(command, payload) for command, _, payload in frames] == expected_run(
+        config, seed, stimulus, probe, chunk, n=n, m=m)
+    assert {seq for _, seq, _ in frames} == {9}
+    assert ports.fed == stimulus
+    # A second RUN goes on from the steps done.
+    more = [sorted(j for j in range(used_m) if rng.random() < 0.3) for _ in range(3)]
+    frames = exchange(sim, ports, (Command.RUN, 10, encode_run_request(more, config.m, flags=int(probe))))
+    assert [payload for _, _, payload in frames][-1] == bytes([Status.OK, 3, 0, 0, 0])
+    steps = [int.from_bytes(payload[1:5], "little") for command, _, payload in frames
+             if command == Command.STEP_RECORD | REPLY_FLAG]
+    assert steps == [6, 7, 8]
+
+
+def test_firmware_answers_status_and_busy_during_a_run():
+    from neurofabric.host.records import encode_run_request
+    config = CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2)
+    sim, ports = firmware(config, core=GoldenCore(config, 2))
+    stimulus = [[0, 3], [], [7]]
+    request = encode_run_request(stimulus, config.m)
+    frames = exchange(sim, ports, (Command.RUN, 1, request), (Command.STATUS, 2), (Command.HELLO, 3),
+                      (Command.RUN, 4, request))
+    by_seq = {}
+    for command, seq, payload in frames:
+        by_seq.setdefault(seq, []).append((command, payload))
+    assert set(by_seq) == {1, 2, 3, 4} and frames[-1][:2] == (Command.RUN | REPLY_FLAG, 1)
+    status = by_seq[2][0][1]
+    assert by_seq[2][0][0] == Command.STATUS | REPLY_FLAG
+    assert unpack_fields(STATUS_REPLY_FIELDS, status, 1)["running"] == 1
+    assert by_seq[3] == [(Command.HELLO | REPLY_FLAG, bytes([Status.BUSY]))]
+    assert by_seq[4] == [(Command.RUN | REPLY_FLAG, bytes([Status.BUSY]))]
+    assert by_seq[1][-1][1] == bytes([Status.OK, 3, 0, 0, 0]) and len(ports.fed) == 3
+    # The RUN's retry (same command and seq, after it) is answered again without running.
+    assert exchange(sim, ports, (Command.RUN, 1, request)) == [(Command.RUN | REPLY_FLAG, 1, by_seq[1][-1][1])]
+    assert len(ports.fed) == 3
+    # After the run, STATUS says it is over and counts the steps.
+    ((_, _, status),) = exchange(sim, ports, (Command.STATUS, 5))
+    assert unpack_fields(STATUS_REPLY_FIELDS, status, 1)["running"] == 0
+    assert unpack_fields(STATUS_REPLY_FIELDS, status, 1)["step"] == 3
+
+
+def test_firmware_checks_a_run_request_before_the_first_step():
+    from neurofabric.host.records import encode_run_request
+    config = CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2)
+    sim, ports = firmware(config, core=GoldenCore(config, 2))
+    good = encode_run_request([[1], [2]], config.m)
+    wrong_step = good[:3] + bytes([1]) + good[4:]                   # the first record says step 1
+    frames = exchange(sim, ports, (Command.RUN, 1, good[:-1]), (Command.RUN, 2, wrong_step),
+                      (Command.RUN, 3, good[:3]), (Command.RUN, 4, good + b"\0"))
+    assert [payload for _, _, payload in frames] == [bytes([Status.BAD_LENGTH]), bytes([Status.BAD_VALUE]),
+                                                     bytes([Status.BAD_LENGTH]), bytes([Status.BAD_LENGTH])]
+    assert ports.fed == []
