@@ -9,6 +9,9 @@ against models of the frame streams and the core in milliseconds instead of
 the seconds a gateware simulation takes (tests/test_mcu_sim.py checks it
 against `MCU` in Amaranth's simulator on random programs).
 
+`LinkPorts` models the ports of `Link` (hdl/link.py) so that its firmware answers
+requests, RUN included with a model of the core, without any gateware.
+
 `disassemble` turns words back into the assembler's mnemonics (`assemble_text`
 reads them back), `listing` adds the assembler's labels and the names of the
 data RAM variables and ports. The link firmware's listing for a configuration::
