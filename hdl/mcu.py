@@ -299,6 +299,10 @@ class Assembler:
                 continue
             seen.add((pc, stack))
             deepest = max(deepest, len(stack))
+            if deepest > STACK_DEPTH:
+                # Too deep already: say so, rather than follow a path that calls
+                # in a loop and would grow the stack without end.
+                return deepest
             word = words[pc]
             cls, op, target = word >> 14, (word >> 11) & 7, word & 0x3FF
             if cls == 3 and op == _Cond.CALL:

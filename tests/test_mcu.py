@@ -211,3 +211,13 @@ def test_return_addresses_left_behind_at_a_top_level_label_do_not_count():
             asm.ret()
     words = asm.assemble()
     assert asm.call_depth(words) == STACK_DEPTH
+
+
+def test_a_program_that_calls_in_a_loop_is_refused_not_followed_forever():
+    a = Assembler()
+    a.label("loop")
+    a.call("f")
+    a.label("f")
+    a.jmp("loop")
+    with pytest.raises(AssemblyError, match="nests calls"):
+        a.assemble()
