@@ -291,3 +291,13 @@ def test_bench_outside_a_source_checkout_is_a_one_line_error(monkeypatch, tmp_pa
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: neurofabric bench needs a source checkout")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.rtl
+def test_a_board_whose_core_run_failed_is_named_on_the_page(tiny_run, tmp_path):
+    results = json.loads((tiny_run[2] / "bench.json").read_text())
+    results["boards"]["ulx3s-25f"].update(core=None, golden=None, core_vs_golden=None)
+    page = bench.write_docs(results, tmp_path / "page.md").read_text()
+    section = page.split("## Boards against the golden model")[1].split("\n## ")[0]
+    assert "### `ulx3s-25f`" not in section and "### `ulx3s-45f`" in section
+    assert "Not measured in this run (the core run failed, see section Core): `ulx3s-25f`." in section

@@ -148,7 +148,7 @@ def _against_golden(plan, board, run, core, golden_cache, say):
         return {"core": None, "golden": None, "core_vs_golden": None}
     config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
     shape = (run.n, run.m)
-    if shape not in golden_cache:  # the network depends on n and m only: boards of one size share it
+    if shape not in golden_cache:  # the network depends on n, m and the widths (the same on every board)
         say(f"boards: golden model on the {run.n} x {run.m} workload network, {plan.golden_steps} steps, "
             f"{plan.golden_repeats} runs")
         golden_cache[shape] = golden_on_workload(config, plan.reference_activity, WORKLOAD_SEED,

@@ -227,6 +227,8 @@ def _target_value(value):
 
 def _docs_boards_against_golden(results, add):
     boards = {name: b for name, b in (results.get("boards") or {}).items() if b.get("core")}
+    # a board whose core the plan asked for but whose core run failed (see section Core)
+    unmeasured = [name for name, b in (results.get("boards") or {}).items() if "core" in b and not b["core"]]
     add("## Boards against the golden model\n")
     if not boards:
         add(_not_measured(results, "boards") if not results.get("boards") else
@@ -235,7 +237,8 @@ def _docs_boards_against_golden(results, add):
     core = results.get("core") or {}
     add("Each board's own core (its lanes, weight memory and pipeline) on the reference workload at its size, "
         "from the core section's RTL runs: cycles per step and steps per second at the board's core clock; "
-        "against the golden model (`GoldenModel.run`, one CPU core of this machine, the fastest of a few runs) "
+        "against the golden model (`GoldenModel.run`, one CPU core of this machine, the fastest of a few runs, "
+        "so the least disturbed by other work) "
         "on the same network (the same seed and fingerprint) and inputs. `core_vs_golden` is the core's steps "
         "per second over the golden model's: above 1 the board outruns this machine. Then the parallel core's "
         "targets for the board, met or missed.\n")
@@ -249,11 +252,13 @@ def _docs_boards_against_golden(results, add):
         c, g, ratio = b["core"], b["golden"], b["core_vs_golden"]
         size = ("its default size" if c["at_default_size"]
                 else f"**not its default size** ({b['neurons']} x {b['inputs']}): targets not judged")
-        add(f"### `{name}`: {c['n']} x {c['m']}, {c['lanes']} lanes, {c['weight_memory']}-port weights, "
+        memory = {"dual": "dual-port", "spram": "single-port (SPRAM)"}.get(c["weight_memory"], c["weight_memory"])
+        add(f"### `{name}`: {c['n']} x {c['m']}, {c['lanes']} lanes, {memory} weights, "
             f"{c['pipeline']} pipeline, {c['clk_hz'] / 1e6:g} MHz\n")
         add(f"At {size}; {c['weights_per_cycle']} weights read per cycle; network seed {c['network']['seed']}, "
             f"fingerprint `{c['network']['fingerprint']['learn_off']}` / `{c['network']['fingerprint']['learn_on']}` "
-            f"(learning off / on); the golden model ran {g['steps']} steps of it.\n")
+            f"(learning off / on); the golden model ran {_n(g['steps'])} steps of it, the fastest of "
+            f"{g['repeats']} runs counted.\n")
         add(_table(["", *[label for _, label in _LEARN]], [
             ["core cycles per step", *[_n(c["cycles_per_step"][k]) for k, _ in _LEARN]],
             [f"core steps per second at {c['clk_hz'] / 1e6:g} MHz", *[_n(c["steps_per_s"][k]) for k, _ in _LEARN]],
@@ -266,6 +271,9 @@ def _docs_boards_against_golden(results, add):
                 [_figure_label(t["figure"]), f"{t['op']} {_target_value(t['limit'])}", _target_value(t["measured"]),
                  "–" if t["met"] is None else ("**met**" if t["met"] else "**missed**")] for t in targets]))
             add("")
+    if unmeasured:
+        add("Not measured in this run (the core run failed, see section Core): "
+            + ", ".join(f"`{name}`" for name in unmeasured) + ".\n")
 
 
 def _docs_link(results, add):

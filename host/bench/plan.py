@@ -88,8 +88,10 @@ class BenchPlan:
     simboard_configs: list         # (n, m, lanes)
     simboard_steps: int
     golden_args: list              # arguments of benchmarks/golden_vs_brian2.py
-    golden_steps: int = 2000       # steps of the golden model on each board's network (timed)
-    golden_repeats: int = 3        # timed runs of them; the fastest counts (the least disturbed)
+    # Steps of the golden model on each board's network (timed): learning off a step takes tens of
+    # microseconds, so a run is long enough only at thousands of steps on a shared machine.
+    golden_steps: int = 5000
+    golden_repeats: int = 5        # timed runs of them; the fastest counts (the least disturbed)
     reference_activity: float = REFERENCE_ACTIVITY
     sections: tuple = ("core", "boards", "link", "simulated_board", "golden")
     cache_dir: Path = field(default_factory=bench_cache_dir)
@@ -123,7 +125,7 @@ class BenchPlan:
             link_activities=(0.0, 0.02, 0.05, 0.1), link_steps=300,
             simboard_configs=[(64, 64, 4)], simboard_steps=300,
             golden_args=["--neurons", "512", "--inputs", "512", "--steps", "1000", "--brian2-warm-cache"],
-            golden_steps=1000)
+            golden_steps=2000)
 
     @classmethod
     def tiny(cls, cache_dir=None):
