@@ -176,58 +176,46 @@ class McuSim:
                     if fn != _Fn.CMP:
                         a = a_new
                     z = int(z_new)
-                elif cls == 1:
+                elif cls == 1 or (cls == 2 and fn == _Misc.ST):
+                    # A memory access: LD/ALU ops read mem[m], ST writes A there.
+                    writing = cls == 2
                     address = ((x if operand & _INDEXED else 0) + (operand & 0x3FF)) & (DATA_SPACE - 1)
-                    if address >> 6 == PORT_BASE >> 6:
+                    on_port = address >> 6 == PORT_BASE >> 6
+                    if on_port:
                         port = address - PORT_BASE
                         self.cycles = execute
-                        while ports.wait(port, False, a):
+                        while ports.wait(port, writing, a):
                             execute += 1
                             self.cycles = execute
                             if execute >= end:
                                 self._in_execute = True
                                 t = execute
                                 return done
-                        b = ports.read(port) & 0xFF
+                        if writing:
+                            ports.write(port, a)
+                        else:
+                            b = ports.read(port) & 0xFF
+                    else:
+                        self.pc = pc
+                        if writing:
+                            ram[self._ram_index(address)] = a
+                        else:
+                            b = ram[self._ram_index(address)]
+                    if not writing:
                         a_new, z_new, c = alu(fn, a, b, c)
                         if fn != _Fn.CMP:
                             a = a_new
                         z = int(z_new)
+                    if on_port:
+                        # `until` is asked after each port access.
                         pc = next_pc
                         t = execute + 1
                         done += 1
                         if until is not None and until():
                             break
                         continue
-                    self.pc = pc
-                    b = ram[self._ram_index(address)]
-                    a_new, z_new, c = alu(fn, a, b, c)
-                    if fn != _Fn.CMP:
-                        a = a_new
-                    z = int(z_new)
                 elif cls == 2:
-                    if fn == _Misc.ST:
-                        address = ((x if operand & _INDEXED else 0) + (operand & 0x3FF)) & (DATA_SPACE - 1)
-                        if address >> 6 == PORT_BASE >> 6:
-                            port = address - PORT_BASE
-                            self.cycles = execute
-                            while ports.wait(port, True, a):
-                                execute += 1
-                                self.cycles = execute
-                                if execute >= end:
-                                    self._in_execute = True
-                                    t = execute
-                                    return done
-                            ports.write(port, a)
-                            pc = next_pc
-                            t = execute + 1
-                            done += 1
-                            if until is not None and until():
-                                break
-                            continue
-                        self.pc = pc
-                        ram[self._ram_index(address)] = a
-                    elif fn == _Misc.LDX:
+                    if fn == _Misc.LDX:
                         x = operand
                     elif fn == _Misc.INX:
                         x = (x + 1) & (DATA_SPACE - 1)
