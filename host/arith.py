@@ -8,10 +8,11 @@ Every function works elementwise on Python ints or on integer numpy arrays
 
 import numpy as np
 
-__all__ = ["NO_DECAY", "sat", "usat", "clamp", "decay", "trace_update"]
+__all__ = ["DECAY_ONE", "sat", "usat", "clamp", "trunc", "decay", "trace_update", "xorshift32"]
 
-#: The decay shift that means "no decay" (spec section 2).
-NO_DECAY = 31
+#: `decay(x, d)` keeps the fraction `(DECAY_ONE - d) / DECAY_ONE` of `x` (spec section 2).
+DECAY_ONE = 4096
+_DECAY_SHIFT = 12
 
 
 def sat(x, bits):
@@ -37,25 +38,47 @@ def clamp(x, lo, hi):
     return min(max(x, lo), hi)
 
 
-def decay(x, k):
-    """`x - (x >> k)`, or `x` unchanged when `k == 31`; `k == 0` clears `x`."""
-    if isinstance(x, np.ndarray) or isinstance(k, np.ndarray):
+def trunc(p, k):
+    """`p / 2**k` rounded toward zero: `p >> k` for `p >= 0`, else `-((-p) >> k)`."""
+    if isinstance(p, np.ndarray):
+        return np.where(p >= 0, p >> k, -((-p) >> k))
+    return p >> k if p >= 0 else -((-p) >> k)
+
+
+def decay(x, d):
+    """`trunc(x * (4096 - d), 12)`: the fraction `d / 4096` of `x` lost, rounded toward zero.
+
+    `d == 0` keeps `x`; `d == 4096` clears it.
+    """
+    if isinstance(x, np.ndarray) or isinstance(d, np.ndarray):
         x = np.asarray(x, dtype=np.int64)
-        k = np.asarray(k, dtype=np.int64)
-        return np.where(k == NO_DECAY, x, x - (x >> np.minimum(k, 62)))
-    return x if k == NO_DECAY else x - (x >> k)
+        return trunc(x * (DECAY_ONE - np.asarray(d, dtype=np.int64)), _DECAY_SHIFT)
+    return trunc(x * (DECAY_ONE - d), _DECAY_SHIFT)
 
 
-def trace_update(x, k, spiked, inc, bits, mode):
+def trace_update(x, d, spiked, inc, bits, mode):
     """One step of an STDP trace (spec section 5, `tr`).
 
-    Mode 0 (all-pairs): `usat(decay(x, k) + inc * spiked, bits)`.
-    Mode 1 (nearest): `inc` where spiked, else `decay(x, k)`.
+    Mode 0 (all-pairs): `usat(decay(x, d) + inc * spiked, bits)`.
+    Mode 1 (nearest): `inc` where spiked, else `decay(x, d)`.
     """
     if mode == 0:
         if isinstance(spiked, np.ndarray):
-            return usat(decay(x, k) + np.where(spiked, inc, 0), bits)
-        return usat(decay(x, k) + (inc if spiked else 0), bits)
+            return usat(decay(x, d) + np.where(spiked, inc, 0), bits)
+        return usat(decay(x, d) + (inc if spiked else 0), bits)
     if isinstance(spiked, np.ndarray):
-        return np.where(spiked, inc, decay(x, k))
-    return inc if spiked else decay(x, k)
+        return np.where(spiked, inc, decay(x, d))
+    return inc if spiked else decay(x, d)
+
+
+def xorshift32(g):
+    """One step of the stimulus generator (spec section 5.0), on 32 bits.
+
+    `g ^= g << 13; g ^= g >> 17; g ^= g << 5`, each shift left taken mod 2**32.
+    Works on Python ints and on uint64/int64 numpy arrays holding 32-bit values.
+    """
+    mask = 0xFFFFFFFF
+    g ^= (g << 13) & mask
+    g ^= g >> 17
+    g ^= (g << 5) & mask
+    return g

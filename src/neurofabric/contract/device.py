@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import LinkError
-from .model import (CORE_MODEL_VERSION, GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS, SOURCE_STATE_FIELDS,
-                    STATE_FIELDS, WIDTH_LIMITS, Widths, field_bits, field_range)
+from .model import (CORE_MODEL_VERSION, GENERATOR_STATE_FIELDS, GLOBAL_FIELDS, NEURON_FIELDS, SOURCE_FIELDS,
+                    SOURCE_STATE_FIELDS, STATE_FIELDS, STIMULUS_FIELDS, WIDTH_LIMITS, Widths, field_bits,
+                    field_range)
 
 __all__ = [
     "CoreShape", "Register", "REGISTERS", "GLOBAL_REGISTERS", "READ_ONLY_GLOBALS", "SIGNED_GLOBALS",
@@ -156,8 +157,8 @@ REGISTERS = (
     _network("a_plus", "potentiation amplitude"),
     _network("a_minus", "depression amplitude"),
     _network("stdp_shift", "right shift of amplitude x trace"),
-    _network("k_pre", "pre trace decay shift", reset="max"),
-    _network("k_post", "post trace decay shift", reset="max"),
+    _network("decay_pre", "pre trace decay factor (0: none, 4096: cleared each step)"),
+    _network("decay_post", "post trace decay factor (0: none, 4096: cleared each step)"),
     _network("inc_pre", "pre trace increment"),
     _network("inc_post", "post trace increment"),
     _network("trace_mode", "0: traces add the increment, 1: traces are set to it"),
@@ -167,8 +168,11 @@ REGISTERS = (
              doc="neurons in use; neurons >= n_used never update or spike"),
     Register("m_used", ("count", "m"), reset="m", doc="inputs in use; input addresses >= m_used are dropped"),
     Register("period", ("bits", 32), doc="minimum cycles between step starts (0: as fast as possible)"),
+    Register("seed", STIMULUS_FIELDS["seed"], reset=1,
+             doc="the stimulus generator's seed; a write (and RESET_STATE) sets the generator state g to it"),
     Register("steps_done", ("bits", 32), "ro", doc="steps finished since the last RESET_STATE"),
     Register("last_step_cycles", ("bits", 32), "ro", doc="cycles of the last step"),
+    Register("gen_state", GENERATOR_STATE_FIELDS["g"], "ro", doc="the stimulus generator's state g (spec 5.0)"),
     Register("version", ("bits", 32), "ro", value=CORE_MODEL_VERSION, doc="core model version"),
     Register("cfg_n", ("bits", 32), "ro", value="n", doc="neurons built"),
     Register("cfg_m", ("bits", 32), "ro", value="m", doc="inputs built"),
@@ -234,7 +238,7 @@ def network_register_values(net):
 
 #: The NEURON_PARAMS word (table `neuron_params`), field names from bit 0 up; their
 #: widths are the ranges of `model.NEURON_FIELDS`. plastic_post is table `post_mask`.
-NEURON_PARAMS_WORD = ("threshold", "v_reset", "bias", "reset_mode", "k_mem", "k_syn", "refractory")
+NEURON_PARAMS_WORD = ("threshold", "v_reset", "bias", "reset_mode", "decay_mem", "decay_syn", "refractory")
 
 #: The NEURON_STATE word (table `neuron_state`), from bit 0 up; widths from
 #: `model.STATE_FIELDS`. The post trace y is table `post_trace`.
@@ -312,6 +316,8 @@ MEMORY_TABLES = (
                 "source `k`", "`plastic_pre[k]`"),
     MemoryTable("post_mask", "POST_MASK", 7, _bits_of(NEURON_FIELDS["plastic_post"]), lambda s: s.n,
                 "neuron `j`", "`plastic_post[j]`"),
+    MemoryTable("rates", "RATE", 8, _bits_of(STIMULUS_FIELDS["rate"]), lambda s: s.m,
+                "input `k`", "the generator's `rate[k]` (spec 5.0)"),
 )
 
 _TABLES = {t.name: t for t in MEMORY_TABLES}

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 __all__ = [
     "CORE_MODEL_VERSION", "Widths", "DEFAULT_WIDTHS", "WIDTH_LIMITS",
     "NEURON_FIELDS", "SOURCE_FIELDS", "GLOBAL_FIELDS", "STATE_FIELDS", "SOURCE_STATE_FIELDS", "WIDTH_FIELDS",
+    "STIMULUS_FIELDS", "GENERATOR_STATE_FIELDS", "DECAY_BITS", "DECAY_ONE", "DECAY_RANGE",
     "field_range", "field_bits", "range_text",
 ]
 
 #: Version of `spec/core-model.md` this code implements.
-CORE_MODEL_VERSION = 1
+CORE_MODEL_VERSION = 2
+
+#: A decay factor `d` is `0 .. 4096`: `decay(x, d) = trunc(x * (4096 - d), 12)` (spec section 2).
+DECAY_BITS = 12
+DECAY_ONE = 1 << DECAY_BITS
+DECAY_RANGE = (0, DECAY_ONE)
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,8 @@ NEURON_FIELDS = {
     "threshold": ("s", _S),
     "v_reset": ("s", _S),
     "reset_mode": (0, 1),
-    "k_mem": (0, 31),
-    "k_syn": (0, 31),
+    "decay_mem": DECAY_RANGE,
+    "decay_syn": DECAY_RANGE,
     "refractory": (0, 255),
     "bias": ("s", _S),
     "plastic_post": (0, 1),
@@ -59,8 +65,8 @@ GLOBAL_FIELDS = {
     "a_plus": (0, 255),
     "a_minus": (0, 255),
     "stdp_shift": (0, 15),
-    "k_pre": (0, 31),
-    "k_post": (0, 31),
+    "decay_pre": DECAY_RANGE,
+    "decay_post": DECAY_RANGE,
     "inc_pre": ("u", _T),
     "inc_post": ("u", _T),
     "trace_mode": (0, 1),
@@ -81,6 +87,16 @@ STATE_FIELDS = {
 
 #: Per-source state, shape (m+n,): the pre trace.
 SOURCE_STATE_FIELDS = {"x": ("u", _T)}
+
+#: Stimulus generator parameters (spec section 3): they belong to a stimulus, not
+#: to the network. `rate` is per input, shape (m,); `seed` is a scalar.
+STIMULUS_FIELDS = {
+    "rate": (0, 65535),
+    "seed": (1, (1 << 32) - 1),
+}
+
+#: The generator's state (spec section 4): 32 bits, never 0.
+GENERATOR_STATE_FIELDS = {"g": (1, (1 << 32) - 1)}
 
 #: The widths stored in a network file.
 WIDTH_FIELDS = ("state_bits", "weight_bits", "trace_bits")
