@@ -78,7 +78,6 @@ def xorshift32(g):
     Works on Python ints and on uint64/int64 numpy arrays holding 32-bit values.
     """
     mask = 0xFFFFFFFF
-    g ^= (g << 13) & mask
-    g ^= g >> 17
-    g ^= (g << 5) & mask
-    return g
+    g = g ^ ((g << 13) & mask)
+    g = g ^ (g >> 17)
+    return g ^ ((g << 5) & mask)

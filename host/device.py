@@ -22,11 +22,16 @@ from numpy.typing import ArrayLike
 
 from neurofabric.contract.model import CORE_MODEL_VERSION
 
-from .errors import DeviceError
+from .errors import DeviceError, NetworkError
+from .generator import check_rates, check_seed
 from .golden import GoldenModel, Recording, check_snapshot_budget, check_stimulus
 from .network import Network
 
-__all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden", "DEVICE_KINDS", "DEVICE_OPENERS"]
+#: What `Device.run(record=...)` may ask for.
+PROBES = ("v", "i", "inputs")
+
+__all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden", "DEVICE_KINDS", "DEVICE_OPENERS",
+           "PROBES", "trials_of", "stack_trials"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,33 +117,83 @@ class Device(abc.ABC):
     def _load(self, network: Network) -> None:
         """Backend part of `load`, after the size check."""
 
-    def run(self, stimulus: ArrayLike, steps: int | None = None, record: Iterable[Literal["v", "i"]] = (),
-            snapshot_every: int = 0, progress: Callable[[int, int], object] | None = None) -> Recording:
-        """Run `stimulus` (`(steps, m)` 0/1) from the current state.
+    def run(self, stimulus: ArrayLike | None, steps: int | None = None,
+            record: Iterable[Literal["v", "i", "inputs"]] = (), snapshot_every: int = 0,
+            progress: Callable[[int, int], object] | None = None, *, rates: ArrayLike | None = None,
+            seed: int | None = None) -> Recording:
+        """Run `stimulus` (the host's `(steps, m)` 0/1 inputs) from the current state.
 
-        `steps` longer than the stimulus pads with silence; `record` may name
-        "v" and "i"; `snapshot_every=K` keeps the weights every K steps.
-        Snapshots beyond `golden.SNAPSHOT_BUDGET_BYTES` of memory are refused
-        (`DeviceError`) here, on every device, before anything runs.
+        `stimulus` may be None when `steps` is given: no host inputs. `steps`
+        longer than the stimulus pads with silence; `record` may name "v", "i"
+        and "inputs" (the set U of each step, host and generated inputs);
+        `rates` are the stimulus generator's `rate[k]` per input (spec 5.0;
+        0 .. 65535, None: all 0); `seed` loads a generator seed, which also
+        sets the generator state (None: the generator goes on from its state,
+        which a reset sets to the last seed loaded, 1 at first).
+        `snapshot_every=K` keeps the weights every K steps. Snapshots beyond
+        `golden.SNAPSHOT_BUDGET_BYTES` of memory are refused (`DeviceError`)
+        here, on every device, before anything runs.
         """
         net = self._need_network()
         record = tuple(record)
         for key in record:
-            if key not in ("v", "i"):
-                raise DeviceError(f"record: unknown probe {key!r}; allowed: v, i")
+            if key not in PROBES:
+                raise DeviceError(f"record: unknown probe {key!r}; allowed: {', '.join(PROBES)}")
         if isinstance(snapshot_every, numbers.Real) and snapshot_every < 0:
             raise DeviceError(f"snapshot_every = {snapshot_every} is out of range: allowed 0 or more")
+        if stimulus is None:
+            if steps is None:
+                raise DeviceError("run: give a stimulus, or steps for a run without host inputs")
+            stimulus = np.zeros((0, net.m), bool)
         stim = check_stimulus(stimulus, net.m, steps)
+        rates = check_rates(rates, net.m)
+        seed = check_seed(seed)
         # A board reads the weights back for each snapshot and holds them all
         # until the run ends, as the golden model does: the same budget, checked
         # before a run that could take hours fails for memory at its end.
         snapshot_every = check_snapshot_budget(stim.shape[0], snapshot_every, (net.m + net.n, net.n))
-        return self._run(stim, record, snapshot_every, progress)
+        return self._run(stim, record, snapshot_every, progress, rates, seed)
+
+    def run_trials(self, stimulus: ArrayLike | None, steps: int | None = None,
+                   record: Iterable[Literal["v", "i", "inputs"]] = (), *, rates: ArrayLike | None = None,
+                   seed: ArrayLike | None = None,
+                   progress: Callable[[int, int], object] | None = None) -> Recording:
+        """Run a batch of trials (spec section 6), each from the reset state.
+
+        `stimulus` is `(trials, steps, m)` (or None, with `steps` and a batch of
+        `rates` or `seed` that says how many trials); `rates` is `(m,)` for
+        every trial or `(trials, m)`; `seed` a scalar or `(trials,)`. Before each
+        trial the state is reset (v, i, r, s, traces to 0, `g` to the seed);
+        the weights carry over, so learning accumulates. Returns one
+        `Recording` with `trials` set and a leading trials axis on `spikes`,
+        `v`, `i`, `inputs` and `input_spikes`; `weights` are those after the
+        last trial. `progress(done, total)` counts trials.
+        """
+        net = self._need_network()
+        trials = trials_of(stimulus, rates, seed, net.m)
+        if stimulus is None:
+            if steps is None:
+                raise DeviceError("run_trials: give a stimulus, or steps for trials without host inputs")
+            stimulus = np.zeros((trials, 0, net.m), bool)
+        stimulus = np.asarray(stimulus)
+        rate_rows = _per_trial("rates", rates, trials, 1)
+        seeds = _per_trial("seed", seed, trials, 0)
+        results = []
+        for t in range(trials):
+            self.reset_state()
+            try:
+                results.append(self.run(stimulus[t], steps, record, rates=rate_rows[t], seed=seeds[t]))
+            except NetworkError as exc:
+                raise NetworkError(f"trial {t}: {exc}") from None
+            if progress is not None:
+                progress(t + 1, trials)
+        return stack_trials(results)
 
     @abc.abstractmethod
-    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i"], ...], snapshot_every: int,
-             progress: Callable[[int, int], object] | None) -> Recording:
-        """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array."""
+    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i", "inputs"], ...], snapshot_every: int,
+             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None) -> Recording:
+        """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array, `rates` a
+        checked int64 `(m,)` array (zeros when none was given), `seed` an int or None."""
 
     @abc.abstractmethod
     def read_weights(self) -> np.ndarray:
@@ -146,7 +201,8 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def reset_state(self) -> None:
-        """Set v, i, refractory counters, spikes and traces to 0; keep weights."""
+        """Set v, i, refractory counters, spikes and traces to 0 and the generator state
+        to the seed (spec section 4); keep weights."""
 
     def close(self) -> None:  # noqa: B027 - optional: a device that holds nothing keeps this no-op
         """Release the device (ports, processes)."""
@@ -177,9 +233,10 @@ class GoldenDevice(Device):
     def _load(self, network: Network) -> None:
         self.model = GoldenModel(network)
 
-    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i"], ...], snapshot_every: int,
-             progress: Callable[[int, int], object] | None) -> Recording:
-        return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
+    def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i", "inputs"], ...], snapshot_every: int,
+             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None) -> Recording:
+        return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress,
+                              rates=rates, seed=seed)
 
     def read_weights(self) -> np.ndarray:
         """The model's current weights as int64, `(m+n, n)`."""
@@ -190,6 +247,56 @@ class GoldenDevice(Device):
         """Set the model's state to 0; the weights stay."""
         self._need_network()
         self.model.reset()
+
+
+def trials_of(stimulus, rates, seed, m: int) -> int:
+    """The number of trials a batch describes (`run_trials`), from whichever of
+    `stimulus` `(trials, steps, m)`, `rates` `(trials, m)` and `seed` `(trials,)` is
+    batched; `DeviceError` when they disagree or none is."""
+    counts = {}
+    if stimulus is not None:
+        shape = np.shape(stimulus)
+        if len(shape) != 3 or shape[2] != m:
+            raise DeviceError(f"trials: stimulus shape {shape} is not (trials, steps, m={m})")
+        counts["stimulus"] = shape[0]
+    if rates is not None and np.ndim(rates) == 2:
+        counts["rates"] = np.shape(rates)[0]
+    if seed is not None and np.ndim(seed) == 1:
+        counts["seed"] = np.shape(seed)[0]
+    if not counts:
+        raise DeviceError("trials: nothing says how many trials: give a stimulus (trials, steps, m), "
+                          "rates (trials, m) or seeds (trials,)")
+    if len(set(counts.values())) > 1:
+        raise DeviceError("trials: the batches disagree on the number of trials: "
+                          + ", ".join(f"{k} has {v}" for k, v in counts.items()))
+    trials = next(iter(counts.values()))
+    if trials < 1:
+        raise DeviceError("trials: a batch needs at least one trial")
+    return trials
+
+
+def _per_trial(name, value, trials, ndim):
+    """`value` for each of `trials` trials: a batch (ndim + 1 dimensions) as it is, else repeated."""
+    if value is None:
+        return [None] * trials
+    arr = np.asarray(value)
+    if arr.ndim == ndim + 1:
+        return list(arr)
+    if arr.ndim != ndim:
+        raise DeviceError(f"trials: {name} has {arr.ndim} dimensions; allowed {ndim} (every trial) "
+                          f"or {ndim + 1} (one per trial)")
+    return [value] * trials
+
+
+def stack_trials(results: list[Recording]) -> Recording:
+    """One `Recording` of a run of trials from the recordings of its trials (in order)."""
+    def stacked(key):
+        values = [getattr(r, key) for r in results]
+        return None if values[0] is None else np.stack(values)
+    last = results[-1]
+    return Recording(spikes=stacked("spikes"), weights=last.weights, v=stacked("v"), i=stacked("i"),
+                     input_spikes=stacked("input_spikes"), inputs=stacked("inputs"), trials=len(results),
+                     extras=dict(last.extras))
 
 
 #: Device names `open_device` understands, with a one-line description.

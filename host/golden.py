@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 
 from .arith import decay, sat, trace_update
 from .errors import DeviceError, NetworkError
+from .generator import advance, check_rates, check_seed, generate_inputs
 from .network import Network, check_whole_numbers
 
 __all__ = ["GoldenModel", "Recording", "check_stimulus", "check_snapshot_budget",
@@ -36,9 +37,15 @@ class Recording:
     """What a run returns (spec section 6, Recording).
 
     `spikes` is `(steps, n)` 0/1; `weights` the weights after the run; `v` and
-    `i` `(steps, n)` when probed; `weight_snapshots` `(count, m+n, n)` with the
-    step after which each was taken in `snapshot_steps`; `input_spikes` the
-    stimulus that was applied, `(steps, m)`.
+    `i` `(steps, n)` when probed; `inputs` `(steps, m)` 0/1, the set U of each
+    step (the host's inputs and the generator's), when probed;
+    `weight_snapshots` `(count, m+n, n)` with the step after which each was
+    taken in `snapshot_steps`; `input_spikes` the host's stimulus that was
+    applied, `(steps, m)`.
+
+    A run of trials (`Device.run_trials`) has `trials` set to their number and
+    a leading trials axis on `spikes`, `v`, `i`, `inputs` and `input_spikes`;
+    `weights` are those after the last trial.
     """
 
     spikes: np.ndarray
@@ -48,20 +55,22 @@ class Recording:
     input_spikes: np.ndarray | None = None
     weight_snapshots: np.ndarray | None = None
     snapshot_steps: np.ndarray | None = None
+    inputs: np.ndarray | None = None
+    trials: int | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
-        """Number of time steps recorded."""
-        return self.spikes.shape[0]
+        """Number of time steps recorded (per trial, for a run of trials)."""
+        return self.spikes.shape[0 if self.trials is None else 1]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every field that is set, as the arrays of a recording file (spec section 6), plus the extras."""
         out = {"spikes": self.spikes.astype(np.uint8), "weights": self.weights}
-        for key in ("v", "i", "input_spikes", "weight_snapshots", "snapshot_steps"):
+        for key in ("v", "i", "inputs", "input_spikes", "weight_snapshots", "snapshot_steps"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = value.astype(np.uint8) if key == "input_spikes" else value
+                out[key] = value.astype(np.uint8) if key in ("inputs", "input_spikes") else value
         out.update(self.extras)
         return out
 
@@ -115,8 +124,9 @@ def check_snapshot_budget(steps, snapshot_every, weights_shape):
 class GoldenModel:
     """The core model of spec section 5 for one network, with its state.
 
-    `step(inputs)` advances one time step and returns the spike bits; the
-    state (`v`, `i`, `r`, `s`, `x`, `y`) and `weights` are public arrays.
+    `step(inputs, rates)` advances one time step and returns the spike bits;
+    the state (`v`, `i`, `r`, `s`, `x`, `y`), `weights`, the generator state
+    `g` (an int) and its `seed` are public. `u` is the last step's input set U.
     """
 
     def __init__(self, network: Network) -> None:
@@ -141,11 +151,18 @@ class GoldenModel:
         # synapses; learning only writes clamped values, so this stays true.
         plastic_w = net.weights[np.ix_(self._plastic_pre_idx, self._plastic_post_idx)]
         self._plastic_in_bounds = bool(((plastic_w >= net.w_min) & (plastic_w <= net.w_max)).all())
+        self.seed = 1
         self.reset()
 
+    def set_seed(self, seed: int) -> None:
+        """Load a generator seed (1 .. 2**32 - 1): it also sets the state `g` (spec section 4)."""
+        self.seed = self.g = check_seed(seed)
+
     def reset(self) -> None:
-        """Set all state to 0 (spec section 4); weights and parameters stay."""
+        """Set all state to 0 and `g` to the seed (spec section 4); weights and parameters stay."""
         n, m = self.n, self.m
+        self.g = self.seed
+        self.u = np.zeros(m, bool)
         self.v = np.zeros(n, np.int64)
         self.i = np.zeros(n, np.int64)
         self.r = np.zeros(n, np.int64)
@@ -153,22 +170,30 @@ class GoldenModel:
         self.y = np.zeros(n, np.int64)
         self.x = np.zeros(m + n, np.int64)
 
-    def step(self, inputs: ArrayLike) -> np.ndarray:
-        """Advance one step with the input spikes `inputs` (bool, shape (m,)).
+    def step(self, inputs: ArrayLike, rates: ArrayLike | None = None) -> np.ndarray:
+        """Advance one step with the host's input spikes `inputs` (bool, shape (m,))
+        and the generator's `rates` (shape (m,), 0 .. 65535; None: all 0).
 
         Returns this step's spike bits (bool, shape (n,)).
         """
+        rates = check_rates(rates, self.m)
+        generated, self.g = generate_inputs(self.g, rates, 1)
+        return self._step(np.asarray(inputs, bool) | generated[0])
+
+    def _step(self, inputs):
+        """One step with the input set U (bool (m,)): spec steps 1 to 5."""
         net, S = self.network, self.S
+        self.u = inputs
         # 1. delivered sources: this step's inputs and last step's spikes.
-        delivered = np.concatenate([np.asarray(inputs, bool), self.s])
+        delivered = np.concatenate([inputs, self.s])
         d_idx = np.flatnonzero(delivered)
         # 2. exact synaptic input with the weights of the end of last step.
         a = self.weights[d_idx].sum(axis=0, dtype=np.int64) if d_idx.size else 0
         # 3. current.
-        self.i = sat(decay(self.i, net.k_syn) + a, S)
+        self.i = sat(decay(self.i, net.decay_syn) + a, S)
         # 4. membrane and spike.
         refractory = self.r > 0
-        u = sat(decay(self.v, net.k_mem) + self.i + net.bias, S)
+        u = sat(decay(self.v, net.decay_mem) + self.i + net.bias, S)
         spiked = ~refractory & (u >= net.threshold)
         after_spike = np.where(self._mode0, net.v_reset, sat(u - net.threshold, S))
         self.v = np.where(refractory, self.v, np.where(spiked, after_spike, u))
@@ -182,7 +207,7 @@ class GoldenModel:
     def _learn(self, delivered, d_idx, spiked):
         net, w = self.network, self.weights
         # 5.1 pre traces.
-        self.x = trace_update(self.x, net.k_pre, delivered, net.inc_pre, self.T, net.trace_mode)
+        self.x = trace_update(self.x, net.decay_pre, delivered, net.inc_pre, self.T, net.trace_mode)
         # 5.2 depression: rows of plastic delivered sources, plastic columns,
         # with y as it was at the end of the previous step.
         rows = d_idx[self._plastic_pre[d_idx]]
@@ -208,23 +233,47 @@ class GoldenModel:
                 block = np.ix_(rows, cols)
                 w[block] = np.clip(w[block] + pot[:, None], net.w_min, net.w_max)
         # 5.4 post traces.
-        self.y = trace_update(self.y, net.k_post, spiked, net.inc_post, self.T, net.trace_mode)
+        self.y = trace_update(self.y, net.decay_post, spiked, net.inc_post, self.T, net.trace_mode)
 
-    def run(self, stimulus: ArrayLike, steps: int | None = None, record: Iterable[Literal["v", "i"]] = (),
-            snapshot_every: int = 0, progress: Callable[[int, int], object] | None = None) -> Recording:
+    def run(self, stimulus: ArrayLike | None, steps: int | None = None,
+            record: Iterable[Literal["v", "i", "inputs"]] = (), snapshot_every: int = 0,
+            progress: Callable[[int, int], object] | None = None, rates: ArrayLike | None = None,
+            seed: int | None = None) -> Recording:
         """Run the stimulus from the current state and return a `Recording`.
 
-        `record` may hold "v" and "i"; `snapshot_every=K` keeps the weights
-        after every K-th step; `progress(done, total)` is called now and then.
+        `stimulus` is the host's `(steps, m)` 0/1 input (None: silence for
+        `steps` steps); `rates` the generator's rate per input (None: all 0);
+        `seed` loads a new seed and sets `g` to it (None: `g` goes on from its
+        state). `record` may hold "v", "i" and "inputs"; `snapshot_every=K`
+        keeps the weights after every K-th step; `progress(done, total)` is
+        called now and then.
         """
+        if stimulus is None:
+            if steps is None:
+                raise NetworkError("stimulus: give a stimulus, or steps for a run without host inputs")
+            stimulus = np.zeros((0, self.m), bool)
         stim = check_stimulus(stimulus, self.m, steps)
+        rates = check_rates(rates, self.m)
+        if seed is not None:
+            self.set_seed(seed)
         total = stim.shape[0]
         snapshot_every = check_snapshot_budget(total, snapshot_every, self.weights.shape)
         spikes = np.zeros((total, self.n), np.uint8)
-        probes = {key: np.zeros((total, self.n), np.int64) for key in record}
+        probes = {key: np.zeros((total, self.n), np.int64) for key in record if key != "inputs"}
+        inputs = np.zeros((total, self.m), np.uint8) if "inputs" in record else None
         snaps, snap_steps = [], []
+        chunk = max(1, (1 << 20) // max(self.m, 1))   # steps of generated inputs computed at once
+        generated = None
         for t in range(total):
-            spikes[t] = self.step(stim[t])
+            if t % chunk == 0:
+                if rates.any():
+                    generated, self.g = generate_inputs(self.g, rates, min(chunk, total - t))
+                else:
+                    self.g = advance(self.g, min(chunk, total - t) * self.m)
+            u = stim[t] | generated[t % chunk] if generated is not None else stim[t]
+            spikes[t] = self._step(u)
+            if inputs is not None:
+                inputs[t] = u
             for key, arr in probes.items():
                 arr[t] = getattr(self, key)
             if snapshot_every and (t + 1) % snapshot_every == 0:
@@ -233,7 +282,7 @@ class GoldenModel:
             if progress is not None and (t + 1) % 1000 == 0:
                 progress(t + 1, total)
         rec = Recording(spikes=spikes, weights=self.weights.astype(np.int64), input_spikes=stim.astype(np.uint8),
-                        v=probes.get("v"), i=probes.get("i"))
+                        v=probes.get("v"), i=probes.get("i"), inputs=inputs)
         if snapshot_every:
             rec.weight_snapshots = (np.stack(snaps) if snaps
                                     else np.zeros((0, *self.weights.shape), np.int64))

@@ -119,8 +119,8 @@ class Network:
     threshold: np.ndarray
     v_reset: np.ndarray
     reset_mode: np.ndarray
-    k_mem: np.ndarray
-    k_syn: np.ndarray
+    decay_mem: np.ndarray
+    decay_syn: np.ndarray
     refractory: np.ndarray
     bias: np.ndarray
     plastic_post: np.ndarray
@@ -129,8 +129,8 @@ class Network:
     a_plus: int = 0
     a_minus: int = 0
     stdp_shift: int = 0
-    k_pre: int = 31
-    k_post: int = 31
+    decay_pre: int = 0
+    decay_post: int = 0
     inc_pre: int = 0
     inc_post: int = 0
     trace_mode: int = 0
@@ -282,6 +282,17 @@ class Network:
         }
 
 
+#: Decay factors a random network favours: none, a delta memory, halving, snnTorch's
+#: beta = 0.9 (410), slow leaks and the smallest leak.
+_SPECIAL_DECAYS = np.array([0, 4096, 2048, 1024, 410, 128, 16, 1])
+
+
+def _random_decays(rng, count):
+    """Decay factors 0..4096: half from `_SPECIAL_DECAYS`, half uniform."""
+    special = rng.choice(_SPECIAL_DECAYS, count)
+    return np.where(rng.random(count) < 0.5, special, rng.integers(0, 4097, count))
+
+
 def random_network(n: int, m: int, seed: int = 0, *, widths: Widths | None = None, learn: int | None = None,
                    density: float = 0.5, **overrides: Any) -> Network:
     """A random valid network, for tests, self-tests and benchmarks.
@@ -302,8 +313,8 @@ def random_network(n: int, m: int, seed: int = 0, *, widths: Widths | None = Non
         threshold=rng.integers(1, thr_hi + 1, n),
         v_reset=rng.integers(-(thr_hi // 2), 1, n),
         reset_mode=rng.integers(0, 2, n),
-        k_mem=rng.choice([0, 1, 2, 3, 4, 6, 31], n),
-        k_syn=rng.choice([0, 1, 2, 3, 5, 31], n),
+        decay_mem=_random_decays(rng, n),
+        decay_syn=_random_decays(rng, n),
         refractory=rng.choice([0, 0, 1, 2, 5], n),
         bias=rng.integers(-(thr_hi // 8), thr_hi // 8 + 1, n),
         plastic_post=rng.integers(0, 2, n),
@@ -313,8 +324,8 @@ def random_network(n: int, m: int, seed: int = 0, *, widths: Widths | None = Non
         a_minus=int(rng.integers(0, 256)),
         # Shifts that keep amplitude * trace >> shift comparable to the weights.
         stdp_shift=int(rng.integers(min(15, max(0, T + 8 - W - 2)), 16)),
-        k_pre=int(rng.choice([0, 1, 2, 3, 4, 31])),
-        k_post=int(rng.choice([0, 1, 2, 3, 4, 31])),
+        decay_pre=int(_random_decays(rng, 1)[0]),
+        decay_post=int(_random_decays(rng, 1)[0]),
         inc_pre=int(rng.integers(0, tmax + 1)),
         inc_post=int(rng.integers(0, tmax + 1)),
         trace_mode=int(rng.integers(0, 2)),

@@ -11,7 +11,7 @@ WIDE = Widths(16, 16, 8)
 
 def make_net(n=1, m=1, weights=None, widths=WIDE, **fields):
     """A network with neutral defaults: no leak, delta synapses, no learning."""
-    defaults = dict(threshold=100, v_reset=0, reset_mode=0, k_mem=31, k_syn=0, refractory=0,
+    defaults = dict(threshold=100, v_reset=0, reset_mode=0, decay_mem=0, decay_syn=4096, refractory=0,
                     bias=0, plastic_post=0)
     arrays = {}
     for name, default in defaults.items():
@@ -19,7 +19,7 @@ def make_net(n=1, m=1, weights=None, widths=WIDE, **fields):
     arrays["plastic_pre"] = np.broadcast_to(np.asarray(fields.pop("plastic_pre", 0)), (m + n,)).copy()
     if weights is None:
         weights = np.zeros((m + n, n), np.int64)
-    scalars = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, k_pre=31, k_post=31, inc_pre=0,
+    scalars = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, decay_pre=0, decay_post=0, inc_pre=0,
                    inc_post=0, trace_mode=0, w_min=-(1 << (widths.weight_bits - 1)),
                    w_max=(1 << (widths.weight_bits - 1)) - 1)
     scalars.update(fields)

@@ -27,24 +27,44 @@ def test_clamp():
     assert clamp(5, -2, 3) == 3 and clamp(-5, -2, 3) == -2
 
 
-def test_shift_is_floor_division():
-    assert decay(-1, 3) == 0  # -1 - (-1 >> 3) = -1 - (-1) = 0
-    assert decay(-3, 1) == -1  # -3 - floor(-1.5) = -3 + 2
-    assert decay(7, 1) == 4
+def test_decay_rounds_toward_zero_from_either_sign():
+    # trunc(x * (4096 - d), 12): 7 * 3584 / 4096 = 6.125 -> 6; -7 -> -6 (not -7).
+    assert decay(7, 512) == 6 and decay(-7, 512) == -6
+    # core model 1's x - (x >> 3) held 7 up forever; factors decay it to 0.
+    x = 7
+    for _ in range(40):
+        x = decay(x, 512)
+    assert x == 0
+    assert decay(-1, 1) == 0 and decay(1, 1) == 0 and decay(4096, 1) == 4095
 
 
-def test_decay_k0_clears_and_k31_keeps():
-    assert decay(1234, 0) == 0 and decay(-1234, 0) == 0
-    assert decay(1234, 31) == 1234 and decay(-1234, 31) == -1234
-    assert list(decay(np.array([100, 100, -100]), np.array([0, 31, 2]))) == [0, 100, -75]
+def test_decay_0_keeps_and_4096_clears():
+    assert decay(1234, 0) == 1234 and decay(-1234, 0) == -1234
+    assert decay(1234, 4096) == 0 and decay(-1234, 4096) == 0
+    assert list(decay(np.array([100, 100, -100, -100]), np.array([4096, 0, 1024, 1024]))) == [0, 100, -75, -75]
+
+
+def test_decay_snntorch_beta_0_9():
+    # beta = 0.9 is d = round(4096 * 0.1) = 410: 1000 * 3686 / 4096 = 899.9 -> 899.
+    assert decay(1000, 410) == 899 and decay(-1000, 410) == -899
 
 
 def test_trace_update_modes():
-    assert trace_update(200, 31, True, 100, 8, 0) == 255     # adds, saturates
-    assert trace_update(200, 1, True, 100, 8, 0) == 200      # decays, then adds
-    assert trace_update(200, 1, False, 100, 8, 0) == 100     # decays
-    assert trace_update(200, 1, True, 100, 8, 1) == 100      # nearest: set
-    assert trace_update(200, 1, False, 100, 8, 1) == 100     # decays
+    assert trace_update(200, 0, True, 100, 8, 0) == 255      # adds, saturates
+    assert trace_update(200, 2048, True, 100, 8, 0) == 200   # decays, then adds
+    assert trace_update(200, 2048, False, 100, 8, 0) == 100  # decays
+    assert trace_update(200, 2048, True, 100, 8, 1) == 100   # nearest: set
+    assert trace_update(201, 2048, False, 100, 8, 1) == 100  # decays, rounding toward zero
+
+
+def test_xorshift32_matches_the_spec_formula():
+    from neurofabric.host.arith import xorshift32
+    g = 1
+    g1 = g ^ ((g << 13) & 0xFFFFFFFF)
+    g1 ^= g1 >> 17
+    g1 ^= (g1 << 5) & 0xFFFFFFFF
+    assert xorshift32(1) == g1 == 270369
+    assert xorshift32(np.array([1], np.uint64))[0] == 270369
 
 
 # -- section 5.2/5.3: synaptic input and current -----------------------------
@@ -55,17 +75,32 @@ def test_input_spike_drives_current_and_spikes_in_the_same_step():
     assert g.step(ON)[0] and g.i[0] == 150
 
 
-def test_current_decays_by_k_syn():
-    net = make_net(weights=[[64], [0]], k_syn=2, threshold=10_000)
+def test_current_decays_by_decay_syn():
+    net = make_net(weights=[[64], [0]], decay_syn=1024, threshold=10_000)
     g = GoldenModel(net)
     g.step(ON)
     assert g.i[0] == 64
     g.step(OFF)
-    assert g.i[0] == 48  # 64 - 64 >> 2
+    assert g.i[0] == 48  # 64 * 3072 / 4096
+    g.step(OFF)
+    assert g.i[0] == 36
+    g.step(OFF)
+    assert g.i[0] == 27
 
 
-def test_delta_synapse_k_syn_0_forgets_current():
-    net = make_net(weights=[[64], [0]], k_syn=0, threshold=10_000)
+def test_negative_current_decays_to_zero():
+    net = make_net(weights=[[-5], [0]], decay_syn=1024, threshold=10_000)
+    g = GoldenModel(net)
+    g.step(ON)
+    seen = []
+    for _ in range(8):
+        g.step(OFF)
+        seen.append(int(g.i[0]))
+    assert seen[:3] == [-3, -2, -1] and seen[-1] == 0
+
+
+def test_delta_synapse_decay_syn_4096_forgets_current():
+    net = make_net(weights=[[64], [0]], decay_syn=4096, threshold=10_000)
     g = GoldenModel(net)
     g.step(ON)
     g.step(OFF)
@@ -74,10 +109,10 @@ def test_delta_synapse_k_syn_0_forgets_current():
 
 def test_current_saturates_both_ends():
     w = Widths(8, 8, 8)
-    up = GoldenModel(make_net(m=3, weights=[[127], [127], [127], [0]], widths=w, k_syn=31, threshold=127))
+    up = GoldenModel(make_net(m=3, weights=[[127], [127], [127], [0]], widths=w, decay_syn=0, threshold=127))
     up.step([1, 1, 1])
     assert up.i[0] == 127
-    down = GoldenModel(make_net(m=3, weights=[[-128], [-128], [-128], [0]], widths=w, k_syn=31, threshold=127))
+    down = GoldenModel(make_net(m=3, weights=[[-128], [-128], [-128], [0]], widths=w, decay_syn=0, threshold=127))
     down.step([1, 1, 1])
     assert down.i[0] == -128
 
@@ -100,11 +135,13 @@ def test_weights_of_undelivered_sources_do_not_count():
 # -- section 5.4: membrane, spike, reset, refractory --------------------------
 
 def test_membrane_leak_and_bias():
-    g = GoldenModel(make_net(k_mem=1, bias=8, threshold=10_000))
+    g = GoldenModel(make_net(decay_mem=2048, bias=8, threshold=10_000))
     g.step(OFF)
     assert g.v[0] == 8
     g.step(OFF)
-    assert g.v[0] == 12  # 8 - 4 + 8
+    assert g.v[0] == 12  # 8 * 2048 / 4096 + 8
+    g.step(OFF)
+    assert g.v[0] == 14
 
 
 def test_threshold_reached_with_equality_spikes():
@@ -113,7 +150,7 @@ def test_threshold_reached_with_equality_spikes():
 
 
 def test_just_below_threshold_does_not_spike():
-    g = GoldenModel(make_net(bias=99, threshold=100, k_mem=0))
+    g = GoldenModel(make_net(bias=99, threshold=100, decay_mem=4096))
     assert not g.step(OFF)[0] and g.v[0] == 99
 
 
@@ -129,11 +166,11 @@ def test_reset_mode_1_subtracts_threshold():
 
 def test_reset_mode_1_saturates_after_subtraction():
     w = Widths(8, 8, 8)
-    g = GoldenModel(make_net(widths=w, bias=-128, threshold=-128, reset_mode=1, k_mem=0))
+    g = GoldenModel(make_net(widths=w, bias=-128, threshold=-128, reset_mode=1, decay_mem=4096))
     g.v[0] = 0
     # u = sat(0 + 0 - 128) = -128 >= -128: spike, v = sat(-128 - (-128)) = 0
     assert g.step(OFF)[0] and g.v[0] == 0
-    g2 = GoldenModel(make_net(widths=w, bias=127, threshold=-100, reset_mode=1, k_mem=0))
+    g2 = GoldenModel(make_net(widths=w, bias=127, threshold=-100, reset_mode=1, decay_mem=4096))
     # u = 127, v = sat(127 + 100) = 127
     assert g2.step(OFF)[0] and g2.v[0] == 127
 
@@ -141,10 +178,10 @@ def test_reset_mode_1_saturates_after_subtraction():
 def test_membrane_saturates_both_ends():
     w = Widths(8, 8, 8)
     # u = sat(0 + 120 + 100) = 127, which reaches a threshold of 127.
-    up = GoldenModel(make_net(m=1, weights=[[120], [0]], widths=w, bias=100, threshold=127, k_syn=31))
+    up = GoldenModel(make_net(m=1, weights=[[120], [0]], widths=w, bias=100, threshold=127, decay_syn=0))
     assert up.step(ON)[0]
     # u = sat(-100 - 100) = -128 on the second step.
-    down = GoldenModel(make_net(widths=w, bias=-100, threshold=127, k_mem=31))
+    down = GoldenModel(make_net(widths=w, bias=-100, threshold=127, decay_mem=0))
     down.step(OFF)
     down.step(OFF)
     assert down.v[0] == -128
@@ -162,7 +199,7 @@ def test_refractory_counts_down_without_integration():
 
 
 def test_current_still_integrates_during_refractory():
-    g = GoldenModel(make_net(weights=[[200], [0]], threshold=100, refractory=2, k_syn=31))
+    g = GoldenModel(make_net(weights=[[200], [0]], threshold=100, refractory=2, decay_syn=0))
     g.step(ON)
     assert g.s[0] and g.i[0] == 200
     g.step(ON)
@@ -182,7 +219,7 @@ def test_neuron_spike_reaches_targets_one_step_later():
 
 
 def test_self_connection_is_delayed_too():
-    g = GoldenModel(make_net(m=0, weights=[[50]], bias=100, threshold=100, k_syn=0))
+    g = GoldenModel(make_net(m=0, weights=[[50]], bias=100, threshold=100, decay_syn=4096))
     g.step([])
     assert g.i[0] == 0
     g.step([])
@@ -191,7 +228,7 @@ def test_self_connection_is_delayed_too():
 
 # -- section 5.5: learning ------------------------------------------------------
 
-LEARN = dict(learn=1, a_plus=10, a_minus=10, stdp_shift=0, k_pre=31, k_post=31, inc_pre=3,
+LEARN = dict(learn=1, a_plus=10, a_minus=10, stdp_shift=0, decay_pre=0, decay_post=0, inc_pre=3,
              inc_post=2, plastic_pre=1, plastic_post=1)
 
 
@@ -203,7 +240,7 @@ def test_learning_off_freezes_weights_and_traces():
 
 
 def test_pre_trace_mode_0_adds_and_saturates():
-    g = GoldenModel(make_net(**{**LEARN, "inc_pre": 200, "k_pre": 31}, threshold=10_000))
+    g = GoldenModel(make_net(**{**LEARN, "inc_pre": 200, "decay_pre": 0}, threshold=10_000))
     g.step(ON)
     assert g.x[0] == 200
     g.step(ON)
@@ -211,7 +248,7 @@ def test_pre_trace_mode_0_adds_and_saturates():
 
 
 def test_trace_mode_1_sets_on_spike_and_decays():
-    g = GoldenModel(make_net(**{**LEARN, "inc_pre": 200, "k_pre": 1, "trace_mode": 1}, threshold=10_000))
+    g = GoldenModel(make_net(**{**LEARN, "inc_pre": 200, "decay_pre": 2048, "trace_mode": 1}, threshold=10_000))
     g.step(ON)
     g.step(ON)
     assert g.x[0] == 200
@@ -321,7 +358,7 @@ def test_golden_model_does_not_modify_the_network():
 
 @pytest.mark.parametrize("record", [(), ("v",), ("v", "i")])
 def test_run_records_probes_after_each_step(record):
-    g = GoldenModel(make_net(bias=30, threshold=100, k_mem=31))
+    g = GoldenModel(make_net(bias=30, threshold=100, decay_mem=0))
     rec = g.run(np.zeros((4, 1), bool), record=record)
     if "v" in record:
         assert list(rec.v[:, 0]) == [30, 60, 90, 0]
@@ -337,3 +374,74 @@ def test_run_pads_with_silence_and_snapshots():
     assert rec.spikes[:, 0].tolist() == [1, 1, 0, 0, 0, 0]
     assert rec.weight_snapshots.shape == (3, 2, 1) and rec.snapshot_steps.tolist() == [2, 4, 6]
     assert rec.weight_snapshots[-1, 0, 0] == rec.weights[0, 0]
+
+
+# -- section 5.0: the stimulus generator ------------------------------------------
+
+def _plain_generator(seed, rates, steps):
+    g, out = seed, []
+    for _ in range(steps):
+        row = []
+        for rate in rates:
+            g ^= (g << 13) & 0xFFFFFFFF
+            g ^= g >> 17
+            g ^= (g << 5) & 0xFFFFFFFF
+            row.append((g >> 16) < rate)
+        out.append(row)
+    return np.array(out, bool), g
+
+
+def test_generator_spikes_follow_the_spec_sequence():
+    rates = [0, 65535, 30000, 1, 12000]
+    net = make_net(m=5, weights=[[0]] * 6)
+    g = GoldenModel(net)
+    rec = g.run(None, steps=60, rates=rates, seed=987654321, record=("inputs",))
+    want, g_after = _plain_generator(987654321, rates, 60)
+    assert np.array_equal(rec.inputs.astype(bool), want)
+    assert g.g == g_after
+    assert not want[:, 0].any() and want[:, 1].all()        # rate 0 never, 65535 almost always
+
+
+def test_generated_and_host_inputs_count_once():
+    net = make_net(m=1, weights=[[10], [0]], threshold=10_000)
+    g = GoldenModel(net)
+    rec = g.run(np.ones((3, 1), int), rates=[65535], record=("i", "inputs"))
+    # a delta synapse: i would be 20 if an input both sources name counted twice
+    assert rec.inputs[:, 0].tolist() == [1, 1, 1] and rec.i[:, 0].tolist() == [10, 10, 10]
+
+
+def test_generator_advances_m_times_per_step_whatever_the_rates():
+    net = make_net(m=3, weights=[[0]] * 4)
+    a, b = GoldenModel(net), GoldenModel(net)
+    a.run(None, steps=10, rates=[0, 0, 0], seed=5)
+    b.run(None, steps=10, rates=[40000, 0, 65535], seed=5)
+    assert a.g == b.g == _plain_generator(5, [0, 0, 0], 10)[1]
+
+
+def test_changing_one_rate_changes_only_that_input():
+    net = make_net(m=4, weights=[[0]] * 5)
+    one = GoldenModel(net).run(None, steps=200, rates=[20000, 20000, 20000, 20000], seed=3, record=("inputs",))
+    two = GoldenModel(net).run(None, steps=200, rates=[20000, 50000, 20000, 20000], seed=3, record=("inputs",))
+    diff = one.inputs != two.inputs
+    assert diff[:, 1].any() and not diff[:, [0, 2, 3]].any()
+
+
+def test_reset_sets_g_to_the_seed_and_state_persists_between_runs():
+    net = make_net(m=2, weights=[[0]] * 3)
+    g = GoldenModel(net)
+    g.run(None, steps=7, rates=[30000, 30000], seed=77)
+    after7 = g.g
+    g.run(None, steps=5, rates=[30000, 30000])       # no seed: g goes on
+    assert g.g == _plain_generator(77, [0, 0], 12)[1] != after7
+    g.reset()
+    assert g.g == 77
+
+
+def test_seed_out_of_range_is_refused():
+    from neurofabric.host.errors import NetworkError
+    g = GoldenModel(make_net(m=1, weights=[[0], [0]]))
+    for bad in (0, 2 ** 32, -1):
+        with pytest.raises(NetworkError, match="seed"):
+            g.run(None, steps=1, seed=bad)
+    with pytest.raises(NetworkError, match="rates"):
+        g.run(None, steps=1, rates=[65536])

@@ -12,13 +12,18 @@ from neurofabric.contract.model import Widths
 from .reference import ReferenceModel
 
 
-def assert_same_run(net, stimulus):
+def assert_same_run(net, stimulus, rates=None, seed=None):
     gold, ref = GoldenModel(net), ReferenceModel(net)
+    if seed is not None:
+        gold.set_seed(seed)
+        ref.set_seed(seed)
     for t, inputs in enumerate(stimulus):
-        s_gold = gold.step(inputs)
-        s_ref = ref.step(inputs)
+        s_gold = gold.step(inputs, rates)
+        s_ref = ref.step(inputs, rates)
+        assert gold.g == ref.gen, f"step {t}: generator state"
         for name, got, want in (("spikes", s_gold, s_ref), ("v", gold.v, ref.v), ("i", gold.i, ref.i),
-                                ("r", gold.r, ref.r), ("y", gold.y, ref.y), ("x", gold.x, ref.x)):
+                                ("r", gold.r, ref.r), ("y", gold.y, ref.y), ("x", gold.x, ref.x),
+                                ("inputs", gold.u, ref.u)):
             got, want = np.asarray(got, np.int64), np.asarray(want, np.int64)
             if not np.array_equal(got, want):
                 idx = int(np.flatnonzero(got != want)[0])
@@ -35,6 +40,31 @@ def test_random_networks_match_reference(seed):
     net = random_network(n, m, seed=seed, learn=seed % 2)
     stimulus = rng.random((100, m)) < rng.uniform(0.02, 0.5)
     assert_same_run(net, stimulus)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_networks_with_generated_inputs_match_reference(seed):
+    rng = np.random.default_rng(3000 + seed)
+    n, m = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    net = random_network(n, m, seed=seed, learn=seed % 2)
+    stimulus = rng.random((80, m)) < rng.uniform(0.0, 0.2)
+    rates = np.where(rng.random(m) < 0.3, 0, rng.integers(0, 65536, m))
+    assert_same_run(net, stimulus, rates=rates, seed=int(rng.integers(1, 2 ** 32)))
+
+
+def test_run_equals_steps_with_generated_inputs():
+    # GoldenModel.run computes the generator's inputs many steps at a time.
+    net = random_network(30, 20, seed=5, learn=1)
+    rng = np.random.default_rng(9)
+    stim = rng.random((300, 20)) < 0.05
+    rates = rng.integers(0, 30000, 20)
+    run = GoldenModel(net).run(stim, rates=rates, seed=4242, record=("v", "inputs"))
+    ref = ReferenceModel(net)
+    ref.set_seed(4242)
+    for t in range(300):
+        assert list(run.spikes[t].astype(bool)) == ref.step(stim[t], rates), t
+        assert list(run.inputs[t].astype(bool)) == ref.u and list(run.v[t]) == ref.v, t
+    assert np.array_equal(run.weights, np.array(ref.w))
 
 
 @pytest.mark.parametrize("seed", range(20))
