@@ -41,7 +41,8 @@ def clamp(x, lo, hi):
 def trunc(p, k):
     """`p / 2**k` rounded toward zero: `p >> k` for `p >= 0`, else `-((-p) >> k)`."""
     if isinstance(p, np.ndarray):
-        return np.where(p >= 0, p >> k, -((-p) >> k))
+        # Add 2**k - 1 to the negative values, then floor: one pass fewer than a where.
+        return (p + ((p >> 63) & ((1 << k) - 1))) >> k
     return p >> k if p >= 0 else -((-p) >> k)
 
 

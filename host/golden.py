@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .arith import decay, sat, trace_update
+from .arith import DECAY_ONE, sat, trace_update, trunc
 from .errors import DeviceError, NetworkError
 from .generator import advance, check_rates, check_seed, generate_inputs
 from .network import Network, check_whole_numbers
@@ -146,6 +146,9 @@ class GoldenModel:
         self._plastic_post_idx = np.flatnonzero(net.plastic_post)
         self._all_post_plastic = bool(self._plastic_post.all())
         self._mode0 = net.reset_mode == 0
+        # decay(x, d) = trunc(x * (4096 - d), 12), with 4096 - d taken once.
+        self._keep_syn = DECAY_ONE - net.decay_syn
+        self._keep_mem = DECAY_ONE - net.decay_mem
         # When every plastic weight lies in [w_min, w_max], clamping a synapse
         # whose change is 0 leaves it as it is, so learning may skip those
         # synapses; learning only writes clamped values, so this stays true.
@@ -190,10 +193,10 @@ class GoldenModel:
         # 2. exact synaptic input with the weights of the end of last step.
         a = self.weights[d_idx].sum(axis=0, dtype=np.int64) if d_idx.size else 0
         # 3. current.
-        self.i = sat(decay(self.i, net.decay_syn) + a, S)
+        self.i = sat(trunc(self.i * self._keep_syn, 12) + a, S)
         # 4. membrane and spike.
         refractory = self.r > 0
-        u = sat(decay(self.v, net.decay_mem) + self.i + net.bias, S)
+        u = sat(trunc(self.v * self._keep_mem, 12) + self.i + net.bias, S)
         spiked = ~refractory & (u >= net.threshold)
         after_spike = np.where(self._mode0, net.v_reset, sat(u - net.threshold, S))
         self.v = np.where(refractory, self.v, np.where(spiked, after_spike, u))
