@@ -11,13 +11,16 @@ from amaranth.hdl import C, Cat, Mux, Module, Shape, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from neurofabric.contract.model import DECAY_BITS, DECAY_ONE
+
 from .core_ports import CoreConfig
 
-__all__ = ["sat", "usat", "clamp", "decay", "trace_update", "stdp_amount", "stdp_product", "stdp_apply",
-           "stdp_update", "NeuronUpdate", "TraceUpdate", "SynapseUpdate"]
+__all__ = ["sat", "usat", "clamp", "trunc", "decay", "decay_keep", "decay_product", "decay_round", "trace_update",
+           "xorshift32", "gen_fires", "stdp_amount", "stdp_product", "stdp_apply", "stdp_update",
+           "NeuronUpdate", "TraceUpdate", "SynapseUpdate", "DECAY_FACTOR_BITS"]
 
-#: The decay shift that means "no decay".
-NO_DECAY = 31
+#: Bits of a decay factor `d` (0 .. 4096): unsigned 13.
+DECAY_FACTOR_BITS = DECAY_BITS + 1
 
 
 # The saturations test the bits above the result's width instead of comparing
@@ -54,24 +57,76 @@ def clamp(x, lo, hi, bits):
     return Mux(x < lo, lo, Mux(x > hi, hi, x))[:bits].as_signed()
 
 
-def decay(x, k):
-    """`x - (x >> k)`, or `x` when `k == 31` (arithmetic shift for signed `x`).
+def trunc(p, k, shape=None):
+    """`p / 2^k` rounded toward zero (spec section 2): `p >> k` for `p >= 0`, else
+    `-((-p) >> k)`.
+
+    Built as the floor `p >> k` plus 1 when `p` is negative and its low `k` bits are
+    not all 0: an incrementer of the high bits instead of a full-width add of
+    `2^k - 1`. With `shape`, the result is cut to it (the caller knows it fits).
+    """
+    p = Value.cast(p)
+    if p.shape().signed:
+        result = (p >> k) + (p[-1] & (p[:k] != 0))
+    else:
+        result = p >> k
+    if shape is None:
+        return result
+    shape = Shape.cast(shape)
+    result = result[:shape.width]
+    return result.as_signed() if shape.signed else result
+
+
+def decay_keep(d):
+    """`4096 - d`, unsigned 13 bits, for a decay factor `d` in 0 .. 4096 (13 bits)."""
+    return (C(DECAY_ONE, DECAY_FACTOR_BITS + 1) - d)[:DECAY_FACTOR_BITS]
+
+
+def decay_product(x, d):
+    """`x * (4096 - d)`, exact: the multiplier of `decay` (one DSP tile for 16-bit `x`:
+    signed 16 by unsigned 13 fits the iCE40's 16 x 16 SB_MAC16 and the ECP5's 18 x 18)."""
+    return Value.cast(x) * decay_keep(d)
+
+
+def decay_round(product, shape):
+    """`trunc(product, 12)` cut to `shape`: the second half of `decay`, after `decay_product`."""
+    return trunc(product, DECAY_BITS, shape)
+
+
+def decay(x, d):
+    """`trunc(x * (4096 - d), 12)` (spec section 2) for a decay factor `d` in 0 .. 4096.
 
     The result is never further from 0 than `x`, so it has the shape of `x`.
     """
-    shape = Shape.cast(x.shape())
-    decayed = (x - (x >> k))[:shape.width]
-    if shape.signed:
-        decayed = decayed.as_signed()
-    return Mux(k == NO_DECAY, x, decayed)
+    x = Value.cast(x)
+    return decay_round(decay_product(x, d), x.shape())
 
 
-def trace_update(x, k, spiked, inc, bits, mode):
-    """One step of an STDP trace (spec section 5, `tr`); `mode` may be a signal."""
-    decayed = decay(x, k)
-    added = usat(decayed + Mux(spiked, inc, 0), bits)
-    nearest = Mux(spiked, inc, decayed)
-    return Mux(mode, nearest, added)[:bits]
+def trace_update(x, d, spiked, inc, bits, mode):
+    """One step of an STDP trace (spec section 5, `tr`); `mode` may be a signal.
+
+    Both modes share one decay and one saturating add: mode 1's `inc` on a spike is
+    `usat(0 + inc)` (`inc` fits), and its `decay(x, d)` otherwise `usat(decay(x, d) + 0)`.
+    """
+    kept = Mux(mode & spiked, 0, decay(x, d))
+    return usat(kept + Mux(spiked, inc, 0), bits)[:bits]
+
+
+def xorshift32(g):
+    """One step of the stimulus generator (spec 5.0) on the 32-bit `g`:
+    `g ^= g << 13; g ^= g >> 17; g ^= g << 5`, the shifts left taken mod 2^32.
+
+    Wiring and three rows of XOR (at most three XOR inputs per bit); 32 bits wide.
+    """
+    g = Value.cast(g)[:32]
+    g = g ^ (g << 13)[:32]
+    g = g ^ (g >> 17)
+    return (g ^ (g << 5)[:32])[:32]
+
+
+def gen_fires(g, rate):
+    """Input spike from the generator (spec 5.0): `(g >> 16) < rate`, `rate` unsigned 16 bits."""
+    return Value.cast(g)[16:32] < rate
 
 
 def stdp_amount(amplitude, trace, shift):
@@ -109,17 +164,29 @@ class NeuronUpdate(wiring.Component):
     """Steps 3 and 4 of spec section 5 for one neuron.
 
     Inputs: the neuron's state, parameters and synaptic input `a`; outputs the
-    new state and the spike bit. Combinational, or with `pipelined=True` split
-    by a register after the current (decayed current plus `a`, saturated) and the
-    decayed membrane plus bias: the outputs then belong to the inputs of the previous clock
-    cycle (`sync` domain), one neuron per cycle. The whole chain (two barrel
-    shifters, three saturating adds, the threshold compare) is about 100 ns on an
-    iCE40UP; split, each half fits a 12 MHz clock with room to spare.
+    new state and the spike bit, `latency` clock cycles (`sync` domain) after the
+    inputs, one neuron per cycle:
+
+    - `pipelined=False` (latency 0): combinational.
+    - `pipelined=True` (latency 1): a register after the current (decayed current
+      plus `a`, saturated) and the decayed membrane plus bias; the membrane sum,
+      the threshold compare and the reset come after it. The iCE40's short
+      pipeline at 12 MHz.
+    - `pipelined=True, registered_products=True` (latency 2): also a register
+      after the two decay products `v * (4096 - decay_mem)` and
+      `i * (4096 - decay_syn)`, so that a multiplier (DSP tile) never shares a
+      cycle with the adders after it: the ECP5's long pipeline at 50 MHz.
+
+    The results are the same in all three.
     """
 
-    def __init__(self, config: CoreConfig, *, pipelined=False):
+    def __init__(self, config: CoreConfig, *, pipelined=False, registered_products=False):
+        if registered_products and not pipelined:
+            self._MustUse__silence = True   # refused: no "created but never used" warning
+            raise ValueError("NeuronUpdate: registered_products needs pipelined=True")
         self.config = config
         self.pipelined = pipelined
+        self.registered_products = registered_products
         super().__init__({
             "params": In(config.neuron_params_layout),
             "state": In(config.neuron_state_layout),
@@ -128,23 +195,45 @@ class NeuronUpdate(wiring.Component):
             "spike": Out(1),
         })
 
+    @property
+    def latency(self):
+        """Clock cycles from the inputs to the outputs."""
+        return int(self.pipelined) + int(self.registered_products)
+
     def elaborate(self, platform):
         m = Module()
         S = self.config.S
-        p, st, new = self.params, self.state, self.new_state
-        # 3. current: i = sat(decay(i, k_syn) + a, S)
-        i_new = sat(decay(st.i, p.k_syn) + self.a, S)
-        v_decayed = decay(st.v, p.k_mem)
-        v_biased = v_decayed + p.bias   # exact; the new i is added in the second half
+        p, st, a = self.params, self.state, self.a
+        new = self.new_state
+
+        def register(values, stage):
+            regs = []
+            for name, value in values:
+                reg = Signal(value.shape(), name=f"{name}_s{stage}")
+                m.d.sync += reg.eq(value)
+                regs.append(reg)
+            return regs
+
+        def wire(name, value):
+            """`value` as a signal: each operator is built once, however often its result is used."""
+            sig = Signal(value.shape(), name=name)
+            m.d.comb += sig.eq(value)
+            return sig
+
+        # The decay products (one multiplier each).
+        i_product = wire("i_product", decay_product(st.i, p.decay_syn))
+        v_product = wire("v_product", decay_product(st.v, p.decay_mem))
+        if self.registered_products:
+            p, st, a, i_product, v_product = register(
+                [("params", p), ("state", st), ("a", a), ("i_product", i_product), ("v_product", v_product)], 0)
+        # 3. current: i = sat(decay(i, decay_syn) + a, S)
+        i_new = wire("i_new", sat(wire("i_sum", decay_round(i_product, signed(S)) + a), S))
+        v_biased = wire("v_biased", decay_round(v_product, signed(S)) + p.bias)   # exact; + the new i next
         if self.pipelined:
-            p_reg = Signal(self.config.neuron_params_layout, name="params_s1")
-            st_reg = Signal(self.config.neuron_state_layout, name="state_s1")
-            i_reg = Signal.like(i_new, name="i_new_s1")
-            vb_reg = Signal.like(v_biased, name="v_biased_s1")
-            m.d.sync += [p_reg.eq(p), st_reg.eq(st), i_reg.eq(i_new), vb_reg.eq(v_biased)]
-            p, st, i_new, v_biased = p_reg, st_reg, i_reg, vb_reg
-        # 4. membrane: u = sat(decay(v, k_mem) + i + bias, S), with the new i
-        u = sat(v_biased + i_new, S)
+            p, st, i_new, v_biased = register(
+                [("params", p), ("state", st), ("i_new", i_new), ("v_biased", v_biased)], 1)
+        # 4. membrane: u = sat(decay(v, decay_mem) + i + bias, S), with the new i
+        u = wire("u", sat(wire("u_sum", v_biased + i_new), S))
         refractory = st.r != 0
         fire = ~refractory & (u >= p.threshold)
         after_spike = Mux(p.reset_mode, sat(u - p.threshold, S), p.v_reset)
@@ -159,18 +248,19 @@ class NeuronUpdate(wiring.Component):
 
 
 class TraceUpdate(wiring.Component):
-    """`tr(x, k, spiked, inc)` of spec section 5 for a `bits`-bit trace."""
+    """`tr(x, d, spiked, inc)` of spec section 5 for a `bits`-bit trace (`d`: the
+    decay factor, 0 .. 4096)."""
 
     def __init__(self, bits):
         self.bits = bits
         super().__init__({
-            "x": In(bits), "k": In(5), "spiked": In(1), "inc": In(bits), "mode": In(1),
+            "x": In(bits), "d": In(DECAY_FACTOR_BITS), "spiked": In(1), "inc": In(bits), "mode": In(1),
             "x_new": Out(bits),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.x_new.eq(trace_update(self.x, self.k, self.spiked, self.inc, self.bits, self.mode))
+        m.d.comb += self.x_new.eq(trace_update(self.x, self.d, self.spiked, self.inc, self.bits, self.mode))
         return m
 
 
