@@ -35,7 +35,7 @@ class Op(enum.Enum, shape=2):
     """What a command on the `cmd` stream does."""
     READ = 0         #: read one memory word or register; answered on `rdata`
     WRITE = 1        #: write one memory word or register; no answer
-    RESET_STATE = 2  #: clear v, i, r, s, x, y and the spike history (spec section 4)
+    RESET_STATE = 2  #: clear v, i, r, s, x, y and the spike history, set g to the seed (spec section 4)
 
 
 def _enum(name, doc, members):
@@ -48,7 +48,7 @@ def _enum(name, doc, members):
 
 #: The address spaces of `Op.READ` / `Op.WRITE`: one per table of the memory map
 #: (`contract.device.MEMORY_TABLES`: GLOBAL, WEIGHT, NEURON, STATE, PRE_TRACE,
-#: POST_TRACE, PRE_MASK, POST_MASK).
+#: POST_TRACE, PRE_MASK, POST_MASK, RATE).
 Space = _enum("Space", "The address spaces of `Op.READ` / `Op.WRITE`.",
               {table.space: table.code for table in MEMORY_TABLES})
 
@@ -66,6 +66,7 @@ class StepEvent(enum.Enum, shape=2):
     SPIKE = 0  #: neuron `neuron` spiked in this step (ascending neuron order)
     PROBE = 1  #: `v` and `i` of neuron `neuron` after the step (when probed)
     END = 2    #: end of the step's output
+    INPUT = 3  #: input `neuron` was in this step's input set U (host or generator; when asked)
 
 
 #: The values of `CoreConfig.weight_memory`.
@@ -200,20 +201,23 @@ class CoreConfig:
 
         A step is zero or more records with `end = 0`, each naming an input that
         spikes (`source` < m), then one record with `end = 1` (its `source` is
-        ignored) that starts the step; `probe` of that record asks for v and i.
+        ignored) that starts the step; `probe` of that record asks for v and i,
+        `inputs` for the step's input set U (host and generated inputs).
         """
         return data.StructLayout({
             "source": unsigned(self.input_bits),
             "end": unsigned(1),
             "probe": unsigned(1),
+            "inputs": unsigned(1),
         })
 
     @property
     def step_output_layout(self):
-        """One record of a step's output on `step_out`."""
+        """One record of a step's output on `step_out`: `neuron` is neuron j of a
+        SPIKE or PROBE record, input k of an INPUT record."""
         return data.StructLayout({
             "kind": StepEvent,
-            "neuron": unsigned(self.neuron_bits),
+            "neuron": unsigned(max(self.neuron_bits, self.input_bits)),
             "v": signed(self.S),
             "i": signed(self.S),
         })

@@ -33,6 +33,8 @@ class RegisterFile(wiring.Component):
       n or m); writes to read-only or unknown addresses change nothing;
     - `sizes_written`: 1 in a write cycle whose address is a used count (the
       core's spike list must then be rebuilt);
+    - `seed_written`: 1 in a write cycle whose address is `seed` (the core then
+      sets its generator state g to `write_data` as well, spec section 4);
     - `read_addr`, `read_data`: the register at `read_addr`, zero-extended to
       32 bits (signed ones as two's complement of their width), combinationally;
       0 for an unknown address.
@@ -46,6 +48,7 @@ class RegisterFile(wiring.Component):
             "write_addr": In(config.addr_bits),
             "write_data": In(config.data_bits),
             "sizes_written": Out(1),
+            "seed_written": Out(1),
             "read_addr": In(config.addr_bits),
             "read_data": Out(GLOBAL_WORD_BITS),
         }
@@ -76,6 +79,8 @@ class RegisterFile(wiring.Component):
                             m.d.sync += sig.eq(data[:len(sig)].as_signed())
                         else:
                             m.d.sync += sig.eq(data[:len(sig)])
+                        if register.name == "seed":
+                            m.d.comb += self.seed_written.eq(1)
         with m.Switch(self.read_addr):
             for register in REGISTERS:
                 constant = register.constant(shape)

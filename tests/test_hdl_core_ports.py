@@ -37,3 +37,20 @@ def test_pack_unpack_round_trip_with_signed_fields_and_enums():
 def test_lanes_round_trip():
     values = [-16, 15, 0, -1]
     assert split_lanes(join_lanes(values, 5), 4, 5) == values
+
+
+def test_step_layouts_carry_the_input_set_request_and_input_numbers_wider_than_neurons():
+    """The end record's `inputs` flag asks for U; an INPUT record names input k in `neuron`,
+    which is as wide as the wider of a neuron and an input number."""
+    from neurofabric.hdl.core_ports import StepEvent
+
+    assert (StepEvent.SPIKE.value, StepEvent.PROBE.value, StepEvent.END.value, StepEvent.INPUT.value) == (0, 1, 2, 3)
+    assert Space.RATE.value == 8
+    for n, m in ((4, 300), (300, 4), (16, 16)):
+        cfg = CoreConfig(n=n, m=m, lanes=1)
+        out = cfg.step_output_layout
+        assert out["neuron"].shape.width == max(cfg.neuron_bits, cfg.input_bits)
+        record = unpack(out, pack(out, kind=StepEvent.INPUT, neuron=m - 1))
+        assert record["kind"] == StepEvent.INPUT.value and record["neuron"] == m - 1
+        step_in = cfg.step_input_layout
+        assert unpack(step_in, pack(step_in, end=1, inputs=1)) == {"source": 0, "end": 1, "probe": 0, "inputs": 1}

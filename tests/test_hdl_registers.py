@@ -59,6 +59,7 @@ def test_register_file_is_the_description(kwargs):
                 ctx.set(dut.write_data, word)
                 ctx.set(dut.write, 1)
                 assert ctx.get(dut.sizes_written) == bool(register.counts), register.name
+                assert ctx.get(dut.seed_written) == (register.name == "seed"), register.name
                 await ctx.tick()
                 ctx.set(dut.write, 0)
                 values[address] = expected_after_write(register, shape, word, values[address])
@@ -73,6 +74,33 @@ def test_register_file_is_the_description(kwargs):
         await ctx.tick()
         for address in values:
             assert await read(address) == values[address]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_seed_resets_to_1_and_keeps_all_32_bits_of_a_write():
+    """The generator's seed (spec 3: 1 .. 2^32 - 1): reset 1, every bit of a write kept, the strobe
+    that tells the core to load g with it."""
+    config = CoreConfig(n=4, m=4, lanes=2)
+    dut = RegisterFile(config)
+    address = [r.name for r in REGISTERS].index("seed")
+
+    async def bench(ctx):
+        assert ctx.get(dut.seed) == 1
+        for word in (0xFFFFFFFF, 0x80000000, 2463534242):
+            ctx.set(dut.write_addr, address)
+            ctx.set(dut.write_data, word)
+            ctx.set(dut.write, 1)
+            assert ctx.get(dut.seed_written)
+            await ctx.tick()
+            ctx.set(dut.write, 0)
+            assert ctx.get(dut.seed_written) == 0
+            assert ctx.get(dut.seed) == word
+            ctx.set(dut.read_addr, address)
+            assert ctx.get(dut.read_data) == word
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
