@@ -20,9 +20,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .device import DEVICE_KINDS, open_device
+from neurofabric.contract.model import CORE_MODEL_VERSION
+
+from .device import DEVICE_KINDS, PROBES, open_device
 from .errors import DeviceError, LinkError, NetworkError, NeurofabricError
-from .files import load_network, load_stimulus, save_network, save_recording
+from .files import Stimulus, load_network, save_network, save_recording
 from .progress import PROGRESS_LOGGER, Progress
 from .safe_io import check_output_folder, check_output_path
 
@@ -113,9 +115,10 @@ def _parse_record(value):
         return ()
     keys = tuple(k.strip() for k in value.split(",") if k.strip())
     for key in keys:
-        if key not in ("v", "i"):
-            raise click.BadParameter(f"unknown probe {key!r}; allowed: v, i (for example --record v,i)")
-    return keys
+        if key not in PROBES:
+            raise click.BadParameter(f"unknown probe {key!r}; allowed: {', '.join(PROBES)} (for example "
+                                     "--record v,i,inputs)")
+    return tuple(dict.fromkeys(keys))
 
 
 def _check_device(name):
@@ -140,8 +143,9 @@ def _device_option(ctx, param, value):
 
 
 def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
-    """Refuse a run whose stimulus and recording could not fit this machine's memory."""
-    per_step = net.m + net.n + 8 * net.n * len(record)   # stimulus and spikes in bytes, probes in int64
+    """Refuse a run (of `runs` runs or trials) whose stimulus and recording could not fit this machine's memory."""
+    # stimulus and spikes in bytes, v and i in int64, inputs in bytes
+    per_step = net.m + net.n + sum(8 * net.n if key in ("v", "i") else net.m for key in record)
     snapshots = steps // snapshot_every if snapshot_every else 0
     need = runs * (steps * per_step + snapshots * (net.m + net.n) * net.n * 8)
     try:
@@ -249,50 +253,76 @@ def cli(ctx, verbose, quiet):
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
+def _load_run_stimulus(path, net, steps, record, snapshot_every, runs=1):
+    """The stimulus file at `path` for `net`, after checking that its run fits in memory (also before padding)."""
+    if steps is not None:
+        _check_run_memory(steps, net, record, snapshot_every, runs)
+    stim = Stimulus.load(path, m=net.m, steps=steps)
+    _check_run_memory(stim.steps, net, record, snapshot_every, runs * (stim.trials or 1))
+    if stim.trials is not None and snapshot_every:
+        raise click.BadParameter(f"{path} is a batch of {stim.trials} trials, which keeps no weight snapshots "
+                                 "(its weights are those after the last trial)", param_hint="--snapshot-every")
+    return stim
+
+
+def _stimulus_text(stim):
+    """How a stimulus runs, for the summary lines: "30 steps", "4 trials of 30 steps"."""
+    return f"{stim.trials} trials of {stim.steps} steps" if stim.trials is not None else f"{stim.steps} steps"
+
+
 @cli.command()
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False),
-              help="Stimulus file: spikes, shape (steps, m).")
+              help="Stimulus file: spikes (steps, m), and/or the generator's rates (m,) and seed; a leading "
+                   "trials axis runs a batch of trials.")
 @click.option("--device", default="golden", show_default=True, callback=_device_option,
               help=f"Where to run: {', '.join(DEVICE_KINDS)}.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Recording file to write.")
-@click.option("--record", default="", help="Probes to record after each step: v, i or v,i.")
+@click.option("--record", default="", help=f"Probes to record after each step: {', '.join(PROBES)} "
+                                           "(inputs: the set U of each step, host and generated), e.g. v,i.")
 @click.option("--steps", type=_count(0), default=None,
-              help="Steps to run (longer than the stimulus pads with silence).")
+              help="Steps to run (of each trial; longer than the stimulus pads with silence).")
 @click.option("--snapshot-every", type=_count(0), default=0,
-              help="Keep the weights every K steps (key weight_snapshots).")
+              help="Keep the weights every K steps (key weight_snapshots; not for trials).")
 @click.pass_context
 def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
     """Run NETWORK on a device from the reset state and write a recording.
+
+    The stimulus may hold the host's spikes, the stimulus generator's rates
+    and seed (inputs made on the device), or both; a batch of trials runs
+    each trial from the reset state (the weights carry over), and the
+    recording gets a leading trials axis.
 
     \b
     Examples:
       neurofabric run net.npz --input stim.npz --device golden -o rec.npz
       neurofabric run net.npz --input stim.npz --device rtl -o rec.npz --record v,i --snapshot-every 100
+      neurofabric run net.npz --input poisson.npz -o rec.npz --record inputs   # the generator's inputs too
       neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@1500000 -o rec.npz --steps 5000
     """
     record = _parse_record(record)
     inputs = (network, stimulus)
     check_output_path(output, inputs=inputs, what="recording")
     net = load_network(network)
-    if steps is not None:
-        _check_run_memory(steps, net, record, snapshot_every)
-    stim = load_stimulus(stimulus, m=net.m, steps=steps)
-    _check_run_memory(stim.shape[0], net, record, snapshot_every)
+    stim = _load_run_stimulus(stimulus, net, steps, record, snapshot_every)
+    quiet = ctx.obj["quiet"]
     with open_device(device) as dev:
-        dev.load(net, progress=Progress("load", enabled=not ctx.obj["quiet"]))
-        rec = dev.run(stim, record=record, snapshot_every=snapshot_every,
-                      progress=Progress("run", enabled=not ctx.obj["quiet"]))
+        dev.load(net, progress=Progress("load", enabled=not quiet))
+        rec = stim.run(dev, record=record, snapshot_every=snapshot_every,
+                       progress=Progress("trials" if stim.trials is not None else "run", enabled=not quiet))
     from .plot import GROUP_KEYS
     # The builder's group names travel with the recording, so its plots name the populations.
     rec.extras.update({key: net.extras[key] for key in GROUP_KEYS if key in net.extras})
     save_recording(rec, output, inputs=inputs)
-    if not ctx.obj["quiet"]:
+    if not quiet:
         rate = rec.spikes.mean() if rec.spikes.size else 0.0
         changed = int((rec.weights != net.weights).sum())
-        click.echo(f"{rec.steps} steps on {device}: {int(rec.spikes.sum())} spikes "
-                   f"({rate:.4f} per neuron per step), {changed} weights changed; wrote {output}")
+        made = ""
+        if rec.inputs is not None:
+            made = f", {int(rec.inputs.sum())} input spikes"
+        click.echo(f"{_stimulus_text(stim)} on {device}: {int(rec.spikes.sum())} spikes "
+                   f"({rate:.4f} per neuron per step){made}, {changed} weights changed; wrote {output}")
 
 
 @cli.command()
@@ -300,33 +330,38 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
 @click.option("--steps", type=_count(1), required=True, help="Steps of the stimulus (of each trial).")
 @click.option("--poisson", type=Rate(), default=None,
               help="Rate coding, random: each input spikes with probability RATE * dt in each step.")
+@click.option("--on-chip", "on_chip", is_flag=True,
+              help="With --poisson: write the stimulus generator's rates (round(65536 * RATE * dt), at most "
+                   "65535) and its --seed instead of spikes; the device draws the inputs.")
 @click.option("--regular", type=Rate(), default=None, help="Rate coding, evenly spaced spikes at RATE.")
 @click.option("--latency", is_flag=True, help="Latency coding: one spike per input, earlier for larger "
                                               "values (needs --values).")
 @click.option("--dt", type=Duration(), default=None, help="The time step (1ms, 0.5ms); needed by the rates.")
 @click.option("--inputs", type=_count(1), default=None, help="Input channels, all at RATE (without --values).")
 @click.option("--values", "values_path", type=click.Path(dir_okay=False), default=None,
-              help="Intensities in 0..1, one per input (.npy, .npz, .csv); one row per trial. A rate "
-                   "scales RATE by them.")
-@click.option("--gap", type=_count(0), default=0, show_default=True,
-              help="Steps of silence between two trials (rows of --values).")
-@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of --poisson.")
-def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, gap, seed):
-    """Write a stimulus file: rate (Poisson or regular) or latency coded inputs.
+              help="Intensities in 0..1, one per input (.npy, .npz, .csv); several rows are a batch of trials, "
+                   "one per row. A rate scales RATE by them.")
+@click.option("--seed", type=_SEED, default=None,
+              help="Seed of --poisson: numpy's on the host [default: 0]; with --on-chip the generator's, "
+                   "1..4294967295 [default: 1] (trial r of a batch starts where trial r-1's numbers end).")
+def stimulus(output, steps, poisson, on_chip, regular, latency, dt, inputs, values_path, seed):
+    """Write a stimulus file: rate (Poisson or regular) or latency coded inputs, or generator rates.
 
     Rows of --values are trials: each is encoded over --steps steps, and the
-    trials are written one after another, --gap steps of silence between two
-    (trial r starts at step r * (steps + gap)).
+    file holds them with a leading trials axis (spikes (trials, steps, m),
+    rates (trials, m)); `run` runs each from the reset state. One row (or
+    --inputs) writes one run.
 
     \b
     Examples:
       neurofabric stimulus --poisson 20Hz --dt 1ms --steps 1000 --inputs 64 -o stim.npz
+      neurofabric stimulus --poisson 20Hz --on-chip --dt 1ms --steps 1000 --inputs 64 --seed 7 -o gen.npz
       neurofabric stimulus --regular 50Hz --dt 1ms --steps 200 --inputs 8 -o stim.npz
-      neurofabric stimulus --poisson 100Hz --dt 1ms --steps 25 --values digits.npy --gap 10 -o stim.npz
+      neurofabric stimulus --poisson 100Hz --dt 1ms --steps 25 --values digits.npy -o trials.npz
       neurofabric stimulus --latency --steps 20 --values intensities.csv -o stim.npz
     """
     from . import encoders
-    from .files import MAX_FILE_VALUES, save_stimulus
+    from .files import MAX_FILE_VALUES
     check_output_path(output, inputs=(values_path,), what="stimulus")
     values = encoders.load_values(values_path) if values_path is not None else None
     chosen = [name for name, given in (("--poisson", poisson is not None), ("--regular", regular is not None),
@@ -334,6 +369,12 @@ def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, 
     if len(chosen) != 1:
         raise click.UsageError("choose one encoding: --poisson RATE, --regular RATE or --latency"
                                + (f" (got {' and '.join(chosen)})" if chosen else ""))
+    if on_chip and poisson is None:
+        raise click.BadParameter(f"the stimulus generator draws Poisson inputs only: --on-chip goes with "
+                                 f"--poisson, not {chosen[0]}", param_hint="--on-chip")
+    if on_chip and seed == 0:
+        raise click.BadParameter("0 is not a generator seed: allowed 1..4294967295 (its state is never 0)",
+                                 param_hint="--seed")
     if values is None:
         if latency:
             raise click.BadParameter("--latency encodes intensities: give them with --values FILE",
@@ -347,35 +388,51 @@ def stimulus(output, steps, poisson, regular, latency, dt, inputs, values_path, 
                                  param_hint="--inputs")
     trials, m = values.shape
     if trials == 1:
-        values = values[0]   # one stimulus of (steps, m), its errors naming values[k]
+        values = values[0]   # one run of (steps, m), its errors naming values[k]
     values = encoders.check_intensities(values, name=f"{values_path}: values" if values_path else "values")
-    total = trials * steps + (trials - 1) * gap
-    if total * m > MAX_FILE_VALUES:
-        raise click.BadParameter(f"{total} steps x {m} inputs is {total * m:,} values, more than a stimulus "
-                                 f"file holds (MAX_FILE_VALUES = {MAX_FILE_VALUES:,})", param_hint="--steps")
-    if latency:
-        spikes = encoders.latency(values, steps)
+    if not on_chip and trials * steps * m > MAX_FILE_VALUES:
+        raise click.BadParameter(f"{trials} x {steps} steps x {m} inputs is {trials * steps * m:,} values, more "
+                                 f"than a stimulus file holds (MAX_FILE_VALUES = {MAX_FILE_VALUES:,})",
+                                 param_hint="--steps")
+    if not latency and dt is None:
+        raise click.BadParameter(f"{chosen[0]} is a rate in Hz: give the time step (--dt 1ms)", param_hint="--dt")
+    batch = trials > 1
+    if on_chip:
+        rates = encoders.generator_rates(values * poisson, dt)
+        first = 1 if seed is None else seed
+        seeds = encoders.trial_seeds(first, trials, steps, m) if batch else first
+        stim = Stimulus(rates=rates, seed=seeds, steps=steps)
     else:
-        if dt is None:
-            raise click.BadParameter(f"{chosen[0]} is a rate in Hz: give the time step (--dt 1ms)",
-                                     param_hint="--dt")
-        rates = values * (poisson if poisson is not None else regular)
-        spikes = (encoders.poisson(rates, steps, dt, seed=seed) if poisson is not None
-                  else encoders.regular(rates, steps, dt))
-    spikes = encoders.concatenate_trials(spikes, gap)
-    save_stimulus(spikes, output, inputs=(values_path,))
-    layout = f"{trials} trials of {steps} steps, {gap} apart" if trials > 1 else f"{steps} steps"
-    rate = spikes.mean() if spikes.size else 0.0
-    click.echo(f"{layout}, {m} inputs: {int(spikes.sum())} spikes ({rate:.4f} per input per step); "
-               f"wrote {output}")
+        if latency:
+            spikes = encoders.latency(values, steps)
+        elif poisson is not None:
+            spikes = encoders.poisson(values * poisson, steps, dt, seed=0 if seed is None else seed)
+        else:
+            spikes = encoders.regular(values * regular, steps, dt)
+        stim = Stimulus(spikes=spikes)
+    stim.save(output, inputs=(values_path,))
+    layout = f"{_stimulus_text(stim)}, {m} inputs"
+    if on_chip:
+        mean = float(stim.rates.mean()) / encoders.RATE_ONE
+        seeds = (f"seeds {int(stim.seed[0])}, {int(stim.seed[1])}, ... (one per trial)" if batch
+                 else f"seed {stim.seed}")
+        click.echo(f"{layout}: generator rates {int(stim.rates.min())}..{int(stim.rates.max())} of 65536 "
+                   f"({mean:.4f} spikes per input per step expected), {seeds}, no host spikes; wrote {output}")
+    else:
+        rate = stim.spikes.mean() if stim.spikes.size else 0.0
+        click.echo(f"{layout}: {int(stim.spikes.sum())} spikes ({rate:.4f} per input per step); wrote {output}")
 
 
 def _file_kind(path):
     """"network", "recording" or "stimulus", from the names of a file's arrays (their data unread)."""
     from .files import read_npz_headers
-    keys = set(read_npz_headers(path, "network or recording"))
-    if "spikes" in keys and "threshold" not in keys:
-        return "recording" if "weights" in keys else "stimulus"
+    keys = set(read_npz_headers(path, "network, recording or stimulus"))
+    if "threshold" in keys:
+        return "network"
+    if "weights" in keys and "spikes" in keys:
+        return "recording"
+    if keys & {"spikes", "rates"}:
+        return "stimulus"
     return "network"
 
 
@@ -385,25 +442,53 @@ def info(file):
     """Summarise a network, recording or stimulus file.
 
     A network: sizes, widths, parameter ranges, plastic synapses, memory. A
-    recording: steps, spikes and rates, the probes, snapshots and weights it
-    holds. A stimulus: steps, inputs and rate.
+    recording: steps (and trials), spikes and rates, the inputs, the probes,
+    snapshots and weights it holds. A stimulus: steps, trials, inputs, the
+    host's spikes, the generator's rates and seed.
 
     \b
     Examples:
       neurofabric info net.npz     # also prints the quantisation report of an imported network
       neurofabric info rec.npz     # what a run recorded
+      neurofabric info stim.npz    # what a run will apply
     """
     kind = _file_kind(file)
     if kind == "recording":
         _info_recording(file)
     elif kind == "stimulus":
-        spikes = load_stimulus(file)
-        steps, m = spikes.shape
-        rate = spikes.mean() if spikes.size else 0.0
-        click.echo(f"stimulus {file}")
-        click.echo(f"  {steps} steps of m = {m} inputs: {int(spikes.sum())} spikes ({rate:.4f} per input per step)")
+        _info_stimulus(file)
     else:
         _info_network(file)
+
+
+def _info_stimulus(path):
+    from .encoders import RATE_ONE
+    stim = Stimulus.load(path)
+    click.echo(f"stimulus {path}")
+    click.echo(f"  {_stimulus_text(stim)} of m = {stim.m} inputs")
+    if stim.spikes is not None:
+        spikes = stim.spikes
+        rate = spikes.mean() if spikes.size else 0.0
+        click.echo(f"  host spikes: {int(spikes.sum())} ({rate:.4f} per input per step)")
+    else:
+        click.echo("  host spikes: none (the generator makes every input)")
+    if stim.rates is not None:
+        rates = stim.rates
+        per_trial = " (per trial)" if rates.ndim == 2 else ""
+        click.echo(f"  generator rates{per_trial}: {int(rates.min())}..{int(rates.max())} of 65536, "
+                   f"{float(rates.mean()) / RATE_ONE:.4f} spikes per input per step expected, "
+                   f"{int((rates > 0).any(axis=0).sum()) if rates.ndim == 2 else int((rates > 0).sum())} "
+                   f"of {stim.m} inputs generated")
+    else:
+        click.echo("  generator rates: none (all 0: the generator makes no input)")
+    if stim.seed is None:
+        click.echo("  seed: 1 (none given)")
+    elif np.ndim(stim.seed):
+        seeds = stim.seed
+        click.echo(f"  seeds: one per trial, {', '.join(str(int(x)) for x in seeds[:3])}"
+                   + (", ..." if len(seeds) > 3 else ""))
+    else:
+        click.echo(f"  seed: {stim.seed}")
 
 
 def _info_network(path):
@@ -421,13 +506,14 @@ def _info_network(path):
                f"{facts['synapses_plastic']} plastic ({facts['synapses_plastic_nonzero']} of them non-zero)")
     w = net.weights
     click.echo(f"  weights: {int(w.min())}..{int(w.max())}, mean {w.mean():.2f}")
-    for name in ("threshold", "v_reset", "bias", "k_mem", "k_syn", "refractory", "reset_mode"):
+    click.echo(f"  core model {CORE_MODEL_VERSION}: decays lose decay/4096 per step (0: none, 4096: all)")
+    for name in ("threshold", "v_reset", "bias", "decay_mem", "decay_syn", "refractory", "reset_mode"):
         arr = getattr(net, name)
         click.echo(f"  {name}: {int(arr.min())}..{int(arr.max())}")
     if net.learn:
         click.echo(f"  learning on: a_plus {net.a_plus}, a_minus {net.a_minus}, shift {net.stdp_shift}, "
-                   f"k_pre {net.k_pre}, k_post {net.k_post}, inc_pre {net.inc_pre}, inc_post {net.inc_post}, "
-                   f"trace mode {net.trace_mode}, weights kept in {net.w_min}..{net.w_max}")
+                   f"decay_pre {net.decay_pre}, decay_post {net.decay_post}, inc_pre {net.inc_pre}, "
+                   f"inc_post {net.inc_post}, trace mode {net.trace_mode}, weights kept in {net.w_min}..{net.w_max}")
     else:
         click.echo("  learning off")
     click.echo(f"  memory: weights {facts['weight_memory_bits']} bits "
@@ -441,19 +527,23 @@ def _info_network(path):
 def _info_recording(path):
     from .files import load_recording
     rec = load_recording(path)
-    steps, n = rec.spikes.shape
+    steps, n = rec.spikes.shape[-2:]
     m = rec.weights.shape[0] - n
     click.echo(f"recording {path}")
-    click.echo(f"  {steps} steps of n = {n} neurons, m = {m} inputs")
-    counts = rec.spikes.sum(axis=0)
+    runs = f"{rec.trials} trials of {steps} steps" if rec.trials is not None else f"{steps} steps"
+    click.echo(f"  {runs} of n = {n} neurons, m = {m} inputs")
+    counts = rec.spikes.reshape(-1, n).sum(axis=0)
     rate = rec.spikes.mean() if rec.spikes.size else 0.0
     busiest = int(np.argmax(counts)) if n else 0
     click.echo(f"  spikes: {int(counts.sum())} ({rate:.4f} per neuron per step); most from neuron {busiest} "
                f"({int(counts[busiest]) if n else 0}), {int((counts == 0).sum())} of {n} neurons silent")
-    if rec.input_spikes is not None:
-        inputs = rec.input_spikes
-        click.echo(f"  input spikes: {int(inputs.sum())} ({inputs.mean() if inputs.size else 0.0:.4f} per input "
-                   "per step)")
+    if rec.trials is not None:
+        per_trial = rec.spikes.reshape(rec.trials, -1).sum(axis=1)
+        click.echo(f"  spikes per trial: {int(per_trial.min())}..{int(per_trial.max())}, mean {per_trial.mean():.1f}")
+    for key, what in (("input_spikes", "host input spikes"), ("inputs", "inputs U (host and generated)")):
+        arr = getattr(rec, key)
+        if arr is not None:
+            click.echo(f"  {what}: {int(arr.sum())} ({arr.mean() if arr.size else 0.0:.4f} per input per step)")
     probes = [f"{key} {int(getattr(rec, key).min())}..{int(getattr(rec, key).max())}" if getattr(rec, key).size
               else key for key in ("v", "i") if getattr(rec, key) is not None]
     click.echo(f"  probes: {', '.join(probes)}" if probes else "  probes: none (run with --record v,i)")
@@ -464,13 +554,45 @@ def _info_recording(path):
             where = f", after steps {int(rec.snapshot_steps[0])}..{int(rec.snapshot_steps[-1])}"
         changed = int((snaps != snaps[:1]).any(axis=0).sum() + 0)
         click.echo(f"  weight snapshots: {len(snaps)}{where}; {changed} synapses changed between them")
-    else:
+    elif rec.trials is None:
         click.echo("  weight snapshots: none (run with --snapshot-every K)")
     w = rec.weights
-    click.echo(f"  weights after the run: {int(w.min())}..{int(w.max())}, mean {w.mean():.2f}, "
+    after = "the last trial" if rec.trials is not None else "the run"
+    click.echo(f"  weights after {after}: {int(w.min())}..{int(w.max())}, mean {w.mean():.2f}, "
                f"{int((w != 0).sum())} non-zero of {w.size}")
     if rec.extras:
         click.echo(f"  other keys: {', '.join(sorted(rec.extras))}")
+
+
+@cli.command("convert")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Core model 2 network file to write.")
+@click.pass_context
+def convert_command(ctx, old, output):
+    """Convert a core model 1 network file (decay shifts k_*) to core model 2 (decay factors decay_*).
+
+    Each shift k becomes the factor d = 4096 >> k (k = 31, no decay: d = 0);
+    every other field and extra is kept, and the file gets core_model = 2.
+    The converted network's results are close to, not identical with, core
+    model 1's: core model 2 rounds a decay toward zero (core model 1 held
+    small positive values up forever), and shifts of 13 to 30, whose leak is
+    below the smallest factor of 1/4096, become no decay.
+
+    \b
+    Example:
+      neurofabric convert old.npz -o net.npz
+    """
+    from .files import convert_core_model_1
+    check_output_path(output, inputs=(old,), what="network")
+    net, conversions = convert_core_model_1(old)
+    save_network(net, output, inputs=(old,))
+    if not ctx.obj["quiet"]:
+        for conversion in conversions:
+            click.echo(conversion.describe())
+        click.echo(f"the results are close to, not identical with, core model 1's (d = 4096 >> k; core model 2 "
+                   f"rounds each decay toward zero); wrote {output}: {net.n} neurons, {net.m} inputs, core model "
+                   f"{CORE_MODEL_VERSION}")
 
 
 @cli.command("import-nir")
@@ -480,7 +602,7 @@ def _info_recording(path):
                    "exports do; snnTorch's assume 0.1ms and record none). A different one wins, with a warning.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Network file to write.")
 @click.option("--tolerance", type=FiniteFloat(minimum=0), default=0.1, show_default=True,
-              help="Largest relative error allowed for a parameter (time constants are dt * 2**k).")
+              help="Largest relative error allowed for a parameter once quantised to the core's integers.")
 @click.option("--state-bits", type=int, default=None, help="S (default: the graph's, else 16).")
 @click.option("--weight-bits", type=int, default=None, help="W (default: the graph's, else 8).")
 @click.option("--trace-bits", type=int, default=None, help="T (default: the graph's, else 8).")
@@ -685,8 +807,14 @@ def _window_option(ctx, param, value):
 @click.option("--ascii", "as_text", is_flag=True, help="Print the raster as text instead (no display needed).")
 @click.option("--width", type=click.IntRange(min=10, max=10_000), default=100, show_default=True,
               help="Columns of the --ascii raster.")
-def plot(recording, output, kind, neurons, window, network, as_text, width):
+@click.option("--trial", type=_count(0), default=None,
+              help="The trial to draw, of a recording of trials [default: 0, the first].")
+def plot(recording, output, kind, neurons, window, network, as_text, width, trial):
     """Draw a recording: spike raster, v/i traces, weights, or weight evolution.
+
+    The raster's inputs are the set U of each step (host and generated) when
+    the run recorded them (--record inputs), else the host's input spikes. A
+    recording of trials is drawn one trial at a time (--trial K).
 
     \b
     Examples:
@@ -694,6 +822,7 @@ def plot(recording, output, kind, neurons, window, network, as_text, width):
       neurofabric plot rec.npz --kind traces --neurons 0,1 -o traces.png
       neurofabric plot rec.npz --neurons 0-9,20 --window 1000:2000
       neurofabric plot rec.npz --kind evolution --network net.npz   # needs run --snapshot-every K
+      neurofabric plot trials.npz --trial 3          # the fourth trial of a batch
       neurofabric plot rec.npz --ascii               # in the terminal
     """
     from . import plot as plots
@@ -709,16 +838,33 @@ def plot(recording, output, kind, neurons, window, network, as_text, width):
         plots.picture_format(output)
         check_output_path(output, inputs=(recording, network), what="plot file")
     rec = load_recording(recording)
+    if rec.trials is None and trial is not None:
+        raise click.BadParameter(f"{recording} is a recording of one run, not of trials", param_hint="--trial")
+    title = name
+    if rec.trials is not None:
+        if kind == "evolution":
+            raise click.BadParameter(f"{recording} is a recording of {rec.trials} trials, which keeps no weight "
+                                     "snapshots", param_hint="--kind")
+        if kind == "weights" and trial is not None:
+            raise click.BadParameter("--kind weights draws the weights after the last trial; --trial does not "
+                                     "apply", param_hint="--trial")
+        chosen = 0 if trial is None else trial
+        if chosen >= rec.trials:
+            raise click.BadParameter(f"{chosen} is out of range: {recording} has trials 0..{rec.trials - 1}",
+                                     param_hint="--trial")
+        title = (f"{name} (the last of {rec.trials} trials)" if kind == "weights"
+                 else f"{name}, trial {chosen} of {rec.trials}")
+        rec = plots.select_trial(rec, chosen)
     if as_text:
         click.echo(plots.ascii_raster(rec.spikes, width=width, rows=neurons, window=window))
         return
     if kind == "raster":
-        fig = plots.raster(rec, title=f"spikes of {name}", window=window, neurons=neurons)
+        fig = plots.raster(rec, title=f"spikes of {title}", window=window, neurons=neurons)
     elif kind == "traces":
-        fig = plots.traces(rec, neurons, title=f"membrane and current of {name}", window=window)
+        fig = plots.traces(rec, neurons, title=f"membrane and current of {title}", window=window)
     elif kind == "weights":
         n = rec.spikes.shape[1]
-        fig = plots.weights(rec.weights, m=rec.weights.shape[0] - n, title=f"weights after {name}",
+        fig = plots.weights(rec.weights, m=rec.weights.shape[0] - n, title=f"weights after {title}",
                             neurons=neurons)
     else:
         plastic = None
@@ -728,7 +874,7 @@ def plot(recording, output, kind, neurons, window, network, as_text, width):
                 raise NetworkError(f"{network}: weights of shape {net.weights.shape} are not the recording's "
                                    f"{rec.weights.shape}: not the network that ran")
             plastic = net.plastic_mask()
-        fig = plots.evolution(rec, title=f"weight evolution in {name}", neurons=neurons, plastic=plastic,
+        fig = plots.evolution(rec, title=f"weight evolution in {title}", neurons=neurons, plastic=plastic,
                               window=window)
     plots.save(fig, output, inputs=(recording, network))
     click.echo(f"wrote {output}")
@@ -736,7 +882,8 @@ def plot(recording, output, kind, neurons, window, network, as_text, width):
 
 @cli.command()
 @click.argument("network", type=click.Path(dir_okay=False))
-@click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False), help="Stimulus file.")
+@click.option("--input", "stimulus", required=True, type=click.Path(dir_okay=False),
+              help="Stimulus file (spikes, rates and seed, trials: as for run).")
 @click.option("--device", "devices_", multiple=True, required=True, callback=_device_option,
               help="Give it twice: the two devices to compare (for example golden and rtl).")
 @click.option("--steps", type=_count(0), default=None, help="Steps to run.")
@@ -755,22 +902,31 @@ def diff(ctx, network, stimulus, devices_, steps, snapshot_every):
         raise click.BadParameter(f"give exactly two devices, got {len(devices_)}", param_hint="--device")
     net = load_network(network)
     probes = ("v", "i")
-    if steps is not None:
-        _check_run_memory(steps, net, probes, snapshot_every, runs=2)
-    stim = load_stimulus(stimulus, m=net.m, steps=steps)
-    _check_run_memory(stim.shape[0], net, probes, snapshot_every, runs=2)
+    stim = _load_run_stimulus(stimulus, net, steps, probes, snapshot_every, runs=2)
     recs = []
     for name in devices_:
         with open_device(name) as dev:
             dev.load(net)
-            recs.append(dev.run(stim, record=probes, snapshot_every=snapshot_every,
-                                progress=Progress(f"run on {name}", enabled=not ctx.obj["quiet"])))
-    found = first_divergence(*recs)
+            what = f"trials on {name}" if stim.trials is not None else f"run on {name}"
+            recs.append(stim.run(dev, record=probes, snapshot_every=snapshot_every,
+                                 progress=Progress(what, enabled=not ctx.obj["quiet"])))
     a, b = devices_
+    if stim.trials is None:
+        found, where = first_divergence(*recs), ""
+    else:
+        from .plot import select_trial
+        found = None
+        for t in range(stim.trials):
+            ra, rb = select_trial(recs[0], t), select_trial(recs[1], t)
+            if t < stim.trials - 1:
+                rb.weights = ra.weights   # only the weights after the last trial are recorded
+            found, where = first_divergence(ra, rb), f"trial {t}: "
+            if found is not None:
+                break
     if found is None:
-        click.echo(f"{a} and {b} agree: {stim.shape[0]} steps, spikes, v, i and weights identical")
+        click.echo(f"{a} and {b} agree: {_stimulus_text(stim)}, spikes, v, i and weights identical")
         return
-    click.echo(found.describe(a, b))
+    click.echo(where + found.describe(a, b))
     sys.exit(1)
 
 

@@ -15,11 +15,18 @@ the probability per step `rate * dt` is at most 1, so a rate above `1 / dt`
 is refused. Latency values are intensities in 0..1.
 
 Trials. Values of shape `(trials, m)` (one row per trial) give
-`(trials, steps, m)`; `concatenate_trials` lays them end to end in time with
-a gap of silence, which is how a core of model 1 runs several trials in one
-run. The stimulus generator of core model 2 will draw rate-coded inputs on
-the device from per-input rates: `step_probabilities` is the quantity it
-takes, checked here the same way.
+`(trials, steps, m)`: a batch of trials, each run from the reset state
+(`Device.run_trials`, a stimulus file's trials axis); `concatenate_trials`
+lays them end to end in one run instead, with a gap of silence.
+
+On-chip inputs. The stimulus generator of core model 2 (spec section 5.0)
+draws Poisson inputs on the device: `generator_rates` turns rates into the
+generator's `rate[k]` (`round(65536 * rate * dt)`, at most 65535), so the
+host sends no input spikes at all, and `trial_seeds` gives a batch of trials
+seeds that never share random numbers.
+
+    rates = generator_rates(20, dt=1e-3, inputs=64)       # 1311 each: 20 Hz
+    dev.run(None, steps=1000, rates=rates, seed=1)
 
 Every bad value (NaN, infinity, negative, a probability above 1, a rate above
 `1 / dt`) is a `NetworkError` naming the argument, the index and the range.
@@ -34,10 +41,18 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from neurofabric.contract.model import STIMULUS_FIELDS
+
 from .errors import NetworkError
 
 __all__ = ["poisson", "regular", "latency", "step_probabilities", "check_intensities", "concatenate_trials",
-           "load_values"]
+           "load_values", "generator_rates", "trial_seeds", "RATE_ONE", "MAX_RATE"]
+
+#: The generator's `rate[k]` is a probability in 1/65536ths per step (spec section 3): input k spikes
+#: when the top 16 bits of the state are below it.
+RATE_ONE = 1 << 16
+#: The largest `rate[k]` (a probability of 65535/65536 per step; a rate of 1 per step is clamped to it).
+MAX_RATE = STIMULUS_FIELDS["rate"][1]
 
 
 def _values(name, values, inputs):
@@ -133,6 +148,48 @@ def poisson(rates: ArrayLike, steps: int, dt: float | None = None, *, seed: int 
     return (rng.random((p.shape[0], steps, p.shape[1])) < p[:, None, :]).astype(np.uint8)
 
 
+def generator_rates(rates: ArrayLike, dt: float | None = None, *, inputs: int | None = None) -> np.ndarray:
+    """The stimulus generator's `rate[k]` for Poisson inputs of `rates` (spec sections 3 and 5.0).
+
+    Units as `poisson` (Hz with `dt`, probabilities per step without). Returns
+    int64 `round(65536 * rates * dt)`, clamped to 65535 (`MAX_RATE`): a
+    probability per step of `rate[k] / 65536`, within 1/131072 of the one asked
+    for (a rate of one spike per step gets 65535/65536). `(m,)`, or
+    `(trials, m)` for `(trials, m)` rates: a stimulus file's `rates`.
+    """
+    p = step_probabilities(rates, dt, inputs=inputs)
+    return np.minimum(np.rint(p * RATE_ONE), MAX_RATE).astype(np.int64)
+
+
+def trial_seeds(seed: int, trials: int, steps: int, inputs: int) -> np.ndarray:
+    """Seeds of `trials` trials of `steps` steps on `inputs` inputs that share no random numbers.
+
+    Trial 0 starts from `seed`, trial `r` from the generator state that trial
+    `r - 1` ends with (`seed` advanced `r * steps * inputs` times, since the
+    generator advances once per input per step): the trials together draw the
+    numbers one long run from `seed` would. Returns int64 `(trials,)`, a
+    stimulus file's `seed` of a batch of trials.
+    """
+    from .generator import advance, check_seed
+    seed = check_seed(seed)
+    if seed is None:
+        raise NetworkError("seed: give the first trial's seed, 1..4294967295")
+    trials, steps, inputs = _whole("trials", trials, 1), _whole("steps", steps, 0), _whole("inputs", inputs, 0)
+    # xorshift32 is linear over GF(2): the jump of steps * inputs advances is the matrix whose
+    # column b is basis vector b advanced that far, so each further trial costs 32 XORs at most.
+    columns = [advance(1 << b, steps * inputs) for b in range(32)] if trials > 1 else []
+    seeds = [seed]
+    for _ in range(trials - 1):
+        g, jumped, b = seeds[-1], 0, 0
+        while g:
+            if g & 1:
+                jumped ^= columns[b]
+            g >>= 1
+            b += 1
+        seeds.append(jumped)
+    return np.array(seeds, np.int64)
+
+
 def regular(rates: ArrayLike, steps: int, dt: float | None = None, *, inputs: int | None = None) -> np.ndarray:
     """Evenly spaced spikes: input `k` spikes once every `1 / (rates[k] * dt)` steps.
 
@@ -187,6 +244,9 @@ def latency(values: ArrayLike, steps: int, *, window: int | None = None, thresho
 
 def concatenate_trials(stimuli: ArrayLike, gap: int = 0) -> np.ndarray:
     """Trials `(trials, steps, m)` laid end to end in time, `gap` steps of silence between two.
+
+    One run of them carries the state from one trial into the next (a batch
+    of trials, `Device.run_trials`, resets it before each).
 
     Trial `r` starts at step `r * (steps + gap)`; the result has
     `trials * steps + (trials - 1) * gap` steps. A `(steps, m)` array is one

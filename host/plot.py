@@ -10,7 +10,10 @@ only the first few by default, its title says how many of how many), which
 steps (`window=(start, stop)`), and, for the weight evolution, which synapses
 (the plastic ones: absent and fixed synapses are never averaged in).
 `parse_neurons("0-9,20")` and `parse_window("1000:2000")` read the forms the
-command line takes.
+command line takes. A recording of trials (a leading trials axis) is drawn one
+trial at a time: `select_trial(rec, k)` is trial `k` as a recording of one run.
+The input raster draws the set U of each step (host and generated inputs)
+when the run recorded it (`--record inputs`), else the host's input spikes.
 """
 
 import numpy as np
@@ -18,7 +21,8 @@ import numpy as np
 from .errors import NeurofabricError, NetworkError
 
 __all__ = ["raster", "traces", "weights", "evolution", "ascii_raster", "save", "KINDS", "parse_neurons",
-           "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION", "GROUP_KEYS", "groups"]
+           "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION", "GROUP_KEYS", "groups",
+           "select_trial"]
 
 KINDS = ("raster", "traces", "weights", "evolution")
 
@@ -41,7 +45,7 @@ def groups(rec, kind):
     extras = getattr(rec, "extras", None) or {}
     if not all(key in extras for key in GROUP_KEYS):
         return []
-    n = np.asarray(rec.spikes).shape[1]
+    n = np.asarray(rec.spikes).shape[-1]
     m = np.asarray(rec.weights).shape[0] - n
     arrays = {key: np.asarray(extras[key]) for key in GROUP_KEYS}
     if _groups_problem(arrays, GROUP_KEYS, n, m):
@@ -49,6 +53,33 @@ def groups(rec, kind):
     names, kinds, starts, sizes = (arrays[key].tolist() for key in GROUP_KEYS)
     return [(str(name), int(start), int(size)) for name, k, start, size in zip(names, kinds, starts, sizes)
             if k == kind]
+
+
+def select_trial(rec, trial):
+    """Trial `trial` of a recording of trials, as a `Recording` of one run (its spikes, probes and inputs).
+
+    Its `weights` are the recording's, those after the last trial.
+    `NeurofabricError` when the recording has no trials or `trial` is not one
+    of them.
+    """
+    from dataclasses import replace
+    trials = getattr(rec, "trials", None)
+    if trials is None:
+        raise NeurofabricError(f"trial {trial}: the recording is of one run, not of trials")
+    if not 0 <= int(trial) < trials:
+        raise NeurofabricError(f"trial {trial} is out of range: the recording has trials 0..{trials - 1}")
+    t = int(trial)
+    per_step = {key: None if getattr(rec, key) is None else np.asarray(getattr(rec, key))[t]
+                for key in ("spikes", "v", "i", "inputs", "input_spikes")}
+    return replace(rec, trials=None, extras=dict(rec.extras), **per_step)
+
+
+def _one_run(rec):
+    """Refuse a recording of trials where a picture draws one run."""
+    trials = getattr(rec, "trials", None)
+    if trials is not None:
+        raise NeurofabricError(f"the recording holds {trials} trials: draw one at a time "
+                               "(select_trial(rec, k); neurofabric plot --trial K)")
 
 
 def _label_groups(ax, named, ids):
@@ -204,18 +235,22 @@ def raster(rec, title="spikes", step_ms=None, window=None, highlight=None, neuro
     names its groups (`groups`, from a network built by `NetworkBuilder`) has
     them labelled on the y axes, with a line between two groups.
     """
+    _one_run(rec)
     plt = _plt()
     spikes = np.asarray(rec.spikes)
     n = spikes.shape[1]
     ids = _chosen(neurons, n)
-    inputs = getattr(rec, "input_spikes", None)
+    inputs = getattr(rec, "inputs", None)
+    what = "inputs U, host and generated"
+    if inputs is None:
+        inputs, what = getattr(rec, "input_spikes", None), "input spikes"
     start, stop = _steps_window(window, spikes.shape[0])
     rows = 2 if inputs is not None and inputs.shape[1] else 1
     fig, axes = plt.subplots(rows, 1, figsize=(10, 2.2 + 2.2 * rows), sharex=True,
                              gridspec_kw={"height_ratios": [2, 1][:rows] if rows == 2 else [1]})
     axes = np.atleast_1d(axes)
     if rows == 2:
-        _spike_panel(axes[0], inputs[start:stop], f"input spikes ({inputs.shape[1]} channels)", "input",
+        _spike_panel(axes[0], inputs[start:stop], f"{what} ({inputs.shape[1]} channels)", "input",
                      "tab:gray", start)
         _label_groups(axes[0], groups(rec, "inputs"), range(inputs.shape[1]))
     _spike_panel(axes[-1], spikes[start:stop][:, ids], f"output spikes ({_which(ids, n)})", "neuron",
@@ -238,6 +273,7 @@ def traces(rec, neurons=None, title="membrane and current", window=None):
 
     Without `neurons`, the first `DEFAULT_TRACES` are drawn and the title says so.
     """
+    _one_run(rec)
     plt = _plt()
     have = [key for key in ("v", "i") if getattr(rec, key, None) is not None]
     if not have:

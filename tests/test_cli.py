@@ -1,4 +1,4 @@
-"""The command line: `run`, `info`, `devices`, `demo`, and its error handling."""
+"""The command line: `run`, `convert`, `info`, `plot`, `diff`, `devices`, `demo`, and its error handling."""
 
 import os
 import subprocess
@@ -69,7 +69,7 @@ def test_each_run_starts_from_reset(files):
 
 
 @pytest.mark.parametrize("extra, exit_code, message", [
-    (["--record", "w"], 2, "unknown probe 'w'"),
+    (["--record", "w"], 2, "unknown probe 'w'; allowed: v, i, inputs"),
     (["--device", "fpga9"], 4, "unknown device 'fpga9'; known devices: golden"),
     (["--steps", "-1"], 2, "-1"),
 ])
@@ -162,7 +162,7 @@ def test_info_describes_a_recording(files):
     assert lines[2].startswith(f"  spikes: {int(counts.sum())} ({rec.spikes.mean():.4f} per neuron per step); "
                                f"most from neuron {int(np.argmax(counts))}")
     assert f"{int((counts == 0).sum())} of 8 neurons silent" in lines[2]
-    assert lines[3] == f"  input spikes: {int(stim.sum())} ({stim.mean():.4f} per input per step)"
+    assert lines[3] == f"  host input spikes: {int(stim.sum())} ({stim.mean():.4f} per input per step)"
     assert lines[4] == f"  probes: v {rec.v.min()}..{rec.v.max()}, i {rec.i.min()}..{rec.i.max()}"
     assert lines[5].startswith("  weight snapshots: 3, after steps 10..30; ")
     assert lines[6].startswith(f"  weights after the run: {rec.weights.min()}..{rec.weights.max()}")
@@ -178,8 +178,10 @@ def test_info_says_what_a_recording_lacks_and_describes_a_stimulus(files):
     result = invoke("info", tmp / "stim.npz")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"stimulus {tmp / 'stim.npz'}",
-                                          f"  30 steps of m = 5 inputs: {int(stim.sum())} spikes "
-                                          f"({stim.mean():.4f} per input per step)"]
+                                          "  30 steps of m = 5 inputs",
+                                          f"  host spikes: {int(stim.sum())} ({stim.mean():.4f} per input per step)",
+                                          "  generator rates: none (all 0: the generator makes no input)",
+                                          "  seed: 1 (none given)"]
 
 
 @pytest.mark.parametrize("output, message", [
@@ -247,3 +249,247 @@ def test_progress_of_long_work_shows_on_stderr_unless_quiet(files, monkeypatch):
     assert loud.stderr == "building the simulated board for n=8\nerror: stopped after the announcement\n"
     quiet = invoke("-q", *args)
     assert quiet.exit_code == 4 and quiet.stderr == "error: stopped after the announcement\n"
+
+
+# -- core model 2: generator rates, seeds, trials, inputs, convert ------------------------------
+
+def golden_device(net):
+    dev = nf.GoldenDevice()
+    dev.load(net)
+    return dev
+
+
+def test_run_of_generator_rates_records_the_inputs_the_golden_model_makes(files):
+    net, stim, tmp = files
+    rates = np.array([0, 8000, 30000, 65535, 1200])
+    nf.save_stimulus(None, tmp / "gen.npz", rates=rates, seed=99, steps=40)
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "gen.npz", "-o", tmp / "rec.npz",
+                    "--record", "inputs,v")
+    assert result.exit_code == 0, result.output
+    expect = golden_device(net).run(None, steps=40, record=("v", "inputs"), rates=rates, seed=99)
+    with np.load(tmp / "rec.npz") as rec:
+        assert {"spikes", "weights", "v", "inputs", "input_spikes"} <= set(rec.files) and "i" not in rec.files
+        assert rec["inputs"].shape == (40, 5) and not rec["input_spikes"].any()
+        assert not rec["inputs"][:, 0].any() and rec["inputs"][:, 3].all()
+        for key in ("spikes", "v", "inputs", "weights"):
+            assert np.array_equal(rec[key], getattr(expect, key)), key
+    assert result.output.startswith(f"40 steps on golden: {int(expect.spikes.sum())} spikes ")
+    assert f", {int(expect.inputs.sum())} input spikes, " in result.output
+
+
+def test_every_run_of_a_seeded_stimulus_starts_from_the_reset_state(files):
+    net, stim, tmp = files
+    nf.save_stimulus(stim, tmp / "both.npz", rates=np.full(5, 3000), seed=4)
+    for name in ("a.npz", "b.npz"):
+        result = invoke("run", tmp / "net.npz", "--input", tmp / "both.npz", "-o", tmp / name, "--record", "inputs")
+        assert result.exit_code == 0, result.output
+    with np.load(tmp / "a.npz") as a, np.load(tmp / "b.npz") as b:
+        assert np.array_equal(a["inputs"], b["inputs"]) and np.array_equal(a["spikes"], b["spikes"])
+        assert (a["inputs"] >= a["input_spikes"]).all() and a["inputs"].sum() > a["input_spikes"].sum()
+
+
+def test_run_of_trials_writes_a_trials_axis_equal_to_run_trials(files):
+    net, stim, tmp = files
+    rng = np.random.default_rng(5)
+    spikes = rng.random((3, 20, 5)) < 0.2
+    rates = rng.integers(0, 9000, (3, 5))
+    nf.save_stimulus(spikes, tmp / "trials.npz", rates=rates, seed=[7, 8, 9])
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "trials.npz", "-o", tmp / "rec.npz",
+                    "--record", "v,i,inputs", "--steps", 25)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("3 trials of 25 steps on golden: ")
+    expect = golden_device(net).run_trials(spikes, 25, ("v", "i", "inputs"), rates=rates, seed=[7, 8, 9])
+    with np.load(tmp / "rec.npz") as rec:
+        assert rec["spikes"].shape == (3, 25, 8) and rec["inputs"].shape == (3, 25, 5)
+        assert rec["weights"].shape == (13, 8)
+        for key in ("spikes", "v", "i", "inputs", "input_spikes", "weights"):
+            assert np.array_equal(rec[key], getattr(expect, key)), key
+    assert nf.load_recording(tmp / "rec.npz").trials == 3
+
+
+def test_trials_refuse_weight_snapshots_before_running(files, monkeypatch):
+    net, stim, tmp = files
+    import neurofabric.host.cli as cli_module
+    monkeypatch.setattr(cli_module, "open_device", lambda name: pytest.fail("a device was opened"))
+    nf.save_stimulus(None, tmp / "trials.npz", rates=np.full(5, 100), seed=[1, 2], steps=10)
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "trials.npz", "-o", tmp / "r.npz", "--snapshot-every", 5)
+    assert result.exit_code == 2 and "is a batch of 2 trials, which keeps no weight snapshots" in result.stderr
+
+
+def test_a_long_run_of_trials_shows_progress_by_trial(files, monkeypatch):
+    net, stim, tmp = files
+    import neurofabric.host.cli as cli_module
+    from neurofabric.host.progress import Progress
+    monkeypatch.setattr(cli_module, "Progress", lambda what, enabled=True: Progress(
+        what, enabled=enabled, interval_s=0, always=True))
+    nf.save_stimulus(None, tmp / "trials.npz", rates=np.full(5, 100), seed=[1, 2, 3], steps=10)
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "trials.npz", "-o", tmp / "r.npz")
+    assert result.exit_code == 0, result.output
+    assert "trials: 1/3 (33 %)" in result.stderr and "trials: 3/3 (100 %)" in result.stderr
+    quiet = invoke("-q", "run", tmp / "net.npz", "--input", tmp / "trials.npz", "-o", tmp / "q.npz")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_a_core_model_1_network_is_refused_by_run_naming_convert(files):
+    net, stim, tmp = files
+    arrays = net.to_arrays()
+    for shift, factor in (("k_mem", "decay_mem"), ("k_syn", "decay_syn"), ("k_pre", "decay_pre"),
+                          ("k_post", "decay_post")):
+        arrays[shift] = np.full(np.shape(arrays.pop(factor)), 3)
+    np.savez(tmp / "old.npz", **arrays)
+    result = invoke("run", tmp / "old.npz", "--input", tmp / "stim.npz", "-o", tmp / "r.npz")
+    assert result.exit_code == 3 and result.stderr.count("\n") == 1
+    assert "it is a core model 1 network" in result.stderr and "neurofabric convert OLD.npz -o NEW.npz" in result.stderr
+    assert not (tmp / "r.npz").exists()
+    converted = invoke("convert", tmp / "old.npz", "-o", tmp / "new.npz")
+    assert converted.exit_code == 0, converted.output
+    lines = converted.output.splitlines()
+    assert lines[:4] == ["decay_mem <- k_mem: k 3 -> d 512 (8)", "decay_syn <- k_syn: k 3 -> d 512 (8)",
+                         "decay_pre <- k_pre: k 3 -> d 512", "decay_post <- k_post: k 3 -> d 512"]
+    assert lines[4].startswith("the results are close to, not identical with, core model 1's")
+    assert lines[4].endswith(f"wrote {tmp / 'new.npz'}: 8 neurons, 5 inputs, core model 2")
+    back = nf.load_network(tmp / "new.npz")
+    assert back.decay_mem.tolist() == [512] * 8 and np.array_equal(back.weights, net.weights)
+    assert invoke("run", tmp / "new.npz", "--input", tmp / "stim.npz", "-o", tmp / "r.npz").exit_code == 0
+
+
+@pytest.mark.parametrize("source, output, message", [
+    ("net.npz", "x.npz", "core_model = 2: not a core model 1 network, nothing to convert"),
+    ("stim.npz", "x.npz", "not a core model 1 network: missing fields"),
+    ("none.npz", "x.npz", "does not exist"),
+    ("net.npz", "net.npz", "is the same file as the input"),
+    ("net.npz", "missing/x.npz", "folder"),
+])
+def test_convert_refuses_in_one_line_and_writes_nothing(files, source, output, message):
+    net, stim, tmp = files
+    result = invoke("convert", tmp / source, "-o", tmp / output)
+    assert result.exit_code == 3 and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp / "x.npz").exists()
+
+
+def test_info_describes_generator_stimuli_and_trials(files):
+    net, stim, tmp = files
+    nf.save_stimulus(None, tmp / "gen.npz", rates=[0, 6553, 6553, 0, 65535], seed=12, steps=100)
+    result = invoke("info", tmp / "gen.npz")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"stimulus {tmp / 'gen.npz'}", "  100 steps of m = 5 inputs",
+        "  host spikes: none (the generator makes every input)",
+        f"  generator rates: 0..65535 of 65536, {(6553 * 2 + 65535) / 5 / 65536:.4f} spikes per input per step "
+        "expected, 3 of 5 inputs generated",
+        "  seed: 12"]
+    nf.save_stimulus(np.zeros((4, 10, 5), np.uint8), tmp / "trials.npz", seed=[3, 4, 5, 6])
+    result = invoke("info", tmp / "trials.npz")
+    assert result.exit_code == 0, result.output
+    assert "  4 trials of 10 steps of m = 5 inputs" in result.output
+    assert "  seeds: one per trial, 3, 4, 5, ..." in result.output
+
+
+def test_info_describes_a_recording_of_trials_with_inputs(files):
+    net, stim, tmp = files
+    rec = golden_device(net).run_trials(None, 12, ("inputs",), rates=np.full((2, 5), 20000), seed=[1, 2])
+    nf.save_recording(rec, tmp / "rec.npz")
+    result = invoke("info", tmp / "rec.npz")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1] == "  2 trials of 12 steps of n = 8 neurons, m = 5 inputs"
+    per_trial = rec.spikes.reshape(2, -1).sum(axis=1)
+    assert lines[3] == (f"  spikes per trial: {per_trial.min()}..{per_trial.max()}, mean {per_trial.mean():.1f}")
+    assert f"  inputs U (host and generated): {int(rec.inputs.sum())} ({rec.inputs.mean():.4f} per input per step)" \
+        in lines
+    assert lines[-1].startswith("  weights after the last trial: ")
+
+
+def test_info_of_a_network_shows_the_decay_factors(files):
+    net, stim, tmp = files
+    result = invoke("info", tmp / "net.npz")
+    assert "  core model 2: decays lose decay/4096 per step (0: none, 4096: all)" in result.output
+    assert f"  decay_mem: {net.decay_mem.min()}..{net.decay_mem.max()}" in result.output
+    assert f"decay_pre {net.decay_pre}, decay_post {net.decay_post}" in result.output
+
+
+def trials_recording(net, tmp):
+    rec = golden_device(net).run_trials(None, 30, ("v", "i", "inputs"), rates=np.full((3, 5), 30000),
+                                        seed=[1, 2, 3])
+    nf.save_recording(rec, tmp / "trials.npz")
+    return rec
+
+
+def test_plot_draws_one_trial_of_a_recording_of_trials(files):
+    net, stim, tmp = files
+    rec = trials_recording(net, tmp)
+    from neurofabric.host import plot
+    shown = invoke("plot", tmp / "trials.npz", "--ascii", "--trial", 2, "--width", 30)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.rstrip("\n") == plot.ascii_raster(rec.spikes[2], width=30)
+    first = invoke("plot", tmp / "trials.npz", "--ascii", "--width", 30)
+    assert first.output.rstrip("\n") == plot.ascii_raster(rec.spikes[0], width=30)
+    for kind in ("raster", "traces", "weights"):
+        args = ["plot", tmp / "trials.npz", "--kind", kind, "-o", tmp / f"{kind}.png"]
+        result = invoke(*args, *(["--trial", 1] if kind != "weights" else []))
+        assert result.exit_code == 0, result.output
+        assert (tmp / f"{kind}.png").stat().st_size > 1000
+
+
+def test_the_raster_draws_the_recorded_inputs_host_and_generated(files):
+    net, stim, tmp = files
+    rec = trials_recording(net, tmp)
+    from neurofabric.host import plot
+    one = plot.select_trial(rec, 1)
+    assert one.trials is None and np.array_equal(one.inputs, rec.inputs[1]) and np.array_equal(one.v, rec.v[1])
+    fig = plot.raster(one)
+    assert fig.axes[0].get_title() == "inputs U, host and generated (5 channels)"
+    assert len(fig.axes[0].collections[0].get_offsets()) == int(rec.inputs[1].sum())
+    with pytest.raises(nf.NeurofabricError, match="the recording holds 3 trials: draw one at a time"):
+        plot.raster(rec)
+    with pytest.raises(nf.NeurofabricError, match=r"trial 3 is out of range: the recording has trials 0..2"):
+        plot.select_trial(rec, 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trial", 3], "3 is out of range: {trials} has trials 0..2"),
+    (["--kind", "evolution"], "is a recording of 3 trials, which keeps no weight snapshots"),
+    (["--kind", "weights", "--trial", 1], "--kind weights draws the weights after the last trial"),
+])
+def test_plot_refuses_what_a_recording_of_trials_does_not_hold(files, args, message):
+    net, stim, tmp = files
+    trials_recording(net, tmp)
+    result = invoke("plot", tmp / "trials.npz", "-o", tmp / "p.png", *args)
+    assert result.exit_code == 2 and message.format(trials=tmp / "trials.npz") in result.stderr
+    assert not (tmp / "p.png").exists()
+
+
+def test_plot_trial_of_a_recording_of_one_run_is_refused(files):
+    net, stim, tmp = files
+    nf.save_recording(nf.GoldenModel(net).run(stim), tmp / "rec.npz")
+    result = invoke("plot", tmp / "rec.npz", "--ascii", "--trial", 0)
+    assert result.exit_code == 2 and "is a recording of one run, not of trials" in result.stderr
+
+
+class _OneSpikeOff(nf.GoldenDevice):
+    """The golden model with one spike of one trial dropped: a device that diverges there."""
+
+    def __init__(self, trial, step):
+        super().__init__()
+        self.runs, self.trial, self.step = 0, trial, step
+
+    def _run(self, *args):
+        rec = super()._run(*args)
+        if self.runs == self.trial:
+            rec.spikes[self.step] = 1 - rec.spikes[self.step]
+        self.runs += 1
+        return rec
+
+
+def test_diff_runs_generator_stimuli_and_trials_and_names_the_trial_that_diverges(files, monkeypatch):
+    net, stim, tmp = files
+    nf.save_stimulus(None, tmp / "trials.npz", rates=np.full((3, 5), 20000), seed=[5, 6, 7], steps=15)
+    agree = invoke("diff", tmp / "net.npz", "--input", tmp / "trials.npz", "--device", "golden", "--device", "golden")
+    assert agree.exit_code == 0, agree.output
+    assert agree.output == "golden and golden agree: 3 trials of 15 steps, spikes, v, i and weights identical\n"
+    import neurofabric.host.cli as cli_module
+    opened = iter([nf.GoldenDevice(), _OneSpikeOff(trial=1, step=4)])
+    monkeypatch.setattr(cli_module, "open_device", lambda name: next(opened))
+    differ = invoke("diff", tmp / "net.npz", "--input", tmp / "trials.npz", "--device", "golden", "--device", "rtl")
+    assert differ.exit_code == 1
+    assert differ.output.startswith("trial 1: first divergence at step 4: neuron 0 spikes: golden ")

@@ -39,17 +39,18 @@ GOOD = {
     "device": "rtl",
     "devices_": ("golden", "golden"),
     "steps": "10",
+    "old": "{old}",
 }
 #: The output a command writes when one is required (by the command's name).
 GOOD_OUTPUT = {"run": "{tmp}/new.npz", "import-nir": "{tmp}/new.npz", "export-nir": "{tmp}/new.nir",
-               "stimulus": "{tmp}/new.npz"}
+               "stimulus": "{tmp}/new.npz", "convert": "{tmp}/new.npz"}
 
 #: Bad values of the string parameters, by name (a new string parameter needs an entry).
 BAD_STRINGS = {
     "device": ["nope", "serial:", "serial:{tmp}/no-such-tty", "serial:/dev/null@abc", "serial:/dev/null@0"],
     "devices_": ["nope", "serial:{tmp}/no-such-tty"],
     "board_name": ["nope", ""],
-    "record": ["w", "v,x"],
+    "record": ["w", "v,x", "inputs,u"],
     "neurons": ["a-b", "5-2", "-3", "99999", ","],
     "window": ["2000:1000", "a:b", "5", "-5:3", "0:99999"],
     "poisson": ["nan", "inf", "-1Hz", "ten", "20MHz", "1e400Hz"],
@@ -62,6 +63,14 @@ BAD_FOR = {("selftest", "device"): ["golden", "rtl-direct"]}
 BAD_INTEGERS = ["nan", "inf", "-1", "1e400", "2.5", str(10 ** 30)]
 BAD_REALS = ["nan", "inf", "-inf", "-1", "1e400", "ten"]
 BAD_INPUTS = ["{tmp}/missing.npz", "{folder}", "{garbage}", "{empty}", "{fifo}", "/dev/null", "{plain}/x.npz"]
+#: Bad files of the right format for some inputs, by parameter name: a core model 1 network, a core model 2
+#: network without its core_model key, stimuli with a rate or a seed out of range or trials that disagree.
+BAD_INPUTS_FOR = {
+    "network": ["{old}", "{keyless}"],
+    "file": ["{old}", "{keyless}", "{badrates}", "{badseed}"],
+    "stimulus": ["{old}", "{badrates}", "{badseed}", "{badtrials}"],
+    "old": ["{net}", "{keyless}", "{stim}"],
+}
 
 
 def commands(group=cli, path=()):
@@ -88,7 +97,7 @@ def bad_values(path, command, param, good):
                 return values + ["{plain}"]
             # and an output that is one of the command's own inputs
             return values + ["{tmp}/missing/out.png", "{folder}"] + input_files(command, good)
-        return BAD_INPUTS
+        return BAD_INPUTS + BAD_INPUTS_FOR.get(param.name, [])
     if isinstance(kind, click.Choice):
         return ["nope"]
     if getattr(param, "is_flag", False) or isinstance(kind, click.types.BoolParamType):
@@ -188,13 +197,23 @@ def files(tmp_path_factory):
     nf.save_recording(nf.GoldenModel(net).run(stim, record=("v", "i"), snapshot_every=10), tmp / "rec.npz")
     from neurofabric.host.nir_io import export_nir, write_nir
     write_nir(export_nir(net, dt=1e-3), tmp / "graph.nir")
+    old = {key: np.asarray(value) for key, value in net.to_arrays().items()}
+    np.savez(tmp / "keyless.npz", **old)
+    for shift in ("mem", "syn", "pre", "post"):
+        old[f"k_{shift}"] = np.full(np.shape(old.pop(f"decay_{shift}")), 4)
+    np.savez(tmp / "old.npz", **old)
+    np.savez(tmp / "badrates.npz", rates=np.array([0, 1, 70000, 3, 4]), steps=np.array(10))
+    np.savez(tmp / "badseed.npz", rates=np.ones(5, int), seed=np.array(0), steps=np.array(10))
+    np.savez(tmp / "badtrials.npz", spikes=np.zeros((2, 10, 5), np.uint8), seed=np.array([1, 2, 3]))
     (tmp / "garbage.npz").write_bytes(np.random.default_rng(3).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     (tmp / "empty.npz").write_bytes(b"")
     (tmp / "plain").write_text("a regular file\n")
     (tmp / "folder").mkdir()
     os.mkfifo(tmp / "fifo")
     names = {"net": "net.npz", "stim": "stim.npz", "rec": "rec.npz", "graph": "graph.nir", "garbage": "garbage.npz",
-             "empty": "empty.npz", "plain": "plain", "folder": "folder", "fifo": "fifo"}
+             "empty": "empty.npz", "plain": "plain", "folder": "folder", "fifo": "fifo", "old": "old.npz",
+             "keyless": "keyless.npz", "badrates": "badrates.npz", "badseed": "badseed.npz",
+             "badtrials": "badtrials.npz"}
     return {"tmp": str(tmp), **{key: str(tmp / name) for key, name in names.items()}}
 
 
@@ -224,11 +243,15 @@ def test_a_command_refuses_bad_input_in_one_line(files, path, args):
 
 def test_every_command_is_enumerated_with_its_parameters():
     found = {" ".join(path) for path, _ in commands()}
-    assert {"run", "info", "plot", "demo", "demo digits", "sim-board", "selftest", "bench", "build"} <= found
+    assert {"run", "info", "plot", "demo", "demo digits", "sim-board", "selftest", "bench", "build", "convert",
+            "stimulus", "diff"} <= found
     ids = [case.id for case in cases()]
     for path in found:
         assert sum(i.startswith(f"{path} ") for i in ids) >= 1, path
     assert any(i.startswith("run output=") for i in ids) and any(i.startswith("plot window=") for i in ids)
+    for case in ("run stimulus={badrates}", "run network={old}", "convert old={net}", "plot trial=-1",
+                 "stimulus seed=nan", "run record=v,x"):
+        assert case in ids, case
 
 
 @pytest.mark.parametrize("args", [
@@ -240,6 +263,9 @@ def test_every_command_is_enumerated_with_its_parameters():
     ["selftest", "--device", "rtl-direct"],
     ["run", "{net}", "--input", "{stim}", "-o", "{net}"],
     ["run", "{net}", "--input", "{stim}", "-o", "{fifo}"],
+    ["run", "{old}", "--input", "{stim}", "-o", "{tmp}/from-old.npz"],
+    ["run", "{net}", "--input", "{badrates}", "-o", "{tmp}/from-bad.npz"],
+    ["convert", "{net}", "-o", "{tmp}/converted.npz"],
 ])
 def test_the_real_command_refuses_in_one_line(files, args):
     """The console script itself (its logging set-up, its exit): one line on stderr, no traceback."""

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 import neurofabric as nf
 from neurofabric.host import encoders
 from neurofabric.host.cli import cli
+from neurofabric.host.files import Stimulus
 
 
 def invoke(*args):
@@ -63,6 +64,11 @@ def test_trials_of_values_give_one_stimulus_per_row():
     (lambda: nf.latency([0.5], 10, window=11), r"^window = 11 is out of range: allowed 1\.\.10"),
     (lambda: nf.latency([0.5], 10, threshold=1.0), r"^threshold = 1\.0 is out of range"),
     (lambda: nf.concatenate_trials(np.zeros((2, 3, 4), np.uint8), gap=-2), r"^gap = -2 is out of range"),
+    (lambda: encoders.generator_rates([1.0, 1001.0], dt=1e-3), r"^rates\[1\] = 1001\.0 is out of range: allowed "
+                                                               r"0\.\.1000 Hz"),
+    (lambda: encoders.generator_rates([np.nan]), r"^rates\[0\] = nan is out of range"),
+    (lambda: encoders.trial_seeds(0, 3, 10, 4), r"^seed = 0 is out of range: allowed 1\.\.4294967295"),
+    (lambda: encoders.trial_seeds(1, 0, 10, 4), r"^trials = 0 is out of range: allowed a whole number, 1 or more"),
 ])
 def test_bad_values_are_one_line_network_errors(call, message):
     with pytest.raises(nf.NetworkError, match=message) as info:
@@ -106,6 +112,39 @@ def test_concatenate_trials_lays_them_end_to_end_with_gaps_of_silence():
 def test_step_probabilities_are_what_the_encoders_draw_from():
     assert np.allclose(nf.step_probabilities([0, 500, 1000], dt=1e-3), [0, 0.5, 1.0])
     assert np.array_equal(nf.step_probabilities([0.1, 0.9]), [0.1, 0.9])
+
+
+def test_generator_rates_are_65536_times_the_probability_per_step_rounded_and_clamped():
+    rates = encoders.generator_rates([0.0, 20.0, 500.0, 999.99, 1000.0], dt=1e-3)
+    assert rates.dtype == np.int64
+    assert rates.tolist() == [0, 1311, 32768, 65535, 65535]   # round(65536 * 0.02) = 1311; 1 per step: 65535
+    assert encoders.generator_rates(0.25, inputs=3).tolist() == [16384] * 3
+    assert encoders.generator_rates([[1e-6, 0.5], [0.75, 1.0]]).tolist() == [[0, 32768], [49152, 65535]]
+    assert encoders.MAX_RATE == 65535 and encoders.RATE_ONE == 65536
+
+
+def test_the_generator_at_those_rates_spikes_at_the_asked_probability():
+    from neurofabric.host.generator import generate_inputs
+    wanted = np.array([0.0, 0.02, 0.1, 0.5, 1.0])
+    rates = encoders.generator_rates(wanted)
+    spikes, _ = generate_inputs(1, rates, 20_000)
+    observed = spikes.mean(axis=0)
+    assert observed[0] == 0
+    for p, got in zip(wanted[1:], observed[1:]):
+        assert abs(got - p) < 5 * np.sqrt(max(p * (1 - p), 1e-4) / 20_000) + 1 / 65536, (p, got)
+
+
+def test_trial_seeds_continue_where_the_previous_trial_left_the_generator():
+    from neurofabric.host.arith import xorshift32
+    seeds = encoders.trial_seeds(77, 4, steps=6, inputs=3)
+    assert seeds.dtype == np.int64 and seeds.shape == (4,) and seeds[0] == 77
+    g = 77
+    for r in range(1, 4):
+        for _ in range(6 * 3):          # the generator advances once per input per step
+            g = xorshift32(g)
+        assert seeds[r] == g, r
+    assert encoders.trial_seeds(5, 1, 100, 8).tolist() == [5]
+    assert len(set(encoders.trial_seeds(1, 50, 10, 2).tolist())) == 50
 
 
 def test_an_encoded_stimulus_saves_loads_and_runs():
@@ -166,21 +205,66 @@ def test_the_stimulus_command_of_the_issue_writes_a_seeded_poisson_file(tmp_path
     assert not np.array_equal(nf.load_stimulus(other), spikes)
 
 
-def test_rows_of_a_values_file_are_trials_written_one_after_another(tmp_path):
+def test_rows_of_a_values_file_are_a_batch_of_trials(tmp_path):
     values = np.array([[1.0, 0.0, 0.5], [0.25, 1.0, 0.0], [0.0, 0.0, 1.0]])
     np.save(tmp_path / "v.npy", values)
     out = tmp_path / "trials.npz"
     result = invoke("stimulus", "--poisson", "500Hz", "--dt", "0.5ms", "--steps", 40, "--values",
-                    tmp_path / "v.npy", "--gap", 7, "--seed", 9, "-o", out)
+                    tmp_path / "v.npy", "--seed", 9, "-o", out)
     assert result.exit_code == 0, result.output
-    assert "3 trials of 40 steps, 7 apart" in result.output
-    spikes = nf.load_stimulus(out)
-    assert spikes.shape == (3 * 40 + 2 * 7, 3)
-    expected = nf.concatenate_trials(nf.poisson(values * 500, 40, 0.5e-3, seed=9), gap=7)
-    assert np.array_equal(spikes, expected)
-    for r in range(2):
-        assert not spikes[r * 47 + 40:(r + 1) * 47].any()
-    assert not spikes[:40, 1].any() and spikes[47:87, 1].sum() > 0
+    assert result.output.startswith("3 trials of 40 steps, 3 inputs: ")
+    with np.load(out) as f:
+        assert set(f.files) == {"spikes"} and f["spikes"].shape == (3, 40, 3)
+    stim = Stimulus.load(out)
+    assert stim.trials == 3 and stim.steps == 40
+    assert np.array_equal(stim.spikes, nf.poisson(values * 500, 40, 0.5e-3, seed=9).astype(bool))
+    assert not stim.spikes[0, :, 1].any() and stim.spikes[1, :, 1].any() and not stim.spikes[2, :, :2].any()
+
+
+def test_gap_is_gone_with_trials_in_files(tmp_path):
+    result = invoke("stimulus", "--poisson", "5Hz", "--dt", "1ms", "--steps", 10, "--inputs", 2, "--gap", 3,
+                    "-o", tmp_path / "s.npz")
+    assert result.exit_code == 2 and "No such option '--gap'" in result.stderr
+
+
+def test_on_chip_poisson_writes_generator_rates_a_seed_and_no_spikes(tmp_path):
+    out = tmp_path / "gen.npz"
+    result = invoke("stimulus", "--poisson", "20Hz", "--on-chip", "--dt", "1ms", "--steps", 1000, "--inputs", 64,
+                    "--seed", 7, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1000 steps, 64 inputs: generator rates 1311..1311 of 65536 (0.0200 spikes "
+                                    "per input per step expected), seed 7, no host spikes; wrote ")
+    with np.load(out) as f:
+        assert set(f.files) == {"rates", "seed", "steps"}
+        assert f["rates"].tolist() == [1311] * 64 and int(f["seed"]) == 7 and int(f["steps"]) == 1000
+    default = tmp_path / "default.npz"
+    assert invoke("stimulus", "--poisson", "20Hz", "--on-chip", "--dt", "1ms", "--steps", 10, "--inputs", 2,
+                  "-o", default).exit_code == 0
+    assert Stimulus.load(default).seed == 1
+    # a rate of one spike per step is clamped to the largest rate
+    assert invoke("stimulus", "--poisson", "1kHz", "--on-chip", "--dt", "1ms", "--steps", 10, "--inputs", 2,
+                  "-o", tmp_path / "full.npz").exit_code == 0
+    assert Stimulus.load(tmp_path / "full.npz").rates.tolist() == [65535, 65535]
+
+
+def test_on_chip_trials_get_one_rate_row_and_one_seed_each(tmp_path):
+    from neurofabric.host.files import Stimulus
+    values = np.array([[1.0, 0.0, 0.5], [0.25, 1.0, 0.0]])
+    np.save(tmp_path / "v.npy", values)
+    out = tmp_path / "gen.npz"
+    result = invoke("stimulus", "--poisson", "100Hz", "--on-chip", "--dt", "1ms", "--steps", 30, "--values",
+                    tmp_path / "v.npy", "--seed", 5, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("2 trials of 30 steps, 3 inputs: ")
+    stim = Stimulus.load(out)
+    assert stim.trials == 2 and stim.spikes is None and stim.steps == 30
+    assert stim.rates.tolist() == encoders.generator_rates(values * 100, 1e-3).tolist()
+    assert stim.seed.tolist() == encoders.trial_seeds(5, 2, 30, 3).tolist()
+    net = nf.random_network(4, 3, seed=2)
+    with nf.open_device("golden") as dev:
+        dev.load(net)
+        rec = stim.run(dev, record=("inputs",))
+    assert rec.inputs.shape == (2, 30, 3) and not rec.inputs[0, :, 1].any() and rec.inputs[1, :, 1].sum() > 0
 
 
 def test_latency_and_regular_from_the_command_line_match_the_api(tmp_path):
@@ -206,6 +290,13 @@ def test_latency_and_regular_from_the_command_line_match_the_api(tmp_path):
     (["--poisson", "5Hz", "--dt", "1ms", "--values", "{big}"], 3,
      "error: {big}: values[1] = 3.0 is out of range: allowed an intensity, 0..1"),
     (["--regular", "5Hz", "--dt", "1ms", "--inputs", 1 << 20, "--steps", 1 << 20], 2, "more than a stimulus"),
+    (["--regular", "5Hz", "--on-chip", "--dt", "1ms", "--inputs", 4], 2,
+     "the stimulus generator draws Poisson inputs only: --on-chip goes with --poisson, not --regular"),
+    (["--latency", "--on-chip", "--values", "{v}"], 2, "--on-chip goes with --poisson, not --latency"),
+    (["--poisson", "5Hz", "--on-chip", "--dt", "1ms", "--inputs", 4, "--seed", 0], 2,
+     "0 is not a generator seed: allowed 1..4294967295"),
+    (["--poisson", "5Hz", "--on-chip", "--inputs", 4], 2, "give the time step (--dt 1ms)"),
+    (["--poisson", "2kHz", "--on-chip", "--dt", "1ms", "--inputs", 4], 3, "error: rates[0] = 2000.0 is out of range"),
 ])
 def test_the_stimulus_command_refuses_in_one_line(tmp_path, args, code, message):
     np.save(tmp_path / "v.npy", np.array([0.5, 0.5, 0.5]))
@@ -227,15 +318,14 @@ def grouped_network(n=12, m=8):
     b = nf.NetworkBuilder()
     retina = b.add_inputs(5, "retina")
     cue = b.add_inputs(m - 5, "cue")
-    exc = b.add_neurons(n - 4, "exc", threshold=40, k_mem=3, k_syn=1, refractory=1)
-    inh = b.add_neurons(4, "inh", threshold=30, k_mem=2)
+    exc = b.add_neurons(n - 4, "exc", threshold=40, refractory=1)
+    inh = b.add_neurons(4, "inh", threshold=30)
     w = np.random.default_rng(5).integers(5, 40, size=(5, n - 4))
     b.connect(retina, exc, weights=w, plastic=True)
     b.connect(cue, exc, rule="random", p=0.5, weights=(10, 30), seed=2)
     b.connect(exc, inh, weights=20)
     b.connect(inh, exc, weights=-30)
-    b.set_learning(a_plus=40, a_minus=30, stdp_shift=4, k_pre=2, k_post=2, inc_pre=200, inc_post=200,
-                   w_min=0, w_max=100)
+    b.set_learning(a_plus=40, a_minus=30, stdp_shift=4, inc_pre=200, inc_post=200, w_min=0, w_max=100)
     return b.build()
 
 

@@ -83,7 +83,8 @@ def test_diff_command_agrees_for_identical_devices(run):
 @pytest.fixture
 def learning_run():
     """A run in which only some synapses are plastic, and the fixed ones are far heavier."""
-    net = nf.random_network(6, 4, seed=8, learn=1, a_plus=200, a_minus=150, stdp_shift=4, w_min=-128, w_max=127)
+    net = nf.random_network(6, 4, seed=8, learn=1, a_plus=10, a_minus=8, stdp_shift=6, w_min=-128, w_max=127,
+                            inc_pre=100, inc_post=100, decay_pre=512, decay_post=512, trace_mode=0)
     net.plastic_post = np.array([1, 1, 0, 1, 0, 1])
     net.plastic_pre = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0])
     fixed = ~net.plastic_mask()
