@@ -248,7 +248,8 @@ def test_a_build_report_is_not_written_through_a_symlink(tmp_path):
 # -- loaders -------------------------------------------------------------------------
 
 def arrays_of(net):
-    return {k: np.array(v) for k, v in net.to_arrays().items()}
+    """The arrays of `net`'s network file, as `save_network` writes them."""
+    return {**{k: np.array(v) for k, v in net.to_arrays().items()}, "core_model": np.array(2)}
 
 
 def write_npz(path, arrays):
@@ -438,7 +439,8 @@ def test_a_tolerance_that_is_not_a_finite_number_is_refused(tolerance):
 
 
 def test_a_nan_tolerance_would_have_passed_a_parameter_far_off():
-    graph = small_graph(tau_mem=np.full(2, 11e-3))   # 8 ms realised: 27% off
+    # 4096 * dt / tau = 1.4 steps: a decay factor of 1, 4.096 s realised, 40% off
+    graph = small_graph(tau_mem=np.full(2, 4.096 / 1.4))
     with pytest.raises(NetworkError, match="beyond the tolerance of 10%"):
         import_nir(graph, dt=1e-3, tolerance=0.1)
     with pytest.raises(NetworkError, match="tolerance = nan"):
@@ -479,7 +481,7 @@ def test_nan_and_inf_in_nir_parameters_are_refused(field, value, message):
 
 def test_an_infinite_time_constant_still_means_no_decay():
     net, _ = import_nir(small_graph(tau_mem=np.full(2, np.inf)), dt=1e-3)
-    assert net.k_mem.tolist() == [31, 31]
+    assert net.decay_mem.tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("weight", [np.inf, np.nan])
@@ -542,11 +544,11 @@ def test_the_builder_refuses_float_and_out_of_range_parameters_when_given(value,
 def test_the_builder_takes_whole_floats_as_integers():
     b = nf.NetworkBuilder()
     i = b.add_inputs(2.0, "in")
-    exc = b.add_neurons(3.0, "exc", threshold=300.0, k_mem=np.array([4.0, 5.0, 6.0]))
+    exc = b.add_neurons(3.0, "exc", threshold=300.0, decay_mem=np.array([4.0, 5.0, 6.0]))
     b.connect(i, exc, weights=2.0)
     b.set_learning(a_plus=32.0, stdp_shift=6)
     net = b.build()
-    assert net.threshold.tolist() == [300] * 3 and net.k_mem.tolist() == [4, 5, 6]
+    assert net.threshold.tolist() == [300] * 3 and net.decay_mem.tolist() == [4, 5, 6]
     assert (net.weights[:2] == 2).all() and net.a_plus == 32 and net.weights.dtype == np.int64
 
 
@@ -576,7 +578,8 @@ def test_the_builder_width_keywords_override_the_given_widths():
     (lambda b, i, e: b.set_learning(stdp_shift=2.5), "stdp_shift = 2.5 is not a whole number"),
     (lambda b, i, e: b.set_learning(learn=2), "learn = 2 is out of range"),
     (lambda b, i, e: b.add_neurons(2.5, threshold=1), "number of neurons = 2.5 is out of range"),
-    (lambda b, i, e: b.add_neurons(2, threshold=1, k_mem=32), r"k_mem \(group 'neurons1'\) = 32 is out of range"),
+    (lambda b, i, e: b.add_neurons(2, threshold=1, decay_mem=4097),
+     r"decay_mem \(group 'neurons1'\) = 4097 is out of range"),
 ])
 def test_builder_values_are_checked_when_given(call, message):
     b = nf.NetworkBuilder()
@@ -593,9 +596,9 @@ def test_builder_values_are_checked_when_given(call, message):
     (lambda n: n.threshold.__setitem__(0, 10 ** 6), r"threshold\[0\] = 1000000 is out of range"),
     (lambda n: n.weights.__setitem__((1, 1), 500), r"weights\[1, 1\] = 500 is out of range"),
     (lambda n: setattr(n, "learn", 7), "learn = 7 is out of range"),
-    (lambda n: setattr(n, "k_mem", n.k_mem[:2]), r"k_mem: shape \(2,\) does not match"),
+    (lambda n: setattr(n, "decay_mem", n.decay_mem[:2]), r"decay_mem: shape \(2,\) does not match"),
     (lambda n: setattr(n, "bias", n.bias.astype(float) + 0.5), "bias: dtype float64 is not an integer type"),
-    (lambda n: setattr(n, "w_min", 100), "w_min = 100 is greater than w_max"),
+    (lambda n: (setattr(n, "w_min", 10), setattr(n, "w_max", 5)), "w_min = 10 is greater than w_max = 5"),
 ])
 def test_an_edited_network_is_refused_by_every_golden_entry_point(net, edit, message):
     edit(net)
