@@ -2,12 +2,21 @@
 
     b = NetworkBuilder()
     retina = b.add_inputs(64, "retina")
-    exc = b.add_neurons(10, "exc", threshold=300, k_mem=4, k_syn=2, refractory=3)
+    exc = b.add_neurons(10, "exc", threshold=300, tau_mem_steps=16, decay_syn=1024, refractory=3)
     b.connect(retina, exc, rule="random", p=0.2, weights=(10, 60), seed=1, plastic=True)
     b.connect(exc, exc, weights=-40, self_connections=False)     # lateral inhibition
-    b.set_learning(a_plus=32, a_minus=24, stdp_shift=6, k_pre=3, k_post=3,
+    b.set_learning(a_plus=32, a_minus=24, stdp_shift=6, tau_pre_steps=8, tau_post_steps=8,
                    inc_pre=128, inc_post=128, w_min=0, w_max=127)
     network = b.build()          # a checked `Network`; network files via save_network
+
+Decays (spec section 2) are given as factors, `decay_mem`, `decay_syn`,
+`decay_pre`, `decay_post` in 0..4096 (the fraction `d / 4096` of a value lost
+per step, 0 = no decay), or as time constants in steps, `tau_mem_steps`,
+`tau_syn_steps`, `tau_pre_steps`, `tau_post_steps`, taken as
+`d = round(4096 / tau)` (forward Euler; `decay_for_steps`; inf is no decay).
+Core model 1's shifts `k_mem`, `k_syn`, `k_pre`, `k_post` have no exact
+factor (`4096 >> k` is close, not equal) and are refused with a message
+naming the argument that replaced them.
 
 Sources are numbered as the spec says: all input groups first (in the order
 they were added), then the neurons. Plasticity in the core is a product of a
@@ -48,20 +57,66 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from neurofabric.contract.model import (GLOBAL_FIELDS, NEURON_FIELDS, WIDTH_FIELDS, WIDTH_LIMITS, Widths,
-                                        field_range, range_text)
+from neurofabric.contract.model import (DECAY_ONE, GLOBAL_FIELDS, NEURON_FIELDS, WIDTH_FIELDS, WIDTH_LIMITS,
+                                        Widths, field_range, range_text)
 
 from .errors import NetworkError
 from .network import Network, check_whole_numbers
 
-__all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection", "SparsePlasticityWarning"]
+__all__ = ["NetworkBuilder", "InputGroup", "NeuronGroup", "Projection", "SparsePlasticityWarning",
+           "decay_for_steps"]
 
 
 class SparsePlasticityWarning(UserWarning):
     """A sparse plastic projection: its absent synapses are plastic too and can learn (see the module's
     docstring for what keeps them at zero)."""
 
-_NEURON_DEFAULTS = dict(v_reset=0, reset_mode=0, k_mem=31, k_syn=0, refractory=0, bias=0)
+_NEURON_DEFAULTS = dict(v_reset=0, reset_mode=0, decay_mem=0, decay_syn=DECAY_ONE, refractory=0, bias=0)
+#: Core model 1's decay shifts and the factors that replaced them.
+_SHIFTS = {"k_mem": "decay_mem", "k_syn": "decay_syn", "k_pre": "decay_pre", "k_post": "decay_post"}
+#: Time constants in steps and the factors they set.
+_TAUS = {f"tau_{factor[6:]}_steps": factor for factor in _SHIFTS.values()}
+
+
+def decay_for_steps(tau_steps: ArrayLike) -> np.ndarray:
+    """The decay factors of time constants in steps: `round(4096 / tau)`, clamped to 0..4096.
+
+    Forward Euler (spec section 2: `d = round(4096 * dt / tau)` with `tau` in
+    steps of `dt`), rounded to nearest, halves up: one step or less is 4096
+    (the value lasts one step), inf is 0 (no decay), as is anything over 8192
+    steps. `NetworkError` for NaN and for values that are not positive.
+    """
+    tau = np.asarray(tau_steps, dtype=float)
+    bad = np.isnan(tau) | ~(tau > 0)
+    if bad.any():
+        value = tau.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]
+        raise NetworkError(f"time constant {value:g} steps is not positive: allowed a positive number of "
+                           "steps, or inf for no decay")
+    return np.minimum(np.floor(DECAY_ONE / tau + 0.5), DECAY_ONE).astype(np.int64)
+
+
+def _decays(params, what):
+    """`params` with time constants in steps turned into decay factors; core model 1's shifts refused."""
+    for shift, factor in _SHIFTS.items():
+        if shift in params:
+            tau = f"tau_{factor[6:]}_steps"
+            raise NetworkError(
+                f"{what}: {shift} is a decay shift of core model 1, which core model 2 replaced with decay "
+                f"factors: give {factor} (0..{DECAY_ONE}, the fraction {factor} / {DECAY_ONE} of the value lost "
+                f"per step, 0 = no decay; {DECAY_ONE} >> {shift} is close to the shift, not equal) or {tau} "
+                f"(a time constant in steps: {factor} = round({DECAY_ONE} / {tau}))")
+    out = dict(params)
+    for tau, factor in _TAUS.items():
+        if tau in out:
+            if factor in out:
+                raise NetworkError(f"{what}: both {tau} and {factor} given; give one of them")
+            try:
+                out[factor] = decay_for_steps(out.pop(tau))
+            except NetworkError as exc:
+                raise NetworkError(f"{what}: {tau}: {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise NetworkError(f"{what}: {tau} is not a number or an array of numbers ({exc})") from None
+    return out
 
 
 @dataclass(eq=False)
@@ -119,7 +174,7 @@ class NetworkBuilder:
         self.input_groups: list[InputGroup] = []
         self.neuron_groups: list[NeuronGroup] = []
         self.projections: list[Projection] = []
-        self.learning = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, k_pre=31, k_post=31,
+        self.learning = dict(learn=0, a_plus=0, a_minus=0, stdp_shift=0, decay_pre=0, decay_post=0,
                              inc_pre=0, inc_post=0, trace_mode=0,
                              w_min=-(1 << (self.widths.weight_bits - 1)),
                              w_max=(1 << (self.widths.weight_bits - 1)) - 1)
@@ -143,15 +198,18 @@ class NetworkBuilder:
         """Add a population of `size` neurons.
 
         Parameters (spec section 3) are scalars or arrays of length `size`:
-        `threshold` (required), `v_reset`, `reset_mode`, `k_mem`, `k_syn`,
-        `refractory`, `bias`. Defaults: no leak (`k_mem=31`), delta synapses
-        (`k_syn=0`), reset to 0, no refractory period, no bias. Each value
-        must be a whole number within its field's range (`NetworkError`).
+        `threshold` (required), `v_reset`, `reset_mode`, `decay_mem`,
+        `decay_syn`, `refractory`, `bias`; `tau_mem_steps` and `tau_syn_steps`
+        set the decays from time constants in steps instead (see the module's
+        docstring). Defaults: no leak (`decay_mem=0`), delta synapses
+        (`decay_syn=4096`), reset to 0, no refractory period, no bias. Each
+        value must be a whole number within its field's range (`NetworkError`).
         """
         size = self._size(size, "neurons")
+        params = _decays(params, f"group {name!r}" if name else "add_neurons")
         unknown = set(params) - set(_NEURON_DEFAULTS)
         if unknown:
-            allowed = ", ".join(["threshold", *_NEURON_DEFAULTS])
+            allowed = ", ".join(["threshold", *_NEURON_DEFAULTS, "tau_mem_steps", "tau_syn_steps"])
             raise NetworkError(f"unknown neuron parameter{'s' if len(unknown) > 1 else ''} "
                                f"{', '.join(sorted(unknown))}; allowed: {allowed}")
         name = name or f"neurons{len(self.neuron_groups)}"
@@ -298,12 +356,14 @@ class NetworkBuilder:
     def set_learning(self, *, learn: int = 1, **params: int | float) -> None:
         """Set the global learning registers (spec section 3) and turn learning on.
 
-        Keys: a_plus, a_minus, stdp_shift, k_pre, k_post, inc_pre, inc_post,
-        trace_mode, w_min, w_max; `learn=0` keeps plasticity off.
+        Keys: a_plus, a_minus, stdp_shift, decay_pre, decay_post (or
+        tau_pre_steps, tau_post_steps: time constants in steps), inc_pre,
+        inc_post, trace_mode, w_min, w_max; `learn=0` keeps plasticity off.
         """
+        params = _decays(params, "set_learning")
         unknown = set(params) - set(self.learning)
         if unknown:
-            allowed = ", ".join(k for k in self.learning if k != "learn")
+            allowed = ", ".join([*(k for k in self.learning if k != "learn"), "tau_pre_steps", "tau_post_steps"])
             raise NetworkError(f"unknown learning parameter{'s' if len(unknown) > 1 else ''} "
                                f"{', '.join(sorted(unknown))}; allowed: {allowed}")
         checked = {}

@@ -71,9 +71,10 @@ def pattern_network(m=64, w_init=30, learn=1):
     """One LIF neuron listening to every input through plastic synapses."""
     b = NetworkBuilder()
     inputs = b.add_inputs(m, "afferents")
-    neuron = b.add_neurons(1, "detector", threshold=1200, k_mem=3, k_syn=1, refractory=4, v_reset=0)
+    neuron = b.add_neurons(1, "detector", threshold=1200, tau_mem_steps=8, tau_syn_steps=2,
+                            refractory=4, v_reset=0)
     b.connect(inputs, neuron, weights=w_init, plastic=True)
-    b.set_learning(learn=learn, a_plus=16, a_minus=20, stdp_shift=8, k_pre=3, k_post=3,
+    b.set_learning(learn=learn, a_plus=16, a_minus=20, stdp_shift=8, tau_pre_steps=8, tau_post_steps=8,
                    inc_pre=255, inc_post=255, trace_mode=1, w_min=0, w_max=127)
     return b.build()
 

@@ -9,8 +9,8 @@ compare.
 
 Network: 64 pixel inputs (plastic), 3 teacher inputs per class (30, not
 plastic, weight 127 onto their class's neuron), 10 class neurons (plastic)
-with no memory from one step to the next (`k_mem = 0`, `k_syn = 0`: the
-membrane is this step's input) and a refractory period of one step. A class
+with no memory from one step to the next (`decay_mem = decay_syn = 4096`:
+the membrane is this step's input) and a refractory period of one step. A class
 neuron therefore fires in a step exactly when the summed weights of the
 pixels spiking in that step reach its threshold of 381 = 3 * 127: a threshold
 unit, a perceptron.
@@ -28,10 +28,13 @@ on in p of every 16 frames) and plays it as:
             The refractory step keeps the neuron from answering twice.
     step 2  the label's 3 teacher inputs spike: 3 * 127 reaches the threshold,
             so the label's neuron fires. The pixel traces of step 1 have
-            halved (k_pre = 1, 255 -> 128): potentiation by (2 * 128) >> 8 = 1.
-    step 3  quiet. The post traces are gone (k_post = 0) and the pixel traces
-            are so small (<= 32) that (2 * 32) >> 8 = 0: the next frame
-            starts with nothing left over from this one.
+            about halved (decay_pre = 2032 keeps 2064 / 4096 of them, rounded
+            toward zero: 255 -> 128): potentiation by (2 * 128) >> 8 = 1. An
+            exact halving, 2048, would leave 127, and (2 * 127) >> 8 = 0.
+    step 3  quiet. The post traces are gone (decay_post = 4096) and the
+            pixel traces are down to 64, then 32 as the next frame starts:
+            (2 * 64) >> 8 = 0, so the next frame starts with nothing left
+            over from this one.
 
 So for every pixel that spikes in a frame, the synapse onto class j changes
 by teacher(j) - own answer(j): +1 when the label's neuron stayed silent, -1
@@ -74,7 +77,7 @@ TEACHER_WEIGHT = 127
 THRESHOLD = TEACHER_ROWS * TEACHER_WEIGHT
 #: Learning registers: the frame timeline in the module docstring depends on
 #: every one of them (the +1, -2, +1 per frame and the clean frame ends).
-LEARNING = dict(a_plus=2, a_minus=3, stdp_shift=8, k_pre=1, k_post=0, inc_pre=255, inc_post=255,
+LEARNING = dict(a_plus=2, a_minus=3, stdp_shift=8, decay_pre=2032, decay_post=4096, inc_pre=255, inc_post=255,
                 trace_mode=1, w_min=-128, w_max=127)
 #: Frames per training sample, passes over the training split, frames per
 #: test sample: 8 frames and 3 epochs were chosen on a validation part of the
@@ -98,7 +101,8 @@ def onchip_network(learn=1):
     b = NetworkBuilder()
     pixels = b.add_inputs(PIXELS, "pixels")
     teacher = b.add_inputs(CLASSES * TEACHER_ROWS, "teacher")
-    classes = b.add_neurons(CLASSES, "classes", threshold=THRESHOLD, k_mem=0, k_syn=0, refractory=1)
+    classes = b.add_neurons(CLASSES, "classes", threshold=THRESHOLD, decay_mem=4096, decay_syn=4096,
+                             refractory=1)
     b.connect(pixels, classes, weights=0, plastic=True)
     teacher_weights = np.zeros((CLASSES * TEACHER_ROWS, CLASSES), np.int64)
     teacher_weights[np.arange(CLASSES * TEACHER_ROWS), np.arange(CLASSES * TEACHER_ROWS) // TEACHER_ROWS] = \

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import neurofabric as nf
+from neurofabric.host.builder import decay_for_steps
 from neurofabric.host.errors import NetworkError
 
 
@@ -11,7 +12,7 @@ def two_layer():
     b = nf.NetworkBuilder()
     a = b.add_inputs(3, "a")
     c = b.add_inputs(2, "c")
-    exc = b.add_neurons(4, "exc", threshold=100, k_mem=4)
+    exc = b.add_neurons(4, "exc", threshold=100, decay_mem=256)
     inh = b.add_neurons(2, "inh", threshold=[50, 60], refractory=2)
     return b, a, c, exc, inh
 
@@ -26,8 +27,55 @@ def test_sources_are_inputs_then_neurons_in_order():
     assert (net.weights[5 + 4:5 + 6, 0:4] == -3).all()  # neurons inh are sources m+4..m+5
     assert int((net.weights != 0).sum()) == 4 + 8
     assert net.threshold.tolist() == [100] * 4 + [50, 60]
-    assert net.k_mem.tolist() == [4] * 4 + [31] * 2
+    assert net.decay_mem.tolist() == [256] * 4 + [0] * 2          # no leak by default
+    assert net.decay_syn.tolist() == [4096] * 6                     # delta synapses by default
     assert net.refractory.tolist() == [0] * 4 + [2, 2]
+
+
+def test_time_constants_in_steps_become_the_decay_factors_of_forward_euler():
+    b = nf.NetworkBuilder()
+    b.add_neurons(6, "a", threshold=10, tau_mem_steps=[1, 0.5, 8, 10, 3, np.inf], tau_syn_steps=2)
+    b.set_learning(tau_pre_steps=16, decay_post=7)
+    net = b.build()
+    # round(4096 / tau): one step or less clears the value, inf keeps it; snnTorch's beta = 0.9 is tau = 10.
+    assert net.decay_mem.tolist() == [4096, 4096, 512, 410, 1365, 0]
+    assert net.decay_syn.tolist() == [2048] * 6
+    assert (net.decay_pre, net.decay_post) == (256, 7)
+    assert decay_for_steps(8192).tolist() == 1 and decay_for_steps(8193).tolist() == 0     # halves round up
+    # The factor is what the golden model runs: a value of 1000 loses 1/8 of itself per step at tau = 8.
+    b = nf.NetworkBuilder()
+    x = b.add_inputs(1, "x")
+    y = b.add_neurons(1, "y", threshold=30000, tau_mem_steps=8)
+    b.connect(x, y, weights=100)
+    rec = nf.GoldenModel(b.build()).run(np.eye(1, 4, dtype=bool).T, record=("v",))
+    assert rec.v[:, 0].tolist() == [100, 87, 76, 66]      # trunc(v * 3584 / 4096), toward zero
+
+
+@pytest.mark.parametrize("call, old, new", [
+    (lambda b: b.add_neurons(2, "n", threshold=5, k_mem=3), "k_mem", "decay_mem"),
+    (lambda b: b.add_neurons(2, "n", threshold=5, k_syn=0), "k_syn", "decay_syn"),
+    (lambda b: b.set_learning(k_pre=31), "k_pre", "decay_pre"),
+    (lambda b: b.set_learning(a_plus=1, k_post=2), "k_post", "decay_post"),
+])
+def test_core_model_1_shifts_are_refused_naming_the_argument_that_replaced_them(call, old, new):
+    tau = f"tau_{new[6:]}_steps"
+    message = (rf"{old} is a decay shift of core model 1, .* give {new} \(0\.\.4096, .*\) or {tau} "
+               rf"\(a time constant in steps: {new} = round\(4096 / {tau}\)\)")
+    with pytest.raises(NetworkError, match=message):
+        call(nf.NetworkBuilder())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda b: b.add_neurons(2, "n", threshold=5, tau_mem_steps=4, decay_mem=3),
+     "group 'n': both tau_mem_steps and decay_mem given"),
+    (lambda b: b.add_neurons(2, "n", threshold=5, tau_syn_steps=[2, 0]), r"tau_syn_steps: time constant 0 steps"),
+    (lambda b: b.add_neurons(2, "n", threshold=5, tau_syn_steps=np.nan), "time constant nan steps is not positive"),
+    (lambda b: b.add_neurons(2, "n", threshold=5, decay_mem=4097), r"decay_mem \(group 'n'\) = 4097 is out of range"),
+    (lambda b: b.set_learning(tau_post_steps=-1), "set_learning: tau_post_steps: time constant -1 steps"),
+])
+def test_bad_decays_are_refused_naming_the_argument(call, message):
+    with pytest.raises(NetworkError, match=message):
+        call(nf.NetworkBuilder())
 
 
 def test_dense_matrix_and_one_to_one_and_sparse():
@@ -133,14 +181,14 @@ def readme_network(sparse, **learning):
     """The README's example network, its plastic projection sparse (as it once was) or all-to-all."""
     b = nf.NetworkBuilder()
     retina = b.add_inputs(64, "retina")
-    exc = b.add_neurons(10, "exc", threshold=300, k_mem=4, k_syn=2, refractory=3)
+    exc = b.add_neurons(10, "exc", threshold=300, tau_mem_steps=16, decay_syn=1024, refractory=3)
     if sparse:
         b.connect(retina, exc, rule="random", p=0.2, weights=(10, 60), seed=1, plastic=True)
     else:
         b.connect(retina, exc, weights=np.random.default_rng(1).integers(0, 13, size=(64, 10)), plastic=True)
     b.connect(exc, exc, weights=-40, self_connections=False)
-    rule = dict(a_plus=32, a_minus=24, stdp_shift=6, k_pre=3, k_post=3, inc_pre=128, inc_post=128,
-                w_min=0, w_max=127)
+    rule = dict(a_plus=32, a_minus=24, stdp_shift=6, tau_pre_steps=8, tau_post_steps=8, inc_pre=128,
+                inc_post=128, w_min=0, w_max=127)
     b.set_learning(**{**rule, **learning})
     return b
 

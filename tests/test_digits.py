@@ -44,7 +44,7 @@ def test_demo_digits_reaches_the_target_on_500_samples(tmp_path):
     line = next(l for l in result.output.splitlines() if l.startswith("test accuracy:"))
     stored = json.loads((tmp_path / "result.json").read_text())
     assert line.startswith(f"test accuracy: {stored['test_accuracy']:.3f} (500 samples)")
-    assert stored["test_accuracy"] >= 0.93
+    assert stored["test_accuracy"] >= 0.958       # above the float classifier's 0.952
     assert f"floating point: {stored['float_accuracy']:.3f}" in line
     assert (tmp_path / "digits_network.npz").exists()
     assert "weights" in (tmp_path / "quantisation_report.txt").read_text()

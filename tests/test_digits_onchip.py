@@ -57,6 +57,29 @@ def test_learning_on_a_subset_changes_the_weights_and_beats_the_untrained_networ
     assert result["test_accuracy"] >= 0.7
 
 
+def test_the_full_demo_learns_to_its_accuracy_on_500_held_out_samples():
+    result = digits_onchip.onchip_digits_demo(compare_offchip=False)
+    assert result["test_samples"] == 500 and result["train_samples"] == 1297
+    assert result["test_accuracy"] >= 0.928
+    assert result["last_epoch_train_accuracy"] >= 0.95
+
+
+def test_the_pixel_traces_decay_as_the_frame_timeline_needs():
+    # Spiked to 255 on steps 0 and 1, then 128 on the teacher's step (a +1), 64, and 32 as the next frame starts:
+    # (2 * 128) >> 8 = 1 and (2 * 64) >> 8 = 0. An exact halving (2048) would leave 127 and no +1.
+    net = digits_onchip.onchip_network()
+    model = GoldenModel(net)
+    image = np.zeros((1, PIXELS))
+    image[0, 0] = 16
+    stim = digits_onchip.training_stimulus(image, [0], frames=1)
+    traces = []
+    for row in np.vstack([stim, np.zeros((1, stim.shape[1]), bool)]):
+        model.step(row)
+        traces.append(int(model.x[0]))
+    assert traces == [255, 255, 128, 64, 32]
+    assert (net.a_plus * 128) >> net.stdp_shift == 1 and (net.a_plus * 64) >> net.stdp_shift == 0
+
+
 @pytest.fixture
 def small_demo(monkeypatch):
     small = functools.partial(digits_onchip.onchip_digits_demo, train_samples=60, test_samples=20, epochs=1,
