@@ -96,6 +96,29 @@ def test_golden_on_workload_times_the_network_and_inputs_the_core_runs():
     assert result["network"]["fingerprint"]["learn_off"] != result["network"]["fingerprint"]["learn_on"]
     other = bench.workload_network(CoreConfig(n=16, m=8, lanes=4), 0.25, 0, 8)
     assert bench.network_fingerprint(other) != result["network"]["fingerprint"]["learn_off"]
+    # and with the same activity of inputs made by the stimulus generator
+    generated = result["generated"]
+    assert generated["rate"] == 16384 and generated["seed"] == 1 and 0.1 < generated["input_activity"] < 0.4
+    for key in ("learn_off", "learn_on"):
+        assert len(generated["run_s"][key]) == 2
+        assert generated["steps_per_s"][key] == pytest.approx(30 / min(generated["run_s"][key]))
+
+
+def test_the_workload_network_uses_decay_factors_that_multiply():
+    from neurofabric.hdl.core_ports import CoreConfig
+    net = bench.workload_network(CoreConfig(n=16, m=8, lanes=4), 0.25, 1, 7)
+    assert net.decay_mem.tolist() == [4096] * 16 and net.decay_syn.tolist() == [4096] * 16
+    assert (net.decay_pre, net.decay_post) == (1024, 1024)
+    assert net.plastic_mask().all() and net.learn == 1
+
+
+def test_workload_rates_are_the_generator_twin_of_the_workload_stimulus():
+    from neurofabric.host.generator import generate_inputs
+    rates = bench.workload_rates(64, 0.1)
+    assert rates.tolist() == [6554] * 64
+    spikes, _ = generate_inputs(1, rates, 2000)
+    assert abs(spikes.mean() - 0.1) < 5 * np.sqrt(0.09 / spikes.size)
+    assert bench.workload_rates(0, 0.1).shape == (0,)
 
 
 def test_board_targets_are_judged_only_at_the_boards_default_size():
@@ -242,6 +265,8 @@ def test_tiny_run_measures_every_open_tool_boards_core_against_the_golden_model_
         b = saved["boards"][name]
         assert f"| `core_vs_golden` | {b['core_vs_golden']['learn_off']:.2f} | " in block
         assert f"{b['golden']['steps_per_s']['learn_on']:,.0f}" in block
+        assert (f"| golden model, inputs from the stimulus generator (rate {b['golden']['generated']['rate']} of "
+                f"65536) | {b['golden']['generated']['steps_per_s']['learn_off']:,.0f} |") in block
         assert "| target | limit | measured |" in block and "not its default size" in block
     assert "weights read per cycle | >= 6 | 2 |" in section.split("### `icebreaker`")[1]
 
@@ -301,3 +326,22 @@ def test_a_board_whose_core_run_failed_is_named_on_the_page(tiny_run, tmp_path):
     section = page.split("## Boards against the golden model")[1].split("\n## ")[0]
     assert "### `ulx3s-25f`" not in section and "### `ulx3s-45f`" in section
     assert "Not measured in this run (the core run failed, see section Core): `ulx3s-25f`." in section
+
+
+def test_the_page_shows_the_golden_model_with_generated_inputs():
+    from neurofabric.hdl.core_ports import CoreConfig
+    from neurofabric.host.bench.golden import golden_on_workload
+    from neurofabric.host.bench.page import _docs_boards_against_golden
+    golden = golden_on_workload(CoreConfig(n=8, m=4, lanes=2), 0.25, 7, steps=20, repeats=1)
+    per_learn = {"learn_off": 100.0, "learn_on": 300.0}
+    core = {"at_default_size": False, "weight_memory": "dual", "n": 8, "m": 4, "lanes": 2, "pipeline": "long",
+            "clk_hz": 50e6, "weights_per_cycle": 2, "network": golden["network"], "cycles_per_step": per_learn,
+            "steps_per_s": {k: 50e6 / v for k, v in per_learn.items()}}
+    board = {"core": core, "golden": golden, "core_vs_golden": {k: 1.0 for k in per_learn}, "neurons": 8,
+             "inputs": 4, "targets": []}
+    lines = []
+    _docs_boards_against_golden({"boards": {"ulx3s-85f": board}}, lines.append)
+    page = "\n".join(lines)
+    assert (f"| golden model, inputs from the stimulus generator (rate 16384 of 65536) | "
+            f"{golden['generated']['steps_per_s']['learn_off']:,.0f} | "
+            f"{golden['generated']['steps_per_s']['learn_on']:,.0f} |") in page

@@ -14,7 +14,9 @@ that `json.dump` writes as it is; `write_docs(results, path)` writes the page
   of the cache folder; steps per second at each board's clock from the core's
   cycles at its size; each board's own core (lanes, weight memory, pipeline)
   against the golden model on the same network on this machine
-  (`boards.B.core_vs_golden`), and the parallel core's targets.
+  (`boards.B.core_vs_golden`), and the parallel core's targets; the golden
+  model also with the inputs made by the stimulus generator at the same
+  activity (`boards.B.golden.generated`).
 - **link** (`link.py`): bytes on the wire of the real host code (`LinkClient`,
   `SerialDevice`, the protocol's encoders) against an in-process device that
   answers every request: payload efficiency, the time to load a weight matrix
@@ -37,9 +39,9 @@ bench runs from one; from an installed wheel it stops with a one-line error.
 from .link import link_costs
 from .page import write_docs
 from .plan import (NEUROCOREX, PARALLEL_CORE_TARGETS, REFERENCE_ACTIVITY, BenchError, BenchPlan, CoreRun,
-                   network_fingerprint, workload_network, workload_stimulus)
+                   network_fingerprint, workload_network, workload_rates, workload_stimulus)
 from .run import BOARD_KEYS, REQUIRED_KEYS, missing_keys, run_bench
 
 __all__ = ["BenchError", "BenchPlan", "CoreRun", "REQUIRED_KEYS", "BOARD_KEYS", "missing_keys", "run_bench",
-           "write_docs", "workload_network", "workload_stimulus", "network_fingerprint", "link_costs", "NEUROCOREX",
-           "PARALLEL_CORE_TARGETS", "REFERENCE_ACTIVITY"]
+           "write_docs", "workload_network", "workload_stimulus", "workload_rates", "network_fingerprint", "link_costs",
+           "NEUROCOREX", "PARALLEL_CORE_TARGETS", "REFERENCE_ACTIVITY"]

@@ -263,6 +263,8 @@ def _docs_boards_against_golden(results, add):
             ["core cycles per step", *[_n(c["cycles_per_step"][k]) for k, _ in _LEARN]],
             [f"core steps per second at {c['clk_hz'] / 1e6:g} MHz", *[_n(c["steps_per_s"][k]) for k, _ in _LEARN]],
             ["golden model steps per second, this machine", *[_n(g["steps_per_s"][k]) for k, _ in _LEARN]],
+            *([[f"golden model, inputs from the stimulus generator (rate {g['generated']['rate']} of 65536)",
+                *[_n(g["generated"]["steps_per_s"][k]) for k, _ in _LEARN]]] if g.get("generated") else []),
             ["`core_vs_golden`", *[f"{ratio[k]:.2f}" for k, _ in _LEARN]]]))
         add("")
         targets = b.get("targets") or []

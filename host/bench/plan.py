@@ -11,7 +11,7 @@ from ..errors import NeurofabricError
 
 __all__ = ["REFERENCE_ACTIVITY", "NEUROCOREX", "PARALLEL_CORE_TARGETS", "LEARN_COST_TARGET", "WORKLOAD_SEED",
            "BenchError", "CoreRun", "BenchPlan", "bench_cache_dir", "board_pipeline", "workload_network",
-           "workload_stimulus", "network_fingerprint"]
+           "workload_stimulus", "workload_rates", "network_fingerprint"]
 
 #: The reference workload's activity: the fraction of inputs, and of neurons,
 #: spiking per step.
@@ -161,7 +161,7 @@ def workload_network(config, activity, learn, seed):
     sources.
     """
     from ..network import Network
-    from neurofabric.contract.model import Widths
+    from neurofabric.contract.model import DECAY_ONE, Widths
     rng = np.random.default_rng(seed)
     n, m, S, W = config.n, config.m, config.S, config.W
     smin, smax = -(1 << (S - 1)), (1 << (S - 1)) - 1
@@ -171,11 +171,15 @@ def workload_network(config, activity, learn, seed):
     weights = rng.integers(-(1 << (W - 1)), 1 << (W - 1), size=(m + n, n)) // 8  # small: no one else spikes
     zeros = np.zeros(n, np.int64)
     tmax = (1 << config.T) - 1
+    # v and i last one step (4096), traces lose a quarter per step (1024): every decay multiplies,
+    # so none is the cheap "no decay" case
+    cleared = np.full(n, DECAY_ONE, np.int64)
     return Network(
-        weights=weights, threshold=threshold, v_reset=zeros, reset_mode=zeros, k_mem=zeros, k_syn=zeros,
-        refractory=zeros, bias=zeros, plastic_post=np.ones(n, np.int64), plastic_pre=np.ones(m + n, np.int64),
-        learn=learn, a_plus=3, a_minus=2, stdp_shift=6, k_pre=2, k_post=2, inc_pre=min(100, tmax),
-        inc_post=min(100, tmax), widths=Widths(S, W, config.T))
+        weights=weights, threshold=threshold, v_reset=zeros, reset_mode=zeros, decay_mem=cleared,
+        decay_syn=cleared, refractory=zeros, bias=zeros, plastic_post=np.ones(n, np.int64),
+        plastic_pre=np.ones(m + n, np.int64), learn=learn, a_plus=3, a_minus=2, stdp_shift=6,
+        decay_pre=DECAY_ONE // 4, decay_post=DECAY_ONE // 4, inc_pre=min(100, tmax), inc_post=min(100, tmax),
+        widths=Widths(S, W, config.T))
 
 
 def workload_stimulus(m, steps, activity, seed):
@@ -183,6 +187,13 @@ def workload_stimulus(m, steps, activity, seed):
     probability `activity`, drawn from seed + 1 in the order sim/bench_cocotb.py draws them, step by step."""
     rng = np.random.default_rng(seed + 1)
     return np.stack([rng.random(m) < activity for _ in range(steps)]) if steps else np.zeros((0, m), bool)
+
+
+def workload_rates(m, activity):
+    """The stimulus generator's rates (spec section 5.0) for inputs spiking with probability `activity`
+    per step: `round(65536 * activity)` for each of the `m` inputs, the on-chip twin of `workload_stimulus`."""
+    from ..encoders import generator_rates
+    return generator_rates(activity, inputs=m) if m else np.zeros(0, np.int64)
 
 
 def network_fingerprint(net):
