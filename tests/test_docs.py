@@ -79,20 +79,49 @@ def test_the_guide_stimulus_commands_run_and_write_what_the_text_says(tmp_path, 
 
     import neurofabric as nf
     from neurofabric.host.cli import cli
+    from neurofabric.host.encoders import trial_seeds
+    from neurofabric.host.files import Stimulus
     monkeypatch.chdir(tmp_path)
     text = section(ROOT / "docs" / "guide.md", "Stimuli")
     python = re.findall(r"```python\n(.*?)```", text, re.S)
     shell = re.findall(r"```sh\n(.*?)```", text, re.S)
-    assert len(python) == 1 and len(shell) == 1
+    assert len(python) == 1 and len(shell) == 2
     exec(compile(python[0], "<guide>", "exec"), {"__name__": "__docs__"})   # writes intensities.*
     lines = [line.split() for line in shell[0].strip().splitlines()]
-    assert sum(line[1] == "stimulus" for line in lines) == 4
+    assert sum(line[1] == "stimulus" for line in lines) == 6
     for line in lines:
         assert line[0] == "neurofabric"
         result = CliRunner().invoke(cli, line[1:])
         assert result.exit_code == 0, f"{' '.join(line)}\n{result.output}"
     assert nf.load_stimulus("stim.npz").shape == (1000, 64)
     assert (nf.load_stimulus("clock.npz").sum(axis=0) == 10).all()      # 50 Hz for 400 steps of 0.5 ms
-    trials = nf.load_stimulus("trials.npz")
-    assert trials.shape == (2 * 25 + 10, 4) and not trials[25:35].any()   # "the second trial ... at step 35"
-    assert np.array_equal(nf.load_stimulus("latency-cli.npz"), nf.load_stimulus("latency.npz"))
+    trials = Stimulus.load("trials.npz")
+    assert trials.trials == 2 and trials.spikes.shape == (2, 25, 4)      # "spikes of shape (2, 25, 4)"
+    assert np.array_equal(Stimulus.load("latency-cli.npz").spikes, Stimulus.load("latency.npz").spikes)
+    generated = Stimulus.load("generated.npz")
+    assert generated.spikes is None and generated.rates.tolist() == [1311] * 64
+    assert (generated.seed, generated.steps) == (7, 1000)
+    two = Stimulus.load("generated-trials.npz")
+    assert two.trials == 2 and two.rates.shape == (2, 4) and two.seed.tolist() == trial_seeds(1, 2, 25, 4).tolist()
+
+
+def test_the_guide_convert_command_converts_a_core_model_1_file(tmp_path, monkeypatch):
+    import numpy as np
+    from click.testing import CliRunner
+
+    import neurofabric as nf
+    from neurofabric.host.cli import cli
+    monkeypatch.chdir(tmp_path)
+    text = section(ROOT / "docs" / "guide.md", "Converting core model 1 networks")
+    shell = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(shell) == 1 and shell[0].split() == ["neurofabric", "convert", "old.npz", "-o", "net.npz"]
+    arrays = nf.random_network(4, 3, seed=1).to_arrays()
+    for shift in ("mem", "syn", "pre", "post"):
+        arrays[f"k_{shift}"] = np.full(np.shape(arrays.pop(f"decay_{shift}")), 31)
+    np.savez("old.npz", **arrays)
+    nf.save_stimulus(np.ones((5, 3), np.uint8), "stim.npz")
+    refused = CliRunner().invoke(cli, ["run", "old.npz", "--input", "stim.npz", "-o", "r.npz"])
+    assert refused.exit_code == 3 and "neurofabric convert OLD.npz -o NEW.npz" in refused.stderr
+    result = CliRunner().invoke(cli, shell[0].split()[1:])
+    assert result.exit_code == 0, result.output
+    assert nf.load_network("net.npz").decay_mem.tolist() == [0] * 4     # k = 31: d = 0, no decay
