@@ -8,7 +8,10 @@ A step (see docs/core.md for the timing):
 
 1. RECV: the input list arrives on `step_in` (deduplicated, inputs >= m_used
    dropped) into the delivered list `D`; PREP waits for the real-time period;
-   COPY appends last step's spikes (`m + j`) to `D`.
+   GEN (5.0) advances the generator state g once per used input, `g =
+   xorshift32(g)`, and appends input k to `D` when `(g >> 16) < rate[k]` and the
+   host did not send it; `D` then holds the step's inputs U. COPY appends last
+   step's spikes (`m + j`) to `D`.
 2. ACCUM (spec 5 step 2, and 5.2 fused): for each weight word column `c` of the
    used neurons, for each delivered source `d`, read word `(d, c)` and add its
    `lanes` weights to `lanes` exact accumulators; when learning, write the word
@@ -21,7 +24,8 @@ A step (see docs/core.md for the timing):
 4. XPASS (5.1): one source per cycle, pre traces.
 5. POT (5.3): for each word of the work list, every used source row, one word
    per cycle, potentiating the spiking plastic lanes of plastic rows.
-6. OUT: the spike list, the probes when asked, then END, on `step_out`.
+6. OUT: the inputs U when asked, the spike list, the probes when asked, then END,
+   on `step_out`.
 """
 
 from types import SimpleNamespace
@@ -32,7 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
-from .arith import NeuronUpdate, stdp_apply, stdp_product, trace_update
+from .arith import DECAY_FACTOR_BITS, NeuronUpdate, gen_fires, stdp_apply, stdp_product, trace_update, xorshift32
 from .core_ports import CoreConfig, Op, Space, StepEvent
 from .registers import RegisterFile
 from .spram import CELLS, TwoBankMemory, spram_tiles
@@ -81,7 +85,8 @@ class Core(wiring.Component):
       access and `RESET_STATE`; accepted only while idle.
     - `rdata` (out stream): the answer to each `Op.READ`, `data_bits` wide.
     - `step_in` (in stream, `step_input_layout`): a step's input list.
-    - `step_out` (out stream, `step_output_layout`): a step's spikes, probes, END.
+    - `step_out` (out stream, `step_output_layout`): a step's inputs (when asked),
+      spikes, probes (when asked), END.
     - `busy`, `steps_done`, `step_cycles`: status.
 
     `ready` of the input streams and `valid` of the output streams depend on
@@ -94,14 +99,14 @@ class Core(wiring.Component):
     platform (`platform.device`), else the model.
 
     `pipeline`: `"long"` registers a host command before carrying it out, the
-    delivered row before its weight read, the neuron pass's and the pre trace
-    pass's block RAM data before their updates, and splits the STDP update of a
-    weight word into two stages and a registered write-back (the ULX3S-85F at
-    50 MHz: ECP5 block RAM data comes 5.8 ns after the clock, and the weights span
-    the die); `"short"` has none of these registers (3 cycles fewer per step, and
-    2 per potentiated word, and no flip-flops the iCE40UP's 12 MHz clock does not
-    need); `"auto"`: short on an iCE40 platform, long elsewhere. The results are
-    the same.
+    delivered row before its weight read, the neuron pass's, the pre trace pass's
+    and the generator pass's block RAM data before their updates, the neuron
+    update's decay products, and splits the STDP update of a weight word into two
+    stages and a registered write-back (the ULX3S-85F at 50 MHz: ECP5 block RAM
+    data comes 5.8 ns after the clock, and the weights span the die); `"short"`
+    has none of these registers (5 cycles fewer per step, and 2 per potentiated
+    word, and no flip-flops the iCE40UP's 12 MHz clock does not need); `"auto"`:
+    short on an iCE40 platform, long elsewhere. The results are the same.
 
     `column_memories`: the accumulators, post traces, plastic_post and the work
     list (one word per word column: n/lanes deep) in `"block"` RAM or in
@@ -175,12 +180,16 @@ class Core(wiring.Component):
         # ---- global registers (contract.device.REGISTERS) --------------------
         m.submodules.registers = registers = RegisterFile(cfg)
         learn, a_plus, a_minus, stdp_shift = registers.learn, registers.a_plus, registers.a_minus, registers.stdp_shift
-        k_pre, k_post, inc_pre, inc_post = registers.k_pre, registers.k_post, registers.inc_pre, registers.inc_post
+        decay_pre, decay_post = registers.decay_pre, registers.decay_post
+        inc_pre, inc_post = registers.inc_pre, registers.inc_post
         trace_mode, w_min, w_max = registers.trace_mode, registers.w_min, registers.w_max
         n_used, m_used, period = registers.n_used, registers.m_used, registers.period
         steps_done = Signal(32)
         last_cycles = Signal(32)
-        m.d.comb += [registers.steps_done.eq(steps_done), registers.last_step_cycles.eq(last_cycles)]
+        # The stimulus generator's state g (spec 5.0): a write of `seed` and RESET_STATE load it.
+        gen = Signal(32, init=registers.seed.init)
+        m.d.comb += [registers.steps_done.eq(steps_done), registers.last_step_cycles.eq(last_cycles),
+                     registers.gen_state.eq(gen)]
         m.d.comb += [self.steps_done.eq(steps_done), self.step_cycles.eq(last_cycles)]
         nw_used = Signal(range(NW + 1))   # words holding used neurons
         m.d.comb += nw_used.eq((n_used + (L - 1)) >> LB)
@@ -190,9 +199,10 @@ class Core(wiring.Component):
         # written and then uses the data (the passes read ahead of their writes, at other
         # addresses; host commands come one per cycle), so Yosys need not emulate
         # read-first collisions with registers and comparators (about 300 LUTs and 270
-        # flip-flops on the iCE40). The post traces are the exception when lanes >= 4:
-        # the neuron pass reads the word of neuron j + 2 (j + 3 with the long pipeline)
-        # while it writes neuron j's lane, the same word; they keep the default then.
+        # flip-flops on the iCE40). The post traces are the exception when lanes > 2
+        # (short pipeline) or > 4 (long): the neuron pass reads the word of neuron j + 2
+        # (j + 4 with the long pipeline) while it writes neuron j's lane, and with more
+        # lanes that can be the same word; they keep the default then.
         # See `registered_read_port`.
         NO_RW = {"no_rw_check": 1}
         # The memories of one word per word column are shallow (n/lanes) and, but for
@@ -203,7 +213,11 @@ class Core(wiring.Component):
         params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[], attrs=NO_RW)
         state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[], attrs=NO_RW)
         acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW | COL)
-        y_rw_free = L <= 2
+        neuron = NeuronUpdate(cfg, pipelined=True, registered_products=long)
+        # Cycles from a neuron's reads to its writes in the neuron pass: the distance, in
+        # neurons, between the word the pass reads and the lane it writes.
+        neuron_distance = 1 + long + neuron.latency
+        y_rw_free = L <= neuron_distance
         y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[],       # post traces, by word
                        attrs=(NO_RW if y_rw_free else {}) | COL or None)
         ppost_mem = Memory(shape=unsigned(L), depth=NW, init=[], attrs=NO_RW | COL)       # plastic_post, by word
@@ -214,8 +228,9 @@ class Core(wiring.Component):
         sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[], attrs=NO_RW)  # spike list
         wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
         wl_mem = Memory(shape=wl_layout, depth=NW, init=[], attrs=NO_RW | COL)  # potentiation work list
+        rate_mem = Memory(shape=unsigned(16), depth=M, init=[], attrs=NO_RW)   # the generator's rate[k]
         mems = dict(params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
-                    x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem)
+                    x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem, rate=rate_mem)
         if not spram:
             mems["w"] = w_mem
         for name, mem in mems.items():
@@ -256,6 +271,12 @@ class Core(wiring.Component):
         d_even = Signal(range(cfg.sources + 1))
         d_odd = Signal(range(cfg.sources + 1))
         sp_count = Signal(range(n + 1))
+        # The entries of D that are this step's inputs U (host and generated), before COPY
+        # appends the neurons: the first u_count (spram: u_even from the front, u_odd from
+        # the back).
+        u_count = Signal(range(M + 1))
+        u_even = Signal(range(M + 1))
+        report_inputs = Signal(1)   # the step's end record asked for U
         wl_count = Signal(range(NW + 1))
         probe = Signal(1)
         dirty = Signal(1)        # the host wrote STATE or N_USED: rebuild the spike list
@@ -292,7 +313,7 @@ class Core(wiring.Component):
         # ---- iteration counters shared by the passes -------------------------
         idx = Signal(range(max(cfg.sources, n, NW) + 1))   # issue counter (list index, neuron, source)
         col = Signal(range(NW + 1))                         # accumulation word column
-        ent = Signal(range(max(n, NW) + 1))                 # entry index (work list, output)
+        ent = Signal(range(max(n, NW, M) + 1))              # entry index (work list, output)
         issuing = Signal(1)
         v1 = Signal(1)
         v2 = Signal(1)
@@ -316,7 +337,6 @@ class Core(wiring.Component):
 
         last_source = (idx == M + n_used - 1)
 
-        neuron = NeuronUpdate(cfg, pipelined=True)
         m.submodules.neuron = neuron
 
         def stage(pairs):
@@ -388,10 +408,10 @@ class Core(wiring.Component):
                 m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
         # One trace update for the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1).
         tr_old, tr_inc = Signal(T), Signal(T)
-        tr_k = Signal(5)
+        tr_d = Signal(DECAY_FACTOR_BITS)
         tr_spiked = Signal()
         tr_new = Signal(T)
-        m.d.comb += tr_new.eq(trace_update(tr_old, tr_k, tr_spiked, tr_inc, T, trace_mode))
+        m.d.comb += tr_new.eq(trace_update(tr_old, tr_d, tr_spiked, tr_inc, T, trace_mode))
 
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="core"):
@@ -406,18 +426,18 @@ class Core(wiring.Component):
                         m.d.sync += cmd_pending.eq(0)
                     with m.Switch(cmd.op):
                         with m.Case(Op.WRITE):
-                            self._host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot)
+                            self._host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot, gen)
                         with m.Case(Op.READ):
                             m.d.comb += [
                                 rd["w"].addr.eq(cmd.addr), rd["w"].en.eq(1), rd["params"].addr.eq(cmd.addr),
                                 rd["state"].addr.eq(cmd.addr), rd["x"].addr.eq(cmd.addr),
                                 rd["ppre"].addr.eq(cmd.addr), rd["y"].addr.eq(cmd_word),
-                                rd["ppost"].addr.eq(cmd_word),
+                                rd["ppost"].addr.eq(cmd_word), rd["rate"].addr.eq(cmd.addr),
                             ]
                             m.d.sync += [rd_space.eq(cmd.space), rd_addr.eq(cmd.addr), lane_sel.eq(cmd_lane)]
                             m.next = "READ_WAIT"
                         with m.Case(Op.RESET_STATE):
-                            m.d.sync += idx.eq(0)
+                            m.d.sync += [idx.eq(0), gen.eq(registers.seed)]
                             m.next = "CLEAR"
                 with m.Elif(~self.cmd.valid & self.step_in.valid):
                     m.next = "RECV"
@@ -441,6 +461,8 @@ class Core(wiring.Component):
                         m.d.sync += rdata_reg.eq(rd["ppre"].data)
                     with m.Case(Space.POST_MASK):
                         m.d.sync += rdata_reg.eq(rd["ppost"].data.bit_select(lane_sel[:max(LB, 1)], 1))
+                    with m.Case(Space.RATE):
+                        m.d.sync += rdata_reg.eq(rd["rate"].data)
                 m.next = "READ_RESP"
 
             with m.State("READ_RESP"):
@@ -468,7 +490,8 @@ class Core(wiring.Component):
                 src = self.step_in.payload.source
                 with m.If(self.step_in.valid):
                     with m.If(self.step_in.payload.end):
-                        m.d.sync += probe.eq(self.step_in.payload.probe)
+                        m.d.sync += [probe.eq(self.step_in.payload.probe),
+                                     report_inputs.eq(self.step_in.payload.inputs)]
                         m.next = "PREP"
                     with m.Elif(src < m_used):
                         m.d.comb += rd["deliv"].addr.eq(src)
@@ -489,8 +512,41 @@ class Core(wiring.Component):
             with m.State("PREP"):
                 # Real-time mode: step starts at least `period` cycles apart.
                 with m.If(since_start > period):
-                    m.d.sync += [since_start.eq(1), idx.eq(0), ent.eq(0),
-                                 issuing.eq(1), v1.eq(0), v2.eq(0)]
+                    m.d.sync += [since_start.eq(1), idx.eq(0), issuing.eq(m_used != 0), v1.eq(0), v2.eq(0)]
+                    m.next = "GEN"
+
+            # ================= 5.0: the generated inputs ========================
+            with m.State("GEN"):
+                # stage 0: read rate[k] and k's delivered bit, k = 0 .. m_used - 1 in order
+                with m.If(issuing):
+                    m.d.comb += [rd["rate"].addr.eq(idx), rd["deliv"].addr.eq(idx)]
+                    m.d.sync += [idx.eq(idx + 1), t_idx1.eq(idx)]
+                    with m.If(idx + 1 >= m_used):
+                        m.d.sync += issuing.eq(0)
+                m.d.sync += v1.eq(issuing)
+                # stage 1 (the long pipeline registers the memories' data first): g advances
+                # once per input, whatever its rate; a spike joins D unless the host sent it
+                g_valid = Signal(name="g_valid")
+                g_idx = Signal.like(t_idx1, name="g_idx", reset_less=True)
+                g_rate = Signal(16, name="g_rate", reset_less=True)
+                g_deliv = Signal(name="g_deliv", reset_less=True)
+                stage([(g_valid, v1), (g_idx, t_idx1), (g_rate, rd["rate"].data), (g_deliv, rd["deliv"].data)])
+                gen_next = Signal(32)
+                m.d.comb += gen_next.eq(xorshift32(gen))
+                with m.If(g_valid):
+                    m.d.sync += gen.eq(gen_next)
+                    with m.If(gen_fires(gen_next, g_rate) & ~g_deliv):
+                        m.d.comb += [
+                            wr["d"].addr.eq(d_count), wr["d"].data.eq(g_idx), wr["d"].en.eq(1),
+                            wr["deliv"].addr.eq(g_idx), wr["deliv"].data.eq(1), wr["deliv"].en.eq(1),
+                        ]
+                        m.d.sync += d_count.eq(d_count + 1)
+                        if spram:
+                            self._append_split(m, cfg, wr["d"], g_idx, d_even, d_odd)
+                with m.If(~issuing & ~v1 & ~g_valid):
+                    # D now holds U: the host's inputs and the generated ones
+                    m.d.sync += [u_count.eq(d_count), u_even.eq(d_even),
+                                 idx.eq(0), ent.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0)]
                     with m.If(dirty):
                         m.d.sync += sp_count.eq(0)
                         m.next = "REBUILD"
@@ -604,13 +660,22 @@ class Core(wiring.Component):
                        (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1, T)),
                        (n_post_plastic, rd["ppost"].data.bit_select(lane1, 1))])
                 m.d.comb += [neuron.params.eq(n_params), neuron.state.eq(n_state), neuron.a.eq(n_a)]
+                # The neuron's tags follow it through the update's `latency` registers.
+                tags = [n_valid, n_idx, n_y, n_post_plastic]
+                in_update = []     # valid bits of the update's inner stages
+                for depth in range(1, neuron.latency):
+                    later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
+                             for tag in tags]
+                    m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
+                    tags = later
+                    in_update.append(later[0])
                 y_old = Signal(T)
                 post_plastic = Signal()
-                m.d.sync += [v2.eq(n_valid), t_idx2.eq(n_idx), y_old.eq(n_y), post_plastic.eq(n_post_plastic)]
+                m.d.sync += [v2.eq(tags[0]), t_idx2.eq(tags[1]), y_old.eq(tags[2]), post_plastic.eq(tags[3])]
                 # stage 2: the neuron's new state and spike; the writes
                 lane = t_idx2[:LB] if LB else C(0, 1)
                 word = t_idx2 >> LB
-                m.d.comb += [tr_old.eq(y_old), tr_k.eq(k_post), tr_spiked.eq(neuron.spike), tr_inc.eq(inc_post)]
+                m.d.comb += [tr_old.eq(y_old), tr_d.eq(decay_post), tr_spiked.eq(neuron.spike), tr_inc.eq(inc_post)]
                 y_new = tr_new
                 with m.If(v2):
                     m.d.comb += [wr["state"].addr.eq(t_idx2), wr["state"].data.eq(neuron.new_state),
@@ -631,12 +696,12 @@ class Core(wiring.Component):
                         m.d.sync += mask_acc.eq(0)
                     with m.Else():
                         m.d.sync += mask_acc.eq(new_mask)
-                with m.If(~issuing & ~v1 & ~n_valid & ~v2):
+                with m.If(~issuing & ~v1 & ~n_valid & ~Cat(*in_update).any() & ~v2):
                     m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0), v1.eq(0)]
                     with m.If(learn):
                         m.next = "XPASS"
                     with m.Else():
-                        m.next = "OUT_SPIKE"
+                        m.next = "OUT_INPUT"
 
             # ================= 5.1: pre traces =================================
             with m.State("XPASS"):
@@ -654,7 +719,7 @@ class Core(wiring.Component):
                 x_old = Signal(T, name="x_old", reset_less=True)
                 x_deliv = Signal(name="x_deliv", reset_less=True)
                 stage([(x_valid, v1), (x_idx, t_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
-                m.d.comb += [tr_old.eq(x_old), tr_k.eq(k_pre), tr_spiked.eq(x_deliv), tr_inc.eq(inc_pre)]
+                m.d.comb += [tr_old.eq(x_old), tr_d.eq(decay_pre), tr_spiked.eq(x_deliv), tr_inc.eq(inc_pre)]
                 with m.If(x_valid):
                     m.d.comb += [
                         wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(tr_new),
@@ -671,7 +736,7 @@ class Core(wiring.Component):
                     m.next = "POT_LOAD"
                 with m.Else():
                     m.d.sync += ent.eq(0)
-                    m.next = "OUT_SPIKE"
+                    m.next = "OUT_INPUT"
 
             with m.State("POT_LOAD"):
                 m.d.sync += [pot_word.eq(rd["wl"].data.word), pot_mask.eq(rd["wl"].data.mask),
@@ -706,6 +771,27 @@ class Core(wiring.Component):
 
             # ================= 6. output ======================================
             out = self.step_out.payload
+            with m.State("OUT_INPUT"):
+                # This step's U when asked: the input entries of D (spram: u_even from the
+                # front, the rest from the back), any order.
+                if spram:
+                    u_addr = Mux(ent < u_even, ent, cfg.sources - 1 + u_even - ent)
+                else:
+                    u_addr = ent
+                with m.If(report_inputs & (ent < u_count)):
+                    m.d.comb += rd["d"].addr.eq(u_addr)
+                    m.next = "OUT_INPUT_HOLD"
+                with m.Else():
+                    m.d.sync += ent.eq(0)
+                    m.next = "OUT_SPIKE"
+
+            with m.State("OUT_INPUT_HOLD"):
+                m.d.comb += [rd["d"].en.eq(0), self.step_out.valid.eq(1),
+                             out.kind.eq(StepEvent.INPUT), out.neuron.eq(rd["d"].data)]
+                with m.If(self.step_out.ready):
+                    m.d.sync += ent.eq(ent + 1)
+                    m.next = "OUT_INPUT"
+
             with m.State("OUT_SPIKE"):
                 with m.If(ent < sp_count):
                     m.d.comb += rd["sp"].addr.eq(ent)
@@ -796,7 +882,7 @@ class Core(wiring.Component):
         m.d.sync += v1.eq(issuing & (pick_e | pick_o))
 
     @staticmethod
-    def _host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot):
+    def _host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot, gen):
         L, T = cfg.lanes, cfg.T
         addr, payload = cmd.addr, cmd.data
         m.d.comb += [registers.write_addr.eq(addr), registers.write_data.eq(payload)]
@@ -805,6 +891,8 @@ class Core(wiring.Component):
                 m.d.comb += registers.write.eq(1)
                 with m.If(registers.sizes_written):   # n_used or m_used: the spike list must be rebuilt
                     m.d.sync += dirty.eq(1)
+                with m.If(registers.seed_written):    # a new seed also sets g (spec section 4)
+                    m.d.sync += gen.eq(payload[:32])
             with m.Case(Space.WEIGHT):   # address and data: see the weight write port
                 m.d.comb += wr["w"].en.eq(addr < cfg.weight_words)
             with m.Case(Space.NEURON):
@@ -826,3 +914,6 @@ class Core(wiring.Component):
             with m.Case(Space.POST_MASK):
                 m.d.comb += [wr["ppost"].addr.eq(cmd_word), wr["ppost"].data.eq(payload[0].replicate(L)),
                              wr["ppost"].en.eq(Mux(addr < cfg.n, lane_onehot, 0))]
+            with m.Case(Space.RATE):
+                m.d.comb += [wr["rate"].addr.eq(addr), wr["rate"].data.eq(payload[:16]),
+                             wr["rate"].en.eq(addr < cfg.m)]

@@ -5,7 +5,9 @@ coroutine at falling clock edges: the core's `ready` and `valid` outputs
 depend on registered state only, so what is read at a falling edge holds for
 the next rising edge. On top of the raw `read`/`write` it loads a `Network`
 (smaller networks map onto the core: inputs `0..m'-1`, neurons `0..n'-1`),
-runs steps, and reads weights and state back in the network's shape.
+writes the stimulus generator's rates and seed, runs steps (checking the order
+of each step's output records), and reads weights, state and the generator
+state back in the network's shape.
 """
 
 import numpy as np
@@ -22,10 +24,17 @@ __all__ = ["CoreTB", "StepResult"]
 
 
 class StepResult:
-    """What one step returned: spike list, probes (or None) and cycles."""
+    """What one step returned: spike list, probes (or None), the input set U
+    (sorted input numbers, or None when not asked for) and cycles."""
 
-    def __init__(self, spikes, v, i, cycles):
-        self.spikes, self.v, self.i, self.cycles = spikes, v, i, cycles
+    def __init__(self, spikes, v, i, cycles, inputs=None):
+        self.spikes, self.v, self.i, self.cycles, self.inputs = spikes, v, i, cycles, inputs
+
+    def input_bits(self, m):
+        """U as a bool `(m,)` array."""
+        bits = np.zeros(m, bool)
+        bits[self.inputs] = True
+        return bits
 
 
 class CoreTB:
@@ -136,16 +145,32 @@ class CoreTB:
         await self.write_many(items)
         await self.reset_state()
 
-    async def step(self, inputs, probe=False):
-        """Run one step with the inputs `inputs` (indices or a bool array of the network's m)."""
+    async def write_rates(self, rates):
+        """Write the generator's `rate[k]` for the network's inputs `k < len(rates)`."""
+        await self.write_many([(Space.RATE, k, int(rate)) for k, rate in enumerate(rates)])
+
+    async def write_seed(self, seed):
+        """Load a generator seed: the core's g becomes `seed` too."""
+        await self.write(Space.GLOBAL, Reg.SEED, int(seed))
+
+    async def read_gen_state(self):
+        """The generator state g."""
+        return await self.read_reg(Reg.GEN_STATE)
+
+    async def step(self, inputs, probe=False, report_inputs=False):
+        """Run one step with the inputs `inputs` (indices or a bool array of the network's m);
+        `report_inputs` asks for the step's input set U (`StepResult.inputs`)."""
         dut, net = self.dut, self.network
         inputs = np.asarray(inputs)
         if inputs.dtype == bool:
             inputs = np.flatnonzero(inputs)
         words = [pack(self.in_layout, source=int(k), end=0) for k in inputs]
-        words.append(pack(self.in_layout, end=1, probe=int(probe)))
+        words.append(pack(self.in_layout, end=1, probe=int(probe), inputs=int(report_inputs)))
         await self._send(dut.step_in__valid, dut.step_in__ready, dut.step_in__payload, words)
-        spikes, v, i = [], {}, {}
+        spikes, v, i, u = [], {}, {}, []
+        # A step's records come in this order: INPUT (when asked), SPIKE, PROBE (when asked), END.
+        order = {StepEvent.INPUT: 0, StepEvent.SPIKE: 1, StepEvent.PROBE: 2}
+        last = 0
         while True:
             await FallingEdge(dut.clk)
             self.cycles += 1
@@ -154,9 +179,18 @@ class CoreTB:
                 kind = StepEvent(rec["kind"])
                 if kind == StepEvent.END:
                     break
-                if kind == StepEvent.SPIKE:
+                if order[kind] < last:
+                    raise AssertionError(f"a {kind.name} record after a record of a later kind")
+                last = order[kind]
+                if kind == StepEvent.INPUT:
+                    if not report_inputs:
+                        raise AssertionError(f"INPUT record for input {rec['neuron']} that was not asked for")
+                    u.append(rec["neuron"])
+                elif kind == StepEvent.SPIKE:
                     spikes.append(rec["neuron"])
                 else:
+                    if not probe:
+                        raise AssertionError(f"PROBE record for neuron {rec['neuron']} that was not asked for")
                     v[rec["neuron"]], i[rec["neuron"]] = rec["v"], rec["i"]
         await FallingEdge(dut.clk)
         cycles = int(dut.step_cycles.value)
@@ -168,7 +202,16 @@ class CoreTB:
                 raise AssertionError(f"probe records for neurons {sorted(v)}, expected 0..{n - 1}")
         else:
             v_arr = i_arr = None
-        return StepResult(spikes, v_arr, i_arr, cycles)
+        if report_inputs:
+            if len(set(u)) != len(u):
+                raise AssertionError(f"INPUT records name an input twice: {u}")
+            m = net.m if net is not None else self.cfg.m
+            if any(k >= m for k in u):
+                raise AssertionError(f"INPUT records {u} name inputs beyond m = {m}")
+            inputs_u = sorted(u)
+        else:
+            inputs_u = None
+        return StepResult(spikes, v_arr, i_arr, cycles, inputs_u)
 
     async def read_weights(self):
         """The network's weights `(m'+n', n')` as the core holds them."""

@@ -12,7 +12,7 @@ import pytest
 
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.host.golden import GoldenModel
-from neurofabric.sim.core_cocotb import case_stimulus, random_case_network
+from neurofabric.sim.core_cocotb import case_rates, case_stimulus, random_case_network
 from neurofabric.sim.verilator import core_model, run_cocotb
 
 pytestmark = pytest.mark.rtl
@@ -40,7 +40,9 @@ SHORT = {"short"}
 
 def make_plan(name, config, count, template):
     """Random cases: learning on and off, both trace modes, saturation-heavy and
-    smaller-than-core networks in turn."""
+    smaller-than-core networks in turn; the stimulus generator with random rates
+    (two cases in three) and random seeds (one in two), host inputs alongside (fewer
+    where the generator runs), the input set U asked for in most cases."""
     rng = np.random.default_rng(sum(map(ord, name)))
     plan = []
     for index in range(count):
@@ -52,27 +54,44 @@ def make_plan(name, config, count, template):
             case["m"] = int(rng.integers(1, config.m + 1))
         if index % 7 == 6:
             case["rate"] = 0.9
+        if index % 3 != 2:
+            case["gen_rate"] = float(rng.choice([0.05, 0.2, 0.5]))
+            case["rate"] = case.get("rate", 0.3) / 3
+        if index % 2:
+            case["gen_seed"] = int(rng.integers(1, 1 << 32))
+        case["report_inputs"] = index % 4 != 1
         plan.append(case)
     return plan
 
 
 def test_plans_exercise_the_core():
-    """The random cases make neurons spike and learning change weights (checked on the golden model)."""
+    """The random cases make neurons spike and learning change weights, the generator makes
+    input spikes, some of them on inputs the host sent too, and networks with fewer inputs
+    than the core run it (checked on the golden model)."""
     for name, (config, count, template) in CONFIGS.items():
-        spikes = changed = saturated = 0
+        spikes = changed = saturated = generated = both = smaller_gen = 0
         for case in make_plan(name, config, count, template):
             net = random_case_network(config, case)
             golden = GoldenModel(net)
+            if case.get("gen_seed") is not None:
+                golden.set_seed(case["gen_seed"])
+            rates = case_rates(net, case)
             before = golden.weights.copy()
             smax = (1 << (config.S - 1)) - 1
             for inputs in case_stimulus(net, case):
-                spikes += int(golden.step(inputs).sum())
+                spikes += int(golden.step(inputs, rates).sum())
+                generated += int((golden.u & ~inputs).sum())
+                both += int((inputs & (rates > 0)).sum())
+                smaller_gen += int(net.m < config.m and rates.any())
                 saturated += int((np.abs(golden.i) >= smax).sum() + (np.abs(golden.v) >= smax).sum())
             changed += int((golden.weights != before).sum())
-        print(name, spikes, changed, saturated)
+        print(name, spikes, changed, saturated, generated, both, smaller_gen)
         assert spikes > 10 * count, (name, spikes)
         assert changed > count, (name, changed)
         assert saturated > count, (name, saturated)
+        assert generated > count * config.m, (name, generated)
+        assert both > count, (name, both)
+        assert smaller_gen > 10, (name, smaller_gen)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -153,7 +172,7 @@ def run_plan(model, plan, tmp_path):
     tests, failures, messages = run_cocotb(model, "neurofabric.sim.core_cocotb", {"NF_PLAN": str(plan_path)},
                                            test_dir=tmp_path / "run")
     assert failures == 0, f"{failures} of {tests} cocotb tests failed:\n" + "\n".join(m[:2000] for m in messages[:5])
-    assert tests == len(plan) + 3
+    assert tests == len(plan) + 4
 
 
 def test_rtl_device_matches_golden_device_across_runs():
