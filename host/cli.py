@@ -142,8 +142,11 @@ def _device_option(ctx, param, value):
     return _check_device(value)
 
 
-def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
-    """Refuse a run (of `runs` runs or trials) whose stimulus and recording could not fit this machine's memory."""
+def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1, steps_from="--steps"):
+    """Refuse a run (of `runs` runs or trials) whose stimulus and recording could not fit this machine's memory.
+
+    `steps_from` is the option the steps come from, which the message names.
+    """
     # stimulus and spikes in bytes, v and i in int64, inputs in bytes
     per_step = net.m + net.n + sum(8 * net.n if key in ("v", "i") else net.m for key in record)
     snapshots = steps // snapshot_every if snapshot_every else 0
@@ -157,7 +160,7 @@ def _check_run_memory(steps, net, record=(), snapshot_every=0, runs=1):
             f"{steps} steps of n = {net.n} neurons, m = {net.m} inputs"
             + (f" with {snapshots} weight snapshots" if snapshots else "")
             + f" need about {need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB",
-            param_hint="--steps" if steps * per_step * runs * 2 > need else "--snapshot-every")
+            param_hint=steps_from if steps * per_step * runs * 2 > need else "--snapshot-every")
 
 
 class _Quantity(click.ParamType):
@@ -258,7 +261,8 @@ def _load_run_stimulus(path, net, steps, record, snapshot_every, runs=1):
     if steps is not None:
         _check_run_memory(steps, net, record, snapshot_every, runs)
     stim = Stimulus.load(path, m=net.m, steps=steps)
-    _check_run_memory(stim.steps, net, record, snapshot_every, runs * (stim.trials or 1))
+    _check_run_memory(stim.steps, net, record, snapshot_every, runs * (stim.trials or 1),
+                      steps_from="--steps" if steps is not None else "--input")
     if stim.trials is not None and snapshot_every:
         raise click.BadParameter(f"{path} is a batch of {stim.trials} trials, which keeps no weight snapshots "
                                  "(its weights are those after the last trial)", param_hint="--snapshot-every")

@@ -334,3 +334,17 @@ def test_a_huge_run_is_refused_before_the_stimulus_is_padded(files):
     assert result.exit_code == 2
     assert "steps of n = 8 neurons, m = 5 inputs need about" in result.stderr and "GiB" in result.stderr
     assert not os.path.exists(f"{files['tmp']}/r.npz")
+
+
+def test_a_huge_run_of_generated_inputs_is_refused_naming_the_stimulus(files):
+    path = f"{files['tmp']}/long.npz"
+    np.savez(path, rates=np.ones(5, int), steps=np.array(10 ** 15))
+    result = CliRunner().invoke(cli, ["run", files["net"], "--input", path, "-o", f"{files['tmp']}/r.npz"])
+    assert result.exit_code == 2 and "Invalid value for --input: 1000000000000000 steps of n = 8 neurons" \
+        in result.stderr
+    trials = f"{files['tmp']}/many.npz"
+    np.savez(trials, rates=np.ones((4, 5), int), steps=np.array(10 ** 9))
+    result = CliRunner().invoke(cli, ["diff", files["net"], "--input", trials, "--device", "golden",
+                                      "--device", "golden"])
+    assert result.exit_code == 2 and "GiB, more than this machine's" in result.stderr
+    assert not os.path.exists(f"{files['tmp']}/r.npz")
