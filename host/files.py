@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,6 +34,9 @@ from .errors import NetworkError
 from .golden import Recording, check_stimulus
 from .network import Network, check_integer_array
 from .safe_io import atomic_output
+
+if TYPE_CHECKING:
+    from .device import Device
 
 __all__ = ["load_network", "save_network", "load_stimulus", "save_stimulus", "Stimulus",
            "load_recording", "save_recording", "read_npz", "read_npz_headers", "convert_core_model_1",
@@ -594,7 +598,7 @@ class Stimulus:
             out["seed"] = np.asarray(self.seed).astype(np.uint32)
         return out
 
-    def run(self, device, record: Iterable[str] = (), snapshot_every: int = 0,
+    def run(self, device: Device, record: Iterable[str] = (), snapshot_every: int = 0,
             progress: Callable[[int, int], object] | None = None) -> Recording:
         """Run on `device` (which holds the network) from the reset state, and return its `Recording`.
 
