@@ -493,3 +493,29 @@ def test_diff_runs_generator_stimuli_and_trials_and_names_the_trial_that_diverge
     differ = invoke("diff", tmp / "net.npz", "--input", tmp / "trials.npz", "--device", "golden", "--device", "rtl")
     assert differ.exit_code == 1
     assert differ.output.startswith("trial 1: first divergence at step 4: neuron 0 spikes: golden ")
+
+
+def test_stimulus_on_chip_then_run_makes_the_inputs_on_the_device(files):
+    net, stim, tmp = files
+    made = invoke("stimulus", "--poisson", "200Hz", "--on-chip", "--dt", "1ms", "--steps", 60, "--inputs", 5,
+                  "--seed", 321, "-o", tmp / "gen.npz")
+    assert made.exit_code == 0, made.output
+    result = invoke("run", tmp / "net.npz", "--input", tmp / "gen.npz", "-o", tmp / "rec.npz", "--record", "inputs")
+    assert result.exit_code == 0, result.output
+    expect = golden_device(net).run(None, steps=60, rates=np.full(5, 13107), seed=321, record=("inputs",))
+    with np.load(tmp / "rec.npz") as rec:
+        assert np.array_equal(rec["inputs"], expect.inputs) and np.array_equal(rec["spikes"], expect.spikes)
+        assert not rec["input_spikes"].any() and abs(rec["inputs"].mean() - 0.2) < 0.1
+    # the same rows of values as trials, host-drawn and generated
+    np.save(tmp / "v.npy", np.array([[1.0, 0, 0, 0, 0], [0, 0, 0, 0, 1.0]]))
+    for extra in ([], ["--on-chip"]):
+        made = invoke("stimulus", "--poisson", "500Hz", *extra, "--dt", "1ms", "--steps", 20, "--values",
+                      tmp / "v.npy", "-o", tmp / "t.npz")
+        assert made.exit_code == 0, made.output
+        result = invoke("run", tmp / "net.npz", "--input", tmp / "t.npz", "-o", tmp / "trials.npz",
+                        "--record", "inputs")
+        assert result.exit_code == 0, result.output
+        rec = nf.load_recording(tmp / "trials.npz")
+        assert rec.trials == 2 and rec.inputs.shape == (2, 20, 5)
+        assert rec.inputs[0, :, 0].any() and not rec.inputs[0, :, 1:].any()
+        assert rec.inputs[1, :, 4].any() and not rec.inputs[1, :, :4].any()
