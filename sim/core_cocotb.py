@@ -19,6 +19,7 @@ import numpy as np
 import cocotb
 
 from neurofabric.hdl.core_ports import CoreConfig, Reg, Space
+from neurofabric.host.generator import sequence
 from neurofabric.host.golden import GoldenModel
 from neurofabric.host.network import random_network
 from neurofabric.contract.model import Widths
@@ -266,6 +267,17 @@ async def generator_follows_seed_writes_rate_changes_and_smaller_networks(dut):
                 assert res.spikes == list(np.flatnonzero(expected)), f"m' = {m_net}, phase {phase}, step {t}"
                 assert u_mismatch(t, golden, res, net.m) is None, f"m' = {m_net}, phase {phase}"
             assert await tb.read_gen_state() == golden.g, f"m' = {m_net}, phase {phase}"
+        # The comparison's edge: rate[k] equal to the high half of input k's state this step
+        # does not fire, one more does (spec 5.0: `(g >> 16) < rate[k]`).
+        states, _ = sequence(golden.g, net.m)
+        high = states.astype(np.int64) >> 16
+        odd = np.arange(net.m) % 2 == 1
+        rates = np.where(odd, np.minimum(high + 1, 65535), high)
+        await tb.write_rates(rates)
+        expected = golden.step(np.zeros(net.m, bool), rates)
+        res = await tb.step([], report_inputs=True)
+        assert res.inputs == list(np.flatnonzero(odd & (high < 65535))) == list(np.flatnonzero(golden.u))
+        assert res.spikes == list(np.flatnonzero(expected))
     # The table holds m words: a write beyond it changes nothing that is read back.
     await tb.write_many([(Space.RATE, k, 1000 + k) for k in range(CONFIG.m)])
     await tb.write(Space.RATE, CONFIG.m, 7)
