@@ -34,14 +34,17 @@ holds, including weights learned on the device:
     Input "input" -> Linear/Affine "input_weights" -> CubaLIF "neurons" -> Output "output"
                                     neurons -> Linear "recurrent_weights" -> neurons
 
-with `tau = dt * 2**k` (`k = 31`, no decay, as `2**31 * dt`), `r = tau_mem / dt`
-and `w_in = tau_syn / dt` (one spike adds its weight, snnTorch's convention),
-`v_threshold = threshold - 0.5` (the core fires on `>=`, NIR on `>`). A
-neuron's bias is the `Affine` bias of the weights into it when its current
-lasts one step (`k_syn = 0`: the same thing, and `v_leak` stays 0, which is
-all snnTorch's importer reads), else `v_leak = bias * 2**k_mem`. Refractory
-periods, reset by subtraction, the plasticity masks, the learning registers,
-the bit widths and the scale have no NIR field: they go into the metadata of
+with `tau = 4096 * dt / d` for each decay factor `d` (inf for 0, no decay),
+`r = tau_mem / dt` and `w_in = tau_syn / dt` (one spike adds its weight,
+snnTorch's convention; both inf with their time constant, the limit import
+reads back as a gain of 1), `v_threshold = threshold - 0.5` (the core fires
+on `>=`, NIR on `>`). A neuron's bias is the `Affine` bias of the weights into
+it when its current lasts one step (`decay_syn = 4096`: the same thing, and
+`v_leak` stays 0, which is all snnTorch's importer reads), else
+`v_leak = bias * 4096 / decay_mem`. Refractory periods, reset by
+subtraction, the plasticity masks, the learning registers, the bit widths,
+the scale, and the bias of a neuron with no leak whose current decays (its
+`v_leak` would be infinite) have no NIR field: they go into the metadata of
 the nodes (`metadata["neurofabric"]`) and the graph, which import reads back,
 so export then import gives back the same integer network.
 """
@@ -57,13 +60,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from neurofabric.contract.model import GLOBAL_FIELDS, WIDTH_FIELDS, Widths
+from neurofabric.contract.model import DECAY_ONE, GLOBAL_FIELDS, WIDTH_FIELDS, Widths
 
 from . import files
 from .errors import NetworkError
+from .builder import decay_for_steps
 from .network import Network, check_whole_numbers
 from .safe_io import atomic_output_path
-from .units import PhysicalNetwork, QuantisationReport, check_time_step, check_tolerance, realised_tau, shift_for
+from .units import (PhysicalNetwork, QuantisationReport, check_time_step, check_tolerance, decay_for, euler_gain,
+                    realised_tau)
 
 __all__ = ["import_nir", "export_nir", "read_nir", "write_nir", "nir_to_physical", "check_nir_file",
            "graph_dt", "MAX_NIR_OBJECTS", "NIRGraphLike", "METADATA_KEY"]
@@ -380,20 +385,21 @@ def _metadata_ints(where, ours, key, size):
     return value
 
 
-def _synaptic_step(tau_syn, dt):
-    """`dt / tau_syn` with the realised `tau_syn`, per neuron: the factor NIR's CubaLIF puts on `w_in x`.
+def _synaptic_gain(tau_syn, w_in, dt):
+    """`(dt / tau_syn) * w_in` with the realised `tau_syn`, per neuron: NIR's CubaLIF input per step.
 
-    A current of one step or less (`k_syn = 0`) is 1: the spike's whole charge
-    in one step. No decay (`k_syn = 31`) keeps the requested `dt / tau_syn`.
-    Values the units layer refuses (NaN, 0 or less) are left at 1 for it to name.
+    The realised fraction is `decay_syn / 4096`; a current of one step or
+    less (4096) takes the spike's whole charge in one step. No decay (0)
+    keeps the requested `dt / tau_syn`, and `tau_syn = inf` with `w_in = inf`
+    is the limit of `w_in = tau_syn / dt`, a gain of 1 (`units.euler_gain`).
+    Values the units layer refuses (NaN, 0 or less) get a gain of `w_in` for it to name.
     """
-    out = np.ones(tau_syn.shape)
+    rate = np.ones(tau_syn.shape)
     for j, tau in enumerate(tau_syn):
-        if not tau > 0:
-            continue
-        k = shift_for(float(tau), dt)
-        out[j] = dt / tau if k == 31 else dt / realised_tau(k, dt)
-    return out
+        if tau > 0:
+            d = decay_for(float(tau), dt)
+            rate[j] = d / DECAY_ONE if d else dt / tau
+    return euler_gain(rate, w_in, tau_syn)
 
 
 def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
@@ -428,8 +434,8 @@ def nir_to_physical(graph: NIRGraphLike, dt: float) -> PhysicalNetwork:
         if kind == "CubaLIF":
             tau_syn = f("tau_syn")
             # NIR adds (dt / tau_syn) * w_in * x per step; the units layer adds its w_in * x.
-            w_in = (f("w_in") if getattr(node, "w_in", None) is not None else np.ones(size)) * _synaptic_step(
-                tau_syn, dt)
+            w_in = _synaptic_gain(tau_syn, f("w_in") if getattr(node, "w_in", None) is not None else np.ones(size),
+                                  dt)
             phys.add_population(name, size, model="cubalif", tau_mem=f("tau_mem"), tau_syn=tau_syn,
                                 v_leak=f("v_leak"), w_in=w_in, **common)
         elif kind == "LIF":
@@ -624,7 +630,7 @@ def _apply_metadata(graph, network, ours):
                 pre[source:source + sizes[name]] = values
                 found = True
             source += sizes[name]
-    fields = {key: getattr(network, key).copy() for key in ("reset_mode", "plastic_post")}
+    fields = {key: getattr(network, key).copy() for key in ("reset_mode", "plastic_post", "bias")}
     for name, node in nodes.items():
         if _kind(node) not in SPIKING:
             continue
@@ -648,8 +654,32 @@ def _apply_metadata(graph, network, ours):
             setattr(network, key, int(check_whole_numbers(f"NIR graph: metadata {METADATA_KEY}.{key}",
                                                           ours[key], ())))
             found = True
+    found = _core_model_1_traces(network, ours) or found
     network.validate()   # the ranges of every field, named
     return found
+
+
+#: The trace decay shifts a graph exported under core model 1 keeps in its metadata.
+_OLD_TRACE_SHIFTS = {"k_pre": "decay_pre", "k_post": "decay_post"}
+
+
+def _core_model_1_traces(network, ours):
+    """Trace decays of a graph exported under core model 1: the shift `k` as the factor of `2**k` steps.
+
+    Its time constants are `dt * 2**k` in the nodes, which import takes as
+    any other; its trace shifts sit in the graph's metadata. They become
+    `round(4096 / 2**k)` (31, none, is 0), with a warning: close to, not
+    the same as, core model 1's decay. True when there were any.
+    """
+    old = {shift: factor for shift, factor in _OLD_TRACE_SHIFTS.items() if shift in ours and factor not in ours}
+    for shift, factor in old.items():
+        k = int(check_whole_numbers(f"NIR graph: metadata {METADATA_KEY}.{shift}", ours[shift], (), 0, 31))
+        setattr(network, factor, 0 if k == 31 else int(decay_for_steps(2.0 ** k)))
+    if old:
+        logger.warning("NIR graph metadata %s holds core model 1's trace shifts (%s); taken as decay factors "
+                       "round(4096 / 2**k): %s", METADATA_KEY, ", ".join(f"{k} = {int(ours[k])}" for k in old),
+                       ", ".join(f"{f} = {getattr(network, f)}" for f in old.values()))
+    return bool(old)
 
 
 def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
@@ -663,10 +693,13 @@ def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
     network.validate()
     nir = _nir()
     n, m = network.n, network.m
-    k_mem = network.k_mem.astype(float)
-    k_syn = network.k_syn.astype(float)
-    tau_mem = dt * 2.0 ** k_mem
-    tau_syn = dt * 2.0 ** k_syn
+    tau_mem = np.array([realised_tau(int(d), dt) for d in network.decay_mem])
+    tau_syn = np.array([realised_tau(int(d), dt) for d in network.decay_syn])
+    # A current of one step (decay_syn = 4096) makes a bias on the input the same as one on the membrane:
+    # there it is the Affine bias, and v_leak stays 0, all that snnTorch's importer reads. Elsewhere it is
+    # v_leak = bias * 4096 / decay_mem, which a membrane without leak cannot hold (metadata instead).
+    on_input = network.decay_syn == DECAY_ONE
+    unheld = ~on_input & (network.decay_mem == 0) & (network.bias != 0)
     kept = []
     if np.any(network.refractory):
         kept.append("refractory periods")
@@ -674,24 +707,27 @@ def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
         kept.append("reset by subtraction (NIR readers other than neurofabric reset to v_reset)")
     if network.learn or np.any(network.plastic_pre) or np.any(network.plastic_post):
         kept.append("plasticity (masks and learning registers)")
+    if unheld.any():
+        kept.append("the bias of neurons without leak whose current decays (v_leak would be infinite)")
     if kept:
         logger.warning("NIR has no field for: %s; written to the metadata[%r] of the graph and its nodes, "
                        "which only neurofabric reads", ", ".join(kept), METADATA_KEY)
-    # A current of one step (k_syn = 0) makes a bias on the input the same as one on the membrane:
-    # there it is the Affine bias, and v_leak stays 0, all that snnTorch's importer reads.
-    on_input = network.k_syn == 0
     affine_bias = np.where(on_input, network.bias, 0).astype(float)
+    on_membrane = ~on_input & ~unheld & (network.bias != 0)
+    v_leak = np.zeros(n)
+    v_leak[on_membrane] = network.bias[on_membrane] * (DECAY_ONE / network.decay_mem[on_membrane])
+    ours_node = {
+        "scale": 1.0,   # integer steps per volt: the graph is in the core's own units
+        "refractory_steps": network.refractory.astype(np.int64),
+        "reset_mode": network.reset_mode.astype(np.int64),
+        "plastic_post": network.plastic_post.astype(np.int64),
+        "plastic_pre": network.plastic_pre[m:].astype(np.int64),
+    }
+    if unheld.any():
+        ours_node["bias"] = network.bias.astype(np.int64)
     neurons = nir.CubaLIF(
-        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
-        v_leak=np.where(on_input, 0, network.bias) * 2.0 ** k_mem, v_threshold=network.threshold - 0.5,
-        v_reset=network.v_reset.astype(float), w_in=tau_syn / dt,
-        metadata={METADATA_KEY: {
-            "scale": 1.0,   # integer steps per volt: the graph is in the core's own units
-            "refractory_steps": network.refractory.astype(np.int64),
-            "reset_mode": network.reset_mode.astype(np.int64),
-            "plastic_post": network.plastic_post.astype(np.int64),
-            "plastic_pre": network.plastic_pre[m:].astype(np.int64),
-        }})
+        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=v_leak, v_threshold=network.threshold - 0.5,
+        v_reset=network.v_reset.astype(float), w_in=tau_syn / dt, metadata={METADATA_KEY: ours_node})
     nodes = {"neurons": neurons, "output": nir.Output(output_type={"output": np.array([n])})}
     edges = [("neurons", "output")]
 

@@ -13,23 +13,32 @@ with `w_in` added per step (NIR's `CubaLIF` adds `(dt / tau_syn) * w_in * x`;
     spike when v > v_threshold, then v <- v_reset
 
 "lif" is the same with the current lasting one step (I = w_in * x), "if" is
-`v <- v + dt * r * I` with no leak. The core (spec section 5) computes
-`i <- i - (i >> k_syn) + a` and `v <- v - (v >> k_mem) + i + bias` in integers,
-so the compiler chooses:
+`v <- v + dt * r * I` with no leak. The core (spec sections 2 and 5) computes
+`i <- decay(i, decay_syn) + a` and `v <- decay(v, decay_mem) + i + bias` in
+integers, where `decay(x, d) = trunc(x * (4096 - d), 12)` loses the fraction
+`d / 4096` of `x` per step, rounded toward zero. So the compiler chooses:
 
-- `k = round(log2(tau / dt))` for each time constant: the realised time
-  constant is `dt * 2**k` (exact when tau / dt is a power of two; `tau_syn`
-  of one step, or none, is `k_syn = 0`, a delta synapse; no leak is 31);
+- `d = round(4096 * dt / tau)` for each time constant (forward Euler, NIR's
+  convention; `decay_for`), clamped to 0..4096: the realised time constant is
+  `4096 * dt / d` (`realised_tau`), within `0.5 / d` of the request (exact
+  when `4096 * dt / tau` is a whole number). A time constant of one step or
+  less is 4096 (the value lasts one step: `tau_syn <= dt`, "lif" and "if" have
+  a delta synapse); none (None, inf) is 0, no decay ("if": no leak). Rounding
+  toward zero lets every value decay all the way to 0: a leak has no floor
+  below which it stops, so the realised time constant is what the core runs.
 - one voltage scale `s` per population (integer v = s * volts), so that the
   largest weight into it uses the whole signed weight range, unless the
   threshold would then leave less than 4x headroom in the state bits;
 - integer weight `w[k][j] = round(s * g[j] * W)` with the gain
-  `g = 2**-k_mem * r * w_in` ("cubalif", "lif": the realised leak factor, which
-  keeps the steady state v = v_leak + r*I exact) or `dt * r` ("if");
+  `g = (decay_mem / 4096) * r * w_in` ("cubalif", "lif": the realised leak
+  factor, which keeps the steady state v = v_leak + r*I exact) or `dt * r`
+  ("if"). `tau_mem = inf` with `r = inf` is the limit of `r = tau_mem / dt`
+  (what snnTorch and neurofabric's export write for a membrane without leak):
+  a gain of `w_in`, one step's current added as it is;
 - threshold `floor(s * v_threshold) + 1` (the core fires on `>=`, the model
   on `>`): exact on the integer grid, so reported with no error; reset and
-  bias `round(s * value)`, bias = `2**-k_mem * v_leak` per step plus any
-  constant input current.
+  bias `round(s * value)`, bias = `(decay_mem / 4096) * v_leak` per step plus
+  any constant input current.
 
 Nothing is rescaled silently: every requested and realised value is in the
 report, and a parameter further off than `tolerance` (relative) is an error.
@@ -46,14 +55,14 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from neurofabric.contract.model import Widths
+from neurofabric.contract.model import DECAY_ONE, Widths
 
-from .builder import NetworkBuilder
+from .builder import NetworkBuilder, decay_for_steps
 from .errors import NetworkError
 from .network import Network
 
-__all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "shift_for", "check_time_step",
-           "check_tolerance", "MODELS"]
+__all__ = ["PhysicalNetwork", "Population", "QuantisationReport", "decay_for", "realised_tau", "euler_gain",
+           "check_time_step", "check_tolerance", "MODELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +72,8 @@ MODELS = ("cubalif", "lif", "if")
 SHORT_STEPS = 2.0
 #: The state range left above the largest of |threshold|, |reset|, |v_leak|.
 HEADROOM = 4.0
+#: Relative differences below this are the rounding of float arithmetic, reported as exact.
+FLOAT_NOISE = 1e-12
 
 
 def _real(name, value, unit=""):
@@ -95,31 +106,47 @@ def check_tolerance(tolerance):
     return value
 
 
-def shift_for(tau, dt):
-    """The decay shift whose time constant `dt * 2**k` is nearest `tau` (relative error).
+def decay_for(tau, dt):
+    """The decay factor of a time constant `tau` at the step `dt`: `round(4096 * dt / tau)`.
 
-    `tau` of None or inf means no decay (31); `tau <= dt` means 0 (a one-step memory).
+    Forward Euler, NIR's convention (spec section 2), rounded to nearest
+    (halves up) and clamped to 0..4096: `tau <= dt` is 4096 (a value that
+    lasts one step), None or inf is 0 (no decay), and so is a `tau` longer
+    than 8192 steps, whose factor rounds to 0.
     """
     if tau is None or tau == math.inf:
-        return 31
+        return 0
     if not tau > 0:  # NaN as well
         raise NetworkError(f"time constant {tau} s is not positive")
-    ratio = tau / dt
-    if ratio <= 1.0:
-        return 0
-    if ratio >= 2.0 ** 31:
-        return 31  # below the resolution of any state width: no decay
-    lo = int(math.floor(math.log2(ratio)))
-    candidates = [k for k in (lo, lo + 1) if 0 <= k <= 30]
-    return min(candidates, key=lambda k: abs(2.0 ** k - ratio) / ratio)
+    return int(decay_for_steps(tau / dt))
 
 
-def realised_tau(k, dt, requested=None):
-    """The time constant a decay shift realises: `dt * 2**k`; for 31 (no decay),
-    the requested value when that is at least `2**31 * dt`, else inf."""
-    if k == 31:
-        return requested if requested is not None and requested >= dt * 2.0 ** 31 else math.inf
-    return dt * 2.0 ** k
+def realised_tau(d, dt):
+    """The time constant a decay factor realises: `4096 * dt / d`; inf for 0 (no decay)."""
+    return math.inf if d == 0 else DECAY_ONE * dt / d
+
+
+def _per_step(d, tau, dt):
+    """The fraction of a value lost per step, `d / 4096`; for d = 0 the requested `dt / tau`.
+
+    A `tau` too long for a factor of 1 still has its Euler rate in the gains
+    (below the resolution of the core's decay, which keeps the value).
+    """
+    return np.where(d > 0, d / DECAY_ONE, dt / tau)
+
+
+def euler_gain(rate, factor, tau):
+    """`rate * factor`, the per-step gain of NIR's `(dt / tau) * factor` with `rate = dt / tau` realised.
+
+    An infinite `tau` with an infinite `factor` (`r` or `w_in`) is the limit of
+    `factor = tau / dt`, the convention of snnTorch's and neurofabric's
+    exporters: a gain of 1 (no decay, one step's input added as it is).
+    """
+    rate, factor, tau = np.broadcast_arrays(np.asarray(rate, float), np.asarray(factor, float),
+                                            np.asarray(tau, float))
+    limit = np.isinf(tau) & np.isposinf(factor)
+    with np.errstate(invalid="ignore"):   # 0 * inf, replaced by the limit
+        return np.where(limit, 1.0, rate * factor)
 
 
 @dataclass(eq=False)
@@ -303,9 +330,9 @@ class PhysicalNetwork:
                                f"nor ({pop.size},)")
         if np.isnan(arr).any():
             raise NetworkError(f"population {pop.name}: {name} holds NaN")
-        # An infinite time constant means "no decay"; any other infinity has no
-        # integer to stand for.
-        bad = (arr == -np.inf) if name.startswith("tau") else np.isinf(arr)
+        # An infinite time constant means "no decay", and r = inf with it the limit
+        # r = tau_mem / dt (checked in compile); any other infinity has no integer to stand for.
+        bad = (arr == -np.inf) if name.startswith("tau") or name == "r" else np.isinf(arr)
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             raise NetworkError(f"population {pop.name}: {name}[{j}] = {arr[j]} is infinite"
@@ -333,6 +360,9 @@ class PhysicalNetwork:
                 err = math.inf
             else:
                 err = (realised - requested) / reference
+                # A float's last bits (v_leak * d / 4096 of a v_leak written as bias * 4096 / d) are
+                # no quantisation error.
+                err = 0.0 if abs(err) < FLOAT_NOISE else err
             if abs(err) > tolerance:
                 where = f"{name}[{index}]" if index is not None else name
                 raise NetworkError(
@@ -351,44 +381,48 @@ class PhysicalNetwork:
                                "realised": [float(np.min(realised)), float(np.max(realised))],
                                "relative_error": worst})
 
-        # Time constants -> shifts.
+        # Time constants -> decay factors.
         if pop.model == "if":
             if tau_mem is not None:
                 raise NetworkError(f"population {pop.name}: model 'if' has no tau_mem (use 'lif')")
-            k_mem = np.full(pop.size, 31)
+            decay_mem = np.zeros(pop.size, np.int64)
         else:
             if tau_mem is None:
                 raise NetworkError(f"population {pop.name}: model {pop.model!r} needs tau_mem")
-            k_mem = np.array([shift_for(t, dt) for t in tau_mem])
-            add("tau_mem", tau_mem, [realised_tau(k, dt, t) for k, t in zip(k_mem, tau_mem)])
+            decay_mem = np.array([decay_for(t, dt) for t in tau_mem], np.int64)
+            add("tau_mem", tau_mem, [realised_tau(d, dt) for d in decay_mem])
         if pop.model == "cubalif":
             if tau_syn is None:
                 raise NetworkError(f"population {pop.name}: model 'cubalif' needs tau_syn")
-            k_syn = np.array([shift_for(t, dt) for t in tau_syn])
+            decay_syn = np.array([decay_for(t, dt) for t in tau_syn], np.int64)
             # tau_syn <= dt is a current that lasts one step: I <- w_in x exactly.
-            add("tau_syn", np.maximum(tau_syn, dt), [realised_tau(k, dt, max(t, dt)) for k, t in zip(k_syn, tau_syn)])
+            add("tau_syn", np.maximum(tau_syn, dt), [realised_tau(d, dt) for d in decay_syn])
         else:
-            k_syn = np.zeros(pop.size, int)
-        _warn_short(pop.name, "tau_mem", tau_mem, k_mem, dt)
+            decay_syn = np.full(pop.size, DECAY_ONE, np.int64)
+        _warn_short(pop.name, "tau_mem", tau_mem, decay_mem, dt)
         if pop.model == "cubalif":
-            _warn_short(pop.name, "tau_syn", tau_syn, k_syn, dt)
-        # The realised leak factor per step (dt / tau realised); for "no decay"
-        # (k = 31) the requested dt / tau, which is below the state's resolution.
+            _warn_short(pop.name, "tau_syn", tau_syn, decay_syn, dt)
+        # The realised leak per step (decay_mem / 4096); for no decay the requested
+        # dt / tau_mem, which is below the core's resolution (0 for inf).
+        bad = np.isinf(r) & (True if tau_mem is None else ~np.isinf(tau_mem))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise NetworkError(f"population {pop.name}: r[{j}] = {r[j]} is infinite; allowed only with "
+                               "tau_mem = inf (the limit r = tau_mem / dt: no leak)")
         if pop.model == "if":
             leak = np.zeros(pop.size)
+            gain = dt * r
         else:
-            leak = np.where(k_mem == 31, dt / tau_mem, 2.0 ** -np.minimum(k_mem, 30))
-        gain = dt * r if pop.model == "if" else leak * r
-        if pop.model in ("cubalif", "lif"):
-            gain = gain * w_in
-        # Constant current: into v each step. For cubalif it enters I, whose
-        # steady state is i_bias * 2**k_syn; that is used (exact for k_syn = 0).
+            leak = _per_step(decay_mem, tau_mem, dt)
+            gain = euler_gain(leak, r, tau_mem) * w_in
+        # Constant current: into v each step. For cubalif it enters I, whose steady
+        # state is i_bias * 4096 / decay_syn; that is used (exact for decay_syn = 4096).
         if pop.model == "cubalif":
-            i_steady = i_bias * np.where(k_syn == 31, 1.0, 2.0 ** np.minimum(k_syn, 30))
+            i_steady = i_bias * np.where(decay_syn == 0, 1.0, DECAY_ONE / np.maximum(decay_syn, 1))
         else:
             i_steady = i_bias
         bias_v = leak * v_leak + gain * i_steady
-        if pop.model == "cubalif" and np.any((i_bias != 0) & (k_syn != 0)):
+        if pop.model == "cubalif" and np.any((i_bias != 0) & (decay_syn != DECAY_ONE)):
             self_note = (f"population {pop.name}: a constant input current is applied as a membrane bias "
                          "equal to its steady state; the first tau_syn/dt steps after a reset differ")
         else:
@@ -451,18 +485,18 @@ class PhysicalNetwork:
                  "state_range_used": float(np.max(np.abs(thr_int))) / s_lim}
         if self_note:
             entry["note"] = self_note
-        params = dict(threshold=thr_int, v_reset=reset_int, bias=bias_int, k_mem=k_mem, k_syn=k_syn,
+        params = dict(threshold=thr_int, v_reset=reset_int, bias=bias_int, decay_mem=decay_mem, decay_syn=decay_syn,
                       refractory=refr_steps, reset_mode=0 if pop.reset == "zero" else 1)
         return params, entry, scaled
 
 
-def _warn_short(population, name, tau, k, dt):
+def _warn_short(population, name, tau, d, dt):
     """Log a warning when a time constant is under `SHORT_STEPS` steps of `dt`, naming the figures.
 
     At the wrong dt (1 ms for a network trained at 0.1 ms) every time
-    constant shrinks tenfold: a membrane of 1 step keeps nothing (`k = 0`
-    clears it every step) and the network runs without memory, with a report
-    that can look exact.
+    constant shrinks tenfold: a membrane of 1 step keeps nothing
+    (`decay_mem = 4096` clears it every step) and the network runs without
+    memory, with a report that can look exact.
     """
     if tau is None:
         return
@@ -471,14 +505,14 @@ def _warn_short(population, name, tau, k, dt):
     if not short.any():
         return
     j = int(np.argmin(np.where(short, ratio, np.inf)))
-    count, cleared = int(short.sum()), int(np.count_nonzero(short & (k == 0)))
+    count, cleared = int(short.sum()), int(np.count_nonzero(short & (d == DECAY_ONE)))
     steps = f"{ratio[j]:.3g} step{'' if ratio[j] == 1 else 's'}"
     text = (f"population {population}: {name} = {tau[j]:.4g} s is {steps} of dt = {dt:g} s"
             + (f" ({count} of {len(tau)} neurons under {SHORT_STEPS:g} steps)" if len(tau) > 1 else ""))
     if cleared:
         kept = "membrane potential" if name == "tau_mem" else "synaptic current"
         text += (f"; {cleared} neuron{'s' if cleared > 1 else ''} keep{'' if cleared > 1 else 's'} no {kept} "
-                 f"from one step to the next (k_{name[4:]} = 0)")
+                 f"from one step to the next (decay_{name[4:]} = {DECAY_ONE})")
     logger.warning("%s; is dt the step the network was trained at?", text)
 
 
@@ -493,8 +527,9 @@ def _count(name, size):
 
 def _hint(name, dt):
     if name.startswith("tau"):
-        return (f"; the core's time constants are dt * 2**k (dt = {dt:g} s): choose such a value, "
-                "another dt, or a larger tolerance")
+        return (f"; the core's time constants are 4096 * dt / d for a whole d in 1..4096 (dt = {dt:g} s; "
+                "the longest short of no decay, inf, is 4096 steps): choose such a value, another dt, "
+                "or a larger tolerance")
     if name == "refractory":
         return f"; refractory periods are whole steps of dt = {dt:g} s"
     return "; raise the state bits or the tolerance"

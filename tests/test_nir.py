@@ -9,7 +9,7 @@ import neurofabric as nf
 from neurofabric.host.cli import cli
 from neurofabric.host.errors import NetworkError
 from neurofabric.host.nir_io import export_nir, import_nir
-from neurofabric.host.units import PhysicalNetwork, QuantisationReport, shift_for
+from neurofabric.host.units import PhysicalNetwork, QuantisationReport, decay_for, realised_tau
 
 from .nir_float import simulate
 
@@ -75,8 +75,8 @@ def test_affine_bias_and_lif_and_if_nodes(tmp_path):
         import_nir(graph, DT)  # 0.02 * dt / tau per step is 2.5 integer steps: rounded by 20 %
     net, report = import_nir(graph, DT, tolerance=0.25)
     assert (net.m, net.n) == (m, n1 + n2)
-    assert net.k_mem[:n1].tolist() == [3] * n1 and net.k_mem[n1:].tolist() == [31] * n2
-    assert net.k_syn.tolist() == [0] * (n1 + n2)
+    assert net.decay_mem[:n1].tolist() == [512] * n1 and net.decay_mem[n1:].tolist() == [0] * n2
+    assert net.decay_syn.tolist() == [4096] * (n1 + n2)
     assert (net.bias[:n1] > 0).all() and (net.bias[n1:] == 0).all()
     assert (net.weights[:m, n1:] == 0).all() and (net.weights[m + n1:, :] == 0).all()
     stim = rng.random((500, m)) < 0.1
@@ -87,17 +87,36 @@ def test_affine_bias_and_lif_and_if_nodes(tmp_path):
         assert r.sum() > 10 and np.corrcoef(r, g)[0, 1] > 0.9, (name, r, g)
 
 
-def test_time_constants_off_the_power_of_two_grid_are_reported_and_bounded():
+def test_time_constants_off_the_power_of_two_grid_are_realised_within_half_a_factor():
     rng = np.random.default_rng(3)
-    graph = cuba_graph(rng, pow2=False)
-    with pytest.raises(NetworkError, match=r"population lif: tau_mem\[\d+\] = .* beyond the tolerance of 10%"):
-        import_nir(graph, DT)
-    net, report = import_nir(graph, DT, tolerance=0.45)
+    graph = cuba_graph(rng, pow2=False)        # 2..40 and 1..10 steps
+    with pytest.raises(NetworkError, match=r"population lif: tau_mem\[\d+\] = .* beyond the tolerance of 0%"):
+        import_nir(graph, DT, tolerance=0.0)
+    net, report = import_nir(graph, DT)          # within 10%: far within
+    lif = graph.nodes["lif"]
+    assert net.decay_mem.tolist() == [round(4096 * DT / t) for t in lif.tau_mem]
+    assert net.decay_syn.tolist() == [min(round(4096 * DT / t), 4096) for t in lif.tau_syn]
     pop = report["populations"][0]
-    tau = next(p for p in pop["parameters"] if p["name"] == "tau_mem")
-    assert 0 < abs(tau["relative_error"]) <= 0.45
-    # The realised time constants are those of the shifts chosen.
-    assert set(net.k_mem.tolist()) <= set(range(0, 7))
+    for name, d in (("tau_mem", net.decay_mem), ("tau_syn", net.decay_syn)):
+        p = next(p for p in pop["parameters"] if p["name"] == name)
+        assert p["realised"] == [4096 * DT / d.max(), 4096 * DT / d.min()]
+        # d = round(4096 * dt / tau) realises tau within 0.5 / d of itself.
+        assert 0 < abs(p["relative_error"]) <= 0.5 / d.min()
+
+
+def test_time_constants_beyond_the_longest_factor_are_refused_naming_it():
+    p = PhysicalNetwork(dt=DT)
+    p.add_population("slow", 2, model="lif", tau_mem=[3.0, 10.0], v_threshold=1.0)
+    # 3000 steps: d = 1 realises 4096 (+37%); 10000 steps: d rounds to 0, no decay at all.
+    with pytest.raises(NetworkError, match=r"tau_mem\[0\] = 3 is realised as 4.096 \(\+36.5%\), beyond the tolerance "
+                                           r"of 10%; the core's time constants are 4096 \* dt / d for a whole d in "
+                                           r"1..4096 .*the longest short of no decay, inf, is 4096 steps"):
+        p.compile()
+    with pytest.raises(NetworkError, match=r"tau_mem\[1\] = 10 is realised as inf \(\+infx\)"):
+        p.compile(tolerance=1000.0)      # at no tolerance: no decay is asked for with inf
+    p.populations["slow"].tau_mem = [3.0, np.inf]
+    net, report = p.compile(tolerance=0.4)
+    assert net.decay_mem.tolist() == [1, 0]
 
 
 def test_realised_values_in_the_report_explain_the_core_behaviour():
@@ -107,7 +126,7 @@ def test_realised_values_in_the_report_explain_the_core_behaviour():
     graph = cuba_graph(rng, pow2=False)
     net, report = import_nir(graph, DT, tolerance=0.45)
     lif = graph.nodes["lif"]
-    realised = nir.CubaLIF(tau_syn=np.maximum(DT * 2.0 ** net.k_syn, DT), tau_mem=DT * 2.0 ** net.k_mem,
+    realised = nir.CubaLIF(tau_syn=4096 * DT / net.decay_syn, tau_mem=4096 * DT / net.decay_mem,
                            r=lif.r, v_leak=lif.v_leak, v_threshold=lif.v_threshold, v_reset=lif.v_reset,
                            w_in=lif.w_in)
     as_realised = nir.NIRGraph(nodes=dict(graph.nodes, lif=realised), edges=graph.edges)
@@ -115,7 +134,7 @@ def test_realised_values_in_the_report_explain_the_core_behaviour():
     corr, ref, got = spike_count_correlation(as_realised, net, stim)
     assert ref.sum() > 50 and corr > 0.9, (corr, ref, got)
     taus = next(p for p in report["populations"][0]["parameters"] if p["name"] == "tau_mem")
-    assert taus["realised"] == [float(DT * 2.0 ** net.k_mem.min()), float(DT * 2.0 ** net.k_mem.max())]
+    assert taus["realised"] == [realised_tau(net.decay_mem.max(), DT), realised_tau(net.decay_mem.min(), DT)]
 
 
 def test_unsupported_node_names_the_node():
@@ -138,7 +157,7 @@ def test_export_then_import_round_trips_structure_and_weights(tmp_path):
     assert np.array_equal(np.asarray(back_graph.nodes["recurrent_weights"].weight), net.weights[7:].T)
     back, report = import_nir(back_graph, DT, tolerance=0.5)
     assert (back.m, back.n) == (net.m, net.n)
-    assert np.array_equal(back.k_mem, net.k_mem) and np.array_equal(back.k_syn, net.k_syn)
+    assert np.array_equal(back.decay_mem, net.decay_mem) and np.array_equal(back.decay_syn, net.decay_syn)
     scale = report["populations"][0]["scale"]
     assert np.all(np.abs(back.weights / scale - net.weights) <= 0.5 / scale + 1e-9)
     assert np.array_equal(back.weights != 0, net.weights != 0)
@@ -191,10 +210,16 @@ def test_cli_import_errors_are_one_line(tmp_path):
 
 # -- the physical-units layer -------------------------------------------------
 
-def test_shift_for_picks_the_nearest_power_of_two():
-    assert shift_for(8e-3, 1e-3) == 3 and shift_for(1e-3, 1e-3) == 0 and shift_for(0.5e-3, 1e-3) == 0
-    assert shift_for(None, 1e-3) == 31 and shift_for(float("inf"), 1e-3) == 31
-    assert shift_for(11e-3, 1e-3) == 3 and shift_for(13e-3, 1e-3) == 4
+def test_decay_for_is_forward_euler_rounded_and_realised_tau_inverts_it():
+    assert decay_for(8e-3, 1e-3) == 512 and decay_for(10e-3, 1e-3) == 410 and decay_for(3e-3, 1e-3) == 1365
+    assert decay_for(1e-3, 1e-3) == 4096 and decay_for(0.5e-3, 1e-3) == 4096      # one step or less: cleared
+    assert decay_for(None, 1e-3) == 0 and decay_for(float("inf"), 1e-3) == 0      # no decay
+    assert decay_for(8.192, 1e-3) == 1 and decay_for(8.193, 1e-3) == 0           # 8192 steps: the last to decay
+    assert realised_tau(410, 1e-3) == pytest.approx(9.990e-3, rel=1e-4) and realised_tau(0, 1e-3) == float("inf")
+    for dt in (1e-3, 1e-4, 5e-4, 0.0123):
+        assert all(decay_for(realised_tau(d, dt), dt) == d for d in range(4097))
+    with pytest.raises(NetworkError, match="time constant -0.001 s is not positive"):
+        decay_for(-1e-3, 1e-3)
 
 
 def test_compile_scales_a_population_together_and_reports():
@@ -207,7 +232,7 @@ def test_compile_scales_a_population_together_and_reports():
     net, report = p.compile()
     pop = report["populations"][0]
     s = pop["scale"]
-    assert net.k_mem.tolist() == [4] * 3 and net.k_syn.tolist() == [2] * 3
+    assert net.decay_mem.tolist() == [256] * 3 and net.decay_syn.tolist() == [1024] * 3
     assert net.refractory.tolist() == [2] * 3 and net.reset_mode.tolist() == [0] * 3
     assert net.threshold.tolist() == [int(np.floor(s)) + 1] * 3
     assert net.v_reset.tolist() == [round(-0.25 * s)] * 3
@@ -226,9 +251,9 @@ def test_unrepresentable_parameters_are_errors_naming_them():
     with pytest.raises(NetworkError, match=r"population slow: refractory 0.5 s is 500 steps; at most 255"):
         p.compile(tolerance=1.0)
     q = PhysicalNetwork(dt=DT)
-    q.add_population("odd", 1, tau_mem=3.5e-3, tau_syn=1e-3, v_threshold=1.0)
-    with pytest.raises(NetworkError, match=r"tau_mem = 0.0035 is realised as 0.004 \(\+14.3%\).*dt \* 2\*\*k"):
-        q.compile()
+    q.add_population("odd", 1, tau_mem=0.6e-3, tau_syn=1e-3, v_threshold=1.0)
+    with pytest.raises(NetworkError, match=r"tau_mem = 0.0006 is realised as 0.001 \(\+66.7%\).*4096 \* dt / d"):
+        q.compile()     # shorter than a step: d = 4096, the most a decay takes
 
 
 def test_thresholds_are_reported_exact_and_never_refuse_a_network():
@@ -236,7 +261,7 @@ def test_thresholds_are_reported_exact_and_never_refuse_a_network():
     # a threshold between grid points costs nothing, even at a tolerance of 0.
     p = PhysicalNetwork(dt=DT)
     p.add_inputs(2, "x")
-    p.add_population("a", 3, tau_mem=8e-3, r=8.0, v_threshold=[0.5, 1.0, 1.7], model="lif", scale=3.0)
+    p.add_population("a", 3, r=1 / DT, v_threshold=[0.5, 1.0, 1.7], model="if", scale=3.0)
     p.connect("x", "a", np.full((2, 3), 1 / 3))     # one integer step of v per input spike
     net, report = p.compile(tolerance=0.0)
     assert net.threshold.tolist() == [2, 4, 6]        # floor(1.5) + 1, floor(3) + 1, floor(5.1) + 1
@@ -245,7 +270,27 @@ def test_thresholds_are_reported_exact_and_never_refuse_a_network():
     assert thr["integer"] == [2, 6]
     assert any("v_threshold  requested 0.5..1.7, realised 0.5..1.7 (exact), integer 2..6" in line
                for line in report.lines())
-    # Neuron 0 fires on the second spike (model: 1/3 * 7/8 + 1/3 = 0.625 > 0.5; core: v_int 2 >= 2), not
-    # on the first (1/3; v_int 1): as the model.
+    # Neuron 0 fires on the second spike (model: 2/3 > 0.5; core: v_int 2 >= 2), not on the first (1/3;
+    # v_int 1); neuron 1 not on the third (1.0 is not above 1.0; v_int 3 < 4): as the model.
     golden = nf.GoldenModel(net).run(np.eye(2, dtype=bool)[[0, 0, 0]])
-    assert golden.spikes[:, 0].tolist() == [0, 1, 0]
+    assert golden.spikes[:, 0].tolist() == [0, 1, 0] and golden.spikes[:, 1].tolist() == [0, 0, 0]
+
+
+def test_a_membrane_left_alone_decays_to_zero_at_most_tau_steps_below_the_model():
+    # decay(x, d) rounds toward zero: each step takes up to one integer step more than the model's
+    # (dt / tau) * v, so the core sits below the model by less than tau / dt steps (the sum of a geometric
+    # series of ones), and reaches 0, as the model does (core model 1's floor held it at 7 forever).
+    p = PhysicalNetwork(dt=DT)
+    p.add_inputs(1, "x")
+    p.add_population("a", 1, tau_mem=8e-3, r=8.0, v_threshold=100.0, model="lif", scale=127.0)
+    p.connect("x", "a", [[1.0]])                 # v_int = 127 after the spike
+    net, _ = p.compile(tolerance=0.0)
+    assert net.decay_mem.tolist() == [512] and net.weights[0, 0] == 127
+    stim = np.zeros((80, 1), bool)
+    stim[0] = True
+    v = nf.GoldenModel(net).run(stim, record=("v",)).v[:, 0]
+    model = 127.0 * (7 / 8) ** np.arange(80)
+    gap = model - v
+    assert (gap >= 0).all() and gap.max() < 8 and gap.max() > 3      # 3.9 steps at most here
+    assert v[-1] == 0 and (np.diff(v) <= 0).all()
+    assert v[30:].tolist() == [0] * 50         # the model: 2.3 at step 30, 0.3 at step 45
