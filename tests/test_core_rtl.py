@@ -176,7 +176,9 @@ def run_plan(model, plan, tmp_path):
 
 
 def test_rtl_device_matches_golden_device_across_runs():
-    """RTLDevice: two runs that continue the state, a reset, snapshots and probes, as GoldenDevice."""
+    """RTLDevice as GoldenDevice: runs that continue the state and the generator, rates and seeds,
+    a reset (g back to the last seed), a run without host inputs, snapshots, probes, the input
+    sets U, and a batch of trials."""
     from neurofabric.host.device import GoldenDevice
     from neurofabric.sim.rtl_device import RTLDevice, core_config_for
 
@@ -187,14 +189,27 @@ def test_rtl_device_matches_golden_device_across_runs():
     rng = np.random.default_rng(1)
     for device in (rtl, gold):
         device.load(net)
-    for run in range(3):
-        stim = (rng.random((12, net.m)) < 0.5).astype(np.uint8)
-        if run == 2:
+    runs = [dict(), dict(rates=[20000, 0, 65535], seed=123), dict(rates=[9000, 30000, 100]),
+            dict(rates=[40000, 40000, 0], reset=True), dict(rates=[5000, 60000, 30000], silent=True)]
+    generated = 0
+    for index, options in enumerate(runs):
+        stim = None if options.get("silent") else (rng.random((12, net.m)) < 0.3).astype(np.uint8)
+        if options.get("reset"):
             rtl.reset_state()
             gold.reset_state()
-        got = rtl.run(stim, record=("v", "i"), snapshot_every=5)
-        want = gold.run(stim, record=("v", "i"), snapshot_every=5)
-        for key in ("spikes", "v", "i", "weights", "weight_snapshots", "snapshot_steps"):
-            assert np.array_equal(getattr(got, key), getattr(want, key)), f"run {run}: {key} differs"
+            assert rtl.gen_state == gold.model.g == 123
+        kwargs = dict(steps=12, record=("v", "i", "inputs"), snapshot_every=5, rates=options.get("rates"),
+                      seed=options.get("seed"))
+        got, want = rtl.run(stim, **kwargs), gold.run(stim, **kwargs)
+        for key in ("spikes", "v", "i", "inputs", "weights", "weight_snapshots", "snapshot_steps"):
+            assert np.array_equal(getattr(got, key), getattr(want, key)), f"run {index}: {key} differs"
         assert got.extras["step_cycles"].shape == (12,)
+        assert rtl.gen_state == gold.model.g, f"run {index}"
+        generated += int(got.inputs.sum() - (0 if stim is None else (stim & got.inputs).sum()))
+    assert generated > 20
     assert np.array_equal(rtl.read_weights(), gold.read_weights())
+    trials = dict(steps=8, record=("inputs",), rates=[30000, 10000, 50000], seed=[5, 6])
+    got, want = rtl.run_trials(None, **trials), gold.run_trials(None, **trials)
+    assert got.trials == want.trials == 2
+    for key in ("spikes", "inputs", "weights"):
+        assert np.array_equal(getattr(got, key), getattr(want, key)), f"trials: {key} differs"
