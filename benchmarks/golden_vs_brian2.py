@@ -33,9 +33,10 @@ else:
     BRIAN2_VENV = cache_dir() / "bench-brian2-venv"
     READY_MARK = BRIAN2_VENV / ".neurofabric-ready"
 
-# The integer network. Time constants are decay shifts: tau = 2**k steps.
-K_MEM, K_SYN, REFRACTORY = 3, 2, 2
-K_PRE = K_POST = 4
+# The integer network. Time constants are decay factors: d / 4096 of a value is lost per step, so
+# tau = 4096 / d steps (forward Euler; 512: 8 steps, 1024: 4, 256: 16).
+DECAY_MEM, DECAY_SYN, REFRACTORY = 512, 1024, 2
+DECAY_PRE = DECAY_POST = 256
 INC_PRE = INC_POST = 64
 A_PLUS = A_MINUS = 1
 STDP_SHIFT = 6
@@ -64,10 +65,10 @@ def build_network(n, m, activity, seed, threshold):
     full = lambda value: np.full(n, value, np.int64)  # noqa: E731
     return Network(
         weights=weights, threshold=full(threshold), v_reset=full(0), reset_mode=full(0),
-        k_mem=full(K_MEM), k_syn=full(K_SYN), refractory=full(REFRACTORY), bias=full(0),
+        decay_mem=full(DECAY_MEM), decay_syn=full(DECAY_SYN), refractory=full(REFRACTORY), bias=full(0),
         plastic_post=full(1), plastic_pre=np.ones(m + n, np.int64),
         learn=1, a_plus=A_PLUS, a_minus=A_MINUS, stdp_shift=STDP_SHIFT,
-        k_pre=K_PRE, k_post=K_POST, inc_pre=INC_PRE, inc_post=INC_POST, trace_mode=0,
+        decay_pre=DECAY_PRE, decay_post=DECAY_POST, inc_pre=INC_PRE, inc_post=INC_POST, trace_mode=0,
         w_min=W_MIN, w_max=W_MAX,
     )
 
@@ -188,13 +189,18 @@ def brian2_only(args):
     b2.defaultclock.dt = 1 * b2.ms
 
     ms = b2.ms
+
+    def tau(d):
+        # Decay factor d <-> tau = 4096 dt / d: with forward Euler and dt = 1 ms,
+        # x += -x * dt / tau is exactly the golden model's x - x * d / 4096 (in floats; the
+        # golden model rounds each decay toward zero).
+        return 4096 / int(d) * ms
+
     ns = {
-        # Decay shift k <-> tau = 2**k dt: with forward Euler and dt = 1 ms,
-        # x += -x * dt / tau is exactly the golden model's x - x / 2**k (in floats).
-        "tau_m": 2 ** int(data["k_mem"][0]) * ms,
-        "tau_s": 2 ** int(data["k_syn"][0]) * ms,
-        "tau_pre": 2 ** int(data["k_pre"]) * ms,
-        "tau_post": 2 ** int(data["k_post"]) * ms,
+        "tau_m": tau(data["decay_mem"][0]),
+        "tau_s": tau(data["decay_syn"][0]),
+        "tau_pre": tau(data["decay_pre"]),
+        "tau_post": tau(data["decay_post"]),
         "unit_step": 1 * ms,
         "v_th": float(data["threshold"][0]),
         "v_rst": float(data["v_reset"][0]),
