@@ -25,6 +25,7 @@ _SOURCES = {
     "Projection": "host.builder", "SparsePlasticityWarning": "host.builder",
     "poisson": "host.encoders", "regular": "host.encoders", "latency": "host.encoders",
     "step_probabilities": "host.encoders", "concatenate_trials": "host.encoders",
+    "generator_rates": "host.encoders", "trial_seeds": "host.encoders", "Stimulus": "host.files",
     "Capabilities": "host.device", "Device": "host.device", "GoldenDevice": "host.device",
     "open_device": "host.device",
     "BuildError": "contract.errors", "DeviceError": "contract.errors", "LinkError": "contract.errors",
@@ -48,6 +49,7 @@ __all__ = [
     "load_recording", "load_stimulus", "open_device", "random_network", "save_network",
     "save_recording", "save_stimulus",
     "SparsePlasticityWarning", "concatenate_trials", "latency", "poisson", "regular", "step_probabilities",
+    "generator_rates", "trial_seeds", "Stimulus",
 ]
 
 assert set(_SOURCES) == set(__all__)
