@@ -604,8 +604,8 @@ def import_nir(graph_or_path: NIRGraphLike | str | os.PathLike[str], dt: float |
     phys = nir_to_physical(graph, dt)
     network, report = phys.compile(widths=widths, tolerance=tolerance)
     if _apply_metadata(graph, network, ours):
-        report["notes"].append("refractory periods, reset modes, plasticity and learning registers read "
-                               f"from the graph's metadata[{METADATA_KEY!r}]")
+        report["notes"].append("refractory periods, reset modes, plasticity, learning registers and biases "
+                               f"NIR has no field for read from the graph's metadata[{METADATA_KEY!r}]")
         network.extras["quantisation_report"] = np.array(report.to_json())
     outputs = [s for s, d in graph.edges if _kind(graph.nodes[d]) == "Output"]
     network.extras["nir_outputs"] = np.array(outputs if outputs else [""])
@@ -685,8 +685,8 @@ def _core_model_1_traces(network, ours):
 def export_nir(network: Network, dt: float = 1e-3) -> NIRGraphLike:
     """The integer network as a `nir.NIRGraph` (see the module docstring for the mapping).
 
-    `dt` (seconds) must be positive and finite: every time constant is a
-    multiple of it, so NaN, infinity or a negative step would be written as
+    `dt` (seconds) must be positive and finite: every time constant is
+    `4096 * dt / d`, so NaN, infinity or a negative step would be written as
     NaN or negative time constants.
     """
     dt = check_time_step(dt)
