@@ -12,6 +12,7 @@ each other; simulation on gateware and host; boards on gateware):
   the bench may inside a function, when asked for a simulation or a build);
 - `boards` imports `hdl`, the contract and the base, never `host` or `sim`;
 - `sim` may import everything but `boards`;
+- `pynn` (the PyNN backend) imports the host, the contract and the base; nothing imports it;
 - the top package (`neurofabric/__init__.py`) imports no part when it is imported:
   it loads the public API on first use.
 
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Folder -> the package it is (pyproject.toml's package-dir).
 PARTS = {"src/neurofabric": "neurofabric", "hdl": "neurofabric.hdl", "host": "neurofabric.host",
-         "sim": "neurofabric.sim", "boards": "neurofabric.boards"}
+         "sim": "neurofabric.sim", "boards": "neurofabric.boards", "pynn": "neurofabric.pynn"}
 
 
 def modules():
@@ -61,7 +62,7 @@ def layer(module):
         return "top"
     if parts[1] == "__main__":
         return "main"
-    if parts[1] in ("contract", "hdl", "host", "sim", "boards"):
+    if parts[1] in ("contract", "hdl", "host", "sim", "boards", "pynn"):
         return parts[1]
     return "base"
 
@@ -74,6 +75,7 @@ ALLOWED_AT_IMPORT = {
     "host": {"contract", "base", "host"},
     "boards": {"contract", "base", "hdl", "boards"},
     "sim": {"contract", "base", "hdl", "host", "sim"},
+    "pynn": {"contract", "base", "host", "pynn"},     # the PyNN backend: on the host, nothing on it
     "top": {"contract", "base", "top"},
     "main": {"contract", "base", "top", "host"},      # `python -m neurofabric`: the CLI
 }
