@@ -289,8 +289,12 @@ def _stimulus_text(stim):
               help="Steps to run (of each trial; longer than the stimulus pads with silence).")
 @click.option("--snapshot-every", type=_count(0), default=0,
               help="Keep the weights every K steps (key weight_snapshots; not for trials).")
+@click.option("--neurons", default=None, callback=lambda ctx, param, value: _neurons_option(ctx, param, value),
+              help="Record only these neurons, e.g. 0-9,20 (key neurons; spikes, v, i get a column each).")
+@click.option("--counts", is_flag=True,
+              help="Record only each neuron's spike count over the run (or each trial): key counts, no spikes.")
 @click.pass_context
-def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
+def run(ctx, network, stimulus, device, output, record, steps, snapshot_every, neurons, counts):
     """Run NETWORK on a device from the reset state and write a recording.
 
     The stimulus may hold the host's spikes, the stimulus generator's rates
@@ -304,28 +308,36 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every):
       neurofabric run net.npz --input stim.npz --device rtl -o rec.npz --record v,i --snapshot-every 100
       neurofabric run net.npz --input poisson.npz -o rec.npz --record inputs   # the generator's inputs too
       neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@1500000 -o rec.npz --steps 5000
+      neurofabric run net.npz --input trials.npz -o counts.npz --neurons 0-9 --counts   # class scores
     """
     record = _parse_record(record)
     inputs = (network, stimulus)
     check_output_path(output, inputs=inputs, what="recording")
     net = load_network(network)
+    if neurons is not None and neurons[-1] >= net.n:
+        raise click.BadParameter(f"neuron {neurons[-1]} is out of range: {network} has neurons 0..{net.n - 1}",
+                                 param_hint="--neurons")
     stim = _load_run_stimulus(stimulus, net, steps, record, snapshot_every)
     quiet = ctx.obj["quiet"]
     with open_device(device) as dev:
         dev.load(net, progress=Progress("load", enabled=not quiet))
         rec = stim.run(dev, record=record, snapshot_every=snapshot_every,
-                       progress=Progress("trials" if stim.trials is not None else "run", enabled=not quiet))
+                       progress=Progress("trials" if stim.trials is not None else "run", enabled=not quiet),
+                       record_neurons=neurons, counts=counts)
     from .plot import GROUP_KEYS
     # The builder's group names travel with the recording, so its plots name the populations.
     rec.extras.update({key: net.extras[key] for key in GROUP_KEYS if key in net.extras})
     save_recording(rec, output, inputs=inputs)
     if not quiet:
-        rate = rec.spikes.mean() if rec.spikes.size else 0.0
+        total = int(rec.counts.sum()) if rec.spikes is None else int(rec.spikes.sum())
+        cells = rec.recorded_neurons.size * rec.steps * (rec.trials or 1)
+        rate = total / cells if cells else 0.0
         changed = int((rec.weights != net.weights).sum())
         made = ""
         if rec.inputs is not None:
             made = f", {int(rec.inputs.sum())} input spikes"
-        click.echo(f"{_stimulus_text(stim)} on {device}: {int(rec.spikes.sum())} spikes "
+        which = "" if rec.neurons is None else f" of {rec.neurons.size} recorded neurons"
+        click.echo(f"{_stimulus_text(stim)} on {device}: {total} spikes{which} "
                    f"({rate:.4f} per neuron per step){made}, {changed} weights changed; wrote {output}")
 
 
@@ -433,7 +445,7 @@ def _file_kind(path):
     keys = set(read_npz_headers(path, "network, recording or stimulus"))
     if "threshold" in keys:
         return "network"
-    if "weights" in keys and "spikes" in keys:
+    if "weights" in keys and keys & {"spikes", "counts"}:
         return "recording"
     if keys & {"spikes", "rates"}:
         return "stimulus"
@@ -531,18 +543,27 @@ def _info_network(path):
 def _info_recording(path):
     from .files import load_recording
     rec = load_recording(path)
-    steps, n = rec.spikes.shape[-2:]
+    steps, n = rec.steps, rec.weights.shape[1]
     m = rec.weights.shape[0] - n
+    ids = rec.recorded_neurons
     click.echo(f"recording {path}")
     runs = f"{rec.trials} trials of {steps} steps" if rec.trials is not None else f"{steps} steps"
     click.echo(f"  {runs} of n = {n} neurons, m = {m} inputs")
-    counts = rec.spikes.reshape(-1, n).sum(axis=0)
-    rate = rec.spikes.mean() if rec.spikes.size else 0.0
-    busiest = int(np.argmax(counts)) if n else 0
-    click.echo(f"  spikes: {int(counts.sum())} ({rate:.4f} per neuron per step); most from neuron {busiest} "
-               f"({int(counts[busiest]) if n else 0}), {int((counts == 0).sum())} of {n} neurons silent")
+    if rec.neurons is not None:
+        from .plot import ranges_text
+        click.echo(f"  recorded neurons: {ranges_text(list(ids))} ({ids.size} of {n})")
+    per_neuron = rec.counts if rec.spikes is None else rec.spikes.sum(axis=-2)   # (c,) or (trials, c)
+    counts = per_neuron.reshape(-1, ids.size).sum(axis=0)
+    cells = ids.size * steps * (rec.trials or 1)
+    rate = counts.sum() / cells if cells else 0.0
+    busiest = int(np.argmax(counts)) if ids.size else 0
+    kind = "spike counts only" if rec.spikes is None else "spikes"
+    click.echo(f"  {kind}: {int(counts.sum())} ({rate:.4f} per neuron per step); most from neuron "
+               f"{int(ids[busiest]) if ids.size else 0} ({int(counts[busiest]) if ids.size else 0}), "
+               f"{int((counts == 0).sum())} of {ids.size} {'neurons' if rec.neurons is None else 'recorded neurons'} "
+               "silent")
     if rec.trials is not None:
-        per_trial = rec.spikes.reshape(rec.trials, -1).sum(axis=1)
+        per_trial = per_neuron.reshape(rec.trials, -1).sum(axis=1)
         click.echo(f"  spikes per trial: {int(per_trial.min())}..{int(per_trial.max())}, mean {per_trial.mean():.1f}")
     for key, what in (("input_spikes", "host input spikes"), ("inputs", "inputs U (host and generated)")):
         arr = getattr(rec, key)
@@ -774,6 +795,19 @@ def demo_digits(ctx, learning, out_dir, device, subset):
     click.echo(f"wrote {', '.join(str(path) for path in written)}")
 
 
+def _recorded_only(rec, neurons, path):
+    """The neurons to draw from a recording of some neurons: those asked for, all of them recorded."""
+    recorded = [int(j) for j in rec.neurons]
+    if neurons is None:
+        return recorded
+    missing = sorted(set(neurons) - set(recorded))
+    if missing:
+        from .plot import ranges_text
+        raise click.BadParameter(f"{path} recorded neurons {ranges_text(recorded)} only, not "
+                                 f"{ranges_text(missing)}", param_hint="--neurons")
+    return neurons
+
+
 def _neurons_option(ctx, param, value):
     from .plot import parse_neurons
     if value is None:
@@ -842,6 +876,13 @@ def plot(recording, output, kind, neurons, window, network, as_text, width, tria
         plots.picture_format(output)
         check_output_path(output, inputs=(recording, network), what="plot file")
     rec = load_recording(recording)
+    if rec.spikes is None and kind != "weights":
+        raise click.BadParameter(f"{recording} holds spike counts only (run --counts), no spikes over time; "
+                                 "`neurofabric info` shows its counts, --kind weights its weights",
+                                 param_hint="--kind")
+    if rec.neurons is not None:
+        neurons = _recorded_only(rec, neurons, recording)
+        rec = plots.expand_neurons(rec)
     if rec.trials is None and trial is not None:
         raise click.BadParameter(f"{recording} is a recording of one run, not of trials", param_hint="--trial")
     title = name

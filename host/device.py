@@ -31,7 +31,7 @@ from .network import Network
 PROBES = ("v", "i", "inputs")
 
 __all__ = ["Capabilities", "Device", "GoldenDevice", "open_device", "open_golden", "DEVICE_KINDS", "DEVICE_OPENERS",
-           "PROBES", "trials_of", "stack_trials"]
+           "PROBES", "trials_of", "stack_trials", "check_record_neurons", "select_neurons"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Device(abc.ABC):
     def run(self, stimulus: ArrayLike | None, steps: int | None = None,
             record: Iterable[Literal["v", "i", "inputs"]] = (), snapshot_every: int = 0,
             progress: Callable[[int, int], object] | None = None, *, rates: ArrayLike | None = None,
-            seed: int | None = None) -> Recording:
+            seed: int | None = None, record_neurons: ArrayLike | None = None, counts: bool = False) -> Recording:
         """Run `stimulus` (the host's `(steps, m)` 0/1 inputs) from the current state.
 
         `stimulus` may be None when `steps` is given: no host inputs. `steps`
@@ -130,6 +130,10 @@ class Device(abc.ABC):
         0 .. 65535, None: all 0); `seed` loads a generator seed, which also
         sets the generator state (None: the generator goes on from its state,
         which a reset sets to the last seed loaded, 1 at first).
+        `record_neurons` (neuron numbers) records only those neurons: the
+        recording's `neurons` lists them ascending and `spikes`, `v`, `i` have a
+        column for each; `counts=True` keeps only each recorded neuron's spike
+        count over the run (`Recording.counts`, no `spikes`).
         `snapshot_every=K` keeps the weights every K steps. Snapshots beyond
         `golden.SNAPSHOT_BUDGET_BYTES` of memory are refused (`DeviceError`)
         here, on every device, before anything runs.
@@ -152,11 +156,13 @@ class Device(abc.ABC):
         # until the run ends, as the golden model does: the same budget, checked
         # before a run that could take hours fails for memory at its end.
         snapshot_every = check_snapshot_budget(stim.shape[0], snapshot_every, (net.m + net.n, net.n))
-        return self._run(stim, record, snapshot_every, progress, rates, seed)
+        neurons = check_record_neurons(record_neurons, net.n)
+        rec = self._run(stim, record, snapshot_every, progress, rates, seed)
+        return select_neurons(rec, neurons, bool(counts))
 
     def run_trials(self, stimulus: ArrayLike | None, steps: int | None = None,
                    record: Iterable[Literal["v", "i", "inputs"]] = (), *, rates: ArrayLike | None = None,
-                   seed: ArrayLike | None = None,
+                   seed: ArrayLike | None = None, record_neurons: ArrayLike | None = None, counts: bool = False,
                    progress: Callable[[int, int], object] | None = None) -> Recording:
         """Run a batch of trials (spec section 6), each from the reset state.
 
@@ -167,7 +173,9 @@ class Device(abc.ABC):
         the weights carry over, so learning accumulates. Returns one
         `Recording` with `trials` set and a leading trials axis on `spikes`,
         `v`, `i`, `inputs` and `input_spikes`; `weights` are those after the
-        last trial. `progress(done, total)` counts trials.
+        last trial. `record_neurons` and `counts` are those of `run`, for
+        every trial (`counts` then has one row per trial). `progress(done,
+        total)` counts trials.
         """
         net = self._need_network()
         trials = trials_of(stimulus, rates, seed, net.m)
@@ -182,7 +190,8 @@ class Device(abc.ABC):
         for t in range(trials):
             self.reset_state()
             try:
-                results.append(self.run(stimulus[t], steps, record, rates=rate_rows[t], seed=seeds[t]))
+                results.append(self.run(stimulus[t], steps, record, rates=rate_rows[t], seed=seeds[t],
+                                        record_neurons=record_neurons, counts=counts))
             except NetworkError as exc:
                 raise NetworkError(f"trial {t}: {exc}") from None
             if progress is not None:
@@ -296,7 +305,46 @@ def stack_trials(results: list[Recording]) -> Recording:
     last = results[-1]
     return Recording(spikes=stacked("spikes"), weights=last.weights, v=stacked("v"), i=stacked("i"),
                      input_spikes=stacked("input_spikes"), inputs=stacked("inputs"), trials=len(results),
+                     neurons=last.neurons, counts=stacked("counts"), step_count=last.step_count,
                      extras=dict(last.extras))
+
+
+def check_record_neurons(neurons: ArrayLike | None, n: int) -> np.ndarray | None:
+    """`record_neurons` as an ascending int64 array of distinct neurons 0 .. n-1 (None: all)."""
+    if neurons is None:
+        return None
+    try:
+        arr = np.asarray(neurons)
+    except Exception as exc:  # ragged lists and the like
+        raise DeviceError(f"record_neurons: not a list of neuron numbers ({exc})") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise DeviceError(f"record_neurons: shape {arr.shape}; give a non-empty list of neuron numbers")
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        raise DeviceError(f"record_neurons: dtype {arr.dtype} is not an integer type")
+    bad = (arr < 0) | (arr >= n)
+    if bad.any():
+        raise DeviceError(f"record_neurons: neuron {int(arr[bad][0])} is out of range: the network has "
+                          f"neurons 0..{n - 1}")
+    out = np.unique(arr.astype(np.int64))
+    if out.size != arr.size:
+        raise DeviceError("record_neurons: a neuron is named twice")
+    return out
+
+
+def select_neurons(rec: Recording, neurons: np.ndarray | None, counts: bool) -> Recording:
+    """Keep only `neurons`' columns of a recording's spikes, v and i (all when None); with
+    `counts`, replace the spikes by each recorded neuron's spike count over the run."""
+    if neurons is not None:
+        for key in ("spikes", "v", "i"):
+            value = getattr(rec, key)
+            if value is not None:
+                setattr(rec, key, value[..., neurons])
+        rec.neurons = neurons
+    if counts and rec.spikes is not None:
+        rec.step_count = rec.steps
+        rec.counts = rec.spikes.sum(axis=-2, dtype=np.int64)
+        rec.spikes = None
+    return rec
 
 
 #: Device names `open_device` understands, with a one-line description.

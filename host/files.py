@@ -599,28 +599,31 @@ class Stimulus:
         return out
 
     def run(self, device: Device, record: Iterable[str] = (), snapshot_every: int = 0,
-            progress: Callable[[int, int], object] | None = None) -> Recording:
+            progress: Callable[[int, int], object] | None = None, *, record_neurons=None,
+            counts: bool = False) -> Recording:
         """Run on `device` (which holds the network) from the reset state, and return its `Recording`.
 
         One run: `device.reset_state()`, then `device.run(...)` with the rates
         and the seed (1 when none is given), `record` and `snapshot_every`
         as there. Trials: `device.run_trials(...)`, which resets before each
         trial; `progress` then counts trials, and weight snapshots are refused
-        (`DeviceError`: a run of trials keeps none).
+        (`DeviceError`: a run of trials keeps none). `record_neurons` and
+        `counts` are `Device.run`'s.
         """
         from .errors import DeviceError
         seed = 1 if self.seed is None else self.seed
         if self.trials is None:
             device.reset_state()
             return device.run(self.spikes, self.steps, record, snapshot_every, progress, rates=self.rates,
-                              seed=seed)
+                              seed=seed, record_neurons=record_neurons, counts=counts)
         if snapshot_every:
             raise DeviceError(f"snapshot_every = {snapshot_every}: a run of {self.trials} trials keeps no weight "
                               "snapshots (its weights are those after the last trial); run a trial alone for them")
         spikes = self.spikes
         if spikes is not None and spikes.ndim == 2:
             spikes = np.broadcast_to(spikes, (self.trials, *spikes.shape))
-        return device.run_trials(spikes, self.steps, record, rates=self.rates, seed=seed, progress=progress)
+        return device.run_trials(spikes, self.steps, record, rates=self.rates, seed=seed, progress=progress,
+                                 record_neurons=record_neurons, counts=counts)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], m: int | None = None, steps: int | None = None) -> Stimulus:
@@ -701,24 +704,35 @@ _PER_STEP = {"spikes": "n", "v": "n", "i": "n", "inputs": "m", "input_spikes": "
 
 
 def _recording_headers(headers):
-    """Declared shapes of a recording: every array sized by the spikes and the weights.
+    """Declared shapes of a recording: every array sized by the spikes (or counts) and the weights.
 
-    `spikes` is `(steps, n)`, or `(trials, steps, n)` for a run of trials; every
-    per-step array has the same leading axes.
+    `spikes` is `(steps, c)`, or `(trials, steps, c)` for a run of trials, where
+    `c` is n, or the length of `neurons` when only some neurons were recorded;
+    every per-step array has the same leading axes. A counts-only recording has
+    `counts` `(c,)` or `(trials, c)` instead of `spikes`.
     """
     sizes = _weights_shape(headers)
-    if "spikes" in headers and len(headers["spikes"][0]) not in (2, 3):
-        raise NetworkError(f"spikes: shape {headers['spikes'][0]} does not match the expected (steps, n) or "
-                           "(trials, steps, n)")
-    if sizes is None or "spikes" not in headers:
+    main = "spikes" if "spikes" in headers else "counts" if "counts" in headers else None
+    rank = {"spikes": (2, 3), "counts": (1, 2)}
+    if main and len(headers[main][0]) not in rank[main]:
+        want = "(steps, n) or (trials, steps, n)" if main == "spikes" else "(n,) or (trials, n)"
+        raise NetworkError(f"{main}: shape {headers[main][0]} does not match the expected {want}")
+    _expect_shape(headers, "neurons", (None,))
+    if sizes is None or main is None:
         return
     n, m = sizes
-    lead = headers["spikes"][0][:-1]       # (steps,) or (trials, steps)
+    c = headers["neurons"][0][0] if "neurons" in headers else n
+    if main == "spikes":
+        lead = headers["spikes"][0][:-1]       # (steps,) or (trials, steps)
+    else:
+        lead = headers["counts"][0][:-1] + ((headers["v"][0][-2],) if "v" in headers else
+                                            (headers["i"][0][-2],) if "i" in headers else (None,))
     note = " (a run of trials)" if len(lead) == 2 else ""
-    _expect_shape(headers, "spikes", (*lead, n), f" (n = {n} from the weights)")
+    what = f" (n = {n} from the weights)" if c == n else f" ({c} recorded neurons)"
+    _expect_shape(headers, main, (*lead, c) if main == "spikes" else (*lead[:-1], c), what)
     for key, width in _PER_STEP.items():
         if key != "spikes":
-            _expect_shape(headers, key, (*lead, n if width == "n" else m), note)
+            _expect_shape(headers, key, (*lead, c if width == "n" else m), note)
     _expect_shape(headers, "weight_snapshots", (None, m + n, n))
     if "weight_snapshots" in headers:
         _expect_shape(headers, "snapshot_steps", (headers["weight_snapshots"][0][0],))
@@ -729,28 +743,55 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
 
     A run of trials has `spikes` of shape `(trials, steps, n)`: the `Recording`
     has `trials` set, and every per-step array (`v`, `i`, `inputs`,
-    `input_spikes`) the same leading trials axis.
+    `input_spikes`) the same leading trials axis. A recording of some neurons
+    has `neurons` (their columns); a counts-only one `counts` instead of `spikes`.
     """
     arrays = read_npz(path, "recording", _recording_headers)
-    for key in ("spikes", "weights"):
-        if key not in arrays:
-            raise NetworkError(f"{path}: missing field: {key}")
-    spikes = arrays.pop("spikes")
-    spikes = _prefixed(path, check_integer_array, "spikes", spikes, (None,) * max(spikes.ndim, 2), 0, 1)
+    if "weights" not in arrays:
+        raise NetworkError(f"{path}: missing field: weights")
+    if "spikes" not in arrays and "counts" not in arrays:
+        raise NetworkError(f"{path}: missing field: spikes (or counts, for a counts-only recording)")
     weights = _prefixed(path, check_integer_array, "weights", arrays.pop("weights"), (None, None))
-    if spikes.ndim not in (2, 3):
-        raise NetworkError(f"{path}: spikes: shape {spikes.shape} does not match the expected (steps, n) or "
-                           "(trials, steps, n)")
-    lead, n = spikes.shape[:-1], spikes.shape[-1]
+    n = weights.shape[1]
     m = weights.shape[0] - n
-    if weights.shape[1] != n or m < 0:
-        raise NetworkError(f"{path}: weights: shape {weights.shape} does not match (m+n, n={n})")
+    if m < 0:
+        raise NetworkError(f"{path}: weights: shape {weights.shape} is not (m+n, n)")
+    neurons = None
+    if "neurons" in arrays:
+        neurons = _prefixed(path, check_integer_array, "neurons", arrays.pop("neurons"), (None,), 0, n - 1,
+                            f"0..{n - 1} (the network's neurons)")
+        if neurons.size == 0 or (np.diff(neurons) <= 0).any():
+            raise NetworkError(f"{path}: neurons: must list recorded neurons once each, ascending")
+    c = n if neurons is None else neurons.size
+    spikes = counts = None
+    step_count = None
+    if "spikes" in arrays:
+        spikes = arrays.pop("spikes")
+        spikes = _prefixed(path, check_integer_array, "spikes", spikes, (None,) * max(spikes.ndim, 2), 0, 1)
+        if spikes.ndim not in (2, 3):
+            raise NetworkError(f"{path}: spikes: shape {spikes.shape} does not match the expected (steps, n) or "
+                               "(trials, steps, n)")
+        if spikes.shape[-1] != c:
+            raise NetworkError(f"{path}: spikes: {spikes.shape[-1]} columns, but {c} recorded neurons")
+        lead = spikes.shape[:-1]
+        trials = spikes.shape[0] if spikes.ndim == 3 else None
+        spikes = spikes.astype(np.uint8)
+    else:
+        counts = arrays.pop("counts")
+        counts = _prefixed(path, check_integer_array, "counts", counts, (None,) * max(counts.ndim, 1), 0,
+                           int(np.iinfo(np.int64).max), "0 or more")
+        if counts.ndim not in (1, 2) or counts.shape[-1] != c:
+            raise NetworkError(f"{path}: counts: shape {counts.shape} does not match ({c},) or (trials, {c})")
+        trials = counts.shape[0] if counts.ndim == 2 else None
+        step_count = int(_prefixed(path, check_integer_array, "steps", arrays.pop("steps", 0), (), 0,
+                                   int(np.iinfo(np.int64).max), "0 or more"))
+        lead = (*counts.shape[:-1], step_count)
     fields = {}
     for key, width in _PER_STEP.items():
         if key in arrays and key != "spikes":
             binary = (0, 1) if width == "m" else ()
             fields[key] = _prefixed(path, check_integer_array, key, arrays.pop(key),
-                                    (*lead, n if width == "n" else m), *binary)
+                                    (*lead, c if width == "n" else m), *binary)
             if binary:
                 fields[key] = fields[key].astype(np.uint8)
     if "weight_snapshots" in arrays:
@@ -761,8 +802,8 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
             fields["snapshot_steps"] = _prefixed(path, check_integer_array, "snapshot_steps",
                                                  arrays.pop("snapshot_steps"), (snaps.shape[0],), 0,
                                                  int(np.iinfo(np.int64).max))
-    trials = spikes.shape[0] if spikes.ndim == 3 else None
-    return Recording(spikes=spikes.astype(np.uint8), weights=weights, trials=trials, extras=arrays, **fields)
+    return Recording(spikes=spikes, weights=weights, trials=trials, neurons=neurons, counts=counts,
+                     step_count=step_count, extras=arrays, **fields)
 
 
 def _write(path, arrays, inputs=()):

@@ -44,11 +44,17 @@ class Recording:
     applied, `(steps, m)`.
 
     A run of trials (`Device.run_trials`) has `trials` set to their number and
-    a leading trials axis on `spikes`, `v`, `i`, `inputs` and `input_spikes`;
-    `weights` are those after the last trial.
+    a leading trials axis on `spikes`, `v`, `i`, `inputs`, `input_spikes` and
+    `counts`; `weights` are those after the last trial.
+
+    When only some neurons were recorded (`record_neurons`), `neurons` lists
+    them, ascending, and `spikes`, `v` and `i` have one column per listed
+    neuron. When only spike counts were asked for (`counts=True`), `counts`
+    (one per recorded neuron: the spikes of the run, or of each trial)
+    replaces `spikes`, which is None; `step_count` then says how many steps ran.
     """
 
-    spikes: np.ndarray
+    spikes: np.ndarray | None
     weights: np.ndarray
     v: np.ndarray | None = None
     i: np.ndarray | None = None
@@ -57,17 +63,33 @@ class Recording:
     snapshot_steps: np.ndarray | None = None
     inputs: np.ndarray | None = None
     trials: int | None = None
+    neurons: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    step_count: int | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         """Number of time steps recorded (per trial, for a run of trials)."""
+        if self.spikes is None:
+            return int(self.step_count or 0)
         return self.spikes.shape[0 if self.trials is None else 1]
+
+    @property
+    def recorded_neurons(self) -> np.ndarray:
+        """The neuron of each column of `spikes`, `v`, `i` and `counts`."""
+        if self.neurons is not None:
+            return self.neurons
+        return np.arange(self.weights.shape[1])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every field that is set, as the arrays of a recording file (spec section 6), plus the extras."""
-        out = {"spikes": self.spikes.astype(np.uint8), "weights": self.weights}
-        for key in ("v", "i", "inputs", "input_spikes", "weight_snapshots", "snapshot_steps"):
+        out = {"weights": self.weights}
+        if self.spikes is not None:
+            out["spikes"] = self.spikes.astype(np.uint8)
+        else:
+            out["steps"] = np.array(self.steps, np.int64)
+        for key in ("neurons", "counts", "v", "i", "inputs", "input_spikes", "weight_snapshots", "snapshot_steps"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value.astype(np.uint8) if key in ("inputs", "input_spikes") else value

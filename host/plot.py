@@ -16,13 +16,15 @@ The input raster draws the set U of each step (host and generated inputs)
 when the run recorded it (`--record inputs`), else the host's input spikes.
 """
 
+import dataclasses
+
 import numpy as np
 
 from .errors import NeurofabricError, NetworkError
 
 __all__ = ["raster", "traces", "weights", "evolution", "ascii_raster", "save", "KINDS", "parse_neurons",
-           "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION", "GROUP_KEYS", "groups",
-           "select_trial"]
+           "expand_neurons", "ranges_text", "parse_window", "picture_format", "DEFAULT_TRACES", "DEFAULT_EVOLUTION",
+           "GROUP_KEYS", "groups", "select_trial"]
 
 KINDS = ("raster", "traces", "weights", "evolution")
 
@@ -53,6 +55,22 @@ def groups(rec, kind):
     names, kinds, starts, sizes = (arrays[key].tolist() for key in GROUP_KEYS)
     return [(str(name), int(start), int(size)) for name, k, start, size in zip(names, kinds, starts, sizes)
             if k == kind]
+
+
+def expand_neurons(rec):
+    """A recording of some neurons (`rec.neurons`) with full-width spikes, v and i: the
+    unrecorded neurons' columns are zero, so draw only the recorded ones (`neurons=`)."""
+    if rec.neurons is None:
+        return rec
+    n = rec.weights.shape[1]
+    fields = {}
+    for key in ("spikes", "v", "i"):
+        value = getattr(rec, key)
+        if value is not None:
+            full = np.zeros((*value.shape[:-1], n), value.dtype)
+            full[..., rec.neurons] = value
+            fields[key] = full
+    return dataclasses.replace(rec, neurons=None, **fields)
 
 
 def select_trial(rec, trial):
@@ -168,7 +186,7 @@ def _steps_window(window, steps):
     return start, stop
 
 
-def _ranges_text(ids):
+def ranges_text(ids):
     """``[0, 1, 2, 3, 7]`` -> ``"0-3, 7"``."""
     parts, ids = [], list(ids)
     i = 0
@@ -185,7 +203,7 @@ def _which(ids, n, noun="neurons"):
     """What a picture draws: "all 8 neurons" or "neurons 0-3 (4 of 8)"."""
     if list(ids) == list(range(n)):
         return f"all {n} {noun}"
-    return f"{noun} {_ranges_text(ids)} ({len(ids)} of {n})"
+    return f"{noun} {ranges_text(ids)} ({len(ids)} of {n})"
 
 
 def _chosen(neurons, n, default=None):
@@ -385,21 +403,21 @@ def evolution(rec, groups=None, title="weight evolution", neurons=None, plastic=
         chosen = having[:DEFAULT_EVOLUTION] if neurons is None else _chosen(neurons, n)
         drawn = [j for j in chosen if mask[:, j].any()]
         if not drawn:
-            raise NeurofabricError(f"neurons {_ranges_text(chosen)} have no {kind} synapses "
-                                   f"(neurons with some: {_ranges_text(having)})")
+            raise NeurofabricError(f"neurons {ranges_text(chosen)} have no {kind} synapses "
+                                   f"(neurons with some: {ranges_text(having)})")
         groups = {}
         for j in drawn:
             column = np.zeros(mask.shape, bool)
             column[:, j] = mask[:, j]
             groups[f"{kind} synapses into neuron {j}"] = column
         if neurons is not None:
-            which = f"neurons {_ranges_text(drawn)}"
+            which = f"neurons {ranges_text(drawn)}"
         elif drawn == having:
-            which = f"all {len(having)} neurons with {kind} synapses ({_ranges_text(having)})"
+            which = f"all {len(having)} neurons with {kind} synapses ({ranges_text(having)})"
         else:
-            which = f"neurons {_ranges_text(drawn)} ({len(drawn)} of the {len(having)} with {kind} synapses)"
+            which = f"neurons {ranges_text(drawn)} ({len(drawn)} of the {len(having)} with {kind} synapses)"
         missing = [j for j in chosen if j not in drawn]
-        title = (f"{title}: {which}" + (f"; no {kind} synapses into {_ranges_text(missing)}" if missing else "")
+        title = (f"{title}: {which}" + (f"; no {kind} synapses into {ranges_text(missing)}" if missing else "")
                  + ("" if kind == "plastic" else " (synapses whose weight changed between snapshots)"))
     for label, mask in groups.items():
         if not isinstance(mask, np.ndarray):
