@@ -19,6 +19,7 @@ from pyNN.space import Space  # noqa: F401
 from pyNN.standardmodels import StandardCellType
 
 from .control import (  # noqa: F401
+    core_network,
     end,
     get_current_time,
     get_max_delay,
@@ -51,6 +52,7 @@ def list_standard_models():
 
 __all__ = ["setup", "end", "run", "run_until", "run_for", "reset", "initialize", "get_current_time",
            "get_time_step", "get_min_delay", "get_max_delay", "num_processes", "rank", "quantisation_report",
-           "Population", "PopulationView", "Assembly", "Projection", "create", "connect", "record", "record_v",
+           "core_network", "Population", "PopulationView", "Assembly", "Projection", "create", "connect", "record",
+           "record_v",
            "list_standard_models", "UnsupportedError", *SUPPORTED_CELLS, "StaticSynapse", "STDPMechanism",
            "SpikePairRule", "AdditiveWeightDependence", "DCSource", *REFUSED]

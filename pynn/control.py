@@ -12,6 +12,7 @@ from pyNN.recording import get_io
 from neurofabric.host.device import Device
 from neurofabric.host.errors import DeviceError, NetworkError
 from neurofabric.host.generator import check_seed
+from neurofabric.host.network import Network
 from neurofabric.host.units import check_tolerance
 
 from . import simulator
@@ -19,7 +20,8 @@ from .engine import Engine, PyNNReport
 from .errors import UnsupportedError
 
 __all__ = ["setup", "end", "run", "run_until", "run_for", "reset", "initialize", "get_current_time",
-           "get_time_step", "get_min_delay", "get_max_delay", "num_processes", "rank", "quantisation_report"]
+           "get_time_step", "get_min_delay", "get_max_delay", "num_processes", "rank", "quantisation_report",
+           "core_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +102,16 @@ def quantisation_report() -> PyNNReport:
     if engine is None:
         raise DeviceError("quantisation_report(): call setup() first")
     return engine.report()
+
+
+def core_network() -> Network:
+    """The integer `Network` the PyNN network compiles to (spec section 6), for neurofabric's other tools.
+
+    Inputs are the spike sources (in the order they were created), then the
+    neurons; `save_network` writes it for the command line. The stimulus
+    (spike times, Poisson rates) is not part of it.
+    """
+    engine = simulator.state.engine
+    if engine is None:
+        raise DeviceError("core_network(): call setup() first")
+    return engine.compile().network

@@ -547,6 +547,7 @@ def compile_network(state, widths: Widths | None, tolerance: float) -> Compiled:
     if rule is not None:
         learning, learning_entry, scales = _plastic_scales(state, syn, cells, names_pop, scale_of, gain, rule,
                                                            widths, dt, tolerance, m)
+        _check_sparse_plastic(state, syn, blocks, groups, learning, widths, m)
         network, report = compile_once(scales, learning)
         scale_of = {entry["name"]: entry["scale"] for entry in report["populations"]}
         report["learning"] = learning_entry
@@ -599,6 +600,32 @@ def _plastic_scales(state, syn, cells, names_pop, scale_of, gain, rule, widths, 
     learning, entry = learning_registers(rule, common, widths, dt, tolerance)
     entry["w_per_unit"] = common
     return {"learn": 1, **learning}, entry, scales
+
+
+def _check_sparse_plastic(state, syn, blocks, groups, learning, widths, m):
+    """Refuse plastic blocks with absent synapses when the rule can move a weight of 0 (it would learn)."""
+    t_max = (1 << widths.trace_bits) - 1
+    grows = learning["w_max"] > 0 and learning["inc_pre"] > 0 and (learning["a_plus"] * t_max) >> learning[
+        "stdp_shift"] > 0
+    sinks = learning["w_min"] < 0 and learning["inc_post"] > 0 and (learning["a_minus"] * t_max) >> learning[
+        "stdp_shift"] > 0
+    if not (grows or sinks or not learning["w_min"] <= 0 <= learning["w_max"]):
+        return
+    for gp, gq, plastic in blocks:
+        if not plastic:
+            continue
+        _, fp, sp = groups[gp]
+        _, fq, sq = groups[gq]
+        mask = syn.plastic & (syn.k >= fp) & (syn.k < fp + sp) & (syn.j >= fq - m) & (syn.j < fq - m + sq)
+        have = np.zeros((sp, sq), bool)
+        have[syn.k[mask] - fp, syn.j[mask] - (fq - m)] = True
+        if not have.all():
+            prj = state.projections[int(syn.projection[mask][0])]
+            raise UnsupportedError(
+                f"projection {prj.label} is plastic but connects {int(have.sum())} of the {have.size} pairs from "
+                f"{groups[gp][0]} to {groups[gq][0]}: the core's plasticity is a per-source mask times a "
+                "per-neuron mask, so the absent synapses would learn too (from a weight of 0); connect plastic "
+                "projections all-to-all between whole populations")
 
 
 def _verify_weights(network, totals, w_per_unit):
