@@ -78,6 +78,9 @@ def end(compatible_output=True):
     """
     state = simulator.state
     for population, variables, filename in state.write_on_end:
+        if not state.running and not list(population.recorder.cache):
+            logger.warning("end(): nothing was recorded for %s, so %s is not written", population.label, filename)
+            continue
         population.write_data(get_io(filename), variables)
     state.write_on_end = []
     if state.engine is not None:
