@@ -32,7 +32,6 @@ from neurofabric.pynn.errors import UnsupportedError
 VERSION = "0.13.0"
 SDIST = f"pynn-{VERSION}.tar.gz"
 SHA256 = "da2821e45055a88de6cf34896067eaaebcabbfdfb7883dd147353e7b78617815"
-PREFIX = f"pynn-{VERSION}/test/system/scenarios/"
 PACKAGE = "pynn_system_scenarios"
 
 #: The scenarios that use only what the core runs.
@@ -157,23 +156,35 @@ def _sdist(folder):
     return path
 
 
-@pytest.fixture(scope="module")
-def scenarios():
-    """The `pynn_system_scenarios` package: PyNN's test/system/scenarios, from the cached sdist."""
+#: What is taken from the archive: the scenarios, the example scripts and the documentation's list of them.
+PARTS = ("test/system/scenarios/", "examples/", "doc/examples/")
+
+
+def pynn_sources() -> Path:
+    """PyNN 0.13.0's sources in the cache folder (the parts this suite uses), fetched and checked once."""
     folder = cache_dir() / "pynn"
-    target = folder / f"scenarios-{VERSION}"
-    if not (target / "__init__.py").exists():
+    target = folder / f"pynn-{VERSION}"
+    if not (target / ".complete").exists():
         archive = _sdist(folder)
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         assert digest == SHA256, f"{archive}: SHA-256 {digest}, not PyNN {VERSION}'s {SHA256}"
-        staging = folder / f"scenarios-{VERSION}.partial"
-        staging.mkdir(parents=True, exist_ok=True)
+        top = f"pynn-{VERSION}/"
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
-                name = member.name
-                if member.isfile() and name.startswith(PREFIX) and "/" not in name[len(PREFIX):]:
-                    (staging / name[len(PREFIX):]).write_bytes(tar.extractfile(member).read())
-        staging.replace(target)
+                name = member.name[len(top):] if member.name.startswith(top) else None
+                if (member.isfile() and name and name.startswith(PARTS) and ".." not in name.split("/")
+                        and name.count("/") == next(p for p in PARTS if name.startswith(p)).count("/")):
+                    path = target / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(tar.extractfile(member).read())
+        (target / ".complete").write_text(SHA256)
+    return target
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    """The `pynn_system_scenarios` package: PyNN's test/system/scenarios, from the cached sdist."""
+    target = pynn_sources() / "test" / "system" / "scenarios"
     spec = importlib.util.spec_from_file_location(PACKAGE, target / "__init__.py",
                                                   submodule_search_locations=[str(target)])
     package = importlib.util.module_from_spec(spec)
