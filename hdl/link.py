@@ -29,7 +29,11 @@ What the firmware does, in the order of docs/protocol.md:
   into a bitmap and sends one STEP_RECORD per step (bitmap or address list,
   whichever is shorter, like `encode_spikes`), and with probes the PROBE_RECORDs
   that carry v and i straight from `step_out`. Without probes the record of step
-  t goes out while the core computes step t+1. While it waits for the core it
+  t goes out while the core computes step t+1. With the INPUTS flag the core
+  reports the step's input set U first (INPUT records on `step_out`); they are
+  collected into the same bitmap and sent as the INPUT_RECORD as soon as the
+  first record that is not an input comes, before the step's spikes are
+  collected, so the data RAM holds one bitmap of max(n, m) bits. While it waits for the core it
   answers STATUS and refuses every other request with BUSY (as it does a request
   that came during the RUN and is only taken after it).
 
@@ -91,8 +95,9 @@ class _R(enum.IntEnum):
     RXH = 2         # the request's header (latched): command, seq, length low, length high (2 .. 5)
     NACK = 6        # status of the NACK to send
     SCAN = 7        # 8 + the lowest set bit of the scan register (cleared by the read), 0 when empty
-    NEURON = 8      # step_out's neuron, low and high byte (waits for a record)
+    NEURON = 8      # step_out's neuron (or input), low and high byte (waits for a record)
     STIM = 10       # the next byte of the held RUN payload
+    KIND = 11       # step_out's kind, a `StepEvent` (waits for a record)
     COUNTERS = 16   # the five error counters of STATUS, in its order, low byte first (16 .. 25)
     PROBE = 32      # step_out's v then i, sign-extended to value_bytes each (waits for a record)
     RDATA = 40      # the core's read word, byte by byte (waits for it)
@@ -110,7 +115,7 @@ class _W(enum.IntEnum):
     RDATA_ACK = 14  # take the core's read word
     STEP_IN_HI = 15  # high byte of the next input
     STEP_IN = 16    # feed input (STEP_IN_HI, this byte) (waits until the core takes it)
-    STEP_END = 17   # end the step's inputs; bit 0: probe (waits)
+    STEP_END = 17   # end the step's inputs; bit 0: probe, bit 1: report U (the RunFlags bits) (waits)
     STEP_ACK = 18   # take the step_out record (waits for one)
     STIM_RESET = 20  # reading starts over at byte 0
     RUNNING = 21    # bit 0: the running output
@@ -124,13 +129,22 @@ _F_NACK = 2         # a NACK is to be sent
 _F_STEP_OUT = 4     # step_out has a record
 _F_RX_LAST = 8      # the request's payload has been taken to its end (or is held, or was not kept)
 _F_CORE_BUSY = 16
-_F_NOT_SPIKE = 32   # step_out's record is not a spike
 _F_HELD = 64        # the latched request came while a RUN's payload was held: its payload was not kept
 _F_STIM_END = 128   # every byte of the held payload has been read
 assert _R.RDATA + _MAX_WORD_BYTES <= 64
+# STEP_END takes the RUN flags as they are: bit 0 asks for probes, bit 1 for the inputs.
+assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 2
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
     "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
     "last_step_cycles", "lost_records"]
+
+#: Bits of the core's rate memory: `rate[k]` is compared with the 16 high bits of the
+#: generator state (spec 5.0).
+_RATE_BITS = 16
+
+#: The CMD port's byte: op in bits 0-1, the space from bit 2 (`Space` codes are 0 .. 8).
+_SPACE_BITS = Space.as_shape().width
+assert Op.as_shape().width == 2 and 2 + _SPACE_BITS <= 8
 
 # The memory commands: 0x10 + 2 * family, + 1 for the read.
 _MEMORY_BASE = min(min(pair) for pair in FAMILY_COMMANDS.values())
@@ -168,6 +182,7 @@ def check_word_layouts(config: CoreConfig):
         (Family.STATE, 0): config.neuron_state_layout.size,
         (Family.STATE, 1): config.T,
         (Family.STATE, 2): config.T,
+        (Family.PARAMS, 3): _RATE_BITS,
     }
     for (family, table), bits in expected.items():
         if word_bits(family, table, shape) != bits:
@@ -390,8 +405,9 @@ class Link(wiring.Component):
         m.d.comb += [v_ext.eq(out.v), i_ext.eq(out.i)]
         rdata = self.rdata.payload
         sources = {
-            _R.FLAGS: Cat(rx_full, nack_pending, self.step_out.valid, rx_last, self.core_busy,
-                          out.kind != StepEvent.SPIKE, rx_late, stim_ptr == rx_h.length),
+            _R.FLAGS: Cat(rx_full, nack_pending, self.step_out.valid, rx_last, self.core_busy, C(0, 1),
+                          rx_late, stim_ptr == rx_h.length),
+            _R.KIND: out.kind.as_value(),
             _R.RX: self.rx_payload.payload.data,
             _R.NACK: nack_status,
             _R.SCAN: Mux(scan == 0, 0, Cat(lowest, C(1, 1))),
@@ -399,7 +415,7 @@ class Link(wiring.Component):
         }
         for i, value in enumerate([rx_h.command, rx_h.seq, rx_h.length[:8], rx_h.length[8:]]):
             sources[_R.RXH + i] = value
-        fields = [(_R.NEURON, out.neuron, (cfg.neuron_bits + 7) // 8),
+        fields = [(_R.NEURON, out.neuron, (len(out.neuron) + 7) // 8),
                   (_R.PROBE, Cat(v_ext, i_ext), 2 * value_bytes), (_R.RDATA, rdata, (len(rdata) + 7) // 8)]
         for i, counter in enumerate([self.uart_framing_errors, self.uart_overruns, self.crc_errors,
                                      self.format_errors, self.dropped_frames]):
@@ -417,7 +433,7 @@ class Link(wiring.Component):
             m.d.comb += [mcu.port_wait.eq(~self.rx_payload.valid), self.rx_payload.ready.eq(1)]
             with m.If(self.rx_payload.valid):
                 m.d.sync += rx_last.eq(self.rx_payload.payload.last)
-        with m.If(rd & ((port == _R.NEURON) | (port == _R.NEURON + 1) |
+        with m.If(rd & ((port == _R.NEURON) | (port == _R.NEURON + 1) | (port == _R.KIND) |
                         (port >= _R.PROBE) & (port < _R.PROBE + 2 * value_bytes))):
             m.d.comb += mcu.port_wait.eq(~self.step_out.valid)
         with m.If(rd & (port >= _R.RDATA)):
@@ -438,9 +454,11 @@ class Link(wiring.Component):
                 m.d.sync += src_hi.eq(a)
         m.d.comb += [
             self.tx_frame.payload.eq(a),
-            self.cmd.payload.op.as_value().eq(a[:2]), self.cmd.payload.space.as_value().eq(a[2:5]),
+            self.cmd.payload.op.as_value().eq(a[:2]),
+            self.cmd.payload.space.as_value().eq(a[2:2 + _SPACE_BITS]),
             self.cmd.payload.addr.eq(addr), self.cmd.payload.data.eq(word),
-            self.step_in.payload.source.eq(Cat(a, src_hi)), self.step_in.payload.probe.eq(a[0]),
+            self.step_in.payload.source.eq(Cat(a, src_hi)),
+            self.step_in.payload.probe.eq(a[0]), self.step_in.payload.inputs.eq(a[1]),
         ]
         # Writes that are stream transfers: the controller waits until they happen.
         for p, valid, ready in ((_W.TX, self.tx_frame.valid, self.tx_frame.ready),
@@ -471,8 +489,6 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     bitmap_n = (n + 7) // 8
     bitmap_m = (M + 7) // 8
     value_bytes = probe_value_bytes(config.S)
-    # Up to this many spikes a step record is an address list (encode_spikes: 2 + 2k < bitmap bytes).
-    list_max = (bitmap_n - 3) // 2
     assert SPIKE_ADDRESS_BYTES == 2 and _SPIKE_HEAD_SIZE == 5 and _PROBE_HEAD_SIZE == 8
     assert int(Status.OK) == 0 and int(SpikeFormat.BITMAP) == 0 and StepEvent.SPIKE.value == 0
 
@@ -500,6 +516,13 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     rec, kk, lo = var("rec", 2), var("kk", 2), var("lo")
     n_used, spikes, first, left = var("n_used", 2), var("spikes", 2), var("first", 2), var("left", 2)
     j8 = var("j8", 2)
+    # The RUN's flags as STEP_END takes them, the INPUTS bit alone, and whether this
+    # step's INPUT_RECORD is still to be sent.
+    end_flags, want_inputs, inputs_due = var("end_flags"), var("want_inputs"), var("inputs_due")
+    # What `record` sends: the frame's command, the bitmap's bytes, the most indices
+    # sent as an address list + 1 (0: never), a bitmap record's length, what the
+    # step field is less than steps_done.
+    r_cmd, r_bytes, r_list, r_len, r_dec = var("r_cmd"), var("r_bytes"), var("r_list"), var("r_len", 2), var("r_dec")
     # steps_done and step_cycles, as the core's registers of those names hold them: read
     # whenever they change (the firmware takes a step's END, or resets the state).
     progress = var("progress", 8)
@@ -517,7 +540,8 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
         infos[entry:entry + 5] = [0x80 | TABLE_SPACES[info.name].value, info.word_bytes,
                                   *info.depth.to_bytes(3, "little")]
     table_info = var("table_info", len(infos), infos)
-    bitmap = var("bitmap", bitmap_n)
+    # A step's spikes, or before them its inputs (`spikes` counts either).
+    bitmap = var("bitmap", max(bitmap_n, bitmap_m))
 
     # ---- small routines ----
     def inc16(v):
@@ -704,7 +728,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(req); a.cmpi(4); a.jc("refuse_bad_address")
     a.st(tmp); a.ld(h_cmd); a.andi(6); a.shl(); a.or_(tmp); a.shl(); a.shl(); a.shl(); a.st(ti); a.tax()
     a.ld(table_info + X); a.jz("refuse_bad_address")
-    a.andi(7); a.shl(); a.shl(); a.st(t_space)              # space << 2, as the CMD port wants it
+    a.andi((1 << _SPACE_BITS) - 1); a.shl(); a.shl(); a.st(t_space)    # space << 2, as the CMD port wants it
     a.ld(table_info + 1 + X); a.st(t_wb)
     # size = 1 + count * word bytes (a read's reply), 24 bits
     a.ldi(1); a.st(size); a.ldi(0); a.st(size + 1); a.st(size + 2); a.st(tmp + 1)
@@ -772,8 +796,9 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.label("run_fields")           # the payload, held in the receiver's buffer
     a.st(P(_W.STIM_RESET))
     a.ld(P(_R.STIM)); a.st(steps); a.ld(P(_R.STIM)); a.st(steps + 1)
-    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE) & 0xFF); a.jnz("refuse_bad_value")
-    a.ld(tmp); a.st(probe)
+    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS) & 0xFF); a.jnz("refuse_bad_value")
+    a.ld(tmp); a.st(end_flags); a.andi(RunFlags.PROBE); a.st(probe)
+    a.ld(tmp); a.andi(RunFlags.INPUTS); a.st(want_inputs)
     a.ldi(0); a.st(rec); a.st(rec + 1)
     # The records, checked; the first failure answers.
     a.label("run_record")
@@ -836,18 +861,26 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.call("feed")
     a.ld(pending); a.jz("run_collect")
     a.call("step_record")           # the last step's record, while this step runs
-    # The step's spikes into the bitmap, until a record that is not a spike; requests
-    # that arrive meanwhile are answered.
+    # The step's inputs (when asked for) and then its spikes into the bitmap, until a
+    # record that is neither; the first record that is not an input sends the inputs.
+    # Requests that arrive meanwhile are answered.
     a.label("run_collect")
     a.ldi(0); a.st(spikes); a.st(spikes + 1)
+    a.ld(want_inputs); a.st(inputs_due)
     a.label("collect_wait")
     a.ld(P(_R.FLAGS)); a.andi(_F_RXH | _F_NACK); a.jz("collect_poll")
     a.call("service")
     a.label("collect_poll")
     a.ld(P(_R.FLAGS)); a.andi(_F_STEP_OUT); a.jz("collect_wait")
-    a.ld(P(_R.FLAGS)); a.andi(_F_NOT_SPIKE); a.jnz("collected")
+    a.ld(P(_R.KIND)); a.cmpi(StepEvent.INPUT.value); a.jz("collect_bit")
+    a.ld(inputs_due); a.jz("collect_kind")
+    a.call("input_record")
+    a.ldi(0); a.st(inputs_due); a.st(spikes); a.st(spikes + 1)
+    a.label("collect_kind")
+    a.ld(P(_R.KIND)); a.jnz("collected")            # not a SPIKE
+    a.label("collect_bit")                          # neuron or input `lo` into the bitmap
     a.ld(P(_R.NEURON)); a.st(lo); a.andi(7); a.tax(); a.ld(masks + X); a.st(tmp + 0)
-    if n > 256:
+    if max(n, M) > 256:
         a.ld(P(_R.NEURON + 1)); a.shl(); a.shl(); a.shl(); a.shl(); a.shl(); a.st(tmp + 1)
         a.ld(lo); a.shr(); a.shr(); a.shr(); a.or_(tmp + 1)
     else:
@@ -896,7 +929,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(j8); a.addi(8); a.st(j8); a.ld(j8 + 1); a.adci(0); a.st(j8 + 1)
     a.ld(cnt); a.subi(1); a.st(cnt); a.jnz("feed_byte")
     a.label("feed_end")
-    a.ld(probe); a.st(P(_W.STEP_END)); a.ret()
+    a.ld(end_flags); a.st(P(_W.STEP_END)); a.ret()
 
     # service: during a RUN, a NACK, STATUS, or BUSY for any other request (none remembered).
     a.label("service")
@@ -916,42 +949,59 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.label("service_end")
     a.ret()
 
-    # send_step: the step field, steps_done - dec.
+    # send_step: the step field, steps_done - r_dec.
     a.label("send_step")
-    a.ld(progress); a.sub(dec); a.st(P(_W.TX))
+    a.ld(progress); a.sub(r_dec); a.st(P(_W.TX))
     for i in range(1, 4):
         a.ld(progress + i); a.sbci(0); a.st(P(_W.TX))
     a.ret()
 
-    # step_record: the STEP_RECORD of the bitmap (cleared on the way).
-    a.label("step_record")
-    send(Command.STEP_RECORD | REPLY_FLAG, (run_seq,))
-    if list_max >= 0:
-        a.ld(spikes + 1); a.jnz("record_bitmap"); a.ld(spikes); a.cmpi(list_max + 1); a.jc("record_bitmap")
-        a.shl(); a.addi(1 + _SPIKE_HEAD_SIZE + 2); a.st(P(_W.TX)); a.ldi(0); a.adci(0); a.st(P(_W.TX))
-        send(Status.OK); a.call("send_step")
-        a.ldi(SpikeFormat.ADDRESSES); a.st(P(_W.TX)); a.ld(spikes); a.st(P(_W.TX)); a.ld(spikes + 1)
-        a.st(P(_W.TX))
-        a.ldx(0)
-        a.label("record_list_byte")
-        a.ld(bitmap + X); a.jz("record_list_next")
-        a.st(P(_W.SCAN)); a.ldi(0); a.st(bitmap + X)
-        a.txa(); a.shl(); a.shl(); a.shl(); a.st(j8); a.txa(); a.shr(); a.shr(); a.shr(); a.shr(); a.shr()
-        a.st(j8 + 1)
-        a.label("record_list_bit")
-        a.ld(P(_R.SCAN)); a.jz("record_list_next")
-        a.subi(8); a.or_(j8); a.st(P(_W.TX)); a.ld(j8 + 1); a.st(P(_W.TX)); a.jmp("record_list_bit")
-        a.label("record_list_next")
-        a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_list_byte")
-        a.ret()
+    # step_record / input_record: the STEP_RECORD / INPUT_RECORD of the bitmap (cleared on
+    # the way): each sets what `record` sends.
+    def record_kind(label, command, count, dec):
+        size = (count + 7) // 8
+        # Up to this many indices the record is an address list (encode_spikes: 2 + 2k < bitmap bytes).
+        list_max = (size - 3) // 2
+        length = 1 + _SPIKE_HEAD_SIZE + size
+        a.label(label)
+        for value, at in ((command | REPLY_FLAG, r_cmd), (size, r_bytes), (max(list_max + 1, 0), r_list),
+                          (length & 0xFF, r_len), (length >> 8, r_len + 1)):
+            a.ldi(value); a.st(at)
+        if isinstance(dec, tuple):
+            a.ld(dec[0])
+        else:
+            a.ldi(dec)
+        a.st(r_dec)
+
+    record_kind("step_record", Command.STEP_RECORD, n, (dec,))
+    a.jmp("record")
+    record_kind("input_record", Command.INPUT_RECORD, M, 0)     # sent before the step's END: steps_done
+    a.label("record")               # `spikes` indices in the bitmap
+    send((r_cmd,), (run_seq,))
+    a.ld(spikes + 1); a.jnz("record_bitmap"); a.ld(spikes); a.cmp(r_list); a.jc("record_bitmap")
+    a.shl(); a.addi(1 + _SPIKE_HEAD_SIZE + 2); a.st(P(_W.TX)); a.ldi(0); a.adci(0); a.st(P(_W.TX))
+    send(Status.OK); a.call("send_step")
+    a.ldi(SpikeFormat.ADDRESSES); a.st(P(_W.TX)); a.ld(spikes); a.st(P(_W.TX)); a.ld(spikes + 1)
+    a.st(P(_W.TX))
+    a.ldx(0)
+    a.label("record_list_byte")
+    a.ld(bitmap + X); a.jz("record_list_next")
+    a.st(P(_W.SCAN)); a.ldi(0); a.st(bitmap + X)
+    a.txa(); a.shl(); a.shl(); a.shl(); a.st(j8); a.txa(); a.shr(); a.shr(); a.shr(); a.shr(); a.shr()
+    a.st(j8 + 1)
+    a.label("record_list_bit")
+    a.ld(P(_R.SCAN)); a.jz("record_list_next")
+    a.subi(8); a.or_(j8); a.st(P(_W.TX)); a.ld(j8 + 1); a.st(P(_W.TX)); a.jmp("record_list_bit")
+    a.label("record_list_next")
+    a.inx(); a.txa(); a.cmp(r_bytes); a.jnz("record_list_byte")
+    a.ret()
     a.label("record_bitmap")
-    length = 1 + _SPIKE_HEAD_SIZE + bitmap_n
-    send(length & 0xFF, length >> 8, Status.OK); a.call("send_step")
+    send((r_len,), (r_len + 1,), Status.OK); a.call("send_step")
     a.ldi(SpikeFormat.BITMAP); a.st(P(_W.TX))
     a.ldx(0)
     a.label("record_bitmap_byte")
     a.ld(bitmap + X); a.st(P(_W.TX)); a.ldi(0); a.st(bitmap + X)
-    a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_bitmap_byte")
+    a.inx(); a.txa(); a.cmp(r_bytes); a.jnz("record_bitmap_byte")
     a.ret()
 
     # probes: PROBE_RECORDs of neurons 0 .. n_used-1 in chunks, then the END record.

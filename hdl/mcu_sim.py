@@ -477,11 +477,13 @@ class LinkPorts(Ports):
     `commands` lists the core commands `(op, space, address, word)` in order.
 
     `core`, for RUN, has `step(sources)` (the step's input indices, in the order the
-    firmware feeds them) returning the neurons that spiked, and `v` and `i` (per
-    neuron, after the step) for the probe records; each step counts up the
-    `STEPS_DONE` register. A RUN's payload is held as the gateware holds it in the
-    receiver's buffer (requests latched meanwhile keep no payload). Without a
-    `core`, a RUN raises `BuildError` when the firmware feeds the first step.
+    firmware feeds them) returning the neurons that spiked, `v` and `i` (per
+    neuron, after the step) for the probe records, and `inputs` (the step's input
+    set U, as indices in the order the core reports them) for a step whose end
+    asks for its inputs; each step counts up the `STEPS_DONE` register. A RUN's
+    payload is held as the gateware holds it in the receiver's buffer (requests
+    latched meanwhile keep no payload). Without a `core`, a RUN raises
+    `BuildError` when the firmware feeds the first step.
     """
 
     def __init__(self, config, counters=(0, 0, 0, 0, 0), core=None):
@@ -516,7 +518,7 @@ class LinkPorts(Ports):
         self.source_hi = 0
         self.inputs = []                # the step being fed
         self.fed = []                   # every step's inputs so far
-        self.records = deque()          # step_out: ("spike", neuron), ("probe", neuron), ("end", None)
+        self.records = deque()          # step_out: ("input", k), ("spike", j), ("probe", j), ("end", None)
 
     # -- the host's side --
     def request(self, command, seq, payload=b""):
@@ -563,13 +565,16 @@ class LinkPorts(Ports):
             raise BuildError(f"port {port}: the firmware waits for a step_out record the core never makes")
         return self.records[0]
 
-    def _step(self, probe):
+    def _step(self, flags):
         if self.core is None:
             self._unmodelled(self._W.STEP_END, "the core's steps (LinkPorts(core=...))")
         from .core_ports import Reg, Space
+        probe, report_inputs = flags & 1, flags >> 1 & 1
         spikes = [int(j) for j in self.core.step(list(self.inputs))]
         self.fed.append(list(self.inputs))
         self.inputs = []
+        if report_inputs:
+            self.records.extend(("input", int(k)) for k in self.core.inputs)
         self.records.extend(("spike", j) for j in spikes)
         if probe:
             n_used = self.memory.get((Space.GLOBAL.value, Reg.N_USED.value), self.config.n)
@@ -591,10 +596,11 @@ class LinkPorts(Ports):
     def read(self, port):
         R = self._R
         if port == R.FLAGS:
-            head = self.records[0][0] if self.records else "spike"
             return ((self.header is not None) | (self.nack is not None) << 1 | bool(self.records) << 2
-                    | self.rx_last << 3 | (head != "spike") << 5 | self.late << 6
-                    | (self.stim == self.length) << 7)
+                    | self.rx_last << 3 | self.late << 6 | (self.stim == self.length) << 7)
+        if port == R.KIND:
+            from .core_ports import StepEvent
+            return StepEvent[self._record(port)[0].upper()].value
         if port == R.RX:
             byte = self.payload.popleft()
             self.rx_last = not self.payload
@@ -650,7 +656,8 @@ class LinkPorts(Ports):
             shift = 8 * (port - W.ADDR)
             self.address = self.address & ~(0xFF << shift) | value << shift
         elif port == W.CMD:
-            op, space = value & 3, value >> 2 & 7
+            from .core_ports import Space
+            op, space = value & 3, value >> 2 & ((1 << Space.as_shape().width) - 1)
             self.commands.append((op, space, self.address, self.word))
             if op == Op.READ.value:
                 self.rdata = self.memory.get((space, self.address), 0)
@@ -676,7 +683,7 @@ class LinkPorts(Ports):
         elif port == W.STEP_IN:
             self.inputs.append(self.source_hi << 8 | value)
         elif port == W.STEP_END:
-            self._step(value & 1)
+            self._step(value)
         elif port == W.STEP_ACK:
             self._record(port)
             self.records.popleft()

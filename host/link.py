@@ -13,8 +13,9 @@ Three layers, as in Glasgow:
   answer (or `NOISY_ATTEMPTS` times as many on a line that answers with
   NACKs) with a `LinkError` that names the command and what went wrong. Memory reads and writes are split
   into frames of at most the device's `max_payload`; `run()` streams a stimulus
-  in bounded RUN requests and yields the step records as they arrive, checking
-  the device's running step counter so that a lost record is an error.
+  in bounded RUN requests and yields the step records as they arrive (with the
+  probes and the step's inputs U when asked for), checking the device's running
+  step counter so that a lost record is an error.
 - `SerialDevice` (host/serial_device.py) is the `Device` on top of the client.
 
 Logging: one line per frame at DEBUG, byte dumps at `TRACE` (5).
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
+#: The frames a RUN sends before its reply.
+_RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD, Command.INPUT_RECORD)
 
 
 # -- the protocol client --------------------------------------------------------
@@ -75,7 +78,9 @@ class StepRecord:
 
     `step` is the device's running step counter, `spikes` the ascending
     indices of the neurons that spiked; `v` and `i` (tuples of the probed
-    neurons' values, neuron 0 first) when the run was probed, else None.
+    neurons' values, neuron 0 first) when the run was probed, else None;
+    `inputs` the ascending indices of the step's input set U (the host's
+    inputs and the generator's) when the run asked for them, else None.
     `index` is the step's position in the stimulus given to `LinkClient.run`.
     """
 
@@ -84,6 +89,7 @@ class StepRecord:
     v: tuple = None
     i: tuple = None
     index: int = None
+    inputs: tuple = None
 
 
 #: A request whose resends are answered with NACKs or spoilt replies (the
@@ -282,8 +288,7 @@ class LinkClient:
             for item in self._frames(deadline - time.monotonic()):
                 if isinstance(item, FrameError):
                     continue
-                if item.is_reply and item.seq == seq and item.code in (Command.RUN, Command.STEP_RECORD,
-                                                                       Command.PROBE_RECORD):
+                if item.is_reply and item.seq == seq and item.code in (Command.RUN, *_RECORD_CODES):
                     deadline = time.monotonic() + timeout
                     if item.code == Command.RUN and item.status != Status.BUSY:
                         logger.debug("<- RUN seq %d ended (its records were not read)", seq)
@@ -312,7 +317,7 @@ class LinkClient:
             return "nack"
         if frame.seq != seq:
             return "stale"
-        if code in (Command.STEP_RECORD, Command.PROBE_RECORD) and command == Command.RUN:
+        if code in _RECORD_CODES and command == Command.RUN:
             return "record"
         if code == command:
             return "reply"
@@ -443,13 +448,15 @@ class LinkClient:
         return self.read_table(Family.STATE, table, address, count)
 
     # -- runs -----------------------------------------------------------------
-    def run(self, stimulus, *, probe=False, probe_neurons=None, max_steps=256, lenient=False):
+    def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
 
         With `probe`, each record also holds v and i of neurons
-        0 .. `probe_neurons`-1 (the device's n_used; default its n). The
+        0 .. `probe_neurons`-1 (the device's n_used; default its n). With
+        `inputs`, each also holds the step's input set U (`RunFlags.INPUTS`:
+        the host's inputs and the stimulus generator's). The
         stimulus goes out in RUN requests of at most `max_steps` steps and one
         frame each. Records must carry consecutive values of the device's step
         counter; a gap, or a step count that does not match, raises
@@ -464,7 +471,7 @@ class LinkClient:
             raise LinkError("run: no session (call hello() first)")
         m = self.device.m
         steps = [self._indices(row, m) for row in stimulus]
-        flags = RunFlags.PROBE if probe else 0
+        flags = (RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
         probed = (self.device.n if probe_neurons is None else int(probe_neurons)) if probe else 0
         if steps and self._next_step is None:
             self.status()  # learn the step counter, so the first record is checked too
@@ -482,7 +489,7 @@ class LinkClient:
                 size += more
                 end += 1
             yield from self._run_request(end - start, encode_run_request(steps[start:end], m, flags), probed,
-                                         start, lenient)
+                                         bool(inputs), start, lenient)
             start = end
 
     @staticmethod
@@ -493,9 +500,9 @@ class LinkClient:
             return [int(k) for k in row.nonzero()[0]]
         return [int(k) for k in row]
 
-    def _run_request(self, steps, payload, probed, index=0, lenient=False):
+    def _run_request(self, steps, payload, probed, inputs=False, index=0, lenient=False):
         first = self._next_step
-        run = _Run(first, steps, probed, index=index, lenient=lenient)
+        run = _Run(first, steps, probed, inputs=inputs, index=index, lenient=lenient)
         reply = yield from self._exchange(Command.RUN, payload, run=run)
         done = unpack_fields(RUN_REPLY_FIELDS, reply)["steps"] if len(reply) >= fields_size(RUN_REPLY_FIELDS) \
             else None
@@ -505,43 +512,48 @@ class LinkClient:
             raise LinkError(f"RUN of {steps} steps from step {first}: {run.error}")
 
     def _decode_record(self, frame, run):
-        """Hand a STEP_RECORD or PROBE_RECORD of the current RUN to `run`; returns
-        the `StepRecord` that it completes, if any."""
+        """Hand a STEP_RECORD, PROBE_RECORD or INPUT_RECORD of the current RUN to
+        `run`; returns the `StepRecord` that it completes, if any."""
         payload = frame.payload
         what = frame.code.name
         if not payload or payload[0] != Status.OK:
             raise LinkError(f"{what} with status {payload[:1].hex() or 'missing'}")
-        if frame.code == Command.STEP_RECORD:
-            step, spikes, end = decode_spikes(payload, self.device.n, 1)
-        else:
+        if frame.code == Command.PROBE_RECORD:
             step, first, v, i, end = decode_probe_record(payload, self.device.state_bits, 1)
+        else:
+            count = self.device.n if frame.code == Command.STEP_RECORD else self.device.m
+            step, indices, end = decode_spikes(payload, count, 1)
         if end != len(payload):
             raise LinkError(f"{what} of step {step}: {len(payload) - end} bytes after the record")
         if frame.code == Command.STEP_RECORD:
-            return run.step(step, spikes)
+            return run.step(step, indices)
+        if frame.code == Command.INPUT_RECORD:
+            return run.inputs(step, indices)
         return run.probe(step, first, v, i)
 
 
 class _Run:
     """The records of one RUN request, checked against the step counter.
 
-    A step is complete with its STEP_RECORD and, when probed, the PROBE_RECORDs
+    A step is complete with its STEP_RECORD, preceded by its INPUT_RECORD when
+    the run asked for `inputs` and, when probed, followed by the PROBE_RECORDs
     that cover neurons 0 .. probed-1 in order. Strict (the default): anything
-    out of place (a gap in the step counter, a missing or misplaced probe
-    chunk) sets `error`, and no later step is handed out. `lenient`: a step
-    whose records are out of place or missing is dropped (`dropped` counts
-    them) and the others are handed out; only a step count that does not
-    match the request is an error. `index` is the request's first step's
-    position in the caller's stimulus.
+    out of place (a gap in the step counter, a missing input record, a missing
+    or misplaced probe chunk) sets `error`, and no later step is handed out.
+    `lenient`: a step whose records are out of place or missing is dropped
+    (`dropped` counts them) and the others are handed out; only a step count
+    that does not match the request is an error. `index` is the request's
+    first step's position in the caller's stimulus.
     """
 
-    def __init__(self, first, steps, probed, *, index=0, lenient=False):
-        self.first, self.steps, self.probed = first, steps, probed
+    def __init__(self, first, steps, probed, *, inputs=False, index=0, lenient=False):
+        self.first, self.steps, self.probed, self.want_inputs = first, steps, probed, bool(inputs)
         self.index, self.lenient = index, lenient
         self.received = set()  # offsets of the steps handed out
         self.error = None
         self.dropped = 0
-        self._partial = None   # (step, spikes, v list, i list) waiting for probe chunks
+        self._partial = None   # (step, spikes, v list, i list, inputs) waiting for probe chunks
+        self._inputs = None    # (step, inputs) waiting for the step record
 
     def _due(self):
         return (self.first + len(self.received)) & _STEP_MASK
@@ -556,10 +568,46 @@ class _Run:
     def _offset(self, step):
         return (step - self.first) & _STEP_MASK
 
-    def _hand_out(self, step, spikes, v=None, i=None):
+    def _hand_out(self, step, spikes, v=None, i=None, inputs=None):
         offset = self._offset(step)
         self.received.add(offset)
-        return StepRecord(step=step, spikes=spikes, v=v, i=i, index=self.index + offset)
+        return StepRecord(step=step, spikes=spikes, v=v, i=i, index=self.index + offset, inputs=inputs)
+
+    def _close_partial(self, what):
+        """A record of another step arrived while a step waits for probe chunks: that step
+        is incomplete. Returns False when the record that arrived must be refused too."""
+        if self._partial is None:
+            return True
+        self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
+                  f"{self.probed} neurons) when the {what} arrived")
+        self._partial = None
+        return self.lenient
+
+    def inputs(self, step, inputs):
+        if self.error is not None:
+            return None
+        if not self.want_inputs:
+            self.fail(f"input record of step {step} in a run without inputs")
+            return None
+        offset = self._offset(step)
+        if offset in self.received or (self._inputs is not None and self._inputs[0] == step) or (
+                self._partial is not None and self._partial[0] == step):
+            logger.debug("repeated input record of step %d ignored", step)
+            return None
+        if not self._close_partial(f"input record of step {step}"):
+            return None
+        if self._inputs is not None:
+            self.fail(f"input record of step {self._inputs[0]} without its step record (the input record "
+                      f"of step {step} came next)")
+            if not self.lenient:
+                return None
+        if offset >= self.steps:
+            self.fail(f"input record of step {step} is outside the run's steps "
+                      f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
+            self._inputs = None
+            return None
+        self._inputs = (step, tuple(inputs))
+        return None
 
     def step(self, step, spikes):
         if self.error is not None:
@@ -569,12 +617,8 @@ class _Run:
             logger.debug("repeated step record %d ignored", step)
             return None
         due = self._due()
-        if self._partial is not None:
-            self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
-                      f"{self.probed} neurons) when the record of step {step} arrived")
-            self._partial = None
-            if not self.lenient:
-                return None
+        if not self._close_partial(f"record of step {step}"):
+            return None
         if offset >= self.steps:
             self.fail(f"step record of step {step} is outside the run's steps "
                       f"{self.first}..{(self.first + self.steps - 1) & _STEP_MASK}")
@@ -583,9 +627,17 @@ class _Run:
             self.fail(f"step record of step {step} arrived where step {due} was due "
                       f"(records of steps {due}..{(step - 1) & _STEP_MASK} lost)")
             return None
+        inputs = None
+        if self.want_inputs:
+            pending, self._inputs = self._inputs, None
+            if pending is None or pending[0] != step:
+                self.fail(f"step record of step {step} arrived without its input record"
+                          + (f" (the last input record was of step {pending[0]})" if pending else ""))
+                return None
+            inputs = pending[1]
         if not self.probed:
-            return self._hand_out(step, tuple(spikes))
-        self._partial = (step, tuple(spikes), [], [])
+            return self._hand_out(step, tuple(spikes), inputs=inputs)
+        self._partial = (step, tuple(spikes), [], [], inputs)
         return None
 
     def probe(self, step, first, v, i):
@@ -601,7 +653,7 @@ class _Run:
             self.fail(f"probe record of step {step} (neurons from {first}) arrived before the step record "
                       f"of step {self._due() if self._partial is None else self._partial[0]}")
             return None
-        _, spikes, vs, is_ = self._partial
+        _, spikes, vs, is_, inputs = self._partial
         if first < len(vs):
             logger.debug("repeated probe record of step %d, neuron %d ignored", step, first)
             return None
@@ -617,7 +669,7 @@ class _Run:
         if len(vs) < self.probed:
             return None
         self._partial = None
-        return self._hand_out(step, spikes, tuple(vs), tuple(is_))
+        return self._hand_out(step, spikes, tuple(vs), tuple(is_), inputs)
 
     def finish(self, done):
         """The RUN reply said `done` steps ran: check every step arrived whole
@@ -626,6 +678,9 @@ class _Run:
             self.fail(f"probe records of step {self._partial[0]} incomplete ({len(self._partial[2])} of "
                       f"{self.probed} neurons)")
             self._partial = None
+        if self._inputs is not None:
+            self.fail(f"input record of step {self._inputs[0]} without its step record")
+            self._inputs = None
         if self.error is None and (done != self.steps or (len(self.received) != self.steps and not self.lenient)):
             self.lenient = False  # a step count that does not match is never a line fault
             missing = self.steps - len(self.received)

@@ -1,5 +1,8 @@
 """Spike, probe and RUN records on the host side (docs/protocol.md, "Spike records", "RUN").
 
+A step's input record (INPUT_RECORD) is a spike record of the m inputs:
+`encode_spikes(step, inputs, m)` / `decode_spikes(data, m)`.
+
 Their layouts (`SPIKE_RECORD_FIELDS`, `PROBE_RECORD_FIELDS`, `RUN_REQUEST_FIELDS`)
 are the protocol's (`neurofabric.contract.protocol`); this module encodes and
 decodes them.
@@ -121,8 +124,12 @@ def encode_run_request(stimulus, m, flags=0):
     stimulus into several requests) or a flag is unknown.
     """
     flags = int(flags)
-    if flags & ~int(RunFlags.PROBE):
-        raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: PROBE=0x01)")
+    known = 0
+    for flag in RunFlags:
+        known |= int(flag)
+    if flags & ~known:
+        names = ", ".join(f"{flag.name}=0x{int(flag):02X}" for flag in RunFlags)
+        raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: {names})")
     rows = [_spike_indices(row, m) for row in stimulus]
     payload = pack_fields(RUN_REQUEST_FIELDS, steps=len(rows), flags=flags) + b"".join(
         encode_spikes(t, row, m) for t, row in enumerate(rows))

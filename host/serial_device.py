@@ -7,21 +7,30 @@ and the simulated board (`open_device("rtl")`, through its pseudo-terminal).
   lanes, clock, baud and build id become the `Capabilities`, and `load()`
   refuses a network that does not fit, saying what does.
 - `load()` writes the global registers (learning registers, N_USED, M_USED,
-  PERIOD), the neuron parameters, the plasticity masks and the weights (rows
-  padded to the device's n, with progress), then RESET_STATE. A network
-  smaller than the core maps input k to core row k and neuron j to core row
-  m_core + j; the neurons and inputs it does not use get zero parameters and
-  masks and are switched off by N_USED / M_USED, so they behave as absent.
-- `run()` streams the stimulus in RUN requests, collects spikes (and the v, i
-  probes), reads the weights back every `snapshot_every` steps and at the end,
-  and returns a `Recording` like the golden model's.
+  PERIOD, and SEED = 1), the neuron parameters, the plasticity masks, the
+  generator's rates (all 0) and the weights (rows padded to the device's n,
+  with progress), then RESET_STATE. A network smaller than the core maps input
+  k to core row k and neuron j to core row m_core + j; the neurons and inputs
+  it does not use get zero parameters and masks and are switched off by
+  N_USED / M_USED, so they behave as absent.
+- `run()` writes the rates when they differ from those the device holds and
+  the seed register when a seed is given (which sets the generator state g),
+  streams the stimulus in RUN requests, collects spikes (and the v, i probes
+  and the input sets U), reads the weights back every `snapshot_every` steps
+  and at the end, and returns a `Recording` like the golden model's.
+- `reset_state()` is RESET_STATE, which sets g to the seed register: the
+  seed last given (1 after load).
 - A spoilt step record cannot be asked for again (the device keeps no
   history), so `run()` works in spans of at most `checkpoint_steps` steps: it
   reads the device's state (and the weights, when the network learns) before
   each span, and when records of the span were lost on the line it writes
   that checkpoint back and runs the span again, keeping the records that
   arrived whole from every attempt, until it has them all. The core is
-  deterministic, so every attempt reports the same steps.
+  deterministic, so every attempt reports the same steps. The generator
+  state g is part of the checkpoint (register `gen_state`); it can only be
+  set through the seed register, so a restore leaves that register holding
+  the checkpoint's g, and the next `reset_state()` writes the seed back
+  before its RESET_STATE.
 """
 
 import logging
@@ -35,12 +44,18 @@ from .link import LinkClient
 from .transport import SerialTransport
 from neurofabric.contract.bauds import AUTO_BAUDS
 from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
-                                         network_register_values)
-from .memory_map import encode_global, pack_weights, pack_word, unpack_weights
+                                         network_register_values, register, register_address)
+from neurofabric.contract.protocol import table_key
+from .memory_map import decode_global, encode_global, pack_weights, pack_word, unpack_weights
 
 __all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name", "open_serial_device"]
 
 logger = logging.getLogger(__name__)
+
+#: (family, table id) of the generator's rates.
+_RATES = table_key("rates")
+_SEED_ADDRESS = register_address("seed")
+_GEN_STATE_ADDRESS = register_address("gen_state")
 
 #: Baud rates tried, in order, when `serial:PATH` names none: every board's rate
 #: (`contract.bauds.BOARD_BAUDS`, which boards/ builds with), then common others.
@@ -97,6 +112,9 @@ class SerialDevice(Device):
         #: Spans of steps run again from their checkpoint because records were lost.
         self.reruns = 0
         self._on_close = on_close
+        self._rates = None          # the generator's rates the device holds (network inputs), after load
+        self._seed = None           # the seed a reset returns g to
+        self._seed_register = None  # what the seed register holds (a restored checkpoint's g, or the seed)
         self.hello = self.client.hello()
         self.shape = self.hello.shape
         hello = self.hello
@@ -142,7 +160,7 @@ class SerialDevice(Device):
         shape, client = self.shape, self.client
         n_core, m_core = shape.n, shape.m
         values = network_register_values(net)
-        values.update(period=self.period_cycles)
+        values.update(period=self.period_cycles, seed=register("seed").reset_value(shape))
         try:
             words = [encode_global(name, values[name], shape) for name in WRITABLE_GLOBALS]
         except KeyError as exc:
@@ -156,6 +174,11 @@ class SerialDevice(Device):
         for k, p in enumerate(net.plastic_pre):
             pre[self._row(net, k)] = int(p)
         client.write_params(1, 0, pre)
+        # Rates of every input of the core: the generator reads only those below m_used,
+        # but a later network may use more inputs.
+        client.write_table(*_RATES, 0, [0] * m_core)
+        self._rates = np.zeros(net.m, np.int64)
+        self._seed = self._seed_register = values["seed"]
         self._write_weights(net, net.weights, self._load_progress)
         client.reset_state()
 
@@ -180,11 +203,32 @@ class SerialDevice(Device):
                                  if progress else None)
             done += len(flat)
 
-    def _run(self, stimulus, record, snapshot_every, progress):
+    def _set_generator(self, rates, seed):
+        """Write the rates that differ from the device's and, when given, the seed (which sets g)."""
+        client = self.client
+        changed = np.flatnonzero(rates != self._rates)
+        if changed.size:
+            # One write from the first to the last rate that changed.
+            lo, hi = int(changed[0]), int(changed[-1]) + 1
+            client.write_table(*_RATES, lo, [int(r) for r in rates[lo:hi]])
+            self._rates = np.array(rates, np.int64)
+        if seed is not None:
+            self._write_seed(seed)
+            self._seed = seed
+
+    def _write_seed(self, value):
+        self.client.write_globals(_SEED_ADDRESS, [encode_global("seed", value, self.shape)])
+        self._seed_register = value
+
+    def _run(self, stimulus, record, snapshot_every, progress, rates, seed):
         net = self.network
         steps = stimulus.shape[0]
+        self._set_generator(rates, seed)
         spikes = np.zeros((steps, net.n), np.uint8)
+        want_inputs = "inputs" in record
+        record = tuple(key for key in record if key != "inputs")
         probes = {key: np.zeros((steps, net.n), np.int64) for key in record}
+        inputs_seen = np.zeros((steps, net.m), np.uint8) if want_inputs else None
         snaps, snap_steps = [], []
         inputs = [np.flatnonzero(row) for row in stimulus]
         ends = set(range(snapshot_every, steps + 1, snapshot_every)) if snapshot_every else set()
@@ -193,13 +237,18 @@ class SerialDevice(Device):
         ends = sorted((ends | {steps}) - {0})  # no span (and no checkpoint) for a run of 0 steps
         t = 0
         for end in ends:
-            for k, rec in enumerate(self._run_span(inputs, t, end, bool(record))):
+            for k, rec in enumerate(self._run_span(inputs, t, end, bool(record), want_inputs)):
                 if rec.spikes and rec.spikes[-1] >= net.n:
                     raise LinkError(f"step {rec.step}: neuron {rec.spikes[-1]} spiked, but the network has "
                                     f"{net.n} neurons (N_USED not applied?)")
                 spikes[t + k, list(rec.spikes)] = 1
                 for key in record:
                     probes[key][t + k] = getattr(rec, key)[:net.n]
+                if want_inputs:
+                    if rec.inputs and rec.inputs[-1] >= net.m:
+                        raise LinkError(f"step {rec.step}: input {rec.inputs[-1]} in the step's inputs, but the "
+                                        f"network has {net.m} inputs (M_USED not applied?)")
+                    inputs_seen[t + k, list(rec.inputs)] = 1
             t = end
             if progress is not None:
                 progress(t, steps)
@@ -207,18 +256,18 @@ class SerialDevice(Device):
                 snaps.append(self.read_weights())
                 snap_steps.append(end)
         recording = Recording(spikes=spikes, weights=self.read_weights(), input_spikes=stimulus.astype(np.uint8),
-                              v=probes.get("v"), i=probes.get("i"))
+                              v=probes.get("v"), i=probes.get("i"), inputs=inputs_seen)
         if snapshot_every:
             recording.weight_snapshots = (np.stack(snaps) if snaps
                                           else np.zeros((0, net.m + net.n, net.n), np.int64))
             recording.snapshot_steps = np.array(snap_steps, np.int64)
         return recording
 
-    def _run_span(self, inputs, start, end, probe):
+    def _run_span(self, inputs, start, end, probe, want_inputs=False):
         """The `StepRecord`s of steps `start` .. `end`-1, in order (see the
         module's notes on recovery)."""
         net, client = self.network, self.client
-        options = dict(probe=probe, probe_neurons=net.n, max_steps=self.max_steps)
+        options = dict(probe=probe, probe_neurons=net.n, inputs=want_inputs, max_steps=self.max_steps)
         if not self.recover:
             return list(client.run(inputs[start:end], **options))
         saved = self._checkpoint()
@@ -247,9 +296,10 @@ class SerialDevice(Device):
 
     def _checkpoint(self):
         """What a span needs to start again: the state of the neurons and rows
-        in use, and the weights when the network learns."""
+        in use, the generator state g, and the weights when the network learns."""
         net, client, m_core = self.network, self.client, self.shape.m
         saved = {
+            "gen_state": decode_global("gen_state", client.read_globals(_GEN_STATE_ADDRESS, 1)[0], self.shape),
             "neuron_state": client.read_state(0, 0, net.n),
             "post_trace": client.read_state(2, 0, net.n),
             "pre_trace_inputs": client.read_state(1, 0, net.m) if net.m else [],
@@ -263,6 +313,7 @@ class SerialDevice(Device):
         net, client, m_core = self.network, self.client, self.shape.m
         if "weights" in saved:
             self._write_weights(net, saved["weights"])
+        self._write_seed(saved["gen_state"])     # sets g; the seed goes back at the next reset
         client.write_state(0, 0, saved["neuron_state"])
         client.write_state(2, 0, saved["post_trace"])
         if net.m:
@@ -292,7 +343,10 @@ class SerialDevice(Device):
         return out[:, :net.n]
 
     def reset_state(self):
+        """RESET_STATE: v, i, r, s, traces and the step counter to 0, and g to the seed."""
         self._need_network()
+        if self._seed_register != self._seed:
+            self._write_seed(self._seed)
         self.client.reset_state()
 
     def status(self):

@@ -452,8 +452,9 @@ class SimulatedBoardDevice(Device):
                                             **self.serial_options)
         self.serial.load(network, progress=self._load_progress)
 
-    def _run(self, stimulus, record, snapshot_every, progress):
-        return self.serial.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress)
+    def _run(self, stimulus, record, snapshot_every, progress, rates, seed):
+        return self.serial.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress,
+                               rates=rates, seed=seed)
 
     def read_weights(self):
         self._need_network()

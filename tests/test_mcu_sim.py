@@ -12,8 +12,8 @@ from amaranth.sim import Simulator
 
 from neurofabric.contract.errors import BuildError
 from neurofabric.contract.protocol import (
-    HELLO_REPLY_FIELDS, MAX_PAYLOAD, PROTOCOL_VERSION, REPLY_FLAG, STATUS_REPLY_FIELDS, Command, Family, Status,
-    memory_tables, pack_fields, probe_chunk_neurons, unpack_fields,
+    HELLO_REPLY_FIELDS, MAX_PAYLOAD, PROTOCOL_VERSION, REPLY_FLAG, STATUS_REPLY_FIELDS, Command, Family, RunFlags,
+    SpikeFormat, Status, memory_tables, pack_fields, probe_chunk_neurons, unpack_fields,
 )
 from neurofabric.contract.model import CORE_MODEL_VERSION
 from neurofabric.hdl.core_ports import CoreConfig, Op, Reg, Space
@@ -425,21 +425,34 @@ def test_a_run_without_a_core_model_says_so():
 
 
 class GoldenCore:
-    """The core of `LinkPorts` as the golden model of a random network."""
+    """The core of `LinkPorts` as the golden model of a random network; `rates` and
+    `gen_seed` drive its stimulus generator, and it reports a step's inputs U in a
+    random order (the core may report them in any order)."""
 
-    def __init__(self, config, seed, n=None, m=None):
+    def __init__(self, config, seed, n=None, m=None, rates=None, gen_seed=None):
         from neurofabric.contract.model import Widths
         from neurofabric.host.golden import GoldenModel
         from neurofabric.host.network import random_network
         self.net = random_network(n or config.n, m or config.m, seed=seed, widths=Widths(config.S, config.W, config.T),
                                   density=0.5)
         self.golden = GoldenModel(self.net)
+        self.rates = rates
+        if gen_seed is not None:
+            self.golden.set_seed(gen_seed)
+        self._order = random.Random(seed)
 
     def step(self, sources):
         import numpy as np
         mask = np.zeros(self.net.m, bool)
         mask[list(sources)] = True
-        return np.flatnonzero(self.golden.step(mask)).tolist()
+        return np.flatnonzero(self.golden.step(mask, self.rates)).tolist()
+
+    @property
+    def inputs(self):
+        import numpy as np
+        u = np.flatnonzero(self.golden.u).tolist()
+        self._order.shuffle(u)
+        return u
 
     @property
     def v(self):
@@ -450,14 +463,19 @@ class GoldenCore:
         return self.golden.i
 
 
-def expected_run(config, seed, stimulus, probe, chunk, first_step=0, n=None, m=None):
+def expected_run(config, seed, stimulus, probe, chunk, first_step=0, n=None, m=None, inputs=False, **generator):
     """The frames a RUN of `stimulus` answers with, from the golden model and the host's encoders."""
+    import numpy as np
+
     from neurofabric.host.records import encode_probe_record, encode_spikes
-    reference = GoldenCore(config, seed, n, m)
+    reference = GoldenCore(config, seed, n, m, **generator)
     frames = []
     for t, row in enumerate(stimulus):
         spikes = reference.step(row)
         step = first_step + t
+        if inputs:
+            frames.append((Command.INPUT_RECORD | REPLY_FLAG, bytes([Status.OK]) + encode_spikes(
+                step, np.flatnonzero(reference.golden.u), config.m)))
         frames.append((Command.STEP_RECORD | REPLY_FLAG, bytes([Status.OK]) + encode_spikes(step, spikes, config.n)))
         for first in range(0, reference.net.n, chunk) if probe else ():
             last = min(first + chunk, reference.net.n)
@@ -467,35 +485,77 @@ def expected_run(config, seed, stimulus, probe, chunk, first_step=0, n=None, m=N
     return frames
 
 
-@pytest.mark.parametrize("config, probe, n, m", [
-    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), False, None, None),
-    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), True, None, None),
-    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), False, None, None),     # lists and bitmaps
-    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), True, 40, 13),          # fewer neurons used
-    (CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), True, None, None),    # two-byte inputs and neurons
-], ids=["small", "small-probe", "wide", "wide-probe-used", "large-probe"])
-def test_firmware_runs_steps_and_sends_the_records_the_host_expects(config, probe, n, m):
-    from neurofabric.host.records import encode_run_request
+def generator_rates(m, seed):
+    """Rates of every kind for `m` inputs: never, rarely, often and always (65535)."""
+    rng = random.Random(seed)
+    return [rng.choice([0, 0, 700, 6000, 30000, 65535]) for _ in range(m)]
+
+
+@pytest.mark.parametrize("config, probe, n, m, inputs", [
+    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), False, None, None, False),
+    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), True, None, None, False),
+    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), False, None, None, False),     # lists and bitmaps
+    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), True, 40, 13, False),          # fewer neurons used
+    (CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), True, None, None, False),    # two-byte inputs and neurons
+    (CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), False, None, None, True),
+    (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), True, 40, 13, True),
+    (CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), False, None, None, True),    # input lists and bitmaps
+    (CoreConfig(n=8, m=2040, S=16, W=8, T=8, lanes=2), True, None, 1500, True),      # inputs in 255 bytes
+], ids=["small", "small-probe", "wide", "wide-probe-used", "large-probe", "small-inputs", "wide-probe-used-inputs",
+        "large-inputs", "many-inputs-probe"])
+def test_firmware_runs_steps_and_sends_the_records_the_host_expects(config, probe, n, m, inputs):
+    from neurofabric.host.records import decode_spikes, encode_run_request
     seed = 5
-    sim, ports = firmware(config, core=GoldenCore(config, seed, n, m))
     used_n, used_m = n or config.n, m or config.m
+    generator = dict(rates=generator_rates(used_m, seed), gen_seed=0x9E3779B9) if inputs else {}
+    sim, ports = firmware(config, core=GoldenCore(config, seed, n, m, **generator))
     ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = used_n
     rng = random.Random(seed)
-    rate = rng.choice([0.02, 0.1, 0.3])
+    rate = rng.choice([0.02, 0.1, 0.3]) if used_m < 1000 else 0.005    # one RUN request holds the stimulus
     stimulus = [sorted(j for j in range(used_m) if rng.random() < rate) for _ in range(6)]
+    if inputs:
+        stimulus[2] = []                                    # a step of generated inputs only
     chunk = min(probe_chunk_neurons(config.S), 254)       # Link's default
-    frames = exchange(sim, ports, (Command.RUN, 9, encode_run_request(stimulus, config.m, flags=int(probe))))
-    assert [(command, payload) for command, _, payload in frames] == expected_run(
-        config, seed, stimulus, probe, chunk, n=n, m=m)
+    flags = int(probe) | (RunFlags.INPUTS if inputs else 0)
+    frames = exchange(sim, ports, (Command.RUN, 9, encode_run_request(stimulus, config.m, flags=flags)))
+    expected = expected_run(config, seed, stimulus, probe, chunk, n=n, m=m, inputs=inputs, **generator)
+    assert [(command, payload) for command, _, payload in frames] == expected
     assert {seq for _, seq, _ in frames} == {9}
     assert ports.fed == stimulus
+    if inputs:
+        # The inputs reported are the host's and the generator's: more than the host sent.
+        reported = [decode_spikes(payload, config.m, 1)[1] for command, _, payload in frames
+                    if command == Command.INPUT_RECORD | REPLY_FLAG]
+        assert len(reported) == 6 and all(set(host) <= set(u) for host, u in zip(stimulus, reported))
+        assert sum(len(u) - len(host) for host, u in zip(stimulus, reported)) > 6
     # A second RUN goes on from the steps done.
-    more = [sorted(j for j in range(used_m) if rng.random() < 0.3) for _ in range(3)]
-    frames = exchange(sim, ports, (Command.RUN, 10, encode_run_request(more, config.m, flags=int(probe))))
+    more = [sorted(j for j in range(used_m) if rng.random() < min(rate * 3, 0.3)) for _ in range(3)]
+    frames = exchange(sim, ports, (Command.RUN, 10, encode_run_request(more, config.m, flags=flags)))
     assert [payload for _, _, payload in frames][-1] == bytes([Status.OK, 3, 0, 0, 0])
-    steps = [int.from_bytes(payload[1:5], "little") for command, _, payload in frames
-             if command == Command.STEP_RECORD | REPLY_FLAG]
-    assert steps == [6, 7, 8]
+    for code in (Command.STEP_RECORD, Command.INPUT_RECORD) if inputs else (Command.STEP_RECORD,):
+        steps = [int.from_bytes(payload[1:5], "little") for command, _, payload in frames
+                 if command == code | REPLY_FLAG]
+        assert steps == [6, 7, 8], code
+
+
+def test_firmware_reports_inputs_in_runs_with_and_without_them():
+    """A run without INPUTS asks the core for no inputs and sends no INPUT_RECORD, one with
+    it sends an INPUT_RECORD before every STEP_RECORD (address lists, where shorter, too)."""
+    from neurofabric.host.records import decode_spikes, encode_run_request
+    config = CoreConfig(n=64, m=64, S=16, W=8, T=8, lanes=4)
+    rates = [65535 if k in (3, 40) else 0 for k in range(64)]          # inputs 3 and 40 every step
+    sim, ports = firmware(config, core=GoldenCore(config, 7, rates=rates))
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
+    plain = exchange(sim, ports, (Command.RUN, 1, encode_run_request([[1], []], 64)))
+    assert [command & 0x7F for command, _, _ in plain] == [Command.STEP_RECORD, Command.STEP_RECORD, Command.RUN]
+    both = exchange(sim, ports, (Command.RUN, 2, encode_run_request([[1], [], [3, 63]], 64,
+                                                                   RunFlags.INPUTS | RunFlags.PROBE)))
+    assert [command & 0x7F for command, _, _ in both] == [Command.INPUT_RECORD, Command.STEP_RECORD,
+                                                          Command.PROBE_RECORD] * 3 + [Command.RUN]
+    reported = [decode_spikes(payload, 64, 1)[:2] for command, _, payload in both
+                if command == Command.INPUT_RECORD | REPLY_FLAG]
+    assert reported == [(2, [1, 3, 40]), (3, [3, 40]), (4, [3, 40, 63])]
+    assert both[0][2][5] == SpikeFormat.BITMAP and both[3][2][5] == SpikeFormat.ADDRESSES   # 3 inputs, then 2
 
 
 def test_firmware_answers_status_and_busy_during_a_run():

@@ -346,14 +346,15 @@ def test_spike_record_refuses_out_of_range_index():
         encode_spikes(0, [10], 10)
 
 
-# -- protocol version 2: RUN flags, probe records ------------------------------------
+# -- protocol versions 2 and 3: RUN flags, probe and input records -------------------
 
 from neurofabric.contract.device import (  # noqa: E402
     GLOBAL_REGISTERS, READ_ONLY_GLOBALS, CoreShape, global_register_bits, neuron_params_fields, neuron_state_fields,
 )
 from neurofabric.contract.protocol import (  # noqa: E402
     FAMILY_COMMANDS, PROBE_RECORD_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, RUN_REQUEST_FIELDS, TABLE_NAMES, Family,
-    RunFlags, memory_family, memory_tables, probe_chunk_neurons, probe_value_bytes, table_depth, table_info, word_bits,
+    RunFlags, memory_family, memory_tables, probe_chunk_neurons, probe_value_bytes, table_depth, table_info, table_key,
+    word_bits,
 )
 from neurofabric.host.memory_map import (  # noqa: E402
     bytes_to_words, decode_global, encode_global, pack_weights, pack_word, unpack_weights, unpack_word, words_to_bytes,
@@ -361,14 +362,41 @@ from neurofabric.host.memory_map import (  # noqa: E402
 from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size  # noqa: E402
 
 
-def test_version_2_field_tables():
-    assert PROTOCOL_VERSION == 2
+def test_version_3_field_tables():
+    assert PROTOCOL_VERSION == 3
     assert RUN_REQUEST_FIELDS == (("steps", 2), ("flags", 1)) and RUN_REPLY_FIELDS == (("steps", 4),)
     assert HELLO_REPLY_FIELDS[-1] == ("build_id", 4)
     # Fields added in version 2 come last, so version-1 offsets did not move.
     assert [name for name, _ in STATUS_REPLY_FIELDS][-2:] == ["last_step_cycles", "lost_records"]
     assert Command.PROBE_RECORD == 0x22 and RunFlags.PROBE == 1
     assert fields_size(PROBE_RECORD_FIELDS) == 8
+    # Version 3: the inputs of each step, the generator's rates table.
+    assert Command.INPUT_RECORD == 0x23 and RunFlags.INPUTS == 2
+    assert table_key("rates") == (Family.PARAMS, 3)
+    with pytest.raises(LinkError, match="no memory table 'speeds'"):
+        table_key("speeds")
+
+
+def test_the_generator_travels_with_the_memory_commands():
+    """The rates table holds m 16-bit words; the seed register takes 1 .. 2^32-1 (never 0:
+    the generator state is never 0); gen_state is read only."""
+    shape = CoreShape(n=8, m=20, state_bits=16, weight_bits=8, trace_bits=8, lanes=2)
+    rates = table_info(*table_key("rates"), shape)
+    assert (rates.word_bits, rates.word_bytes, rates.depth, rates.name) == (16, 2, 20, "rates")
+    assert (rates.read_command, rates.write_command) == (Command.READ_PARAMS, Command.WRITE_PARAMS)
+    assert words_to_bytes([65535, 1], rates.word_bits) == bytes([0xFF, 0xFF, 1, 0])
+    assert encode_global("seed", 1, shape) == 1 and encode_global("seed", 2**32 - 1, shape) == 0xFFFF_FFFF
+    with pytest.raises(LinkError, match=r"global register seed=0 outside 1 .. 4294967295"):
+        encode_global("seed", 0, shape)
+    assert "gen_state" in READ_ONLY_GLOBALS and "seed" not in READ_ONLY_GLOBALS
+    assert GLOBAL_REGISTERS.index("seed") < GLOBAL_REGISTERS.index("steps_done")   # writable from address 0
+
+
+def test_an_input_record_is_a_spike_record_of_the_m_inputs():
+    for inputs, m in (([0, 5, 19], 20), ([], 260), (list(range(0, 260, 3)), 260), ([7], 8)):
+        record = encode_spikes(12, inputs, m)
+        assert decode_spikes(b"\x00" + record, m, 1) == (12, inputs, 1 + len(record))
+    assert encode_run_request([[1]], 8, RunFlags.PROBE | RunFlags.INPUTS)[:3] == bytes([1, 0, 3])
 
 
 def test_run_request_layout():
@@ -386,8 +414,8 @@ def test_run_request_layout():
 
 
 def test_run_request_refusals():
-    with pytest.raises(LinkError, match=r"flags=0x02 has unknown bits"):
-        encode_run_request([[]], 8, 2)
+    with pytest.raises(LinkError, match=r"flags=0x04 has unknown bits \(known: PROBE=0x01, INPUTS=0x02\)"):
+        encode_run_request([[]], 8, 4)
     with pytest.raises(LinkError, match="MAX_PAYLOAD=1024: send fewer steps"):
         encode_run_request([list(range(0, 256, 2))] * 40, 256)
 
@@ -445,6 +473,7 @@ def test_word_widths_and_depths_are_the_cores(kwargs):
         "weights": (config.lanes * config.W, config.weight_words),
         "neuron_state": (config.neuron_state_layout.size, config.n),
         "pre_trace": (config.T, config.sources), "post_trace": (config.T, config.n),
+        "rates": (16, config.m),
     }
     infos = memory_tables(shape)
     assert {info.name: (info.word_bits, info.depth) for info in infos} == expected
@@ -515,11 +544,11 @@ def test_words_and_weights_pack():
         words_to_bytes([512], 9)
     with pytest.raises(LinkError, match="5 bytes are not a whole number of 2-byte words"):
         bytes_to_words(b"12345", 16)
-    with pytest.raises(LinkError, match=r"word field k_mem=32 outside 0 .. 31"):
-        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, k_mem=32, k_syn=0,
-                  refractory=0)
+    with pytest.raises(LinkError, match=r"word field decay_mem=8192 outside 0 .. 8191"):
+        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, decay_mem=8192,
+                  decay_syn=0, refractory=0)
     with pytest.raises(LinkError, match=r"missing \['refractory'\]"):
-        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, k_mem=3, k_syn=0)
+        pack_word(neuron_params_fields(16), threshold=0, v_reset=0, bias=0, reset_mode=0, decay_mem=3, decay_syn=0)
 
 
 def test_tables_and_families():
@@ -529,7 +558,8 @@ def test_tables_and_families():
     assert {cmd for pair in FAMILY_COMMANDS.values() for cmd in pair} == {
         c for c in Command if 0x10 <= c <= 0x17}
     assert sorted(TABLE_NAMES) == [(Family.GLOBALS, 0), (Family.PARAMS, 0), (Family.PARAMS, 1), (Family.PARAMS, 2),
-                                   (Family.WEIGHTS, 0), (Family.STATE, 0), (Family.STATE, 1), (Family.STATE, 2)]
+                                   (Family.PARAMS, 3), (Family.WEIGHTS, 0), (Family.STATE, 0), (Family.STATE, 1),
+                                   (Family.STATE, 2)]
     shape = CoreShape.from_hello(dict(n=8, m=4, state_bits=16, weight_bits=8, trace_bits=8, lanes=2, clk_hz=1))
     assert shape.weight_address(row=5, column_word=3) == 5 * 4 + 3
     info = table_info(Family.PARAMS, 1, shape)

@@ -149,7 +149,7 @@ def register_value_text(register):
     if register.read_only:
         value = register.value
         if value is None:
-            return "counted by the core"
+            return "driven by the core"
         return SYMBOLS.get(value, value) if isinstance(value, str) else str(value)
     reset = register.reset
     if reset in ("min", "max"):

@@ -31,7 +31,7 @@ this module gives each a command family and a table id (`TABLE_NAMES`).
 import enum
 from dataclasses import dataclass
 
-from .device import memory_table
+from .device import MEMORY_TABLES, memory_table
 from .errors import LinkError
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "RUN_REQUEST_FIELDS", "RUN_REPLY_FIELDS", "RunFlags", "pack_fields", "unpack_fields", "fields_size",
     "SpikeFormat", "SPIKE_RECORD_FIELDS", "SPIKE_ADDRESS_BYTES",
     "PROBE_RECORD_FIELDS", "probe_value_bytes", "probe_chunk_neurons",
-    "Family", "FAMILY_COMMANDS", "memory_family", "TableInfo", "TABLE_NAMES",
+    "Family", "FAMILY_COMMANDS", "memory_family", "TableInfo", "TABLE_NAMES", "table_key",
     "word_bits", "table_depth", "table_info", "memory_tables", "word_bytes",
 ]
 
@@ -51,7 +51,9 @@ __all__ = [
 #: Version of this wire format, returned by HELLO. Bump on any incompatible change.
 #: 2: RUN requests carry a flags byte (probes), PROBE_RECORD frames, HELLO's
 #: build_id, STATUS's last_step_cycles and lost_records, NACK with BUSY.
-PROTOCOL_VERSION = 2
+#: 3 (core model 2): table PARAMS 3 (the generator's rates), the seed and
+#: gen_state registers, the RUN flag INPUTS and INPUT_RECORD frames.
+PROTOCOL_VERSION = 3
 
 #: The frame delimiter; COBS guarantees it appears nowhere inside a frame.
 DELIMITER = 0x00
@@ -125,7 +127,8 @@ class Command(enum.IntEnum):
 
         Tables: GLOBALS 0 = the global registers; PARAMS 0 = per-neuron
         parameters, 1 = pre plasticity mask (per source), 2 = post plasticity
-        mask (per neuron); WEIGHTS 0 = the weight words (`lanes` weights per
+        mask (per neuron), 3 = the stimulus generator's rates (per input);
+        WEIGHTS 0 = the weight words (`lanes` weights per
         word, row-major by source); STATE 0 = per-neuron state (v, i, r, s),
         1 = pre traces x, 2 = post traces y. Addresses and word layouts are the
         core's memory map (contract/device.py, docs/core.md); a word travels in
@@ -137,11 +140,12 @@ class Command(enum.IntEnum):
         of the m inputs (see `encode_spikes`, `encode_run_request`), one per
         step in order; their step fields count from 0 within this request.
         `flags` is a `RunFlags`. Runs the steps, sending one STEP_RECORD per
-        step (and, with `RunFlags.PROBE`, its PROBE_RECORDs right after it),
-        then the reply: status, then `RUN_REPLY_FIELDS` (steps run by this
-        request, u32). The whole request is checked before the first step
-        runs; a refused RUN runs nothing. While a RUN runs, the device answers
-        STATUS and refuses every other request with BUSY.
+        step (with `RunFlags.INPUTS`, its INPUT_RECORD right before it; with
+        `RunFlags.PROBE`, its PROBE_RECORDs right after it), then the reply:
+        status, then `RUN_REPLY_FIELDS` (steps run by this request, u32).
+        The whole request is checked before the first step runs; a refused
+        RUN runs nothing. While a RUN runs, the device answers STATUS and
+        refuses every other request with BUSY.
     STEP_RECORD (0x21)
         Sent by the device only, with `REPLY_FLAG`, one per step of a RUN, seq =
         the RUN request's seq. Payload: status, then one spike record of the n
@@ -153,6 +157,12 @@ class Command(enum.IntEnum):
         `PROBE_RECORD_FIELDS` (step, first neuron, count), then v and i of
         neurons first .. first+count-1 (see `encode_probe_record`). A step's
         n_used neurons come in chunks of `probe_chunk_neurons(S)`, ascending.
+    INPUT_RECORD (0x23)
+        Sent by the device only, with `REPLY_FLAG` and the RUN's seq, before
+        each STEP_RECORD of a RUN with `RunFlags.INPUTS`: status, then one
+        spike record of the m inputs, the step's input set U (the host's
+        inputs and the generator's, spec section 5.0), with the step field of
+        the STEP_RECORD that follows.
     NACK (0x7F)
         Sent by the device only, with `REPLY_FLAG` and seq 0, when it drops a
         frame: status BAD_CRC (bad CRC), BAD_LENGTH (bad COBS, too short, too
@@ -176,6 +186,7 @@ class Command(enum.IntEnum):
     RUN = 0x20
     STEP_RECORD = 0x21
     PROBE_RECORD = 0x22
+    INPUT_RECORD = 0x23
     NACK = 0x7F
 
 
@@ -215,6 +226,7 @@ COMMAND_PAYLOADS = {
     Command.STEP_RECORD: ("(device to host only, the RUN's seq)", "one spike record of the `n` neurons"),
     Command.PROBE_RECORD: ("(device to host only, the RUN's seq)",
                            "`PROBE_RECORD_FIELDS`, then v and i of `count` neurons"),
+    Command.INPUT_RECORD: ("(device to host only, the RUN's seq)", "one spike record of the `m` inputs (the step's U)"),
     Command.NACK: ("(device to host only, seq 0)", "(the status says why a frame was dropped)"),
 }
 
@@ -223,7 +235,7 @@ STATUS_MEANINGS = {
     Status.OK: "done",
     Status.BAD_CRC: "in a NACK only: a frame failed its CRC",
     Status.UNKNOWN_COMMAND: "the command code is not a request of the table below (codes with bit 7 set, "
-                            "STEP_RECORD, PROBE_RECORD and NACK included)",
+                            "STEP_RECORD, PROBE_RECORD, INPUT_RECORD and NACK included)",
     Status.BAD_LENGTH: "the payload size does not fit the command (in a NACK: bad COBS, size or length field)",
     Status.BAD_ADDRESS: "table or address range outside the core's memory",
     Status.BUSY: "a RUN is in progress; try again later (in a NACK: a frame arrived while the device was still "
@@ -279,6 +291,7 @@ class RunFlags(enum.IntFlag):
     """The `flags` byte of a RUN request. Other bits must be 0 (BAD_VALUE)."""
 
     PROBE = 0x01      #: send v and i of every used neuron after each step (PROBE_RECORD)
+    INPUTS = 0x02     #: send each step's input set U before its step record (INPUT_RECORD)
 
 
 def fields_size(fields):
@@ -386,13 +399,24 @@ TABLE_NAMES = {
     (Family.PARAMS, 0): "neuron_params",
     (Family.PARAMS, 1): "pre_mask",
     (Family.PARAMS, 2): "post_mask",
+    (Family.PARAMS, 3): "rates",
     (Family.WEIGHTS, 0): "weights",
     (Family.STATE, 0): "neuron_state",
     (Family.STATE, 1): "pre_trace",
     (Family.STATE, 2): "post_trace",
 }
 
-assert sorted(TABLE_NAMES.values()) == sorted({memory_table(name).name for name in TABLE_NAMES.values()})
+assert sorted(TABLE_NAMES.values()) == sorted(memory_table(name).name for name in TABLE_NAMES.values())
+assert sorted(TABLE_NAMES.values()) == sorted(table.name for table in MEMORY_TABLES), \
+    "every memory table of the device (contract.device.MEMORY_TABLES) needs its (family, table id)"
+
+
+def table_key(name):
+    """``(Family, table id)`` of the memory table called `name` (`TABLE_NAMES`)."""
+    for key, table_name in TABLE_NAMES.items():
+        if table_name == name:
+            return key
+    raise LinkError(f"no memory table {name!r} (tables: {', '.join(TABLE_NAMES.values())})")
 
 
 def _table_name(family, table):
