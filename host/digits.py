@@ -9,10 +9,11 @@ device's weight bits and reports what that cost.
 
 Encoding: each of the 64 pixels drives one input channel with a regular spike
 train whose rate is its intensity (0..16 of 16 spikes per 16 steps), for
-`steps` steps. Readout: 10 integrate-and-fire neurons, one per class, with
-reset by subtraction; the prediction is the neuron with the most spikes, ties
-going to the one that fired first, and a silent layer to the highest membrane
-potential at the end.
+`steps` steps; the test set runs in one call, as a batch of trials each from
+the reset state (`Device.run_trials`). Readout: 10 integrate-and-fire
+neurons, one per class, with reset by subtraction; the prediction is the
+neuron with the most spikes, ties going to the one that fired first, and a
+silent layer to the highest membrane potential at the end.
 """
 
 import numpy as np
@@ -103,19 +104,14 @@ def predict(spikes, v_final):
 
 
 def run_samples(device, network, samples, steps, progress=None):
-    """Run each sample from the reset state; return `(spikes (s, steps, n), v_final (s, n))`."""
+    """Run the samples as one batch of trials (`Device.run_trials`), each from the reset state.
+
+    `samples` is `(s, steps, m)`; returns `(spikes (s, steps, n), v_final (s, n))`.
+    `progress(done, total)` counts samples.
+    """
     device.load(network)
-    n = network.n
-    spikes = np.zeros((len(samples), steps, n), np.uint8)
-    v_final = np.zeros((len(samples), n), np.int64)
-    for idx, stim in enumerate(samples):
-        device.reset_state()
-        rec = device.run(stim, record=("v",))
-        spikes[idx] = rec.spikes
-        v_final[idx] = rec.v[-1]
-        if progress is not None and (idx + 1) % 100 == 0:
-            progress(idx + 1, len(samples))
-    return spikes, v_final
+    rec = device.run_trials(samples, steps, record=("v",), progress=progress)
+    return rec.spikes.astype(np.uint8), rec.v[:, -1].astype(np.int64)
 
 
 #: Steps per sample and threshold (volts of the float score scale) of the demo:

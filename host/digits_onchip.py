@@ -45,7 +45,8 @@ is clipped, and a wrong answer there costs 2). As no state outlives a frame, the
 one continuous stimulus, with no reset between samples, on any device.
 
 Testing loads the learned weights with learning off and plays the test
-images, without teacher spikes, for `TEST_FRAMES` frames; the prediction is
+images, without teacher spikes, for `TEST_FRAMES` frames each, all of them in
+one call as a batch of trials (`Device.run_trials`); the prediction is
 `digits.predict` of the class neurons' spikes (most spikes, then the first to
 fire; a silent network answers 0).
 """
@@ -151,10 +152,17 @@ def _predict(spikes, frames):
 
 
 def _evaluate(device, network, x, frames, progress=None):
-    """Predictions and `(steps, 10)` spikes of `network` (learning off) on images `x`."""
+    """Predictions and `(samples * steps, 10)` spikes of `network` (learning off) on images `x`.
+
+    The images run as one batch of trials (`Device.run_trials`), each from the
+    reset state: no state outlives a frame, so this is what one continuous run
+    of them gives. `progress(done, total)` counts images.
+    """
     device.load(network)
-    rec = device.run(test_stimulus(x, frames), progress=progress)
-    return _predict(rec.spikes, frames), rec.spikes
+    trials = test_stimulus(x, frames).reshape(len(x), frames * FRAME_STEPS, -1)
+    rec = device.run_trials(trials, progress=progress)
+    spikes = rec.spikes.reshape(-1, CLASSES)
+    return _predict(spikes, frames), spikes
 
 
 def onchip_digits_demo(device="golden", seed=0, epochs=EPOCHS, train_frames=TRAIN_FRAMES,
@@ -188,7 +196,7 @@ def onchip_digits_demo(device="golden", seed=0, epochs=EPOCHS, train_frames=TRAI
         learned = frozen.copy()
         learned.weights = golden.read_weights()
         pred, test_spikes = _evaluate(golden, learned, xte, test_frames,
-                                      Progress("testing (steps)", enabled=show_progress))
+                                      Progress("testing (samples)", enabled=show_progress))
     train_right = _predict(rec.spikes, train_frames) == ytr[order]
     last = train_right[-len(xtr):]
     result = {
