@@ -66,8 +66,11 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, *, device: str
     state.dt = float(timestep)
     state.min_delay = state.dt if min_delay == "auto" else float(min_delay)
     state.max_delay = max_delay
-    state.engine = Engine(state, device if device is not None else state.default_device, device_options or {},
-                          check_tolerance(tolerance), seed)
+    if device is None:
+        device = state.default_device
+        if device_options is None:
+            device_options = state.default_device_options
+    state.engine = Engine(state, device, device_options or {}, check_tolerance(tolerance), seed)
     return rank()
 
 

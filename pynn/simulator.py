@@ -43,8 +43,10 @@ class State(common.control.BaseState):
         self.dt = 0.1
         self.min_delay = "auto"
         self.max_delay = "auto"
-        #: The device `setup()` uses when it is given none (`utility.get_simulator` sets it).
+        #: The device `setup()` uses when it is given none (`utility.get_simulator` sets it), and the
+        #: options it is opened with.
         self.default_device = "golden"
+        self.default_device_options = {}
         self.engine = None
         self.segment_counter = -1
         self.clear()

@@ -15,6 +15,7 @@ from pyNN.random import NumpyRNG, RandomDistribution
 import neurofabric.pynn as sim
 
 from .test_pynn_reference import simulate
+from .test_pynn_scenarios import BOARD
 
 DT = 1.0
 T_STOP = 2000.0
@@ -26,9 +27,9 @@ BOUNDS = dict(w_min=0.0, w_max=1.0)
 W_INHIBITION = -0.3
 
 
-def acceptance_script(device):
+def acceptance_script(device, **device_options):
     """The PyNN script, as a user writes it; returns what it recorded."""
-    sim.setup(timestep=DT, device=device, rng_seed=7)
+    sim.setup(timestep=DT, device=device, device_options=device_options, rng_seed=7)
     inputs = sim.Population(N_INPUTS, sim.SpikeSourcePoisson(rate=15.0), label="inputs")
     exc = sim.Population(N_CELLS, sim.IF_curr_exp(**CELL), label="exc")
     stdp = sim.STDPMechanism(timing_dependence=sim.SpikePairRule(**RULE),
@@ -97,7 +98,7 @@ def test_the_report_names_the_rule_and_the_rates(golden):
 
 @pytest.mark.rtl
 def test_the_simulated_board_gives_the_same_spikes_and_weights(golden):
-    board = acceptance_script("rtl")
+    board = acceptance_script("rtl", **BOARD)
     assert board["spikes"] == golden["spikes"]
     assert [t.tolist() for t in board["inputs"]] == [t.tolist() for t in golden["inputs"]]
     assert np.array_equal(board["v"], golden["v"])

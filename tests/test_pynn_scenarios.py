@@ -59,6 +59,10 @@ ON_BOARD = [
     "test_electrodes::test_issue483",
 ]
 
+#: One simulated board for every scenario (and the acceptance script): larger than their networks, so
+#: it is built once, and the unused neurons and inputs must behave as absent (spec section 1).
+BOARD = {"neurons": 16, "inputs": 64}
+
 _COND = "IF_cond_exp is not supported"
 #: Scenario -> (why it is excluded, the start of neurofabric's refusal or None when it is not ours).
 EXCLUDED = {
@@ -251,6 +255,7 @@ def _digests(name, device, monkeypatch):
 
     monkeypatch.setattr(engine_module.Engine, "__init__", recording_init)
     monkeypatch.setattr(sim.simulator.state, "default_device", device)
+    monkeypatch.setattr(sim.simulator.state, "default_device_options", BOARD if device == "rtl" else {})
     scenario(name)(sim)
     sim.end()
     monkeypatch.setattr(engine_module.Engine, "__init__", init)
