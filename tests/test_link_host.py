@@ -15,11 +15,13 @@ from neurofabric.host.errors import LinkError
 from neurofabric.host.faults import Fault, FaultyTransport
 from neurofabric.host.link import LinkClient
 from neurofabric.host.transport import TRACE, SerialTransport, Transport
-from neurofabric.contract.device import CoreShape
+from neurofabric.contract.device import GLOBAL_REGISTERS, CoreShape
+from neurofabric.contract.model import CORE_MODEL_VERSION
+from neurofabric.host.arith import xorshift32
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
     RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, TABLE_NAMES, Command, Family, RunFlags, Status, fields_size, memory_family,
-    pack_fields, probe_chunk_neurons, table_info, unpack_fields,
+    pack_fields, probe_chunk_neurons, table_info, table_key, unpack_fields,
 )
 from neurofabric.host.framing import Frame, FrameDecoder, FrameError, FrameFault, encode_frame
 from neurofabric.host.records import decode_spikes, encode_probe_record, encode_spikes
@@ -31,26 +33,34 @@ class FakeDevice(Transport):
     with step records) and counts every command it applies.
 
     Its "core" is trivial and checkable: in a step, neuron j spikes when input
-    j % m does, and its probes are v = step - j, i = j - 3 * step (see
-    `expected_probes`). `lose_records` names steps whose STEP_RECORD is never
-    sent, `lose_probes` (step, first neuron) probe records never sent;
+    j % m is in the step's input set U, and its probes are v = step - j,
+    i = j - 3 * step (see `expected_probes`). U is the host's inputs and those
+    of the stimulus generator of spec 5.0 (xorshift32 state `g` advanced
+    m_used times a step, the rates table, the seed and gen_state registers;
+    RESET_STATE sets g to the seed). `lose_records` names steps whose
+    STEP_RECORD is never sent, `lose_inputs` steps whose INPUT_RECORD is
+    never sent, `lose_probes` (step, first neuron) probe records never sent;
     `silent` makes it answer nothing.
     """
 
     name = "fake device"
 
-    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), silent=False,
-                 probe_chunk=None):
+    def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), lose_inputs=(),
+                 silent=False, probe_chunk=None):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
         self.shape = CoreShape(n, m, S, W, T, lanes)
         self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
         self.tables = {key: [0] * info.depth for key, info in self.infos.items()}
         self.lose_records = set(lose_records)
         self.lose_probes = set(lose_probes)
+        self.lose_inputs = set(lose_inputs)
+        self.tables[(Family.GLOBALS, 0)][GLOBAL_REGISTERS.index("m_used")] = m
+        self.tables[(Family.GLOBALS, 0)][SEED] = self.g = 1
         self.probe_chunk = probe_chunk or probe_chunk_neurons(S)
         self.silent = silent
         self.step = 0
         self.applied = Counter()      # commands carried out (a retry is not)
+        self.writes = {name: [] for name in TABLE_NAMES.values()}   # table -> address ranges written
         self.retries_answered = 0
         self.nacks = 0
         self.frames = 0
@@ -106,7 +116,7 @@ class FakeDevice(Transport):
     def _execute(self, command, seq, payload):
         if command == Command.HELLO:
             return Status.OK, pack_fields(HELLO_REPLY_FIELDS, protocol_version=PROTOCOL_VERSION,
-                                          core_model_version=1, n=self.n, m=self.m, state_bits=self.S,
+                                          core_model_version=CORE_MODEL_VERSION, n=self.n, m=self.m, state_bits=self.S,
                                           weight_bits=self.W, trace_bits=self.T, lanes=self.lanes,
                                           clk_hz=12_000_000, baud=3_000_000, max_payload=MAX_PAYLOAD,
                                           build_id=0xB0A4D)
@@ -118,6 +128,7 @@ class FakeDevice(Transport):
                                           dropped_frames=0, last_step_cycles=0, lost_records=0)
         if command == Command.RESET_STATE:
             self.step = 0
+            self.g = self.tables[(Family.GLOBALS, 0)][SEED]
             return Status.OK, b""
         if memory_family(command) is not None:
             return self._memory(command, payload)
@@ -138,6 +149,8 @@ class FakeDevice(Transport):
         if hi > len(memory):
             return Status.BAD_ADDRESS, b""
         data = payload[fields_size(MEMORY_REQUEST_FIELDS):]
+        if key == (Family.GLOBALS, 0):
+            memory[GEN_STATE] = self.g
         if not is_write:
             if data:
                 return Status.BAD_LENGTH, b""
@@ -147,6 +160,9 @@ class FakeDevice(Transport):
         if len(data) != req["count"] * size:
             return Status.BAD_LENGTH, b""
         memory[lo:hi] = [int.from_bytes(data[i:i + size], "little") for i in range(0, len(data), size)]
+        self.writes[TABLE_NAMES[key]].append((lo, hi))
+        if key == (Family.GLOBALS, 0) and lo <= SEED < hi:
+            self.g = memory[SEED]
         return Status.OK, b""
 
     def _run(self, seq, payload):
@@ -161,8 +177,17 @@ class FakeDevice(Transport):
             return Status.BAD_LENGTH, b""
         n_used = self.tables[(Family.GLOBALS, 0)][11] or self.n
         chunk = self.probe_chunk
+        rates = self.tables[table_key("rates")]
         for inputs in stimulus:
-            spikes = [j for j in range(self.n) if j % self.m in inputs]
+            m_used = min(self.tables[(Family.GLOBALS, 0)][GLOBAL_REGISTERS.index("m_used")], self.m)
+            u = {k for k in inputs if k < m_used}
+            for k in range(m_used):
+                self.g = xorshift32(self.g)
+                if self.g >> 16 < rates[k]:
+                    u.add(k)
+            spikes = [j for j in range(self.n) if j % self.m in u]
+            if req["flags"] & RunFlags.INPUTS and self.step not in self.lose_inputs:
+                self._send(Command.INPUT_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, sorted(u), self.m))
             if self.step not in self.lose_records:
                 self._send(Command.STEP_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, spikes, self.n))
             if req["flags"] & RunFlags.PROBE:
@@ -173,6 +198,10 @@ class FakeDevice(Transport):
                             self.step, first, v[first:first + chunk], i[first:first + chunk], self.S))
             self.step += 1
         return Status.OK, pack_fields(RUN_REPLY_FIELDS, steps=req["steps"])
+
+
+SEED = GLOBAL_REGISTERS.index("seed")
+GEN_STATE = GLOBAL_REGISTERS.index("gen_state")
 
 
 def expected_probes(step, n):
@@ -422,6 +451,95 @@ def test_a_lenient_run_still_refuses_a_step_count_that_does_not_match():
     dev._run = short
     with pytest.raises(LinkError, match="reports 3 steps done"):
         list(client.run(np.ones((4, 8), bool), lenient=True))
+
+
+def expected_inputs(stim, rates, g):
+    """The input sets U of a run of `stim` from generator state `g` (spec 5.0), and g after it."""
+    from neurofabric.host.generator import generate_inputs
+    generated, g = generate_inputs(g, np.asarray(rates, np.int64), stim.shape[0])
+    return [np.flatnonzero(stim[t] | generated[t]).tolist() for t in range(stim.shape[0])], g
+
+
+def test_a_run_with_inputs_hands_out_each_steps_input_set():
+    dev = FakeDevice(n=16, m=8)
+    client = client_for(dev)
+    rates = [0, 65535, 0, 20000, 0, 0, 3000, 0]
+    client.write_table(*table_key("rates"), 0, rates)
+    client.write_globals(SEED, [0xC0FFEE])
+    stim = np.random.default_rng(6).random((30, 8)) < 0.2
+    records = list(client.run(stim, inputs=True, probe=True, max_steps=7))
+    u, g = expected_inputs(stim, rates, 0xC0FFEE)
+    assert [list(r.inputs) for r in records] == u
+    assert [list(r.spikes) for r in records] == expected_spikes(np.array(
+        [[k in row for k in range(8)] for row in u]), 16, 8)
+    assert [list(r.v) for r in records] == [expected_probes(step, 16)[0] for step in range(30)]
+    assert sum(len(row) for row in u) > stim.sum() + 30     # input 1 every step, 3 and 6 now and then
+    assert all(r.inputs is None for r in client.run(stim[:2]))
+    assert dev.g != g                                       # the generator ran on in the run without inputs
+
+
+def test_a_lost_input_record_is_an_error_or_a_dropped_step():
+    dev = FakeDevice(n=16, m=8, lose_inputs={4})
+    client = client_for(dev)
+    with pytest.raises(LinkError, match=r"step record of step 4 arrived without its input record"):
+        list(client.run(np.ones((6, 8), bool), inputs=True))
+    client.reset_state()
+    records = list(client.run(np.ones((6, 8), bool), inputs=True, lenient=True))
+    assert [r.index for r in records] == [0, 1, 2, 3, 5]
+    assert all(list(r.inputs) == list(range(8)) for r in records)
+    # A step record lost after its input record: the next input record shows it.
+    dev.lose_inputs, dev.lose_records = set(), {8}
+    with pytest.raises(LinkError, match=r"input record of step 8 without its step record"):
+        list(client.run(np.ones((4, 8), bool), inputs=True))
+    dev.lose_records = set()
+    with pytest.raises(LinkError, match=r"input record of step 10 in a run without inputs"):
+        real = dev._run
+        dev._run = lambda seq, payload: real(seq, payload[:2] + bytes([RunFlags.INPUTS]) + payload[3:])
+        list(client.run(np.ones((2, 8), bool)))
+
+
+def test_serial_device_drives_the_generator_and_records_the_inputs():
+    """SerialDevice writes the rates only when they change, the seed only when one is
+    given, records each step's U, keeps g across a re-run from a checkpoint, and
+    resets g to the seed."""
+    import neurofabric as nf
+    from neurofabric.host.serial_device import SerialDevice
+    dev = FakeDevice(n=16, m=8, lose_records={14})
+    device = SerialDevice(dev, timeout=0.05, checkpoint_steps=10)
+    net = nf.random_network(16, 6, seed=1)
+    dev.tables[table_key("rates")] = [777] * 8                   # left by an earlier network
+    device.load(net)
+    assert dev.tables[table_key("rates")] == [0] * 8 and dev.g == 1 and dev.tables[(Family.GLOBALS, 0)][SEED] == 1
+    rates = np.array([0, 65535, 9000, 0, 30000, 1200])
+    rng = np.random.default_rng(8)
+    stim = rng.random((25, 6)) < 0.1
+    dev.writes = {name: [] for name in dev.writes}
+    rec = device.run(stim, record=("inputs", "v"), rates=rates, seed=4242)
+    u, g = expected_inputs(stim, rates, 4242)
+    assert device.reruns == 1                                     # step 14's record was lost: steps 10..19 again
+    assert rec.inputs.shape == (25, 6) and [np.flatnonzero(row).tolist() for row in rec.inputs] == u
+    assert np.array_equal(rec.spikes, np.array([[j % 8 in row for j in range(16)] for row in u], np.uint8))
+    assert dev.g == g and rec.v is not None
+    assert dev.writes["rates"] == [(1, 6)] and (SEED, SEED + 1) in dev.writes["globals"]
+    # The same rates again, no seed: nothing written, the generator goes on.
+    dev.writes = {name: [] for name in dev.writes}
+    rec = device.run(stim[:5], record=("inputs",), rates=rates)
+    assert [np.flatnonzero(row).tolist() for row in rec.inputs] == expected_inputs(stim[:5], rates, g)[0]
+    assert dev.writes["rates"] == [] and dev.writes["globals"] == []
+    # One rate changed: one rate written. A run without "inputs" records none.
+    rates[3] = 500
+    assert device.run(stim[:3], rates=rates).inputs is None
+    assert dev.writes["rates"] == [(3, 4)]
+    # The re-run left a checkpoint's g in the seed register: the reset writes the seed back first.
+    assert dev.tables[(Family.GLOBALS, 0)][SEED] != 4242
+    device.reset_state()
+    assert dev.g == 4242 and dev.tables[(Family.GLOBALS, 0)][SEED] == 4242
+    rec = device.run(stim, record=("inputs",), rates=rates)
+    assert [np.flatnonzero(row).tolist() for row in rec.inputs] == expected_inputs(stim, rates, 4242)[0]
+    device.reset_state()
+    assert (dev.g, dev.tables[(Family.GLOBALS, 0)][SEED]) == (4242, 4242)
+    with pytest.raises(nf.NetworkError, match="seed"):
+        device.run(stim, seed=0)
 
 
 @pytest.mark.parametrize("n, S", [(16, 16), (600, 16), (700, 12)])
