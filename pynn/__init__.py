@@ -10,6 +10,11 @@ changed. docs/pynn.md has a complete script, the parameter table and what is
 refused.
 """
 
+try:
+    import pyNN  # noqa: F401
+except ImportError as exc:   # an optional extra: say how to get it
+    raise ImportError("neurofabric.pynn needs PyNN 0.13, neo and quantities: pip install 'neurofabric[pynn]'") from exc
+
 from pyNN import errors, random, space  # noqa: F401
 from pyNN.connectors import *  # noqa: F401,F403
 from pyNN.network import Network  # noqa: F401

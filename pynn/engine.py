@@ -192,10 +192,15 @@ class Engine:
 
     def _probes(self, compiled):
         record = []
+        columns = []
+        start = 0
         for pop in compiled.cells:
             if pop.recorder.recorded.get(_variable("v")):
-                record.append("v")
-                break
+                columns.extend(range(start, start + pop.size))
+            start += pop.size
+        self._v_columns = np.asarray(columns, dtype=np.int64)
+        if columns:
+            record.append("v")
         for pop in compiled.sources:
             if isinstance(pop.celltype, SpikeSourcePoisson) and pop.recorder.recorded.get(_variable("spikes")):
                 record.append("inputs")
@@ -260,7 +265,8 @@ class Engine:
         self._spike_steps, self._spike_neurons = [], []
         self._input_steps, self._input_channels = [], []
         self._array_steps, self._array_channels = [], []
-        self._v_chunks = []    # (first step, int64 array (steps, n))
+        self._v_chunks = []    # (first step, neurons, int32 array (steps, len(neurons)))
+        self._v_columns = np.zeros(0, np.int64)
 
     def _store(self, compiled, rec, first, record):
         spikes = np.asarray(rec.spikes, dtype=np.uint8)
@@ -270,8 +276,9 @@ class Engine:
         self._digest.update(np.ascontiguousarray(spikes).tobytes())
         if "v" in record:
             v = np.asarray(rec.v, dtype=np.int64)
-            self._v_chunks.append((first, v))
             self._digest.update(np.ascontiguousarray(v).tobytes())
+            # Only the populations that record v are kept (int32 holds any state width, spec section 1).
+            self._v_chunks.append((first, self._v_columns, v[:, self._v_columns].astype(np.int32)))
         if "inputs" in record:
             inputs = np.asarray(rec.inputs, dtype=np.uint8)
             steps, channels = np.nonzero(inputs * compiled.poisson[None, :])
@@ -327,11 +334,15 @@ class Engine:
         j = compiled.address[ids] - compiled.m
         if since == 0:
             out[0] = 0.0
-        for first, v in self._v_chunks:
+        for first, neurons, v in self._v_chunks:
             # v[s] is the state after step first + s, at time first + s + 1.
             times = np.arange(first + 1, first + 1 + v.shape[0])
             keep = (times >= since) & (times <= now)
-            out[times[keep] - since] = v[keep][:, j]
+            have = np.isin(j, neurons)
+            position = np.searchsorted(neurons, j[have])
+            rows = out[times[keep] - since]
+            rows[:, have] = v[keep][:, position]
+            out[times[keep] - since] = rows
         return out / compiled.v_per_mv[j][None, :] + compiled.v_rest[j][None, :]
 
     def realised_weights(self, projection):

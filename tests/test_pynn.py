@@ -530,3 +530,21 @@ def test_setup_defaults_and_queries():
     assert sim.list_standard_models() == ["IF_curr_exp", "IF_curr_delta", "SpikeSourcePoisson", "SpikeSourceArray"]
     text = "\n".join(sim.quantisation_report().lines())
     assert "population population" in text and "tau_mem" in text
+
+
+def test_the_package_is_the_pynn_folder():
+    from pathlib import Path
+    assert Path(sim.__file__).resolve().parent == Path(__file__).resolve().parents[1] / "pynn"
+
+
+def test_v_is_kept_for_the_recording_populations_only():
+    sim.setup(timestep=1.0, rng_seed=3)
+    _, cells = _driven()
+    quiet = sim.Population(3, sim.IF_curr_exp(**CELL), label="quiet")
+    cells[2:4].record("v")
+    sim.run(50.0)
+    engine = sim.simulator.state.engine
+    assert [list(neurons) for _, neurons, _ in engine._v_chunks] == [[0, 1, 2, 3]]
+    v = cells.get_data().segments[0].filter(name="v")[0]
+    assert v.shape == (51, 2) and not np.isnan(v.magnitude).any()
+    assert len(quiet.get_data().segments[0].analogsignals) == 0
