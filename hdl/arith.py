@@ -102,13 +102,17 @@ def decay(x, d):
     return decay_round(decay_product(x, d), x.shape())
 
 
-def trace_update(x, d, spiked, inc, bits, mode):
+def trace_update(x, d, spiked, inc, bits, mode, *, keep=None):
     """One step of an STDP trace (spec section 5, `tr`); `mode` may be a signal.
 
     Both modes share one decay and one saturating add: mode 1's `inc` on a spike is
     `usat(0 + inc)` (`inc` fits), and its `decay(x, d)` otherwise `usat(decay(x, d) + 0)`.
+    `keep`, when given, is `4096 - d` formed elsewhere (the core registers it), and
+    `d` is not used.
     """
-    kept = Mux(mode & spiked, 0, decay(x, d))
+    x = Value.cast(x)
+    product = x * keep if keep is not None else decay_product(x, d)
+    kept = Mux(mode & spiked, 0, decay_round(product, x.shape()))
     return usat(kept + Mux(spiked, inc, 0), bits)[:bits]
 
 

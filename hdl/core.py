@@ -36,7 +36,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
-from .arith import DECAY_FACTOR_BITS, NeuronUpdate, gen_fires, stdp_apply, stdp_product, trace_update, xorshift32
+from .arith import (DECAY_FACTOR_BITS, NeuronUpdate, decay_keep, gen_fires, stdp_apply, stdp_product, trace_update,
+                    xorshift32)
 from .core_ports import CoreConfig, Op, Space, StepEvent
 from .registers import RegisterFile
 from .spram import CELLS, TwoBankMemory, spram_tiles
@@ -406,12 +407,25 @@ class Core(wiring.Component):
                 m.d.sync += [acc.eq(0) for acc in accs]
             with m.Else():
                 m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
-        # One trace update for the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1).
-        tr_old, tr_inc = Signal(T), Signal(T)
-        tr_d = Signal(DECAY_FACTOR_BITS)
-        tr_spiked = Signal()
-        tr_new = Signal(T)
-        m.d.comb += tr_new.eq(trace_update(tr_old, tr_d, tr_spiked, tr_inc, T, trace_mode))
+        # The trace updates of the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1):
+        # one shared by both passes in the short pipeline (the iCE40's DSP tiles), one each
+        # in the long one, where the shared unit's input selection before its multiplier
+        # made the ECP5 core's longest path. `4096 - decay_pre` / `decay_post` are
+        # registered (the registers change only while the core is idle), so no subtractor
+        # stands before a multiplier either.
+        keep_pre, keep_post = Signal(DECAY_FACTOR_BITS), Signal(DECAY_FACTOR_BITS)
+        m.d.sync += [keep_pre.eq(decay_keep(decay_pre)), keep_post.eq(decay_keep(decay_post))]
+
+        def trace_unit(name):
+            unit = SimpleNamespace(old=Signal(T, name=f"{name}_old"),
+                                   keep=Signal(DECAY_FACTOR_BITS, name=f"{name}_keep"),
+                                   spiked=Signal(name=f"{name}_spiked"), inc=Signal(T, name=f"{name}_inc"),
+                                   new=Signal(T, name=f"{name}_new"))
+            m.d.comb += unit.new.eq(trace_update(unit.old, None, unit.spiked, unit.inc, T, trace_mode, keep=unit.keep))
+            return unit
+
+        post_tr = trace_unit("post_tr" if long else "tr")
+        pre_tr = trace_unit("pre_tr") if long else post_tr
 
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="core"):
@@ -675,8 +689,9 @@ class Core(wiring.Component):
                 # stage 2: the neuron's new state and spike; the writes
                 lane = t_idx2[:LB] if LB else C(0, 1)
                 word = t_idx2 >> LB
-                m.d.comb += [tr_old.eq(y_old), tr_d.eq(decay_post), tr_spiked.eq(neuron.spike), tr_inc.eq(inc_post)]
-                y_new = tr_new
+                m.d.comb += [post_tr.old.eq(y_old), post_tr.keep.eq(keep_post), post_tr.spiked.eq(neuron.spike),
+                             post_tr.inc.eq(inc_post)]
+                y_new = post_tr.new
                 with m.If(v2):
                     m.d.comb += [wr["state"].addr.eq(t_idx2), wr["state"].data.eq(neuron.new_state),
                                  wr["state"].en.eq(1)]
@@ -719,10 +734,11 @@ class Core(wiring.Component):
                 x_old = Signal(T, name="x_old", reset_less=True)
                 x_deliv = Signal(name="x_deliv", reset_less=True)
                 stage([(x_valid, v1), (x_idx, t_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
-                m.d.comb += [tr_old.eq(x_old), tr_d.eq(decay_pre), tr_spiked.eq(x_deliv), tr_inc.eq(inc_pre)]
+                m.d.comb += [pre_tr.old.eq(x_old), pre_tr.keep.eq(keep_pre), pre_tr.spiked.eq(x_deliv),
+                             pre_tr.inc.eq(inc_pre)]
                 with m.If(x_valid):
                     m.d.comb += [
-                        wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(tr_new),
+                        wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
                         wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
                     ]
                 with m.If(~issuing & ~v1 & ~x_valid):

@@ -133,6 +133,45 @@ def test_trace_update_matches_golden(bits):
     sim.run()
 
 
+class KeptTraceUpdate(wiring.Component):
+    """`trace_update` given `keep = 4096 - d` formed outside, as the core does."""
+
+    def __init__(self, bits):
+        self.bits = bits
+        super().__init__({"x": In(bits), "keep": In(DECAY_FACTOR_BITS), "spiked": In(1), "inc": In(bits),
+                          "mode": In(1), "x_new": Out(bits)})
+
+    def elaborate(self, platform):
+        from neurofabric.hdl.arith import trace_update
+
+        m = Module()
+        m.d.comb += self.x_new.eq(trace_update(self.x, None, self.spiked, self.inc, self.bits, self.mode,
+                                               keep=self.keep))
+        return m
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_trace_update_with_a_precomputed_keep_matches_golden(bits):
+    dut = KeptTraceUpdate(bits)
+    rng = np.random.default_rng(bits + 100)
+    hi = (1 << bits) - 1
+    sim = Simulator(dut)
+
+    async def bench(ctx):
+        for d in decay_factors(rng, 40):
+            for _ in range(10):
+                vec = {"x": int(rng.integers(0, hi + 1)), "spiked": int(rng.integers(0, 2)),
+                       "inc": int(rng.integers(0, hi + 1)), "mode": int(rng.integers(0, 2))}
+                for key, value in vec.items():
+                    ctx.set(getattr(dut, key), value)
+                ctx.set(dut.keep, 4096 - d)
+                want = ref.trace_update(vec["x"], d, bool(vec["spiked"]), vec["inc"], bits, vec["mode"])
+                _eq(ctx.get(dut.x_new), want, dict(vec, d=d))
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_xorshift32_matches_golden_along_a_sequence_and_on_edge_states():
     """The 32-bit step, fed back 3,000 times from several seeds, and on single bits and all ones."""
     dut = ExprUnderTest(32, 32, lambda g, k: xorshift32(g), k_shape=1)
