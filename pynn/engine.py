@@ -57,6 +57,9 @@ class PyNNReport(QuantisationReport):
 
     def lines(self) -> list[str]:
         out = super().lines() if self.get("populations") or self.get("notes") else []
+        if self.get("populations"):
+            out.insert(1, "  (the units layer's names and SI units: tau_mem is PyNN's tau_m and tau_syn its "
+                          "tau_syn_E/I, in s; voltages in V from v_rest; bias is i_offset and DCSources)")
         refr = self.get("refractory")
         if refr:
             out.append(f"  tau_refrac    requested {refr['requested_ms'][0]:g}..{refr['requested_ms'][1]:g} ms, "

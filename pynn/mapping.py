@@ -302,6 +302,33 @@ def _tau_syn(values, syn, n, dt, cells):
     return tau
 
 
+def _check_time_constants(cells, values, tau_syn, dt_ms, tolerance):
+    """Refuse, in PyNN's names and ms, a time constant the decay factors miss by more than the tolerance.
+
+    (The units layer checks the same, in its names and seconds; this says it as the script wrote it.)
+    """
+    dt = dt_ms * _MS
+    for name, taus, applies in (("tau_m", values["tau_m"], np.ones(values["tau_m"].size, bool)),
+                                ("tau_syn", tau_syn, ~values["delta"])):
+        for j in np.flatnonzero(applies):
+            tau = float(taus[j])
+            if not tau > 0:
+                pop, index = _locate(cells, j)
+                raise NetworkError(f"population {pop.label}: {name}[{index}] = {tau:g} ms is not a positive "
+                                   "time constant")
+            requested = max(tau, dt_ms) if name == "tau_syn" else tau
+            realised = realised_tau(decay_for(tau * _MS, dt), dt) / _MS
+            err = math.inf if math.isinf(realised) else (realised - requested) / requested
+            if abs(err) > tolerance:
+                pop, index = _locate(cells, j)
+                which = name if name == "tau_m" else "tau_syn_E/tau_syn_I"
+                raise NetworkError(
+                    f"population {pop.label}: {which}[{index}] = {tau:g} ms is realised as {realised:.6g} ms "
+                    f"({err:+.1%}), beyond the tolerance of {tolerance:.0%}: the core's time constants are "
+                    f"4096 * dt / d for a whole d in 1..4096 (dt = {dt_ms:g} ms); choose another time step, "
+                    "another time constant or a larger tolerance")
+
+
 def _gain(network, values, dt, units_per_weight):
     """Per neuron: the integer weight per PyNN weight unit divided by the population's scale."""
     d = network.decay_mem.astype(float)
@@ -506,6 +533,7 @@ def compile_network(state, widths: Widths | None, tolerance: float) -> Compiled:
 
     values = _neuron_parameters(cells, n, dt_ms, _dc_current(state, address, m, n))
     tau_syn = _tau_syn(values, syn, n, dt, cells)
+    _check_time_constants(cells, values, tau_syn, dt_ms, tolerance)
     refr_steps, refr_entry = _refractory(values, dt_ms, tolerance, cells)
     _check_overlaps(state, syn, m, n)
     units_per_weight = np.where(values["delta"], _MV, _NA)

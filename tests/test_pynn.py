@@ -149,7 +149,7 @@ def test_refractory_periods_are_whole_steps():
 def test_a_time_constant_the_core_cannot_hold_is_refused_with_its_index():
     sim.setup(timestep=0.1)
     sim.Population(3, sim.IF_curr_exp(tau_m=[20.0, 20.0, 1e6]), label="slow")
-    with pytest.raises(NetworkError, match=r"population slow: tau_mem\[2\] = 1000 is realised as inf"):
+    with pytest.raises(NetworkError, match=r"population slow: tau_m\[2\] = 1e\+06 ms is realised as inf ms"):
         sim.core_network()
 
 
