@@ -18,7 +18,7 @@ import cocotb
 
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.host.golden import GoldenModel
-from neurofabric.contract.device import GLOBAL_REGISTERS, READ_ONLY_GLOBALS, global_register_bits
+from neurofabric.contract.device import GLOBAL_REGISTERS, READ_ONLY_GLOBALS, register
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, Command, Family, RunFlags,
     SpikeFormat, Status, fields_size, pack_fields, unpack_fields,
@@ -28,7 +28,7 @@ from neurofabric.host.memory_map import decode_global, encode_global, pack_weigh
 from neurofabric.host.records import encode_run_request, encode_spikes
 from neurofabric.contract.model import CORE_MODEL_VERSION
 
-from .core_cocotb import case_stimulus, first_mismatch, random_case_network
+from .core_cocotb import case_rates, case_stimulus, first_mismatch, random_case_network
 from .link_tb import LinkTB, status_fields
 
 CONFIG = CoreConfig(**json.loads(os.environ.get("NF_CORE_CONFIG", '{"n": 8, "m": 8, "lanes": 2}')))
@@ -121,7 +121,7 @@ async def every_error_code(dut):
     await expect_status(tb, Command.WRITE_PARAMS, memory_request(0, 0, 1) + b"\x01", Status.BAD_LENGTH,
                         "params word cut short")
 
-    for command, table in ((Command.READ_GLOBALS, 1), (Command.READ_PARAMS, 3), (Command.READ_WEIGHTS, 1),
+    for command, table in ((Command.READ_GLOBALS, 1), (Command.READ_PARAMS, 4), (Command.READ_WEIGHTS, 1),
                            (Command.READ_STATE, 3), (Command.READ_STATE, 255)):
         await expect_status(tb, command, memory_request(table, 0, 1), Status.BAD_ADDRESS, f"table {table}")
     await expect_status(tb, Command.WRITE_GLOBALS, memory_request(7, 0, 1) + b"\x00" * 4, Status.BAD_ADDRESS,
@@ -157,7 +157,7 @@ async def every_error_code(dut):
     await expect_status(tb, Command.RUN, good + b"\x00", Status.BAD_LENGTH, "RUN with a byte after the records")
     await expect_status(tb, Command.RUN, pack_fields((("steps", 2), ("flags", 1)), steps=3, flags=0) + good[3:],
                         Status.BAD_LENGTH, "RUN with fewer records than steps")
-    await expect_status(tb, Command.RUN, good[:2] + b"\x02" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    await expect_status(tb, Command.RUN, good[:2] + b"\x04" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
     bad_step = bytearray(good)
     bad_step[3 + len(encode_spikes(0, [0], m))] = 5     # second record says step 5
     await expect_status(tb, Command.RUN, bytes(bad_step), Status.BAD_VALUE, "RUN record with a wrong step")
@@ -180,25 +180,18 @@ async def every_error_code(dut):
 @cocotb.test()
 async def every_table_reads_back_what_was_written(dut):
     """Random words written to every table read back (unused high bits of a word are
-    ignored; read-only registers ignore writes and report the build)."""
+    ignored; read-only registers ignore writes and report the build; the seed's write
+    sets the generator state)."""
     tb = await started(dut)
     rng = random.Random(11)
     shape = tb.shape
     ro_values = {"version": CORE_MODEL_VERSION, "cfg_n": CONFIG.n, "cfg_m": CONFIG.m, "cfg_s": CONFIG.S,
                  "cfg_w": CONFIG.W, "cfg_t": CONFIG.T, "cfg_lanes": CONFIG.lanes, "steps_done": 0,
                  "last_step_cycles": 0}
-    # Globals: every writable register in range (n_used, m_used clamp at n, m).
-    written = {}
-    for name in GLOBAL_REGISTERS:
-        bits = global_register_bits(name, shape)
-        if name in READ_ONLY_GLOBALS:
-            continue
-        if name in ("w_min", "w_max"):
-            written[name] = rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1))
-        elif name in ("n_used", "m_used"):
-            written[name] = rng.randrange(0, (CONFIG.n if name == "n_used" else CONFIG.m) + 1)
-        else:
-            written[name] = rng.randrange(0, 1 << bits)
+    # Globals: every writable register in its range (n_used, m_used: 0 .. n, m; seed: 1 .. 2^32 - 1).
+    written = {name: rng.randint(*register(name).value_range(shape)) for name in GLOBAL_REGISTERS
+               if name not in READ_ONLY_GLOBALS}
+    ro_values["gen_state"] = written["seed"]
     words = [encode_global(name, written[name], shape) if name in written else rng.randrange(1 << 32)
              for name in GLOBAL_REGISTERS]
     await tb.write_table(Family.GLOBALS, 0, 0, words)
@@ -212,8 +205,8 @@ async def every_table_reads_back_what_was_written(dut):
     await tb.write_table(Family.GLOBALS, 0, n_used, [CONFIG.n + 5])
     assert await tb.read_table(Family.GLOBALS, 0, n_used, 1) == [CONFIG.n]
 
-    for family, table in ((Family.PARAMS, 0), (Family.PARAMS, 1), (Family.PARAMS, 2), (Family.WEIGHTS, 0),
-                          (Family.STATE, 0), (Family.STATE, 1), (Family.STATE, 2)):
+    for family, table in ((Family.PARAMS, 0), (Family.PARAMS, 1), (Family.PARAMS, 2), (Family.PARAMS, 3),
+                          (Family.WEIGHTS, 0), (Family.STATE, 0), (Family.STATE, 1), (Family.STATE, 2)):
         info = tb.table(family, table)
         values = [rng.randrange(1 << info.word_bits) for _ in range(info.depth)]
         # High bits past the word are ignored: send them set.
@@ -241,13 +234,20 @@ async def every_table_reads_back_what_was_written(dut):
 @cocotb.parametrize(case=PLAN)
 async def network_runs_like_the_golden_model(dut, case):
     """A random network loaded through the link runs bit-exact with the golden model:
-    every step record (exact bytes), v and i when probed, then weights and state."""
+    every step record (exact bytes), v and i when probed, the input records (exact
+    bytes: host and generated inputs) when asked for, then weights, state and g."""
     tb = await started(dut)
     net = random_case_network(CONFIG, case)
     stim = case_stimulus(net, case)
+    rates = case_rates(net, case)
     await tb.load(net)
     golden = GoldenModel(net)
-    probe = bool(case.get("probe"))
+    if rates.any():
+        await tb.write_rates(rates)
+    if case.get("gen_seed") is not None:
+        await tb.write_seed(case["gen_seed"])
+        golden.set_seed(case["gen_seed"])
+    probe, inputs = bool(case.get("probe")), bool(case.get("inputs"))
     rng = random.Random(case["seed"])
     if case.get("preset_state"):
         # Start from a state written through the link (the core rebuilds its spike list from s).
@@ -263,10 +263,14 @@ async def network_runs_like_the_golden_model(dut, case):
             setattr(golden, key, np.array(values, bool if key == "s" else np.int64))
     split = case.get("split", len(stim) // 2)
     for part, (lo, hi) in enumerate(((0, split), (split, len(stim)))):
-        got = await tb.run(stim[lo:hi], probe=probe, max_steps=case.get("max_steps", 8), first_step=lo,
-                           form=case.get("form"), rng=rng)
+        got = await tb.run(stim[lo:hi], probe=probe, inputs=inputs, max_steps=case.get("max_steps", 8),
+                           first_step=lo, form=case.get("form"), rng=rng)
         for t, step in zip(range(lo, hi), got):
-            expected = golden.step(stim[t])
+            expected = golden.step(stim[t], rates)
+            if inputs:
+                assert step.inputs_record == encode_spikes(t, np.flatnonzero(golden.u), CONFIG.m), (
+                    f"case {case['name']} step {t}: inputs {step.inputs}, expected "
+                    f"{np.flatnonzero(golden.u).tolist()}")
             assert step.record == encode_spikes(t, np.flatnonzero(expected), CONFIG.n), (
                 f"case {case['name']} step {t}: record {step.record.hex()}, expected spikes "
                 f"{np.flatnonzero(expected).tolist()}")
@@ -279,6 +283,8 @@ async def network_runs_like_the_golden_model(dut, case):
         for key in ("v", "i", "r", "y", "x"):
             problems.append(first_mismatch(hi - 1, key, getattr(golden, key), state[key]))
         problems.append(first_mismatch(hi - 1, "s", golden.s.astype(np.int64), state["s"]))
+        g = await tb.read_gen_state()
+        problems.append(None if g == golden.g else f"step {hi - 1}: generator state {g:#x}, expected {golden.g:#x}")
         problems = [p for p in problems if p]
         assert not problems, f"case {case['name']} part {part}: " + "; ".join(problems)
     status = status_fields(await tb.ok(Command.STATUS))
@@ -309,6 +315,7 @@ async def retries_are_answered_but_not_applied_twice(dut):
     for key in ("v", "i", "r", "x", "y"):
         assert first_mismatch(3, key, getattr(golden, key), state[key]) is None, "a retried RUN ran again"
     assert np.array_equal(golden.weights, await tb.read_weights())
+    assert await tb.read_gen_state() == golden.g, "a retried RUN moved the generator"
     # Once another request came in between, the same RUN with the same seq is a new request.
     ex = await tb.ok(Command.RUN, payload, seq=seq)
     assert len(ex.records) == 3 and tb.parse_records(ex.records, 3, 3, False)[0].step == 3
@@ -336,8 +343,13 @@ async def retries_are_answered_but_not_applied_twice(dut):
                               seq=seq)
         assert ex.status == Status.BAD_ADDRESS
     # RESET_STATE retried: answered OK; HELLO forgets the last request, so the same seq runs again.
+    # RESET_STATE sets g to the seed, also after a RUN moved it.
+    await tb.write_seed(0xDEADBEEF)
+    await tb.ok(Command.RUN, encode_run_request(stim[:2], CONFIG.m))
+    assert await tb.read_gen_state() != 0xDEADBEEF
     seq = tb.next_seq()
     await tb.ok(Command.RESET_STATE, seq=seq)
+    assert await tb.read_gen_state() == 0xDEADBEEF
     await tb.ok(Command.RESET_STATE, seq=seq)
     seq = tb.next_seq()
     await tb.ok(Command.RUN, encode_run_request(stim[:1], CONFIG.m), seq=seq)

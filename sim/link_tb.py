@@ -6,8 +6,9 @@ alone (not from hdl/uart.py): it drives `uart_rx` bit by bit and samples
 speaks the protocol with the contract and host/framing.py, records.py and
 memory_map.py only (not host/link.py, so the two implementations check each
 other): requests and replies, the memory tables,
-loading a `Network`, RUN requests with step and probe records, and reading
-weights and state back in the network's shape.
+loading a `Network`, the stimulus generator's rates and seed, RUN requests with
+input, step and probe records, and reading weights and state back in the
+network's shape.
 """
 
 import random
@@ -18,11 +19,11 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
 
-from neurofabric.contract.device import (NETWORK_GLOBALS, CoreShape, network_register_values, neuron_params_fields,
-                                         neuron_state_fields)
+from neurofabric.contract.device import (GLOBAL_REGISTERS, NETWORK_GLOBALS, CoreShape, network_register_values,
+                                         neuron_params_fields, neuron_state_fields)
 from neurofabric.contract.protocol import (
     MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REQUEST_FIELDS, SPIKE_RECORD_FIELDS, Command, Family, RunFlags,
-    SpikeFormat, Status, fields_size, pack_fields, table_info,
+    SpikeFormat, Status, fields_size, pack_fields, table_info, table_key,
 )
 from neurofabric.host.framing import FrameDecoder, FrameError, encode_frame
 from neurofabric.host.memory_map import (
@@ -126,10 +127,12 @@ class Exchange:
 
 
 class StepData:
-    """The records of one step: spikes (indices), and v, i when probed."""
+    """The records of one step: spikes (indices), v and i when probed, the inputs U
+    (indices) and their record's bytes when asked for."""
 
-    def __init__(self, step, spikes, v=None, i=None, record=b""):
+    def __init__(self, step, spikes, v=None, i=None, record=b"", inputs=None, inputs_record=None):
         self.step, self.spikes, self.v, self.i, self.record = step, spikes, v, i, record
+        self.inputs, self.inputs_record = inputs, inputs_record
 
 
 class LinkTB:
@@ -158,7 +161,8 @@ class LinkTB:
                 self.bad_frames.append(item)
             elif item.command == Command.NACK | REPLY_FLAG and item.seq == 0:
                 self.nacks.append(item)
-            elif (item.command in (Command.STEP_RECORD | REPLY_FLAG, Command.PROBE_RECORD | REPLY_FLAG)
+            elif (item.command in (Command.STEP_RECORD | REPLY_FLAG, Command.PROBE_RECORD | REPLY_FLAG,
+                                   Command.INPUT_RECORD | REPLY_FLAG)
                   and item.payload[:1] == bytes([Status.OK])):
                 # (A request with a record's code is refused: its reply carries a status only.)
                 self.records.setdefault(item.seq, []).append(item)
@@ -265,7 +269,8 @@ class LinkTB:
         return k if k < self.network.m else self.cfg.m + (k - self.network.m)
 
     async def load(self, net):
-        """Write a network's registers, parameters, masks and weights, then RESET_STATE."""
+        """Write a network's registers, parameters, masks, weights and the generator's rates
+        (all 0: a memory keeps its words through a reset of the device), then RESET_STATE."""
         cfg, shape = self.cfg, self.shape
         self.network = net
         values = network_register_values(net)
@@ -287,7 +292,22 @@ class LinkTB:
             padded[self.row(k), :net.n] = net.weights[k]
         words = [pack_weights(padded[r, c * L:(c + 1) * L], cfg.W) for r in range(shape.sources) for c in range(NW)]
         await self.write_table(Family.WEIGHTS, 0, 0, words)
+        await self.write_rates([])
         await self.ok(Command.RESET_STATE)
+
+    async def write_rates(self, rates):
+        """The generator's rate[k] of the network's inputs (those of the core's other inputs: 0)."""
+        rates = [int(r) for r in rates] + [0] * (self.cfg.m - len(rates))
+        await self.write_table(*table_key("rates"), 0, rates)
+
+    async def write_seed(self, seed):
+        """The seed register (which sets the generator state g)."""
+        await self.write_table(Family.GLOBALS, 0, GLOBAL_REGISTERS.index("seed"),
+                               [encode_global("seed", seed, self.shape)])
+
+    async def read_gen_state(self):
+        """The generator state g (register gen_state)."""
+        return (await self.read_table(Family.GLOBALS, 0, GLOBAL_REGISTERS.index("gen_state"), 1))[0]
 
     async def write_state(self, state):
         """Write v, i, r, s, y (n') and x (m'+n') of the network to the device."""
@@ -319,13 +339,14 @@ class LinkTB:
         state["y"] = np.array(await self.read_table(Family.STATE, 2, 0, net.n), np.int64)
         return state
 
-    async def run(self, stimulus, *, probe=False, max_steps=8, first_step=0, form=None, rng=None):
+    async def run(self, stimulus, *, probe=False, inputs=False, max_steps=8, first_step=0, form=None, rng=None):
         """Run `stimulus` (steps x m' bools) in RUN requests of at most `max_steps`
         steps; returns a `StepData` per step, checking the records' framing,
-        step counters and probe chunks on the way. `form` forces the records'
-        format (see `run_request_as`); by default `encode_run_request` picks."""
+        step counters, input records and probe chunks on the way. `form` forces
+        the records' format (see `run_request_as`); by default
+        `encode_run_request` picks."""
         rows = [np.flatnonzero(row).tolist() for row in np.asarray(stimulus, bool)]
-        flags = RunFlags.PROBE if probe else 0
+        flags = (RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
         out, step, start = [], first_step, 0
         while start < len(rows):
             seed = rng.random() if rng is not None else 0
@@ -342,27 +363,37 @@ class LinkTB:
                 end += 1
             chunk = rows[start:end]
             budget = self.byte_ns(MAX_PAYLOAD + 64) + len(chunk) * (
-                self.byte_ns(64 + (4 * self.cfg.n if probe else self.cfg.n // 8)) + 200_000)
+                self.byte_ns(64 + (4 * self.cfg.n if probe else self.cfg.n // 8) + (self.cfg.m // 8 + 16) * inputs)
+                + 200_000)
             ex = await self.ok(Command.RUN, build(chunk), timeout_ns=budget)
             assert ex.data == len(chunk).to_bytes(4, "little"), f"RUN reply {ex.data.hex()}"
-            out += self.parse_records(ex.records, len(chunk), step, probe)
+            out += self.parse_records(ex.records, len(chunk), step, probe, inputs)
             step += len(chunk)
             start = end
         return out
 
-    def parse_records(self, frames, steps, first_step, probe):
+    def parse_records(self, frames, steps, first_step, probe, inputs=False):
         """Check and decode the record frames of one RUN request."""
         cfg, n_used = self.cfg, self.network.n if self.network else self.cfg.n
         out = []
         frames = list(frames)
         for t in range(steps):
+            step_inputs = inputs_record = None
+            if inputs:
+                assert frames, f"step {first_step + t}: no INPUT_RECORD"
+                frame = frames.pop(0)
+                assert frame.code == Command.INPUT_RECORD and frame.payload[0] == Status.OK, frame
+                step, step_inputs, end = decode_spikes(frame.payload, cfg.m, 1)
+                assert end == len(frame.payload), f"{len(frame.payload) - end} bytes after the input record"
+                assert step == first_step + t, f"INPUT_RECORD of step {step}, expected {first_step + t}"
+                inputs_record = frame.payload[1:]
             assert frames, f"step {first_step + t}: no STEP_RECORD"
             frame = frames.pop(0)
             assert frame.code == Command.STEP_RECORD and frame.payload[0] == Status.OK, frame
             step, spikes, end = decode_spikes(frame.payload, cfg.n, 1)
             assert end == len(frame.payload), f"{len(frame.payload) - end} bytes after the spike record"
             assert step == first_step + t, f"STEP_RECORD of step {step}, expected {first_step + t}"
-            data = StepData(step, spikes, record=frame.payload[1:])
+            data = StepData(step, spikes, record=frame.payload[1:], inputs=step_inputs, inputs_record=inputs_record)
             if probe:
                 v, i = [], []
                 while len(v) < n_used:
