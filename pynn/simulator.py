@@ -15,6 +15,7 @@ with each run and may change between runs.
 from __future__ import annotations
 
 import logging
+import math
 
 from pyNN import common
 
@@ -58,8 +59,8 @@ class State(common.control.BaseState):
         return round(self.t_steps * self.dt, 9)
 
     def steps_until(self, tstop: float) -> int:
-        """The number of steps from now to `tstop` ms (to the nearest step)."""
-        return int(round(tstop / self.dt)) - self.t_steps
+        """The number of steps from now to `tstop` ms: to the first grid point at or after it."""
+        return int(math.ceil(tstop / self.dt - 1e-9)) - self.t_steps
 
     def run(self, simtime):
         self.run_until(self.t + simtime)

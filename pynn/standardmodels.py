@@ -93,6 +93,7 @@ class STDPMechanism(synapses.STDPMechanism):
 
     def __init__(self, timing_dependence=None, weight_dependence=None, voltage_dependence=None,
                  dendritic_delay_fraction=1.0, weight=0.0, delay=None):
+        """PyNN's STDPMechanism; only `dendritic_delay_fraction=0` is the core's pairing (see below)."""
         if not isinstance(timing_dependence, SpikePairRule):
             raise UnsupportedError(
                 f"STDPMechanism: timing dependence {type(timing_dependence).__name__} is not supported: the core "
@@ -105,6 +106,14 @@ class STDPMechanism(synapses.STDPMechanism):
         if voltage_dependence is not None:
             raise UnsupportedError("STDPMechanism: a voltage dependence is not supported: the core's learning "
                                    "sees only spike times")
+        if dendritic_delay_fraction != 0:
+            # As pyNN.brian2 does: the core's rule pairs a presynaptic spike when it arrives, after the
+            # delay (spec section 5: depression and the pre trace at delivery), and a postsynaptic spike
+            # in its own step.
+            raise UnsupportedError(
+                f"STDPMechanism: dendritic_delay_fraction = {dendritic_delay_fraction:g} is not supported: the "
+                "core's learning sees a presynaptic spike when it arrives (after its delay) and a postsynaptic "
+                "spike at once, the whole delay axonal; supported: dendritic_delay_fraction=0")
         super().__init__(timing_dependence, weight_dependence, None, dendritic_delay_fraction, weight, delay)
 
     def _build_translations(self):

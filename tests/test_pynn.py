@@ -173,6 +173,9 @@ def test_initial_values_other_than_the_reset_state_are_refused():
                                weight_dependence=sim.MultiplicativeWeightDependence()), "AdditiveWeightDependence"),
     (lambda: sim.STDPMechanism(timing_dependence=sim.Vogels2011Rule(),
                                weight_dependence=sim.AdditiveWeightDependence()), "SpikePairRule"),
+    # PyNN's default: the delay on the dendrite; the core's rule has it on the axon (as pyNN.brian2's).
+    (lambda: sim.STDPMechanism(timing_dependence=sim.SpikePairRule(),
+                               weight_dependence=sim.AdditiveWeightDependence()), "dendritic_delay_fraction=0"),
 ])
 def test_unsupported_models_name_what_is_supported(make, supported):
     sim.setup()
@@ -390,7 +393,7 @@ def _stdp(**rule):
     bounds = dict(w_min=0.0, w_max=1.0)
     bounds.update({k: v for k, v in rule.items() if k in bounds})
     return sim.STDPMechanism(timing_dependence=sim.SpikePairRule(**params),
-                             weight_dependence=sim.AdditiveWeightDependence(**bounds),
+                             weight_dependence=sim.AdditiveWeightDependence(**bounds), dendritic_delay_fraction=0,
                              weight=RandomDistribution("uniform", (0.2, 0.8), rng=NumpyRNG(seed=2)))
 
 
@@ -484,7 +487,8 @@ def test_rules_the_one_global_rule_cannot_hold_are_refused(case, message):
         sim.Projection(src[3:6], a, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.5))
     else:
         syn = sim.STDPMechanism(timing_dependence=sim.SpikePairRule(),
-                                weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=1.0), weight=-0.5)
+                                weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=1.0), weight=-0.5,
+                                dendritic_delay_fraction=0)
         sim.Projection(src, a, sim.AllToAllConnector(), syn, receptor_type="inhibitory")
     with pytest.raises(UnsupportedError, match=message):
         sim.core_network()

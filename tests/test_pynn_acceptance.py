@@ -33,7 +33,7 @@ def acceptance_script(device, **device_options):
     inputs = sim.Population(N_INPUTS, sim.SpikeSourcePoisson(rate=15.0), label="inputs")
     exc = sim.Population(N_CELLS, sim.IF_curr_exp(**CELL), label="exc")
     stdp = sim.STDPMechanism(timing_dependence=sim.SpikePairRule(**RULE),
-                             weight_dependence=sim.AdditiveWeightDependence(**BOUNDS),
+                             weight_dependence=sim.AdditiveWeightDependence(**BOUNDS), dendritic_delay_fraction=0,
                              weight=RandomDistribution("uniform", (0.0, 1.0), rng=NumpyRNG(seed=3)))
     feedforward = sim.Projection(inputs, exc, sim.AllToAllConnector(), stdp, receptor_type="excitatory")
     sim.Projection(exc, exc, sim.AllToAllConnector(allow_self_connections=False),
