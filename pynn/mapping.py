@@ -582,6 +582,12 @@ def compile_network(state, widths: Widths | None, tolerance: float) -> Compiled:
     pop_scale = np.concatenate([np.full(p.size, scale_of[name]) for p, name in zip(cells, names_pop)])
     w_per_unit = pop_scale * gain
     _verify_weights(network, totals, w_per_unit)
+    for entry in report["populations"]:
+        zeros = entry["weights"]["rounded_to_zero"]
+        if zeros:
+            logger.warning("population %s: %d of its %d incoming weights round to 0 on the core (below half an "
+                           "integer step of the largest; see quantisation_report())", entry["name"], zeros,
+                           entry["weights"]["count"])
     report["refractory"] = refr_entry
     report["delays"] = {"input_delay_steps": sorted(set(delay_steps.tolist())) or [1], "neuron_delay_steps": 1}
     compiled = Compiled(network=network, report=report, version=state.network_version, sources=sources,

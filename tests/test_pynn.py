@@ -552,3 +552,15 @@ def test_v_is_kept_for_the_recording_populations_only():
     v = cells.get_data().segments[0].filter(name="v")[0]
     assert v.shape == (51, 2) and not np.isnan(v.magnitude).any()
     assert len(quiet.get_data().segments[0].analogsignals) == 0
+
+
+def test_weights_that_round_to_zero_are_reported_and_logged(caplog):
+    sim.setup(timestep=1.0)
+    src = sim.Population(2, sim.SpikeSourceArray(), label="src")
+    cells = sim.Population(1, sim.IF_curr_exp(**CELL), label="cells")
+    sim.Projection(src, cells, sim.FromListConnector([(0, 0, 1.0, 1.0), (1, 0, 0.001, 1.0)]), sim.StaticSynapse())
+    with caplog.at_level("WARNING", logger="neurofabric.pynn.mapping"):
+        net = sim.core_network()
+    assert list(net.weights[:2, 0]) == [127, 0]
+    assert sim.quantisation_report()["populations"][0]["weights"]["rounded_to_zero"] == 1
+    assert "population cells: 1 of its 2 incoming weights round to 0" in caplog.text
