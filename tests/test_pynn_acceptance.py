@@ -3,8 +3,8 @@ inhibition and STDP onto it, on the golden model and on the simulated board.
 
 The two devices must return identical spikes, membrane potentials and learned weights (the core model
 is the contract); the spike counts must agree within 10 % with a floating-point simulation of the same
-PyNN model (tests/test_pynn_reference.py: forward Euler at the time step, float weights and traces) driven
-by the same input spikes.
+PyNN model driven by the same input spikes (tests/test_pynn_reference.py, float weights and traces): forward
+Euler at the time step, and the exact integration in NEST's order.
 """
 
 import numpy as np
@@ -14,7 +14,7 @@ from pyNN.random import NumpyRNG, RandomDistribution
 
 import neurofabric.pynn as sim
 
-from .test_pynn_reference import simulate
+from .test_pynn_reference import simulate, simulate_exact
 from .test_pynn_scenarios import BOARD
 
 DT = 1.0
@@ -62,18 +62,19 @@ def golden():
     return acceptance_script("golden")
 
 
-def float_model(result):
+def float_model(result, integrate=simulate):
     """The same PyNN model in floating point, driven by the input spikes the device generated."""
     raster = np.zeros((int(T_STOP / DT), N_INPUTS), bool)
     for k, times in enumerate(result["inputs"]):
         raster[np.round(times / DT).astype(int), k] = True
     lateral = np.where(np.eye(N_CELLS, dtype=bool), 0.0, W_INHIBITION)
-    return simulate(raster, result["initial"], lateral, dict(CELL, tau_syn=CELL["tau_syn_E"]), DT,
-                    dict(RULE, **BOUNDS))
+    return integrate(raster, result["initial"], lateral, dict(CELL, tau_syn=CELL["tau_syn_E"]), DT,
+                     dict(RULE, **BOUNDS))
 
 
-def test_spike_counts_agree_with_the_float_model(golden):
-    spikes, weights = float_model(golden)
+@pytest.mark.parametrize("integrate", [simulate, simulate_exact], ids=["forward_euler", "exact_nest_order"])
+def test_spike_counts_agree_with_the_float_model(golden, integrate):
+    spikes, weights = float_model(golden, integrate)
     count = sum(golden["counts"].values())
     assert count > 500                                      # the network is well driven
     assert abs(count - spikes.sum()) <= 0.1 * spikes.sum(), (count, int(spikes.sum()))
