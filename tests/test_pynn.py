@@ -564,3 +564,31 @@ def test_weights_that_round_to_zero_are_reported_and_logged(caplog):
     assert list(net.weights[:2, 0]) == [127, 0]
     assert sim.quantisation_report()["populations"][0]["weights"]["rounded_to_zero"] == 1
     assert "population cells: 1 of its 2 incoming weights round to 0" in caplog.text
+
+
+def test_projection_set_and_connection_attributes_reach_the_core():
+    sim.setup(timestep=1.0)
+    src = sim.Population(3, sim.SpikeSourceArray(), label="src")
+    cells = sim.Population(2, sim.IF_curr_exp(**CELL), label="cells")
+    prj = sim.Projection(src, cells, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.5))
+    prj.set(weight=np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]))
+    prj[5].weight = 1.2               # the connection from src[2] to cells[1]
+    w = sim.core_network().weights[:3]
+    per_na = sim.simulator.state.engine.compiled.w_per_unit[0]
+    expected = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 1.2]])
+    assert w[2, 1] == 127 and np.array_equal(w, np.round(expected * per_na))
+    assert prj.get("weight", format="array").tolist() == expected.tolist()   # not loaded yet: as given
+
+
+def test_repeated_static_pairs_are_summed_and_shared_back():
+    sim.setup(timestep=1.0)
+    src = sim.Population(1, sim.SpikeSourceArray(spike_times=[5.0]), label="src")
+    cells = sim.Population(1, sim.IF_curr_exp(**CELL), label="cells")
+    prj = sim.Projection(src, cells, sim.FromListConnector([(0, 0, 0.25, 1.0), (0, 0, 0.75, 1.0)]),
+                         sim.StaticSynapse())
+    sim.run(10.0)
+    assert sim.core_network().weights[0, 0] == 127          # one synapse of 1.0 nA, the largest
+    per_na = sim.simulator.state.engine.compiled.w_per_unit[0]
+    shares = [w for _, _, w in prj.get("weight", format="list")]
+    assert shares == pytest.approx([0.25 * 127 / per_na, 0.75 * 127 / per_na])
+    assert prj.get("weight", format="array")[0, 0] == pytest.approx(127 / per_na)
