@@ -201,7 +201,8 @@ from neurofabric.host.device import GoldenDevice, open_device  # noqa: E402
 from neurofabric.host.errors import DeviceError  # noqa: E402
 from neurofabric.host.faults import Fault, FaultyTransport  # noqa: E402
 from neurofabric.host.serial_device import SerialDevice  # noqa: E402
-from neurofabric.contract.model import Widths  # noqa: E402
+from neurofabric.contract.model import CORE_MODEL_VERSION, Widths  # noqa: E402
+from neurofabric.contract.protocol import PROTOCOL_VERSION  # noqa: E402
 
 #: The two boards of these tests (each built once, then cached in build/board/):
 #: default widths, and narrow widths with 2 lanes.
@@ -244,10 +245,10 @@ def assert_same(rec, gold, keys=("spikes", "v", "i", "weights")):
 def test_handshake_reports_the_board(board):
     with SerialDevice.open(board.path, 3_000_000, kind="sim") as dev:
         caps = dev.capabilities()
-        assert caps.as_dict() == {"kind": "sim", "core_model_version": 1, "neurons": 16, "inputs": 8,
+        assert caps.as_dict() == {"kind": "sim", "core_model_version": CORE_MODEL_VERSION, "neurons": 16, "inputs": 8,
                                   "state_bits": 16, "weight_bits": 8, "trace_bits": 8, "lanes": 4,
                                   "clk_hz": 12_000_000, "baud": 3_000_000, "build_id": board.build_id[:8]}
-        assert dev.hello.protocol_version == 2 and dev.hello.max_payload == 1024
+        assert dev.hello.protocol_version == PROTOCOL_VERSION and dev.hello.max_payload == 1024
         status = dev.status()
         assert status["running"] == 0 and status["crc_errors"] == 0 and status["lost_records"] == 0
 
@@ -281,6 +282,39 @@ def test_random_networks_on_rtl_equal_the_golden_model(rtl, seed, learn):
     assert rtl.board_capabilities().neurons == 16  # every network here rounds up to the same board
     if learn:
         assert not np.array_equal(rec.weights, net.weights)
+
+
+@pytest.mark.parametrize("seed, learn", [(81, 1), (82, 0), (83, 1)])
+def test_generated_inputs_on_rtl_equal_the_golden_model(rtl, seed, learn):
+    """The stimulus generator on the board: rates and seeds from the host, generated and
+    host inputs together, m' < m, the inputs U recorded, rates changed between runs, a
+    run without host inputs, reset_state back to the seed, and trials with a seed each."""
+    rng = np.random.default_rng(seed)
+    net = nf.random_network(int(rng.integers(9, 17)), int(rng.integers(3, 8)), seed=seed, learn=learn)
+    stim = rng.random((120, net.m)) < 0.1
+    rates = rng.integers(0, 20000, net.m)
+    rates[0], rates[-1] = 0, 65535
+    gen_seed = int(rng.integers(1, 1 << 32))
+    gold = GoldenDevice()
+    for device in (rtl, gold):
+        device.load(net)
+    keys = ("spikes", "v", "i", "inputs", "weights", "weight_snapshots")
+    runs = [dict(stimulus=stim, record=("v", "i", "inputs"), rates=rates, seed=gen_seed, snapshot_every=40),
+            dict(stimulus=None, steps=60, record=("v", "i", "inputs"), rates=rates[::-1].copy(), snapshot_every=20),
+            dict(stimulus=stim[:30], record=("v", "i", "inputs"), snapshot_every=10)]        # rates back to 0
+    for options in runs:
+        rec, want = rtl.run(**options), gold.run(**options)
+        assert_same(rec, want, keys)
+    assert np.array_equal(want.inputs, want.input_spikes)    # no rates: U is the host's inputs
+    for device in (rtl, gold):
+        device.reset_state()
+    assert_same(rtl.run(stim[:50], record=("v", "i", "inputs"), rates=rates),
+                gold.run(stim[:50], record=("v", "i", "inputs"), rates=rates), ("spikes", "v", "i", "inputs"))
+    trials = [device.run_trials(None, steps=25, record=("v", "i", "inputs"), rates=rates, seed=[5, gen_seed, 7])
+              for device in (rtl, gold)]
+    assert trials[0].trials == 3 and trials[0].inputs.shape == (3, 25, net.m)
+    assert_same(*trials, ("spikes", "v", "i", "inputs", "weights"))
+    assert not np.array_equal(trials[1].inputs[0], trials[1].inputs[2])
 
 
 @pytest.mark.parametrize("seed, learn", [(11, 1), (12, 0), (13, 1)])
@@ -423,6 +457,7 @@ def test_a_run_abandoned_midway_finishes_on_the_board_before_the_next_request(bo
         gen.close()
         status = dev.status()  # the device is busy until the 150 steps are done; no BUSY reaches the caller
         assert status["running"] == 0 and status["step"] == 150
-        # HELLO, the load's 7 requests, RUN, STATUS: nothing resent.
-        assert dev.client.stats["requests"] == 1 + 7 + 1 + 1 and dev.client.stats["retries"] == 0
+        # HELLO, the load's 8 requests (globals, 3 parameter tables, rates, weights, RESET_STATE), RUN,
+        # STATUS: nothing resent.
+        assert dev.client.stats["requests"] == 1 + 8 + 1 + 1 and dev.client.stats["retries"] == 0
         assert [r.step for r in dev.client.run([[1], [2]])] == [150, 151]
