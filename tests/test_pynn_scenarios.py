@@ -17,9 +17,11 @@ import importlib.util
 import inspect
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -150,13 +152,15 @@ def _sdist(folder):
     path = folder / SDIST
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                               f"pyNN=={VERSION}", "-d", str(folder)],
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0 or not path.exists():
-            pytest.fail(f"PyNN {VERSION}'s source distribution is not in {folder} and pip could not download it "
-                        f"({done.stderr.strip().splitlines()[-1:] or done.returncode}); put {SDIST} there, or "
-                        "name it with NEUROFABRIC_PYNN_SDIST")
+        with tempfile.TemporaryDirectory(dir=folder) as download:
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                                   f"pyNN=={VERSION}", "-d", download], capture_output=True, text=True, timeout=600)
+            got = Path(download) / SDIST
+            if done.returncode != 0 or not got.exists():
+                pytest.fail(f"PyNN {VERSION}'s source distribution is not in {folder} and pip could not download "
+                            f"it ({done.stderr.strip().splitlines()[-1:] or done.returncode}); put {SDIST} there, "
+                            "or name it with NEUROFABRIC_PYNN_SDIST")
+            os.replace(got, path)       # whole or not at all, for test processes running side by side
     return path
 
 
@@ -173,15 +177,22 @@ def pynn_sources() -> Path:
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         assert digest == SHA256, f"{archive}: SHA-256 {digest}, not PyNN {VERSION}'s {SHA256}"
         top = f"pynn-{VERSION}/"
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".pynn-{VERSION}-"))
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 name = member.name[len(top):] if member.name.startswith(top) else None
                 if (member.isfile() and name and name.startswith(PARTS) and ".." not in name.split("/")
                         and name.count("/") == next(p for p in PARTS if name.startswith(p)).count("/")):
-                    path = target / name
+                    path = staging / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(tar.extractfile(member).read())
-        (target / ".complete").write_text(SHA256)
+        (staging / ".complete").write_text(SHA256)
+        if target.exists() and not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)      # left half-made by an interrupted run
+        try:
+            staging.rename(target)                          # in place whole, or another process was first
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
