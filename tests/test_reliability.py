@@ -23,7 +23,9 @@ import neurofabric as nf
 from neurofabric.host.errors import LinkError
 from neurofabric.host.link import NACK_SETTLE_S, NOISY_ATTEMPTS, LinkClient
 from neurofabric.host.transport import SerialTransport
-from neurofabric.contract.protocol import MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, REPLY_FLAG, Command, Status
+from neurofabric.contract.protocol import (
+    MAX_ENCODED_FRAME, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION, REPLY_FLAG, Command, Status,
+)
 from neurofabric.host.framing import (
     FrameDecoder, FrameError, cobs_encode, crc16, decode_frame, encode_frame, frame_body,
 )
@@ -31,6 +33,8 @@ from neurofabric.host.serial_device import SerialDevice
 from neurofabric.sim.board import SimulatedBoard
 
 # The board of tests/test_board.py (same build, found in build/board/) and its checks.
+from neurofabric.host.device import GoldenDevice
+
 from .test_board import assert_same, golden_run, small_board_config
 
 pytestmark = pytest.mark.rtl
@@ -213,20 +217,31 @@ def test_byte_faults_outside_step_records_are_retried_and_the_run_is_bit_exact(b
 
 @pytest.mark.parametrize("seed", [8, 21, 34])
 def test_spoilt_step_records_are_recovered_from_checkpoints_and_the_run_is_bit_exact(board, caplog, seed):
-    """One byte in a thousand spoilt both ways, records included. The device
-    keeps no record history, so `SerialDevice` re-runs a span whose records
-    were spoilt from the checkpoint (state, and weights since the network
-    learns) it read before the span; the result is bit-exact and the reruns
-    are in the log."""
+    """One byte in a thousand spoilt both ways, records included (input records too:
+    the stimulus generator runs and the inputs are recorded). The device keeps no
+    record history, so `SerialDevice` re-runs a span whose records were spoilt
+    from the checkpoint (state, the generator state g, and weights since the
+    network learns) it read before the span; the result is bit-exact, the reruns
+    are in the log, and a reset afterwards returns g to the seed (the restores
+    wrote checkpoints' g to the seed register)."""
     caplog.set_level(logging.DEBUG)
     net, stim = learning_net_and_stimulus(seed)
+    stim &= np.random.default_rng(seed).random(stim.shape) < 0.5
+    rates = np.random.default_rng(seed).integers(0, 12000, net.m)
+    options = dict(record=("v", "i", "inputs"), snapshot_every=50, rates=rates, seed=seed * 1000003)
     with FaultRelay(board.path, rate=1e-3, seed=seed) as relay:
         with SerialDevice.open(relay.path, BAUD, timeout=0.3, retries=8, max_steps=20) as dev:
             dev.load(net)
-            rec = dev.run(stim, record=("v", "i"), snapshot_every=50)
+            rec = dev.run(stim, **options)
             reruns, stats = dev.reruns, dict(dev.client.stats)
-    gold = golden_run(net, stim, record=("v", "i"), snapshot_every=50)
-    assert_same(rec, gold, ("spikes", "v", "i", "weights", "weight_snapshots"))
+            relay.rate = 0                         # no faults from here on
+            dev.reset_state()
+            again = dev.run(stim[:40], record=("inputs",), rates=rates)
+    gold = GoldenDevice()
+    gold.load(net)
+    assert_same(rec, gold.run(stim, **options), ("spikes", "v", "i", "inputs", "weights", "weight_snapshots"))
+    gold.reset_state()
+    assert_same(again, gold.run(stim[:40], record=("inputs",), rates=rates), ("spikes", "inputs", "weights"))
     assert relay.faults["down"] > 0 and relay.faults["up"] > 0, relay.faults
     assert reruns > 0 and stats["retries"] > 0, (reruns, stats)
     logged = [r.getMessage() for r in caplog.records if "running the span again from its checkpoint" in r.getMessage()]
@@ -383,7 +398,7 @@ def test_fuzzing_the_receiver_gets_well_formed_replies_and_leaves_the_board_work
         hello = client.hello()
         assert (hello.n, hello.m, hello.state_bits, hello.weight_bits, hello.trace_bits, hello.lanes) == \
             (16, 8, 16, 8, 8, 4)
-        assert hello.protocol_version == 2 and hello.max_payload == MAX_PAYLOAD
+        assert hello.protocol_version == PROTOCOL_VERSION and hello.max_payload == MAX_PAYLOAD
         after = client.status()
         assert after["crc_errors"] > before["crc_errors"]
         assert after["format_errors"] > before["format_errors"]
