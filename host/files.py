@@ -22,7 +22,6 @@ import zipfile
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,13 +29,12 @@ from numpy.typing import ArrayLike
 from neurofabric.contract.model import (CORE_MODEL_VERSION, DECAY_ONE, GLOBAL_FIELDS, NEURON_FIELDS,
                                         SOURCE_FIELDS, STIMULUS_FIELDS, WIDTH_FIELDS)
 
+from .device import Device
 from .errors import NetworkError
 from .golden import Recording, check_stimulus
 from .network import Network, check_integer_array
 from .safe_io import atomic_output
 
-if TYPE_CHECKING:
-    from .device import Device
 
 __all__ = ["load_network", "save_network", "load_stimulus", "save_stimulus", "Stimulus",
            "load_recording", "save_recording", "read_npz", "read_npz_headers", "convert_core_model_1",
@@ -599,7 +597,7 @@ class Stimulus:
         return out
 
     def run(self, device: Device, record: Iterable[str] = (), snapshot_every: int = 0,
-            progress: Callable[[int, int], object] | None = None, *, record_neurons=None,
+            progress: Callable[[int, int], object] | None = None, *, record_neurons: ArrayLike | None = None,
             counts: bool = False) -> Recording:
         """Run on `device` (which holds the network) from the reset state, and return its `Recording`.
 
