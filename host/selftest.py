@@ -2,9 +2,10 @@
 
 Checks, in order: the handshake (core model and protocol version, sizes);
 an echo of frames of every length class (COBS group boundaries, the largest
-payload); a small random network, learning on, run with probes and compared
-step by step with the golden model; the weights read back; and the link's
-error counters. Each check passes or fails on its own, with the reason.
+payload); a small random network, learning on, run with host inputs and the
+device's stimulus generator (rates and a seed) with probes and each step's
+inputs, compared step by step with the golden model; the weights read back;
+and the link's error counters. Each check passes or fails on its own, with the reason.
 
 The counters are judged by how much they grew during the checks, not by their
 totals: a board that once received line noise (a terminal opened on its port,
@@ -114,19 +115,29 @@ def selftest(device_name, seed=0, steps=200, say=print):
         m = min(caps.inputs, 8)
         widths = Widths(caps.state_bits, caps.weight_bits, caps.trace_bits)
         net = random_network(n, m, seed=seed + 1, learn=1, widths=widths)
-        stim = rng.random((steps, m)) < 0.3
+        stim = rng.random((steps, m)) < 0.15
+        rates = rng.integers(0, 20_000, m)
+        rates[0] = 0
+        gen_seed = int(rng.integers(1, 1 << 32))
         outcome = {}
 
         def network_run():
             dev.load(net)
-            rec = dev.run(stim, record=("v", "i"))
+            options = dict(record=("v", "i", "inputs"), rates=rates, seed=gen_seed)
+            rec = dev.run(stim, **options)
             outcome["rec"] = rec
-            want = GoldenModel(net).run(stim, record=("v", "i"))
+            want = GoldenModel(net).run(stim, **options)
             outcome["want"] = want
             found = first_divergence(want, rec)
             assert found is None, found.describe("golden", "device") if found else ""
+            if not np.array_equal(rec.inputs, want.inputs):
+                t, k = np.argwhere(rec.inputs != want.inputs)[0]
+                raise AssertionError(f"step {t}: input {k} is {int(rec.inputs[t, k])} in the device's inputs, "
+                                     f"{int(want.inputs[t, k])} in the golden model's")
+            generated = int(want.inputs.sum() - (want.inputs & stim).sum())
             return (f"{n} neurons, {m} inputs, learning on, {steps} steps: {int(rec.spikes.sum())} spikes, "
-                    f"spikes, v and i equal to the golden model at every step")
+                    f"{generated} generated input spikes; spikes, v, i and the inputs equal to the golden model "
+                    f"at every step")
 
         def weights_back():
             assert "want" in outcome, "needs the network run"

@@ -23,18 +23,21 @@ from neurofabric.host.errors import DeviceError
 ])
 def test_narrow_state_widths_run_on_rtl_bit_exact_with_golden(tmp_path, n, m, widths):
     net = nf.random_network(n, m, seed=n, learn=1, widths=widths)
-    stim = np.random.default_rng(n).random((60, m)) < 0.3
+    rng = np.random.default_rng(n)
+    stim = rng.random((60, m)) < 0.2
+    rates = rng.integers(0, 12_000, m)
     nf.save_network(net, tmp_path / "n.npz")
-    nf.save_stimulus(stim, tmp_path / "s.npz")
+    nf.save_stimulus(stim, tmp_path / "s.npz", rates=rates, seed=n)
     result = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "n.npz"), "--input", str(tmp_path / "s.npz"),
-                                      "--device", "rtl", "-o", str(tmp_path / "r.npz"), "--record", "v,i",
+                                      "--device", "rtl", "-o", str(tmp_path / "r.npz"), "--record", "v,i,inputs",
                                       "--snapshot-every", "20"])
     assert result.exit_code == 0, result.output
     rec = nf.load_recording(tmp_path / "r.npz")
-    want = nf.GoldenModel(net).run(stim, record=("v", "i"), snapshot_every=20)
-    assert want.spikes.sum() > 0
+    want = nf.GoldenModel(net).run(stim, record=("v", "i", "inputs"), snapshot_every=20, rates=rates, seed=n)
+    assert want.spikes.sum() > 0 and want.inputs.sum() > stim.sum()
     found = first_divergence(want, rec)
     assert found is None, found.describe("golden", "rtl")
+    assert np.array_equal(rec.inputs, want.inputs)
 
 
 @pytest.mark.parametrize("n, m, message", [
