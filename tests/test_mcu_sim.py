@@ -289,12 +289,15 @@ def test_text_assembles_like_the_assembler():
 
 
 FIRMWARE_CONFIGS = [CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4),
-                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), CoreConfig(n=16, m=8)]
+                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4), CoreConfig(n=16, m=8),
+                    CoreConfig(n=2040, m=2040, S=16, W=8, T=8, lanes=8)]     # the largest the link serves
 
 
 @pytest.mark.parametrize("config", FIRMWARE_CONFIGS, ids=lambda c: f"n{c.n}-m{c.m}-S{c.S}")
 def test_link_firmware_disassembles_and_assembles_back(config):
-    program, words, _, _ = link_firmware(config)
+    from neurofabric.hdl.mcu import CODE_DEPTH
+    program, words, data, data_depth = link_firmware(config)
+    assert len(words) <= CODE_DEPTH and len(data) <= data_depth == 512
     assert assemble_text(disassemble(words)) == words
     assert not any(line.startswith(".word") for line in disassemble(words))
 
