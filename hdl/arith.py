@@ -16,7 +16,7 @@ from neurofabric.contract.model import DECAY_BITS, DECAY_ONE
 from .core_ports import CoreConfig
 
 __all__ = ["sat", "usat", "clamp", "trunc", "decay", "decay_keep", "decay_product", "decay_round", "trace_update",
-           "xorshift32", "gen_fires", "stdp_amount", "stdp_product", "stdp_apply", "stdp_update",
+           "xorshift32", "xorshift32_jump", "gen_fires", "stdp_amount", "stdp_product", "stdp_apply", "stdp_update",
            "NeuronUpdate", "TraceUpdate", "SynapseUpdate", "DECAY_FACTOR_BITS"]
 
 #: Bits of a decay factor `d` (0 .. 4096): unsigned 13.
@@ -126,6 +126,31 @@ def xorshift32(g):
     g = g ^ (g << 13)[:32]
     g = g ^ (g >> 17)
     return (g ^ (g << 5)[:32])[:32]
+
+
+def _xorshift32_int(g):
+    g ^= (g << 13) & 0xFFFFFFFF
+    g ^= g >> 17
+    return g ^ ((g << 5) & 0xFFFFFFFF)
+
+
+def xorshift32_jump(g, count):
+    """`count` steps of `xorshift32` at once: the generator is linear over GF(2), so
+    each bit of the result is the XOR of a fixed set of the bits of `g` (the set is
+    computed here from the images of the 32 unit vectors). At most 32 inputs per XOR:
+    three levels of 4-input LUTs, whatever `count`."""
+    g = Value.cast(g)[:32]
+    images = []
+    for bit in range(32):
+        x = 1 << bit
+        for _ in range(count):
+            x = _xorshift32_int(x)
+        images.append(x)
+    out = []
+    for bit in range(32):
+        mask = sum(1 << b for b in range(32) if images[b] >> bit & 1)
+        out.append((g & mask).xor())
+    return Cat(*out)
 
 
 def gen_fires(g, rate):

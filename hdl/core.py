@@ -37,17 +37,19 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from .arith import (DECAY_FACTOR_BITS, NeuronUpdate, decay_keep, gen_fires, stdp_apply, stdp_product, trace_update,
-                    xorshift32)
+                    xorshift32, xorshift32_jump)
 from .core_ports import CoreConfig, Op, Space, StepEvent
 from .registers import RegisterFile
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
-__all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES"]
+__all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES", "GEN_JUMP"]
 
 #: `Core(pipeline=...)`: "long" for fast clocks, "short" for small fabrics.
 PIPELINES = ("long", "short")
 #: `Core(column_memories=...)`: where the memories of one word per column go.
 COLUMN_MEMORIES = ("block", "distributed")
+#: Generator steps per cycle of the long pipeline's GEN_SKIP pass (all rates 0).
+GEN_JUMP = 16
 
 
 def registered_read_port(m, mem, name, write_port=None):
@@ -278,6 +280,13 @@ class Core(wiring.Component):
         u_count = Signal(range(M + 1))
         u_even = Signal(range(M + 1))
         report_inputs = Signal(1)   # the step's end record asked for U
+        # The long pipeline skips the generator pass's reads when every rate of the used
+        # inputs was 0 in the last full pass and neither the rates nor m_used were written
+        # since: g then advances GEN_JUMP steps per cycle (GEN_SKIP), and nothing fires.
+        skip_zero_rates = long
+        rates_zero = Signal(1)      # every rate[k], k < m_used, is 0 (known)
+        all_zero = Signal(1)        # ... so far in this full pass
+        gen_left = Signal(range(M + 1))
         wl_count = Signal(range(NW + 1))
         probe = Signal(1)
         dirty = Signal(1)        # the host wrote STATE or N_USED: rebuild the spike list
@@ -441,6 +450,8 @@ class Core(wiring.Component):
                     with m.Switch(cmd.op):
                         with m.Case(Op.WRITE):
                             self._host_write(m, cfg, cmd, wr, registers, dirty, cmd_word, lane_onehot, gen)
+                            with m.If((cmd.space == Space.RATE) | registers.sizes_written):
+                                m.d.sync += rates_zero.eq(0)   # GEN_SKIP's premise no longer known
                         with m.Case(Op.READ):
                             m.d.comb += [
                                 rd["w"].addr.eq(cmd.addr), rd["w"].en.eq(1), rd["params"].addr.eq(cmd.addr),
@@ -526,8 +537,30 @@ class Core(wiring.Component):
             with m.State("PREP"):
                 # Real-time mode: step starts at least `period` cycles apart.
                 with m.If(since_start > period):
-                    m.d.sync += [since_start.eq(1), idx.eq(0), issuing.eq(m_used != 0), v1.eq(0), v2.eq(0)]
-                    m.next = "GEN"
+                    m.d.sync += [since_start.eq(1), idx.eq(0), issuing.eq(m_used != 0), v1.eq(0), v2.eq(0),
+                                 all_zero.eq(1), gen_left.eq(m_used)]
+                    with m.If(rates_zero):
+                        m.next = "GEN_SKIP"
+                    with m.Else():
+                        m.next = "GEN"
+
+            def gen_done():
+                """After the generator: D holds U, the host's inputs and the generated ones."""
+                m.d.sync += [u_count.eq(d_count), u_even.eq(d_even),
+                             idx.eq(0), ent.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0)]
+                with m.If(dirty):
+                    m.d.sync += sp_count.eq(0)
+                    m.next = "REBUILD"
+                with m.Else():
+                    m.next = "COPY"
+
+            with m.State("GEN_SKIP"):
+                with m.If(gen_left >= GEN_JUMP):
+                    m.d.sync += [gen.eq(xorshift32_jump(gen, GEN_JUMP)), gen_left.eq(gen_left - GEN_JUMP)]
+                with m.Elif(gen_left != 0):
+                    m.d.sync += [gen.eq(xorshift32(gen)), gen_left.eq(gen_left - 1)]
+                with m.Else():
+                    gen_done()
 
             # ================= 5.0: the generated inputs ========================
             with m.State("GEN"):
@@ -548,7 +581,7 @@ class Core(wiring.Component):
                 gen_next = Signal(32)
                 m.d.comb += gen_next.eq(xorshift32(gen))
                 with m.If(g_valid):
-                    m.d.sync += gen.eq(gen_next)
+                    m.d.sync += [gen.eq(gen_next), all_zero.eq(all_zero & (g_rate == 0))]
                     with m.If(gen_fires(gen_next, g_rate) & ~g_deliv):
                         m.d.comb += [
                             wr["d"].addr.eq(d_count), wr["d"].data.eq(g_idx), wr["d"].en.eq(1),
@@ -558,14 +591,8 @@ class Core(wiring.Component):
                         if spram:
                             self._append_split(m, cfg, wr["d"], g_idx, d_even, d_odd)
                 with m.If(~issuing & ~v1 & ~g_valid):
-                    # D now holds U: the host's inputs and the generated ones
-                    m.d.sync += [u_count.eq(d_count), u_even.eq(d_even),
-                                 idx.eq(0), ent.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0)]
-                    with m.If(dirty):
-                        m.d.sync += sp_count.eq(0)
-                        m.next = "REBUILD"
-                    with m.Else():
-                        m.next = "COPY"
+                    m.d.sync += rates_zero.eq(all_zero if skip_zero_rates else 0)
+                    gen_done()
 
             # Rebuild the spike list from the s bits after the host wrote state.
             with m.State("REBUILD"):

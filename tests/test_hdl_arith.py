@@ -193,6 +193,26 @@ def test_xorshift32_matches_golden_along_a_sequence_and_on_edge_states():
     sim.run()
 
 
+@pytest.mark.parametrize("count", [1, 2, 16])
+def test_xorshift32_jump_is_count_steps(count):
+    from neurofabric.hdl.arith import xorshift32_jump
+
+    dut = ExprUnderTest(32, 32, lambda g, k: xorshift32_jump(g, count), k_shape=1)
+    rng = np.random.default_rng(count)
+    sim = Simulator(dut)
+
+    async def bench(ctx):
+        for g in [1 << b for b in range(32)] + [0xFFFFFFFF] + [int(v) for v in rng.integers(1, 1 << 32, 300)]:
+            ctx.set(dut.x, g)
+            want = g
+            for _ in range(count):
+                want = ref.xorshift32(want)
+            _eq(ctx.get(dut.y), want, {"g": g})
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_gen_fires_compares_the_high_half_of_g_strictly_below_the_rate():
     dut = ExprUnderTest(32, 1, gen_fires, k_shape=16)
     rng = np.random.default_rng(16)
