@@ -23,7 +23,8 @@ inputs rate-coded over 25 steps (each pixel spikes in each step with
 probability intensity / 16, snnTorch's `spikegen.rate`). The graph carries
 snnTorch's conventions: dt = 0.1 ms recorded nowhere, scalar (0-d)
 parameters, `tau = dt / (1 - beta)`, `r = tau_mem / dt`, `w_in = tau_syn /
-dt`, `v_leak = 0`, no `v_reset`, `Affine` for a Linear layer with a bias.
+dt`, `v_leak = 0`, `v_reset` left to nir's default of 0, `Affine` for a Linear
+layer with a bias (`Linear` without).
 
 Training: backpropagation through time with a surrogate gradient (the fast
 sigmoid, slope 5), in numpy, of the network NIR's equations describe at 0.1
@@ -122,18 +123,19 @@ def _layer_backward(g_spikes, spikes, v_pre, alpha, beta):
 def forward(params, x, alpha, beta):
     """`x` (B, T, 64) spikes. Returns (hidden spikes, hidden v, output spikes, output v), each (T, B, n)."""
     xt = np.swapaxes(x, 0, 1).astype(float)
-    s1, v1 = _layer_forward(xt @ params["w1"].T + params["b1"], alpha, beta)
+    s1, v1 = _layer_forward(xt @ params["w1"].T + params.get("b1", 0.0), alpha, beta)
     delayed = np.concatenate([np.zeros_like(s1[:1]), s1[:-1]])    # one step of delay out of a spiking node
-    s2, v2 = _layer_forward(delayed @ params["w2"].T + params["b2"], alpha, beta)
+    s2, v2 = _layer_forward(delayed @ params["w2"].T + params.get("b2", 0.0), alpha, beta)
     return xt, s1, v1, delayed, s2, v2
 
 
-def train(kind, x, y, hidden=64, epochs=30, batch=50, lr=2e-3, seed=0, init=None, log=None):
+def train(kind, x, y, hidden=64, epochs=30, batch=50, lr=2e-3, seed=0, init=None, bias=True, log=None):
     """Train the network of graph `kind` ("cubalif", "lif"); returns its parameters (snnTorch's layout).
 
     `w1` (hidden, 64), `b1` (hidden,), `w2` (10, hidden), `b2` (10,), as
     `torch.nn.Linear` holds them. The weights start normal with a standard
-    deviation of `init / sqrt(fan_in)` (None: `INIT_SCALE[kind]`), the biases at 0.
+    deviation of `init / sqrt(fan_in)` (None: `INIT_SCALE[kind]`), the biases at
+    0; `bias=False` keeps them there (`Linear(bias=False)`: no `b1`, `b2`).
     """
     alpha, beta = GRAPHS[kind].get("alpha"), GRAPHS[kind]["beta"]
     init = INIT_SCALE[kind] if init is None else init
@@ -167,12 +169,16 @@ def train(kind, x, y, hidden=64, epochs=30, batch=50, lr=2e-3, seed=0, init=None
             grads["b1"] = du1.sum(axis=(0, 1))
             step += 1
             for key, grad in grads.items():
+                if not bias and key in ("b1", "b2"):
+                    continue
                 m, v = moments[key]
                 m[:] = 0.9 * m + 0.1 * grad
                 v[:] = 0.999 * v + 0.001 * grad * grad
                 params[key] -= lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
         if log is not None:
             log(f"  {kind} epoch {epoch + 1}/{epochs}: training accuracy {right / len(x):.3f}")
+    if not bias:
+        del params["b1"], params["b2"]
     return params
 
 
@@ -193,14 +199,21 @@ def snntorch_neuron(kind):
 
 
 def snntorch_graph(kind, params):
-    """`Sequential(Linear, neuron, Linear, neuron)` as snnTorch's exporter writes it (nodes named as nirtorch does)."""
+    """`Sequential(Linear, neuron, Linear, neuron)` as snnTorch's exporter writes it (nodes named as nirtorch does).
+
+    A layer with a bias is an `Affine`, one without (no `b1`/`b2`) a `Linear`.
+    """
     import nir
     hidden, inputs = params["w1"].shape
+
+    def linear(w, b):
+        return nir.Linear(weight=w.copy()) if b is None else nir.Affine(weight=w.copy(), bias=b.copy())
+
     nodes = {
         "input": nir.Input(input_type={"input": np.array([inputs])}),
-        "0": nir.Affine(weight=params["w1"].copy(), bias=params["b1"].copy()),
+        "0": linear(params["w1"], params.get("b1")),
         "1": snntorch_neuron(kind),
-        "2": nir.Affine(weight=params["w2"].copy(), bias=params["b2"].copy()),
+        "2": linear(params["w2"], params.get("b2")),
         "3": snntorch_neuron(kind),
         "output": nir.Output(output_type={"output": np.array([CLASSES])}),
     }
@@ -340,12 +353,14 @@ def evaluate(graph, spikes, labels, tolerance=0.1, widths=None, path=None):
 
 
 def measure(graphs=tuple(GRAPHS), test_size=TEST_SIZE, hidden=64, epochs=30, seed=0, train_size=None, log=None,
-            nir_dir=None):
+            nir_dir=None, bias=True, widths=None):
     """Train, export, import and evaluate each graph; returns `{graph: figures}`.
 
     The held-out samples are the first `test_size` of the demo's shuffle;
     training takes the rest, or its first `train_size`. `nir_dir`: keep each
     graph there as `<graph>.nir` (for `neurofabric import-nir --dt 0.1ms`).
+    `bias=False` trains layers without biases; `widths` (None: the defaults)
+    are the core's the graph is imported at.
     """
     xtr, ytr, xte, yte = load_data(seed, test_size)
     xtr, ytr = xtr[:train_size], ytr[:train_size]
@@ -353,15 +368,39 @@ def measure(graphs=tuple(GRAPHS), test_size=TEST_SIZE, hidden=64, epochs=30, see
     results = {}
     for kind in graphs:
         start = time.monotonic()
-        params = train(kind, xtr, ytr, hidden=hidden, epochs=epochs, seed=seed, log=log)
+        params = train(kind, xtr, ytr, hidden=hidden, epochs=epochs, seed=seed, bias=bias, log=log)
         train_s = time.monotonic() - start
         path = None if nir_dir is None else Path(nir_dir) / f"{kind}.nir"
-        result = evaluate(snntorch_graph(kind, params), test_spikes, yte, path=path)
-        result.update(train_samples=int(len(ytr)), hidden=hidden, epochs=epochs, train_s=train_s,
+        result = evaluate(snntorch_graph(kind, params), test_spikes, yte, widths=widths, path=path)
+        result.update(train_samples=int(len(ytr)), hidden=hidden, epochs=epochs, train_s=train_s, bias=bias,
+                      widths=list(net_widths(widths)),
                       training="numpy BPTT, fast-sigmoid surrogate gradient, cross-entropy of spike counts, Adam",
                       **{k: v for k, v in GRAPHS[kind].items()})
         results[kind] = result
     return results
+
+
+def net_widths(widths):
+    """`(state_bits, weight_bits, trace_bits)` of `widths`, None for the defaults."""
+    from neurofabric.contract.model import Widths
+    widths = widths or Widths()
+    return widths.state_bits, widths.weight_bits, widths.trace_bits
+
+
+def parse_widths(text):
+    """`Widths` from "S,W,T" (the command line's --widths)."""
+    from neurofabric.contract.model import WIDTH_LIMITS, Widths
+    parts = text.split(",")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        widths = Widths(*(int(part) for part in parts))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not S,W,T (three whole numbers, such as 16,8,8)") from None
+    for name, (lo, hi) in WIDTH_LIMITS.items():
+        if not lo <= getattr(widths, name) <= hi:
+            raise argparse.ArgumentTypeError(f"{name} = {getattr(widths, name)} is out of range: allowed {lo}..{hi}")
+    return widths
 
 
 def main(argv=None):
@@ -374,10 +413,13 @@ def main(argv=None):
     parser.add_argument("--graph", choices=list(GRAPHS), action="append", help="only this graph (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--nir-dir", type=Path, help="keep the graphs in this folder (cubalif.nir, lif.nir)")
+    parser.add_argument("--no-bias", action="store_true", help="layers without biases (Linear, not Affine)")
+    parser.add_argument("--widths", type=parse_widths, metavar="S,W,T",
+                        help="the core's state, weight and trace bits to import at [16,8,8]")
     args = parser.parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     results = measure(tuple(args.graph or GRAPHS), args.samples, args.hidden, args.epochs, args.seed,
-                      args.train_samples, log, args.nir_dir)
+                      args.train_samples, log, args.nir_dir, not args.no_bias, args.widths)
     for kind, r in results.items():
         verdict = "meets" if r["meets_acceptance"] else "MISSES"
         print(f"{kind}: float accuracy {r['float_accuracy']:.3f}, neurofabric {r['neurofabric_accuracy']:.3f} "

@@ -38,9 +38,11 @@ def _benchmark():
 fidelity = _benchmark()
 
 
-def random_params(rng, hidden=12, inputs=64):
-    return {"w1": rng.normal(0.0, 0.4, (hidden, inputs)), "b1": rng.normal(0.0, 0.05, hidden),
-            "w2": rng.normal(0.2, 0.5, (fidelity.CLASSES, hidden)), "b2": rng.normal(0.0, 0.05, fidelity.CLASSES)}
+def random_params(rng, hidden=12, inputs=64, bias=True):
+    params = {"w1": rng.normal(0.0, 0.4, (hidden, inputs)), "w2": rng.normal(0.2, 0.5, (fidelity.CLASSES, hidden))}
+    if bias:
+        params.update(b1=rng.normal(0.0, 0.05, hidden), b2=rng.normal(0.0, 0.05, fidelity.CLASSES))
+    return params
 
 
 @pytest.mark.parametrize("kind", list(fidelity.GRAPHS))
@@ -54,7 +56,7 @@ def test_the_graph_is_what_snntorchs_exporter_writes(kind, tmp_path):
     tau_mem = neuron.tau if kind == "lif" else neuron.tau_mem
     assert np.ndim(tau_mem) == 0 and tau_mem == pytest.approx(fidelity.DT / (1 - beta))
     assert neuron.r == pytest.approx(tau_mem / fidelity.DT) and neuron.v_leak == 0 and neuron.v_threshold == 1.0
-    assert getattr(neuron, "v_reset", None) is None or neuron.v_reset == 0     # nir's CubaLIF defaults it to 0
+    assert neuron.v_reset == 0             # snnTorch writes none: nir's default
     if kind == "cubalif":
         assert neuron.tau_syn == pytest.approx(fidelity.DT / 0.25) and neuron.w_in == pytest.approx(4.0)
     nir.write(str(tmp_path / "g.nir"), graph, compression=None)
@@ -66,12 +68,21 @@ def test_the_graph_is_what_snntorchs_exporter_writes(kind, tmp_path):
     assert set(net.decay_syn.tolist()) == {1024 if kind == "cubalif" else 4096}
 
 
+def test_a_layer_without_bias_is_a_linear_node():
+    params = fidelity.train("lif", np.random.default_rng(0).uniform(0, 1, (40, 64)), np.arange(40) % 10, hidden=8,
+                            epochs=1, bias=False)
+    assert sorted(params) == ["w1", "w2"]
+    graph = fidelity.snntorch_graph("lif", params)
+    assert type(graph.nodes["0"]).__name__ == type(graph.nodes["2"]).__name__ == "Linear"
+
+
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kind", list(fidelity.GRAPHS))
-def test_the_batched_float_simulation_is_nirs_equations(kind):
+def test_the_batched_float_simulation_is_nirs_equations(kind, bias):
     # The benchmark's float simulation runs every sample at once; tests/nir_float.py, written from NIR's
     # definitions, runs one: the same spikes in every layer.
     rng = np.random.default_rng(3)
-    graph = fidelity.snntorch_graph(kind, random_params(rng))
+    graph = fidelity.snntorch_graph(kind, random_params(rng, bias=bias))
     x = rng.uniform(0, 1, (6, 64))
     stim = fidelity.rate_code(x, fidelity.STEPS, seed=4)
     batched = fidelity.simulate(graph, fidelity.DT, stim)
