@@ -18,8 +18,9 @@ fail with a counterexample (tests/test_formal.py checks both).
 `run_proof(name)` runs one proof of `PROOFS` in a work folder under
 `neurofabric.paths.cache_dir()/formal/` and returns a `ProofResult`;
 `python -m neurofabric.sim.formal [NAME...] [--broken [BUG]] [--list]` runs them
-from a shell. The formulas are core model 1's (decay by shifts): a new core model
-changes the `spec_*` functions (and the harnesses of units it adds), not the runner.
+from a shell. The formulas are core model 2's (decay by a factor d in 0 .. 4096,
+rounded toward zero; the xorshift32 stimulus generator): a new core model changes
+the `spec_*` functions (and the harnesses of units it adds), not the runner.
 """
 
 import argparse
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, C, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Assert, Assume, C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -46,8 +47,9 @@ from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.paths import cache_dir
 
 __all__ = ["Proof", "ProofResult", "PROOFS", "DEFAULT_CONFIG", "run_proof", "run_proofs", "formal_tools",
-           "spec_sat", "spec_usat", "spec_clamp", "spec_shift_right", "spec_decay", "spec_trace",
-           "spec_stdp", "spec_neuron"]
+           "spec_sat", "spec_usat", "spec_clamp", "spec_shift_right", "spec_trunc", "spec_keep", "spec_decay",
+           "spec_decayed", "spec_trace", "spec_stdp", "spec_neuron", "spec_xorshift32", "spec_xorshift32_bits",
+           "xorshift32_int", "spec_gen_fires"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +57,20 @@ logger = logging.getLogger(__name__)
 #: T=8) and the iCEBreaker's 256 neurons and 256 inputs (an 18-bit synaptic input).
 DEFAULT_CONFIG = CoreConfig(n=256, m=256)
 
-#: The decay shift that means "no decay" (spec section 2).
-NO_DECAY = 31
+#: The decay factor's scale (spec section 2): `decay(x, d)` keeps `(4096 - d) / 4096` of `x`.
+DECAY_SCALE = 4096
+
+#: Bits of a decay factor port: `d` runs over 0 .. 4096, so 13 bits, whose values
+#: above 4096 are not valid inputs (each proof assumes `d <= 4096`).
+DECAY_PORT_BITS = 13
 
 
-# -- the spec's formulas (docs/core-model.md sections 2 and 5, core model 1) -------
+# -- the spec's formulas (docs/core-model.md sections 2 and 5, core model 2) -------
 #
 # Amaranth arithmetic widens every sum, difference and product to its exact
-# width, and `>>` of a signed value by a variable amount is the arithmetic
-# shift (floor division by 2^k), so these are the spec's unbounded-integer
-# formulas as written; only the saturations the spec names bound a value.
+# width, and `>>` of a signed value is the arithmetic shift (floor division by
+# 2^k), so these are the spec's unbounded-integer formulas as written; only the
+# saturations the spec names bound a value.
 
 def _min(a, b):
     return Mux(a < b, a, b)
@@ -94,16 +100,46 @@ def spec_shift_right(x, k):
     return x >> k
 
 
-def spec_decay(x, k):
-    """`decay(x, k) = x` when `k == 31`, else `x - (x >> k)` (spec section 2)."""
-    return Mux(k == NO_DECAY, x, x - spec_shift_right(x, k))
+def spec_trunc(p, k):
+    """`trunc(p, k) = p >> k` when `p >= 0`, else `-((-p) >> k)`: division by `2^k`
+    rounded toward zero (spec section 2)."""
+    return Mux(p >= 0, spec_shift_right(p, k), -spec_shift_right(-p, k))
 
 
-def spec_trace(x, k, spiked, inc, bits, mode):
-    """`tr(x, kd, spiked, inc)` of spec section 5: `usat(decay(x, kd) + (inc if spiked else 0), T)`
-    in trace mode 0, `inc if spiked else decay(x, kd)` in trace mode 1."""
-    all_pairs = spec_usat(spec_decay(x, k) + Mux(spiked, inc, 0), bits)
-    nearest = Mux(spiked, inc, spec_decay(x, k))
+def spec_keep(d):
+    """`4096 - d`, the fraction of 4096 that `decay` keeps: in 0 .. 4096 for a decay
+    factor `d` in 0 .. 4096, so taken as the 13-bit unsigned value it is (the decay
+    proof asserts that nothing is lost)."""
+    return (DECAY_SCALE - d)[:DECAY_PORT_BITS]
+
+
+def spec_decay(x, d):
+    """`decay(x, d) = trunc(x * (4096 - d), 12)` for a decay factor `d` in 0 .. 4096 (spec section 2)."""
+    return spec_trunc(x * spec_keep(d), 12)
+
+
+def spec_decayed(x, d):
+    """`spec_decay(x, d)` in the shape of `x`. Rounded toward zero, `decay(x, d)` lies
+    between 0 and `x` (spec section 2), so it fits whatever shape `x` has; the decay
+    proof asserts that for the shapes the core decays, and the neuron and trace
+    formulas use this form.
+
+    Cut to the shape of `x`, the spec's product feeds the same bits as the unit's
+    product does, so after yosys's width reduction the two are one multiplier cell
+    (`prep` merges identical cells) and the solver never has to prove two
+    multiplier circuits equal (for a 16 x 13 product that takes yices many minutes;
+    8 x 13 about 90 s).
+    """
+    shape = Shape.cast(Value.cast(x).shape())
+    value = spec_decay(x, d)[:shape.width]
+    return value.as_signed() if shape.signed else value
+
+
+def spec_trace(x, d, spiked, inc, bits, mode):
+    """`tr(x, d, spiked, inc)` of spec section 5: `usat(decay(x, d) + (inc if spiked else 0), T)`
+    in trace mode 0, `inc if spiked else decay(x, d)` in trace mode 1."""
+    all_pairs = spec_usat(spec_decayed(x, d) + Mux(spiked, inc, 0), bits)
+    nearest = Mux(spiked, inc, spec_decayed(x, d))
     return Mux(mode, nearest, all_pairs)
 
 
@@ -116,14 +152,50 @@ def spec_stdp(w, amplitude, trace, shift, depress, w_min, w_max):
 
 def spec_neuron(params, state, a, bits):
     """Steps 3 and 4 of spec section 5 for one neuron: `(i, v, r, spike)` after the step."""
-    i = spec_sat(spec_decay(state.i, params.k_syn) + a, bits)
-    u = spec_sat(spec_decay(state.v, params.k_mem) + i + params.bias, bits)
+    i = spec_sat(spec_decayed(state.i, params.decay_syn) + a, bits)
+    u = spec_sat(spec_decayed(state.v, params.decay_mem) + i + params.bias, bits)
     refractory = state.r > 0
     spike = ~refractory & (u >= params.threshold)
     after_spike = Mux(params.reset_mode == 0, params.v_reset, spec_sat(u - params.threshold, bits))
     v = Mux(refractory, state.v, Mux(spike, after_spike, u))
     r = Mux(refractory, state.r - 1, Mux(spike, params.refractory, state.r))
     return i, v, r, spike
+
+
+def spec_xorshift32(g):
+    """`xorshift32(g)` of spec 5.0, on 32 bits: `g ^= (g << 13) mod 2^32; g ^= g >> 17;
+    g ^= (g << 5) mod 2^32`."""
+    g = g ^ ((g << 13) % (1 << 32))
+    g = g ^ (g >> 17)
+    return g ^ ((g << 5) % (1 << 32))
+
+
+def xorshift32_int(g):
+    """`xorshift32` of spec 5.0 on a Python int (exact integers, `% 2**32` for the mod)."""
+    g ^= (g << 13) % 2**32
+    g ^= g >> 17
+    return g ^ (g << 5) % 2**32
+
+
+def spec_xorshift32_bits(g):
+    """`xorshift32(g)` bit by bit, without Amaranth's shifts: every step of it is linear
+    over GF(2) (an XOR with a shifted copy), so output bit `b` is the XOR of the input
+    bits `j` whose unit vector `2^j` the Python-integer `xorshift32_int` maps to a value
+    with bit `b` set."""
+    images = [xorshift32_int(1 << j) for j in range(32)]
+    bits = []
+    for b in range(32):
+        taps = [g[j] for j in range(32) if images[j] >> b & 1]
+        bit = taps[0]
+        for tap in taps[1:]:
+            bit = bit ^ tap
+        bits.append(bit)
+    return Cat(*bits)
+
+
+def spec_gen_fires(g, rate):
+    """Input `k` spikes from the generator when `(g >> 16) < rate[k]` (spec 5.0)."""
+    return (g >> 16) < rate
 
 
 # -- bugs for the broken variants ------------------------------------------------
@@ -157,13 +229,46 @@ def _clamp_none(x, lo, hi, bits, *, real):
     return x[:bits].as_signed()
 
 
-def _decay_toward_zero(x, k, *, real):
-    """`decay` whose shift of a negative value rounds toward zero instead of down."""
-    x = Value.cast(x)
-    if not x.shape().signed:
-        return real(x, k)
-    decayed = (x - Mux(x < 0, -((-x) >> k), x >> k))[:len(x)].as_signed()
-    return Mux(k == NO_DECAY, x, decayed)
+def _trunc_floor(p, k, shape=None, *, real):
+    """`trunc` that rounds a negative value down (the plain `p >> k`) instead of toward zero."""
+    result = Value.cast(p) >> k
+    if shape is None:
+        return result
+    shape = Shape.cast(shape)
+    result = result[:shape.width]
+    return result.as_signed() if shape.signed else result
+
+
+def _decay_keep_12_bits(d, *, real):
+    """`4096 - d` cut to 12 bits: `d = 0` (no decay) then keeps nothing instead of everything."""
+    return real(d)[:12]
+
+
+def _xorshift32_wrong_shift(g, *, real):
+    """`xorshift32` with `g >> 15` in its middle step instead of `g >> 17`."""
+    g = Value.cast(g)[:32]
+    g = g ^ (g << 13)[:32]
+    g = g ^ (g >> 15)
+    return (g ^ (g << 5)[:32])[:32]
+
+
+def _xorshift32_no_mod(g, *, real):
+    """`xorshift32` whose first shift left is not taken mod 2^32: its bits 32 and up
+    come back down in the shift right."""
+    g = Value.cast(g)[:32]
+    g = g ^ (g << 13)
+    g = g ^ (g >> 17)
+    return (g ^ (g << 5))[:32]
+
+
+def _gen_fires_or_equal(g, rate, *, real):
+    """`gen_fires` with `<=`: `rate = 0` still fires when the high half of `g` is 0."""
+    return Value.cast(g)[16:32] <= rate
+
+
+def _gen_fires_low_half(g, rate, *, real):
+    """`gen_fires` that compares the low half of `g` instead of `g >> 16`."""
+    return Value.cast(g)[:16] < rate
 
 
 @contextlib.contextmanager
@@ -230,47 +335,59 @@ class ClampHarness(wiring.Component):
 
 
 class DecayHarness(wiring.Component):
-    """`decay(x, k)` against the spec for every `k` of 5 bits, on the shapes the core
-    decays (signed S for `v` and `i`, unsigned T for the traces).
+    """`decay(x, d)` against the spec for every decay factor `d` in 0 .. 4096 (a free
+    13-bit port; `d > 4096` is not a valid input and is assumed away), on the shapes
+    the core decays (signed S for `v` and `i`, unsigned T for the traces).
 
-    Besides the formula, the result is checked against the definition of the
-    floor division it contains: for `k != 31`, `q = x - decay(x, k)` satisfies
-    `q * 2^k <= x < (q + 1) * 2^k`, which ties the spec's `>>` to its meaning
-    without Amaranth's shift semantics.
+    The unit's result `y` must equal `spec_decayed(x, d)`, and be `x` at `d = 0` and 0
+    at `d = 4096`. The lemmas the other proofs rely on are asserted on the spec's
+    exact values, `p = x * (4096 - d)` and `q = trunc(p, 12)`: `q` lies between 0 and
+    `x` (so cutting it to the shape of `x` loses nothing: `spec_decayed` is the
+    spec's `decay`), and `q` is `p / 4096` rounded toward zero by the definition of
+    that rounding, without the spec's `>>`: `q * 4096 <= p < (q + 1) * 4096` when
+    `p >= 0`, `(q - 1) * 4096 < p <= q * 4096` when `p < 0`.
     """
 
     def __init__(self, shapes):
         self.shapes = shapes
-        super().__init__({"k": In(5), **{f"x{index}": In(shape) for index, shape in enumerate(shapes)}})
+        super().__init__({"d": In(DECAY_PORT_BITS), **{f"x{index}": In(shape) for index, shape in enumerate(shapes)}})
 
     def elaborate(self, platform):
         m = Module()
+        d = self.d
+        m.d.comb += Assume(d <= DECAY_SCALE)
+        m.d.comb += Assert(spec_keep(d) + d == DECAY_SCALE, "4096 - d fits 13 bits")
         for index, shape in enumerate(self.shapes):
             x = getattr(self, f"x{index}")
             y = Signal(shape, name=f"y{index}")
-            m.d.comb += y.eq(arith.decay(x, self.k))
-            m.d.comb += Assert(y == spec_decay(x, self.k), f"decay of input x{index}")
-            q = x - y
-            floor_division = ((q << self.k) <= x) & (x < ((q + 1) << self.k))
-            m.d.comb += Assert((self.k == NO_DECAY) | floor_division, f"floor division in decay of x{index}")
-            m.d.comb += Assert((self.k != NO_DECAY) | (y == x), f"no decay of x{index} at k = 31")
+            m.d.comb += y.eq(arith.decay(x, d))
+            m.d.comb += Assert(y == spec_decayed(x, d), f"decay of input x{index}")
+            m.d.comb += Assert((d != 0) | (y == x), f"no decay of x{index} at d = 0")
+            m.d.comb += Assert((d != DECAY_SCALE) | (y == 0), f"x{index} cleared at d = 4096")
+            p = x * spec_keep(d)
+            q = spec_trunc(p, 12)
+            between = Mux(x >= 0, (q >= 0) & (q <= x), (q >= x) & (q <= 0))
+            m.d.comb += Assert(between, f"decay of x{index} between 0 and x{index}")
+            toward_zero = Mux(p >= 0, ((q << 12) <= p) & (p < ((q + 1) << 12)),
+                              (((q - 1) << 12) < p) & (p <= (q << 12)))
+            m.d.comb += Assert(toward_zero, f"division rounded toward zero in decay of x{index}")
         return m
 
 
 class NeuronHarness(wiring.Component):
     """`NeuronUpdate` against spec steps 3 and 4, all parameters, state and the
-    synaptic input `a` free ports.
+    synaptic input `a` free ports, the decay factors `decay_mem` and `decay_syn`
+    in 0 .. 4096.
 
-    Pipelined, the outputs are compared with the formula on the inputs of
-    `latency` cycles earlier, whenever that many cycles without a reset have
-    passed (a reset clears the pipeline registers; the core never uses an
+    Pipelined, the outputs are compared with the formula on the inputs of the
+    unit's `latency` cycles earlier, whenever that many cycles without a reset
+    have passed (a reset clears the pipeline registers; the core never uses an
     output right after one). `bug` names an output wrapper of `NEURON_OUTPUT_BUGS`
     or None.
     """
 
-    def __init__(self, config, *, pipelined, bug=None):
-        self.config, self.pipelined, self.bug = config, pipelined, bug
-        self.latency = 1 if pipelined else 0
+    def __init__(self, config, *, pipelined, registered_products=False, bug=None):
+        self.config, self.pipelined, self.registered_products, self.bug = config, pipelined, registered_products, bug
         super().__init__({
             "params": In(config.neuron_params_layout),
             "state": In(config.neuron_state_layout),
@@ -279,8 +396,10 @@ class NeuronHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.unit = unit = arith.NeuronUpdate(self.config, pipelined=self.pipelined)
+        m.submodules.unit = unit = arith.NeuronUpdate(self.config, pipelined=self.pipelined,
+                                                      registered_products=self.registered_products)
         m.d.comb += [unit.params.eq(self.params), unit.state.eq(self.state), unit.a.eq(self.a)]
+        m.d.comb += [Assume(self.params.decay_mem <= DECAY_SCALE), Assume(self.params.decay_syn <= DECAY_SCALE)]
         i, v, r, spike = spec_neuron(self.params, self.state, self.a, self.config.S)
         expected = {"i": i, "v": v, "r": r, "s": spike, "spike": spike}
         # Delaying the formula's results by `latency` registers gives the formula
@@ -288,7 +407,7 @@ class NeuronHarness(wiring.Component):
         # values made from the same step's inputs, which keeps the induction quick
         # (delaying the inputs instead makes it about twenty times slower).
         params, valid = self.params, C(1, 1)
-        for stage in range(self.latency):
+        for stage in range(unit.latency):
             delayed = {name: Signal.like(value, name=f"{name}_d{stage + 1}") for name, value in expected.items()}
             params_d = Signal(self.config.neuron_params_layout, name=f"params_d{stage + 1}")
             valid_d = Signal(name=f"valid_d{stage + 1}")   # init 0, and 0 again after a reset
@@ -332,19 +451,56 @@ NEURON_OUTPUT_BUGS = {
 
 
 class TraceHarness(wiring.Component):
-    """`TraceUpdate(T)` against `tr` of spec section 5, every port free (both trace modes)."""
+    """`TraceUpdate(T)` against `tr` of spec section 5, every port free (both trace
+    modes), the decay factor `d` in 0 .. 4096."""
 
     def __init__(self, bits, *, mode_swapped=False):
         self.bits, self.mode_swapped = bits, mode_swapped
-        super().__init__({"x": In(bits), "k": In(5), "spiked": In(1), "inc": In(bits), "mode": In(1)})
+        super().__init__({"x": In(bits), "d": In(DECAY_PORT_BITS), "spiked": In(1), "inc": In(bits),
+                          "mode": In(1)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.unit = unit = arith.TraceUpdate(self.bits)
-        m.d.comb += [unit.x.eq(self.x), unit.k.eq(self.k), unit.spiked.eq(self.spiked), unit.inc.eq(self.inc),
+        m.d.comb += [unit.x.eq(self.x), unit.d.eq(self.d), unit.spiked.eq(self.spiked), unit.inc.eq(self.inc),
                      unit.mode.eq(~self.mode if self.mode_swapped else self.mode)]
-        expected = spec_trace(self.x, self.k, self.spiked, self.inc, self.bits, self.mode)
+        m.d.comb += Assume(self.d <= DECAY_SCALE)
+        expected = spec_trace(self.x, self.d, self.spiked, self.inc, self.bits, self.mode)
         m.d.comb += Assert(unit.x_new == expected, "trace")
+        return m
+
+
+class XorshiftHarness(wiring.Component):
+    """`xorshift32(g)` against spec 5.0 for every 32-bit `g`: the formula, the same map
+    bit by bit from Python integers (`spec_xorshift32_bits`), and the spec's "never 0":
+    a state that is not 0 never steps to 0."""
+
+    def __init__(self):
+        super().__init__({"g": In(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        g_next = Signal(32, name="g_next")
+        m.d.comb += g_next.eq(arith.xorshift32(self.g))
+        m.d.comb += Assert(g_next == spec_xorshift32(self.g), "xorshift32")
+        m.d.comb += Assert(g_next == spec_xorshift32_bits(self.g), "xorshift32 bit by bit")
+        m.d.comb += Assert((self.g == 0) | (g_next != 0), "xorshift32 of a state that is not 0")
+        return m
+
+
+class GenFiresHarness(wiring.Component):
+    """`gen_fires(g, rate)` against spec 5.0 for every 32-bit `g` and 16-bit `rate`;
+    `rate = 0` never fires."""
+
+    def __init__(self):
+        super().__init__({"g": In(32), "rate": In(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        fires = Signal(name="fires")
+        m.d.comb += fires.eq(arith.gen_fires(self.g, self.rate))
+        m.d.comb += Assert(fires == spec_gen_fires(self.g, self.rate), "gen_fires")
+        m.d.comb += Assert((self.rate != 0) | ~fires, "rate 0 never fires")
         return m
 
 
@@ -426,6 +582,10 @@ def _neuron_pipelined_harness(config, bug=None):
     return NeuronHarness(config, pipelined=True, bug=bug)
 
 
+def _neuron_products_harness(config, bug=None):
+    return NeuronHarness(config, pipelined=True, registered_products=True, bug=bug)
+
+
 def _trace_harness(config, mode_swapped=False):
     return TraceHarness(config.T, mode_swapped=mode_swapped)
 
@@ -434,9 +594,22 @@ def _stdp_harness(config, depress_swapped=False):
     return SynapseHarness(config.W, config.T, depress_swapped=depress_swapped)
 
 
+def _xorshift32_harness(config):
+    return XorshiftHarness()
+
+
+def _gen_fires_harness(config):
+    return GenFiresHarness()
+
+
 _SAT_BOUND = Bug("sat's upper bound off by one (2^(S-1) wraps to -2^(S-1))", "sat", _sat_off_by_one)
-_DECAY_ROUNDING = Bug("decay's shift of a negative value rounds toward zero", "decay",
-                      _decay_toward_zero)
+_DECAY_ROUNDING = Bug("decay rounds a negative product down (floor) instead of toward zero", "trunc",
+                      _trunc_floor)
+_DECAY_KEEP_D = Bug("decay multiplies by d instead of 4096 - d (keeps the fraction it should lose)",
+                    "decay_keep", lambda d, *, real: d)
+_DECAY_KEEP = Bug("decay's factor 4096 - d cut to 12 bits: d = 0 clears instead of keeping", "decay_keep",
+                  _decay_keep_12_bits)
+_ONE_CYCLE_LATE = Bug("an extra register on the outputs (one stage too deep)", harness={"bug": "one_cycle_late"})
 
 #: The proofs by name.
 PROOFS = {proof.name: proof for proof in (
@@ -447,24 +620,28 @@ PROOFS = {proof.name: proof for proof in (
                                  _usat_no_lower_clamp)}),
     Proof("clamp", "clamp(x, lo, hi, W) for lo <= hi of W bits, inputs of W-1 .. W+10 bits", _clamp_harness,
           {"bounds_swapped": Bug("clamp with lo and hi swapped", "clamp", _clamp_swapped)}),
-    Proof("decay", "decay(x, k) for every k of 5 bits, x signed S and unsigned T bits", _decay_harness,
-          {"negative_rounds_toward_zero": _DECAY_ROUNDING}),
+    Proof("decay", "decay(x, d) for every d in 0 .. 4096, x signed S and unsigned T bits", _decay_harness,
+          {"negative_rounds_down": _DECAY_ROUNDING, "keep_12_bits": _DECAY_KEEP, "keeps_d": _DECAY_KEEP_D}),
     Proof("neuron", "NeuronUpdate, combinational: current, leak, bias, refractory, threshold, both reset modes",
           _neuron_harness,
           {"sat_bound_off_by_one": _SAT_BOUND,
-           "decay_rounds_toward_zero": _DECAY_ROUNDING,
+           "decay_rounds_down": _DECAY_ROUNDING,
            "reset_mode_ignored": Bug("a spike always sets v_reset (reset mode 1 treated as mode 0)",
                                      harness={"bug": "reset_mode_ignored"}),
            "refractory_not_reloaded": Bug("a spike leaves the refractory counter at 0",
                                           harness={"bug": "refractory_not_reloaded"})}),
     Proof("neuron_pipelined", "NeuronUpdate(pipelined=True) against its inputs of the previous cycle",
           _neuron_pipelined_harness,
-          {"decay_rounds_toward_zero": _DECAY_ROUNDING,
-           "one_cycle_late": Bug("an extra register on the outputs (one stage too deep)",
-                                 harness={"bug": "one_cycle_late"}),
+          {"decay_rounds_down": _DECAY_ROUNDING,
+           "one_cycle_late": _ONE_CYCLE_LATE,
            "sat_bound_off_by_one": _SAT_BOUND},
           mode="prove", depth=3),
-    Proof("trace", "TraceUpdate(T): both trace modes, every k, spiked or not", _trace_harness,
+    Proof("neuron_products", "NeuronUpdate(pipelined=True, registered_products=True) against its inputs "
+          "of two cycles earlier", _neuron_products_harness,
+          {"decay_keep_12_bits": _DECAY_KEEP,
+           "one_cycle_late": _ONE_CYCLE_LATE},
+          mode="prove", depth=4),
+    Proof("trace", "TraceUpdate(T): both trace modes, every d in 0 .. 4096, spiked or not", _trace_harness,
           {"mode_swapped": Bug("trace mode 0 and 1 swapped", harness={"mode_swapped": True}),
            "no_saturation": Bug("the all-pairs trace wraps instead of saturating", "usat",
                                 _usat_none)}),
@@ -473,6 +650,14 @@ PROOFS = {proof.name: proof for proof in (
                                        harness={"depress_swapped": True}),
            "no_clamp": Bug("the updated weight wraps instead of being clamped", "clamp",
                            _clamp_none)}),
+    Proof("xorshift32", "xorshift32(g), the generator's step, for every 32-bit g", _xorshift32_harness,
+          {"wrong_shift": Bug("the middle step shifts right by 15 instead of 17", "xorshift32",
+                              _xorshift32_wrong_shift),
+           "no_mod_2_32": Bug("the first shift left is not taken mod 2^32", "xorshift32", _xorshift32_no_mod)}),
+    Proof("gen_fires", "gen_fires(g, rate) = (g >> 16) < rate for every 32-bit g and 16-bit rate",
+          _gen_fires_harness,
+          {"or_equal": Bug("<= instead of <", "gen_fires", _gen_fires_or_equal),
+           "low_half": Bug("the low half of g compared instead of g >> 16", "gen_fires", _gen_fires_low_half)}),
 )}
 
 
@@ -522,7 +707,7 @@ def _sby_text(proof, top_file):
     return "\n".join([
         "[options]", f"mode {proof.mode}", f"depth {proof.depth}", "",
         "[engines]", "smtbmc yices", "",
-        "[script]", f"read_rtlil {top_file}", "prep -top top", "",
+        "[script]", f"read_rtlil {top_file}", "prep -flatten -top top", "",
         "[files]", top_file, "",
     ])
 

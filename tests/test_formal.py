@@ -11,6 +11,7 @@ import pytest
 
 from neurofabric.contract.errors import BuildError
 from neurofabric.hdl.core_ports import CoreConfig
+from neurofabric.host import arith as host_arith
 from neurofabric.sim import formal
 
 BROKEN = [(name, bug) for name, proof in formal.PROOFS.items() for bug in proof.bugs]
@@ -19,6 +20,10 @@ BROKEN = [(name, bug) for name, proof in formal.PROOFS.items() for bug in proof.
 #: widths (CoreConfig.acc_bits = W + ceil(log2(m + n)) + 1 is a build-time
 #: constant of NeuronUpdate): m + n = 2 gives 10 bits, m + n = 2^17 gives 26.
 ACC_EXTREMES = [CoreConfig(n=1, m=1, lanes=1), CoreConfig(n=65536, m=65536)]
+
+
+def _signed(pattern, bits):
+    return pattern - (1 << bits) if pattern >> (bits - 1) else pattern
 
 
 def _assert_counterexample(result):
@@ -54,14 +59,44 @@ def test_neuron_proofs_cover_the_synaptic_input_widths(name, config):
 
 
 @pytest.mark.formal
-def test_the_decay_counterexample_is_a_negative_value_that_rounds_the_wrong_way():
+def test_the_decay_counterexample_is_a_negative_product_rounded_down():
     result = formal.run_proof("decay", broken=True)     # broken=True: the proof's first bug
-    assert result.bug == "negative_rounds_toward_zero" == next(iter(formal.PROOFS["decay"].bugs))
+    assert result.bug == "negative_rounds_down" == next(iter(formal.PROOFS["decay"].bugs))
     _assert_counterexample(result)
-    k = result.counterexample["k"][0]
-    pattern = result.counterexample["x0"][0]     # the signed S-bit input, as its bit pattern
-    x = pattern - (1 << 16) if pattern >> 15 else pattern
-    assert k != formal.NO_DECAY and x < 0 and x % (1 << k) != 0
+    trace = result.counterexample
+    d, x, y = trace["d"][0], _signed(trace["x0"][0], 16), _signed(trace["y0"][0], 16)   # x0, y0: signed S
+    product = x * (4096 - d)
+    assert d <= 4096 and product < 0 and product % 4096 != 0
+    # The unit under the bug gave the floor, one below the spec's rounding toward zero.
+    assert y == product >> 12 == host_arith.decay(x, d) - 1
+
+
+@pytest.mark.formal
+def test_the_gen_fires_counterexample_is_a_tie():
+    # `<=` for `<` differs from the spec only where the high half of g equals the rate.
+    result = formal.run_proof("gen_fires", broken="or_equal")
+    _assert_counterexample(result)
+    g, rate = result.counterexample["g"][0], result.counterexample["rate"][0]
+    assert g >> 16 == rate
+
+
+@pytest.mark.formal
+def test_the_xorshift32_counterexample_is_a_state_stepped_wrongly():
+    result = formal.run_proof("xorshift32", broken="wrong_shift")
+    _assert_counterexample(result)
+    g, g_next = result.counterexample["g"][0], result.counterexample["g_next"][0]
+    assert g_next != host_arith.xorshift32(g)
+
+
+def test_the_spec_generator_step_is_the_hosts():
+    # The integer xorshift32 the bit-by-bit formula is built from, against the host's
+    # arithmetic and the generator's known first step from seed 1 (Marsaglia's xorshift32).
+    assert formal.xorshift32_int(1) == 270369
+    g = 1
+    for _ in range(1000):
+        assert formal.xorshift32_int(g) == host_arith.xorshift32(g)
+        g = host_arith.xorshift32(g)
+    assert formal.xorshift32_int(0xFFFFFFFF) == host_arith.xorshift32(0xFFFFFFFF)
 
 
 def test_unknown_proof_or_bug_is_an_error():
