@@ -15,9 +15,9 @@ from neurofabric.contract.model import DECAY_BITS, DECAY_ONE
 
 from .core_ports import CoreConfig
 
-__all__ = ["sat", "usat", "clamp", "trunc", "decay", "decay_keep", "decay_product", "decay_round", "trace_update",
-           "xorshift32", "xorshift32_jump", "gen_fires", "stdp_amount", "stdp_product", "stdp_apply", "stdp_update",
-           "NeuronUpdate", "TraceUpdate", "SynapseUpdate", "DECAY_FACTOR_BITS"]
+__all__ = ["sat", "usat", "clamp", "trunc", "decay", "decay_keep", "decay_product", "decay_round", "decay_round_add",
+           "trace_update", "xorshift32", "xorshift32_jump", "gen_fires", "stdp_amount", "stdp_product", "stdp_apply",
+           "stdp_update", "NeuronUpdate", "TraceUpdate", "SynapseUpdate", "DECAY_FACTOR_BITS"]
 
 #: Bits of a decay factor `d` (0 .. 4096): unsigned 13.
 DECAY_FACTOR_BITS = DECAY_BITS + 1
@@ -91,6 +91,19 @@ def decay_product(x, d):
 def decay_round(product, shape):
     """`trunc(product, 12)` cut to `shape`: the second half of `decay`, after `decay_product`."""
     return trunc(product, DECAY_BITS, shape)
+
+
+def decay_round_add(product, addend, shape=None):
+    """`trunc(product, 12) + addend`, exact: the rounded value is not cut before the
+    add, so Yosys merges the rounding's increment into the adder (its carry in)
+    instead of building an incrementer of its own. With `shape`, the sum is cut to
+    it (the caller knows it fits)."""
+    total = trunc(product, DECAY_BITS) + addend
+    if shape is None:
+        return total
+    shape = Shape.cast(shape)
+    total = total[:shape.width]
+    return total.as_signed() if shape.signed else total
 
 
 def decay(x, d):
@@ -256,20 +269,27 @@ class NeuronUpdate(wiring.Component):
             p, st, a, i_product, v_product = register(
                 [("params", p), ("state", st), ("a", a), ("i_product", i_product), ("v_product", v_product)], 0)
         # 3. current: i = sat(decay(i, decay_syn) + a, S)
-        i_new = wire("i_new", sat(wire("i_sum", decay_round(i_product, signed(S)) + a), S))
-        v_biased = wire("v_biased", decay_round(v_product, signed(S)) + p.bias)   # exact; + the new i next
+        i_new = wire("i_new", sat(wire("i_sum", decay_round_add(i_product, a)), S))
+        # decay(v, decay_mem) + bias fits S + 1 bits; + the new i next
+        v_biased = wire("v_biased", decay_round_add(v_product, p.bias, signed(S + 1)))
+        # What the state becomes unless the membrane decides (a refractory neuron keeps v and
+        # counts r down; a spike loads v_reset and the refractory period), chosen before the
+        # register: one v and one r go through it instead of v, r, v_reset and refractory.
+        refractory = wire("refractory", st.r != 0)
+        held_v = wire("held_v", Mux(refractory, st.v, p.v_reset))
+        held_r = wire("held_r", Mux(refractory, st.r - 1, p.refractory)[:len(st.r)])
+        threshold, reset_mode = p.threshold, p.reset_mode
         if self.pipelined:
-            p, st, i_new, v_biased = register(
-                [("params", p), ("state", st), ("i_new", i_new), ("v_biased", v_biased)], 1)
+            threshold, reset_mode, refractory, held_v, held_r, i_new, v_biased = register(
+                [("threshold", threshold), ("reset_mode", reset_mode), ("refractory", refractory),
+                 ("held_v", held_v), ("held_r", held_r), ("i_new", i_new), ("v_biased", v_biased)], 1)
         # 4. membrane: u = sat(decay(v, decay_mem) + i + bias, S), with the new i
         u = wire("u", sat(wire("u_sum", v_biased + i_new), S))
-        refractory = st.r != 0
-        fire = ~refractory & (u >= p.threshold)
-        after_spike = Mux(p.reset_mode, sat(u - p.threshold, S), p.v_reset)
+        fire = ~refractory & (u >= threshold)
         m.d.comb += [
             new.i.eq(i_new),
-            new.v.eq(Mux(refractory, st.v, Mux(fire, after_spike, u))),
-            new.r.eq(Mux(refractory, st.r - 1, Mux(fire, p.refractory, 0))),
+            new.v.eq(Mux(refractory | fire & ~reset_mode, held_v, Mux(fire, sat(u - threshold, S), u))),
+            new.r.eq(Mux(refractory | fire, held_r, 0)),
             new.s.eq(fire),
             self.spike.eq(fire),
         ]

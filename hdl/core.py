@@ -283,6 +283,9 @@ class Core(wiring.Component):
         # The long pipeline skips the generator pass's reads when every rate of the used
         # inputs was 0 in the last full pass and neither the rates nor m_used were written
         # since: g then advances GEN_JUMP steps per cycle (GEN_SKIP), and nothing fires.
+        # The short pipeline has no GEN_SKIP state (its rates_zero stays 0): Yosys does
+        # not find the core's FSM unreachable states, so the jump's XOR trees and gen_left
+        # would stay in the netlist.
         skip_zero_rates = long
         rates_zero = Signal(1)      # every rate[k], k < m_used, is 0 (known)
         all_zero = Signal(1)        # ... so far in this full pass
@@ -537,11 +540,14 @@ class Core(wiring.Component):
             with m.State("PREP"):
                 # Real-time mode: step starts at least `period` cycles apart.
                 with m.If(since_start > period):
-                    m.d.sync += [since_start.eq(1), idx.eq(0), issuing.eq(m_used != 0), v1.eq(0), v2.eq(0),
-                                 all_zero.eq(1), gen_left.eq(m_used)]
-                    with m.If(rates_zero):
-                        m.next = "GEN_SKIP"
-                    with m.Else():
+                    m.d.sync += [since_start.eq(1), idx.eq(0), issuing.eq(m_used != 0), v1.eq(0), v2.eq(0)]
+                    if skip_zero_rates:
+                        m.d.sync += [all_zero.eq(1), gen_left.eq(m_used)]
+                        with m.If(rates_zero):
+                            m.next = "GEN_SKIP"
+                        with m.Else():
+                            m.next = "GEN"
+                    else:
                         m.next = "GEN"
 
             def gen_done():
@@ -554,13 +560,14 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "COPY"
 
-            with m.State("GEN_SKIP"):
-                with m.If(gen_left >= GEN_JUMP):
-                    m.d.sync += [gen.eq(xorshift32_jump(gen, GEN_JUMP)), gen_left.eq(gen_left - GEN_JUMP)]
-                with m.Elif(gen_left != 0):
-                    m.d.sync += [gen.eq(xorshift32(gen)), gen_left.eq(gen_left - 1)]
-                with m.Else():
-                    gen_done()
+            if skip_zero_rates:
+                with m.State("GEN_SKIP"):
+                    with m.If(gen_left >= GEN_JUMP):
+                        m.d.sync += [gen.eq(xorshift32_jump(gen, GEN_JUMP)), gen_left.eq(gen_left - GEN_JUMP)]
+                    with m.Elif(gen_left != 0):
+                        m.d.sync += [gen.eq(xorshift32(gen)), gen_left.eq(gen_left - 1)]
+                    with m.Else():
+                        gen_done()
 
             # ================= 5.0: the generated inputs ========================
             with m.State("GEN"):
@@ -581,7 +588,9 @@ class Core(wiring.Component):
                 gen_next = Signal(32)
                 m.d.comb += gen_next.eq(xorshift32(gen))
                 with m.If(g_valid):
-                    m.d.sync += [gen.eq(gen_next), all_zero.eq(all_zero & (g_rate == 0))]
+                    m.d.sync += gen.eq(gen_next)
+                    if skip_zero_rates:
+                        m.d.sync += all_zero.eq(all_zero & (g_rate == 0))
                     with m.If(gen_fires(gen_next, g_rate) & ~g_deliv):
                         m.d.comb += [
                             wr["d"].addr.eq(d_count), wr["d"].data.eq(g_idx), wr["d"].en.eq(1),
@@ -591,7 +600,8 @@ class Core(wiring.Component):
                         if spram:
                             self._append_split(m, cfg, wr["d"], g_idx, d_even, d_odd)
                 with m.If(~issuing & ~v1 & ~g_valid):
-                    m.d.sync += rates_zero.eq(all_zero if skip_zero_rates else 0)
+                    if skip_zero_rates:
+                        m.d.sync += rates_zero.eq(all_zero)
                     gen_done()
 
             # Rebuild the spike list from the s bits after the host wrote state.
