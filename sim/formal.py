@@ -58,6 +58,7 @@ from amaranth.lib.wiring import In
 
 from neurofabric.contract.errors import BuildError
 from neurofabric.hdl import arith
+from neurofabric.hdl.core import GEN_JUMP
 from neurofabric.hdl.core_ports import CoreConfig
 from neurofabric.paths import cache_dir
 
@@ -241,20 +242,20 @@ def xorshift32_int(g):
     return g ^ (g << 5) % 2**32
 
 
-def spec_xorshift32_bits(g):
-    """`xorshift32(g)` bit by bit, without Amaranth's shifts: every step of it is linear
-    over GF(2) (an XOR with a shifted copy), so output bit `b` is the XOR of the input
-    bits `j` whose unit vector `2^j` the Python-integer `xorshift32_int` maps to a value
-    with bit `b` set."""
-    images = [xorshift32_int(1 << j) for j in range(32)]
-    bits = []
-    for b in range(32):
-        taps = [g[j] for j in range(32) if images[j] >> b & 1]
-        bit = taps[0]
-        for tap in taps[1:]:
-            bit = bit ^ tap
-        bits.append(bit)
-    return Cat(*bits)
+def spec_xorshift32_bits(g, steps=1):
+    """`steps` steps of `xorshift32(g)` bit by bit, without Amaranth's shifts: every
+    step is linear over GF(2) (an XOR with a shifted copy), and so is any number of
+    them, so output bit `b` is the XOR of the input bits `j` whose unit vector `2^j`
+    the Python-integer `xorshift32_int`, applied `steps` times, maps to a value with
+    bit `b` set."""
+    images = []
+    for j in range(32):
+        image = 1 << j
+        for _ in range(steps):
+            image = xorshift32_int(image)
+        images.append(image)
+    g = Value.cast(g)
+    return Cat(*((g & sum(1 << j for j in range(32) if images[j] >> b & 1)).xor() for b in range(32)))
 
 
 def spec_gen_fires(g, rate):
@@ -323,6 +324,11 @@ def _xorshift32_no_mod(g, *, real):
     g = g ^ (g << 13)
     g = g ^ (g >> 17)
     return (g ^ (g << 5))[:32]
+
+
+def _xorshift32_jump_short(g, count, *, real):
+    """`xorshift32_jump` one step short: `count - 1` steps."""
+    return real(g, count - 1)
 
 
 def _gen_fires_or_equal(g, rate, *, real):
@@ -527,7 +533,9 @@ NEURON_OUTPUT_BUGS = {
 
 class TraceHarness(wiring.Component):
     """`TraceUpdate(T)` against `tr` of spec section 5, every port free (both trace
-    modes), the decay factor `d` in 0 .. 4096."""
+    modes), the decay factor `d` in 0 .. 4096; and `trace_update` with the factor
+    `4096 - d` given (`keep=decay_keep(d)`, as the core's long pipeline forms it
+    ahead and registers it) against the same formula."""
 
     def __init__(self, bits, *, mode_swapped=False):
         self.bits, self.mode_swapped = bits, mode_swapped
@@ -537,12 +545,17 @@ class TraceHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         with _binding(m):
+            mode = ~self.mode if self.mode_swapped else self.mode
             m.submodules.unit = unit = arith.TraceUpdate(self.bits)
             m.d.comb += [unit.x.eq(self.x), unit.d.eq(self.d), unit.spiked.eq(self.spiked), unit.inc.eq(self.inc),
-                         unit.mode.eq(~self.mode if self.mode_swapped else self.mode)]
+                         unit.mode.eq(mode)]
+            x_new_keep = Signal(self.bits, name="x_new_keep")
+            m.d.comb += x_new_keep.eq(arith.trace_update(self.x, None, self.spiked, self.inc, self.bits, mode,
+                                                         keep=arith.decay_keep(self.d)))
             m.d.comb += Assume(self.d <= DECAY_SCALE)
             expected = spec_trace(self.x, self.d, self.spiked, self.inc, self.bits, self.mode)
             m.d.comb += Assert(unit.x_new == expected, "trace")
+            m.d.comb += Assert(x_new_keep == expected, "trace with 4096 - d given")
         return m
 
 
@@ -562,6 +575,31 @@ class XorshiftHarness(wiring.Component):
             m.d.comb += Assert(g_next == spec_xorshift32(self.g), "xorshift32")
             m.d.comb += Assert(g_next == spec_xorshift32_bits(self.g), "xorshift32 bit by bit")
             m.d.comb += Assert((self.g == 0) | (g_next != 0), "xorshift32 of a state that is not 0")
+        return m
+
+
+class XorshiftJumpHarness(wiring.Component):
+    """`xorshift32_jump(g, count)` against `count` steps of spec 5.0's `xorshift32` for
+    every 32-bit `g`, as the linear map `spec_xorshift32_bits(g, count)`.
+
+    The same `count` steps as `spec_xorshift32` applied `count` times, or as chains
+    of two-input XORs, make a miter of two differently built XOR networks, which a
+    CDCL solver without parity reasoning handles badly (yices ran more than 9 and
+    more than 5 minutes without an answer); as one XOR of the masked `g` per bit,
+    the spec's map has the unit's form and the solver compares the masks. The
+    one-step proof `xorshift32` ties the bitwise map to the spec's formula.
+    """
+
+    def __init__(self, count):
+        self.count = count
+        super().__init__({"g": In(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with _binding(m):
+            g_jump = Signal(32, name="g_jump")
+            m.d.comb += g_jump.eq(arith.xorshift32_jump(self.g, self.count))
+            m.d.comb += Assert(g_jump == spec_xorshift32_bits(self.g, self.count), f"{self.count} steps of xorshift32")
         return m
 
 
@@ -677,6 +715,10 @@ def _xorshift32_harness(config):
     return XorshiftHarness()
 
 
+def _xorshift32_jump_harness(config):
+    return XorshiftJumpHarness(GEN_JUMP)
+
+
 def _gen_fires_harness(config):
     return GenFiresHarness()
 
@@ -734,6 +776,10 @@ PROOFS = {proof.name: proof for proof in (
           {"wrong_shift": Bug("the middle step shifts right by 15 instead of 17", "xorshift32",
                               _xorshift32_wrong_shift),
            "no_mod_2_32": Bug("the first shift left is not taken mod 2^32", "xorshift32", _xorshift32_no_mod)}),
+    Proof("xorshift32_jump", f"xorshift32_jump(g, {GEN_JUMP}), the long pipeline's jump over {GEN_JUMP} steps "
+          "when every rate is 0, for every 32-bit g", _xorshift32_jump_harness,
+          {"one_step_short": Bug(f"{GEN_JUMP - 1} steps instead of {GEN_JUMP}", "xorshift32_jump",
+                                 _xorshift32_jump_short)}),
     Proof("gen_fires", "gen_fires(g, rate) = (g >> 16) < rate for every 32-bit g and 16-bit rate",
           _gen_fires_harness,
           {"or_equal": Bug("<= instead of <", "gen_fires", _gen_fires_or_equal),
