@@ -1,5 +1,8 @@
 """Formal proofs of the arithmetic units (neurofabric.sim.formal) with yowasp-sby and yices:
-every proof passes, and every broken variant fails with a counterexample."""
+every proof passes, and every broken variant fails with a counterexample.
+
+Each run works in the test's own tmp_path, not in the shared cache folder, so that
+two sessions running the same proof at once cannot replace each other's files."""
 
 import os
 import re
@@ -49,8 +52,8 @@ def _multipliers(result):
 
 @pytest.mark.formal
 @pytest.mark.parametrize("name", list(formal.PROOFS))
-def test_proof_passes(name):
-    result = formal.run_proof(name)
+def test_proof_passes(name, tmp_path):
+    result = formal.run_proof(name, workdir=tmp_path)
     assert result.status == "PASS", result.log_tail
     # The solver that proved it is yices, through smtbmc.
     log = (result.workdir / "sby" / "logfile.txt").read_text()
@@ -93,9 +96,9 @@ COUNTEREXAMPLES = {
 
 @pytest.mark.formal
 @pytest.mark.parametrize("name,bug", BROKEN, ids=[f"{name}-{bug}" for name, bug in BROKEN])
-def test_broken_variant_fails_with_a_counterexample(name, bug):
+def test_broken_variant_fails_with_a_counterexample(name, bug, tmp_path):
     first = bug == next(iter(formal.PROOFS[name].bugs))
-    result = formal.run_proof(name, broken=True if first else bug)    # broken=True: the proof's first bug
+    result = formal.run_proof(name, broken=True if first else bug, workdir=tmp_path)   # True: the first bug
     assert result.bug == bug
     _assert_counterexample(result)
     if (name, bug) in COUNTEREXAMPLES:
@@ -105,9 +108,9 @@ def test_broken_variant_fails_with_a_counterexample(name, bug):
 @pytest.mark.formal
 @pytest.mark.parametrize("name", ["neuron_pipelined", "neuron_products"])
 @pytest.mark.parametrize("config", ACC_EXTREMES, ids=lambda config: f"acc{config.acc_bits}")
-def test_neuron_proofs_cover_the_synaptic_input_widths(name, config):
-    assert formal.run_proof(name, config=config).status == "PASS"
-    _assert_counterexample(formal.run_proof(name, broken=True, config=config))
+def test_neuron_proofs_cover_the_synaptic_input_widths(name, config, tmp_path):
+    assert formal.run_proof(name, config=config, workdir=tmp_path / "proof").status == "PASS"
+    _assert_counterexample(formal.run_proof(name, broken=True, config=config, workdir=tmp_path / "broken"))
 
 
 def test_the_spec_generator_step_is_the_hosts():
