@@ -30,6 +30,7 @@ from neurofabric.contract.model import (CORE_MODEL_VERSION, DECAY_ONE, GLOBAL_FI
                                         SOURCE_FIELDS, STIMULUS_FIELDS, WIDTH_FIELDS)
 
 from .device import Device
+from .generator import RATE_TEXT, SEED_TEXT
 from .errors import NetworkError
 from .golden import Recording, check_stimulus
 from .network import Network, check_integer_array
@@ -437,8 +438,6 @@ def convert_core_model_1(path: str | os.PathLike[str]) -> tuple[Network, list[Co
     return network, conversions
 
 
-_RATE_TEXT = f"{STIMULUS_FIELDS['rate'][0]}..{STIMULUS_FIELDS['rate'][1]} (rate[k] / 65536 per step)"
-_SEED_TEXT = f"{STIMULUS_FIELDS['seed'][0]}..{STIMULUS_FIELDS['seed'][1]} (the generator state is never 0)"
 #: A stimulus file's arrays: each one's dimensions for one run, and the name of each dimension.
 _STIMULUS_AXES = {"spikes": ("steps", "m"), "rates": ("m",), "seed": (), "steps": ()}
 
@@ -535,7 +534,7 @@ class Stimulus:
             rates = np.asarray(self.rates)
             if rates.ndim not in (1, 2):
                 raise NetworkError(f"stimulus rates: shape {rates.shape} is not (m,) or (trials, m)")
-            self.rates = check_integer_array("rates", rates, None, *STIMULUS_FIELDS["rate"], _RATE_TEXT)
+            self.rates = check_integer_array("rates", rates, None, *STIMULUS_FIELDS["rate"], RATE_TEXT)
             if m is not None and self.rates.shape[-1] != m:
                 raise NetworkError(f"stimulus rates: shape {self.rates.shape} does not match the spikes' "
                                    f"m = {m} inputs")
@@ -546,7 +545,7 @@ class Stimulus:
             seed = np.asarray(self.seed)
             if seed.ndim not in (0, 1):
                 raise NetworkError(f"stimulus seed: shape {seed.shape} is not () or (trials,)")
-            seed = check_integer_array("seed", seed, None, *STIMULUS_FIELDS["seed"], _SEED_TEXT)
+            seed = check_integer_array("seed", seed, None, *STIMULUS_FIELDS["seed"], SEED_TEXT)
             if seed.ndim:
                 counts["seed"] = seed.shape[0]
                 self.seed = seed

@@ -22,7 +22,7 @@ from neurofabric.contract.model import STIMULUS_FIELDS
 from .arith import xorshift32
 from .network import check_whole_numbers
 
-__all__ = ["advance", "sequence", "generate_inputs", "check_rates", "check_seed"]
+__all__ = ["advance", "sequence", "generate_inputs", "check_rates", "check_seed", "RATE_TEXT", "SEED_TEXT"]
 
 _MASK = 0xFFFFFFFF
 #: States computed per vector block.
@@ -116,12 +116,17 @@ def generate_inputs(g: int, rates: np.ndarray, steps: int) -> tuple[np.ndarray, 
     return (states.reshape(steps, m) >> 16) < rates, g
 
 
+#: The allowed ranges of `rate[k]` and `seed`, as error messages name them.
+RATE_TEXT = f"{STIMULUS_FIELDS['rate'][0]}..{STIMULUS_FIELDS['rate'][1]} (rate[k] / 65536 per step)"
+SEED_TEXT = f"{STIMULUS_FIELDS['seed'][0]}..{STIMULUS_FIELDS['seed'][1]} (the generator state is never 0)"
+
+
 def check_rates(rates, m: int) -> np.ndarray:
     """`rates` as an int64 `(m,)` array of 0 .. 65535 (None: all 0); `NetworkError` otherwise."""
     if rates is None:
         return np.zeros(m, np.int64)
     lo, hi = STIMULUS_FIELDS["rate"]
-    return check_whole_numbers("rates", rates, (m,), lo, hi, f"{lo}..{hi} (rate[k] / 65536 per step)")
+    return check_whole_numbers("rates", rates, (m,), lo, hi, RATE_TEXT)
 
 
 def check_seed(seed) -> int | None:
@@ -129,4 +134,4 @@ def check_seed(seed) -> int | None:
     if seed is None:
         return None
     lo, hi = STIMULUS_FIELDS["seed"]
-    return int(check_whole_numbers("seed", seed, (), lo, hi, f"{lo}..{hi} (the generator state is never 0)"))
+    return int(check_whole_numbers("seed", seed, (), lo, hi, SEED_TEXT))
