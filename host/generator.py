@@ -15,6 +15,8 @@ are checked against the plain `arith.xorshift32` loop in the tests.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from neurofabric.contract.model import STIMULUS_FIELDS
@@ -59,6 +61,23 @@ def _compose(a, b):
     return [_apply(a, col) for col in b]
 
 
+@functools.lru_cache(maxsize=64)
+def _jump(count: int) -> tuple[int, ...]:
+    """Columns of the matrix of `count` xorshift32 steps, by squaring the one-step matrix.
+
+    Cached: a run without rates, and `GoldenModel.step`, advance by the same counts
+    (m per step, or a chunk of steps) again and again."""
+    power = [xorshift32(1 << b) for b in range(32)]   # the one-step matrix
+    out = [1 << b for b in range(32)]                 # the identity
+    while count:
+        if count & 1:
+            out = _compose(power, out)
+        count >>= 1
+        if count:
+            power = _compose(power, power)
+    return tuple(out)
+
+
 def advance(g: int, count: int) -> int:
     """The generator state after `count` more xorshift32 steps from `g`."""
     g, count = int(g), int(count)
@@ -66,14 +85,7 @@ def advance(g: int, count: int) -> int:
         for _ in range(count):
             g = xorshift32(g)
         return g
-    power = [xorshift32(1 << b) for b in range(32)]   # the one-step matrix
-    while count:
-        if count & 1:
-            g = _apply(power, g)
-        count >>= 1
-        if count:
-            power = _compose(power, power)
-    return g
+    return _apply(_jump(count), g)
 
 
 def sequence(g: int, count: int) -> tuple[np.ndarray, int]:

@@ -445,3 +445,24 @@ def test_seed_out_of_range_is_refused():
             g.run(None, steps=1, seed=bad)
     with pytest.raises(NetworkError, match="rates"):
         g.run(None, steps=1, rates=[65536])
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 256, 4095, 4096, 4097, 10_000])
+def test_generator_jumps_and_blocks_equal_the_plain_loop(count):
+    from neurofabric.host.generator import advance, sequence
+    g, states = 2463534242, []
+    for _ in range(count):
+        g ^= (g << 13) & 0xFFFFFFFF
+        g ^= g >> 17
+        g ^= (g << 5) & 0xFFFFFFFF
+        states.append(g)
+    block, last = sequence(2463534242, count)
+    assert block.tolist() == states and last == g
+    assert advance(2463534242, count) == g
+
+
+def test_a_long_run_without_rates_advances_g_as_the_loop():
+    net = make_net(m=70, weights=[[0]] * 71)
+    model = GoldenModel(net)
+    model.run(None, steps=9, seed=99)                 # 630 steps of the generator, all rates 0
+    assert model.g == _plain_generator(99, [0] * 70, 9)[1]
