@@ -42,12 +42,14 @@ from .core_ports import CoreConfig, Op, Space, StepEvent
 from .registers import RegisterFile
 from .spram import CELLS, TwoBankMemory, spram_tiles
 
-__all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES", "GEN_JUMP"]
+__all__ = ["Core", "registered_read_port", "PIPELINES", "COLUMN_MEMORIES", "OVERLAPS", "GEN_JUMP"]
 
 #: `Core(pipeline=...)`: "long" for fast clocks, "short" for small fabrics.
 PIPELINES = ("long", "short")
 #: `Core(column_memories=...)`: where the memories of one word per column go.
 COLUMN_MEMORIES = ("block", "distributed")
+#: `Core(overlap=...)`: the neuron and pre trace passes during the accumulation, or after it.
+OVERLAPS = ("on", "off")
 #: Generator steps per cycle of the long pipeline's GEN_SKIP pass (all rates 0).
 GEN_JUMP = 16
 
@@ -117,14 +119,26 @@ class Core(wiring.Component):
     they would take 6 of the block RAMs the weights need (the ULX3S-85F's core),
     block elsewhere.
 
+    `overlap`: `"on"` runs the neuron pass and the pre trace pass during the
+    accumulation: a neuron is updated as soon as the accumulation has finished its
+    word column, and the pre traces, which nothing before potentiation reads, are
+    updated beside both. A step then costs about the accumulation's cycles plus one
+    word column of neurons, instead of their sum (and the pre trace pass's).
+    It needs a second read port on the post traces and on plastic_post (a second
+    copy of each, in LUT RAM on the ECP5, a block RAM each on the iCE40) and a trace
+    unit of its own for the pre traces. `"off"`: the passes one after the other.
+    `"auto"`: on with the long pipeline, off with the short one (the iCE40UP5K has
+    neither the block RAMs nor the DSP tile to spare). The results are the same.
+
     `poison_collisions` (simulation builds): a memory read in the cycle its address
     is written returns garbage, as the block RAMs may (see `registered_read_port`).
     """
 
     def __init__(self, config: CoreConfig, *, weight_cells="auto", pipeline="auto", column_memories="auto",
-                 poison_collisions=False):
+                 overlap="auto", poison_collisions=False):
         for name, value, allowed in (("weight_cells", weight_cells, CELLS), ("pipeline", pipeline, PIPELINES),
-                                     ("column_memories", column_memories, COLUMN_MEMORIES)):
+                                     ("column_memories", column_memories, COLUMN_MEMORIES),
+                                     ("overlap", overlap, OVERLAPS)):
             if value not in ("auto", *allowed):
                 self._MustUse__silence = True   # refused: no "created but never used" warning
                 raise ValueError(f"Core {name} = {value!r}: allowed 'auto', " + ", ".join(repr(c) for c in allowed))
@@ -132,6 +146,7 @@ class Core(wiring.Component):
         self.weight_cells = weight_cells
         self.pipeline = pipeline
         self.column_memories = column_memories
+        self.overlap = overlap
         self.poison_collisions = poison_collisions
         super().__init__({
             "cmd": In(stream.Signature(config.command_layout)),
@@ -160,6 +175,11 @@ class Core(wiring.Component):
             return self.pipeline
         return "short" if self._device(platform).startswith("ICE40") else "long"
 
+    def _overlap(self, platform):
+        if self.overlap != "auto":
+            return self.overlap == "on"
+        return self._pipeline(platform) == "long"
+
     def _column_memories(self, platform):
         if self.column_memories != "auto":
             return self.column_memories
@@ -171,6 +191,7 @@ class Core(wiring.Component):
         NW, LB, A = cfg.words_per_row, cfg.lane_bits, cfg.acc_bits
         spram = cfg.weight_memory == "spram"
         long = self._pipeline(platform) == "long"
+        overlap = self._overlap(platform)
         if spram and self._cells(platform) == "sb_spram256ka":
             # Checked before any submodule exists (no "created but never used" warnings).
             bank_rows = -(-cfg.sources // 2)
@@ -243,6 +264,10 @@ class Core(wiring.Component):
         rd = {name: mem.read_port() if name == "y" and not y_rw_free else
               registered_read_port(m, mem, name, wr[name] if self.poison_collisions else None)
               for name, mem in mems.items()}
+        # The accumulation's reads of the post traces and plastic_post: ports of their own
+        # when the neuron pass, which reads other words of them, runs beside it.
+        acc_rd = ({name: registered_read_port(m, mems[name], f"{name}_acc", wr[name] if self.poison_collisions else None)
+                   for name in ("y", "ppost")} if overlap else {name: rd[name] for name in ("y", "ppost")})
         if spram:
             # Single-port weights: even rows in bank 0, odd rows in bank 1 (the row's
             # low bit is address bit log2(n/lanes)). A read and a write share a cycle
@@ -331,7 +356,6 @@ class Core(wiring.Component):
         v1 = Signal(1)
         v2 = Signal(1)
         t_idx1 = Signal.like(idx)       # stage-1 tags
-        t_idx2 = Signal.like(idx)       # stage-2 tag of the neuron pass
         t_col1 = Signal.like(col)
         t_last1 = Signal(1)
         t_col2 = Signal.like(col)       # stage-2 tags
@@ -341,6 +365,20 @@ class Core(wiring.Component):
         pot_mask = Signal(L)
         mask_acc = Signal(L)
         accs = [Signal(signed(A), name=f"acc{l}") for l in range(L)]
+        # The neuron pass's own counters and stage tags (it may run during ACCUM).
+        nidx = Signal(range(n + 1))
+        n_issuing, nv1, nv2 = Signal(), Signal(), Signal()
+        nt_idx1, nt_idx2 = Signal(range(n + 1)), Signal(range(n + 1))
+        cols_done = Signal(range(NW + 1))   # word columns whose sums ACCUM has written
+        neuron_on = Signal()                # the neuron pass runs this cycle
+        neuron_gate = Signal(init=1)        # ... and may issue neuron nidx
+        n_drained = Signal()
+        # The pre trace pass's (it may run during ACCUM and NEURON).
+        xidx = Signal(range(cfg.sources + 1))
+        x_issuing, xv1 = Signal(), Signal()
+        xt_idx1 = Signal(range(cfg.sources + 1))
+        xpass_on = Signal()
+        x_drained = Signal()
 
         def first_source():
             return Mux(m_used == 0, C(M, idx.shape()), C(0, idx.shape()))
@@ -417,6 +455,7 @@ class Core(wiring.Component):
                 m.d.comb += [wr["acc"].addr.eq(p_col), wr["acc"].en.eq(1),
                              wr["acc"].data.eq(Cat(*[x[:A] for x in sums]))]
                 m.d.sync += [acc.eq(0) for acc in accs]
+                m.d.sync += cols_done.eq(cols_done + 1)
             with m.Else():
                 m.d.sync += [accs[l].eq(sums[l]) for l in range(L)]
         # The trace updates of the post traces (NEURON, 5.4) and the pre traces (XPASS, 5.1):
@@ -437,10 +476,10 @@ class Core(wiring.Component):
             return unit
 
         post_tr = trace_unit("post_tr" if long else "tr")
-        pre_tr = trace_unit("pre_tr") if long else post_tr
+        pre_tr = trace_unit("pre_tr") if long or overlap else post_tr
 
         m.d.comb += self.busy.eq(1)
-        with m.FSM(name="core"):
+        with m.FSM(name="core") as core_fsm:
             # ================= idle: host access ==============================
             with m.State("IDLE"):
                 m.d.comb += [self.busy.eq(cmd_pending), self.cmd.ready.eq(~cmd_pending)]
@@ -637,7 +676,10 @@ class Core(wiring.Component):
                 with m.If(~(issuing & (ent < sp_count)) & ~v1):
                     # The neuron pass restarts the spike list and the work list.
                     m.d.sync += [idx.eq(0), col.eq(0), issuing.eq(1), v1.eq(0), v2.eq(0),
-                                 zero_acc.eq(d_count == 0), sp_count.eq(0), wl_count.eq(0)]
+                                 zero_acc.eq(d_count == 0), sp_count.eq(0), wl_count.eq(0),
+                                 nidx.eq(0), n_issuing.eq(1), nv1.eq(0), cols_done.eq(0)]
+                    if overlap:
+                        m.d.sync += [xidx.eq(first_source()), x_issuing.eq(1), xv1.eq(0)]
                     m.d.sync += [acc.eq(0) for acc in accs]
                     with m.If((d_count == 0) | (nw_used == 0)):
                         m.next = "NEURON"
@@ -672,7 +714,7 @@ class Core(wiring.Component):
                 waddr1 = word_address(a_src, a_col)
                 with m.If(a_valid):
                     m.d.comb += [rd["w"].addr.eq(waddr1), rd["w"].en.eq(1), rd["ppre"].addr.eq(a_src),
-                                 rd["y"].addr.eq(a_col), rd["ppost"].addr.eq(a_col)]
+                                 acc_rd["y"].addr.eq(a_col), acc_rd["ppost"].addr.eq(a_col)]
                     with m.If(~learn & (a_col == 0)):   # learning off: clear the D bits here
                         m.d.comb += [wr["deliv"].addr.eq(a_src), wr["deliv"].data.eq(0),
                                      wr["deliv"].en.eq(1)]
@@ -680,105 +722,29 @@ class Core(wiring.Component):
                 # stage 2 (R of the STDP pipeline): the word into the sums and, depressed,
                 # back to the memory (stages P and Q)
                 m.d.comb += [syn_valid.eq(v2), syn_acc.eq(1), syn_we.eq(learn & rd["ppre"].data),
-                             syn_amplitude.eq(a_minus), syn_depress.eq(1), syn_lanes.eq(rd["ppost"].data)]
-                m.d.comb += [syn_traces[l].eq(y) for l, y in enumerate(lanes_of(rd["y"].data, T))]
+                             syn_amplitude.eq(a_minus), syn_depress.eq(1), syn_lanes.eq(acc_rd["ppost"].data)]
+                m.d.comb += [syn_traces[l].eq(y) for l, y in enumerate(lanes_of(acc_rd["y"].data, T))]
                 with m.If(~issuing & ~v1 & ~a_valid & ~v2 & ~p_valid & ~q_we):
-                    m.d.sync += [idx.eq(0), issuing.eq(1), v1.eq(0)]
                     m.next = "NEURON"
 
             # ================= 3, 4, 5.4: the neuron pass ======================
+            # (the pass itself is below the FSM: with `overlap` it starts during ACCUM)
             with m.State("NEURON"):
-                with m.If(issuing):
-                    m.d.comb += [rd["params"].addr.eq(idx), rd["state"].addr.eq(idx),
-                                 rd["acc"].addr.eq(idx >> LB), rd["y"].addr.eq(idx >> LB),
-                                 rd["ppost"].addr.eq(idx >> LB)]
-                    m.d.sync += [idx.eq(idx + 1), t_idx1.eq(idx)]
-                    with m.If((idx + 1 >= n_used) | (n_used == 0)):
-                        m.d.sync += issuing.eq(0)
-                m.d.sync += v1.eq(issuing & (n_used != 0))
-                # stage 1: the memories' data (registered once more in the long pipeline)
-                # into the first half of the neuron update
-                lane1 = t_idx1[:LB] if LB else C(0, 1)
-                a = rd["acc"].data.word_select(lane1, A).as_signed()
-                n_valid = Signal(name="n_valid")
-                n_idx = Signal.like(t_idx1, name="n_idx", reset_less=True)
-                n_params = Signal(cfg.neuron_params_layout, name="n_params", reset_less=True)
-                n_state = Signal(cfg.neuron_state_layout, name="n_state", reset_less=True)
-                n_a = Signal(signed(A), name="n_a", reset_less=True)
-                n_y = Signal(T, name="n_y", reset_less=True)
-                n_post_plastic = Signal(name="n_post_plastic", reset_less=True)
-                stage([(n_valid, v1), (n_idx, t_idx1), (n_params, rd["params"].data), (n_state, rd["state"].data),
-                       (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1, T)),
-                       (n_post_plastic, rd["ppost"].data.bit_select(lane1, 1))])
-                m.d.comb += [neuron.params.eq(n_params), neuron.state.eq(n_state), neuron.a.eq(n_a)]
-                # The neuron's tags follow it through the update's `latency` registers.
-                tags = [n_valid, n_idx, n_y, n_post_plastic]
-                in_update = []     # valid bits of the update's inner stages
-                for depth in range(1, neuron.latency):
-                    later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
-                             for tag in tags]
-                    m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
-                    tags = later
-                    in_update.append(later[0])
-                y_old = Signal(T)
-                post_plastic = Signal()
-                m.d.sync += [v2.eq(tags[0]), t_idx2.eq(tags[1]), y_old.eq(tags[2]), post_plastic.eq(tags[3])]
-                # stage 2: the neuron's new state and spike; the writes
-                lane = t_idx2[:LB] if LB else C(0, 1)
-                word = t_idx2 >> LB
-                m.d.comb += [post_tr.old.eq(y_old), post_tr.keep.eq(keep_post), post_tr.spiked.eq(neuron.spike),
-                             post_tr.inc.eq(inc_post)]
-                y_new = post_tr.new
-                with m.If(v2):
-                    m.d.comb += [wr["state"].addr.eq(t_idx2), wr["state"].data.eq(neuron.new_state),
-                                 wr["state"].en.eq(1)]
+                m.d.comb += neuron_on.eq(1)
+                with m.If(n_drained):
+                    m.d.sync += [ent.eq(0), idx.eq(first_source())]
                     with m.If(learn):
-                        m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(y_new.replicate(L)),
-                                     wr["y"].en.eq(C(1, L) << lane)]
-                    with m.If(neuron.spike):
-                        m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(t_idx2),
-                                     wr["sp"].en.eq(1)]
-                        m.d.sync += sp_count.eq(sp_count + 1)
-                    new_mask = mask_acc | ((neuron.spike & post_plastic & learn) << lane)
-                    with m.If((lane == L - 1) | (t_idx2 == n_used - 1)):
-                        with m.If(new_mask != 0):
-                            m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
-                                         wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
-                            m.d.sync += wl_count.eq(wl_count + 1)
-                        m.d.sync += mask_acc.eq(0)
-                    with m.Else():
-                        m.d.sync += mask_acc.eq(new_mask)
-                with m.If(~issuing & ~v1 & ~n_valid & ~Cat(*in_update).any() & ~v2):
-                    m.d.sync += [idx.eq(first_source()), issuing.eq(1), ent.eq(0), v1.eq(0)]
-                    with m.If(learn):
+                        if not overlap:
+                            m.d.sync += [xidx.eq(first_source()), x_issuing.eq(1), xv1.eq(0)]
                         m.next = "XPASS"
                     with m.Else():
                         m.next = "OUT_INPUT"
 
             # ================= 5.1: pre traces =================================
+            # (below the FSM too: with `overlap` it runs during ACCUM and NEURON)
             with m.State("XPASS"):
-                with m.If(issuing):
-                    m.d.comb += [rd["x"].addr.eq(idx), rd["deliv"].addr.eq(idx)]
-                    m.d.sync += [idx.eq(next_source(idx)), t_idx1.eq(idx)]
-                    with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
-                        m.d.sync += issuing.eq(0)
-                m.d.sync += v1.eq(issuing & ((m_used != 0) | (n_used != 0)))
-                # The long pipeline registers the trace and the delivered bit before the
-                # trace update (block RAM output, shift, add, saturation and the write
-                # data's route back: 22 ns on the ECP5 without).
-                x_valid = Signal(name="x_valid")
-                x_idx = Signal.like(t_idx1, name="x_idx", reset_less=True)
-                x_old = Signal(T, name="x_old", reset_less=True)
-                x_deliv = Signal(name="x_deliv", reset_less=True)
-                stage([(x_valid, v1), (x_idx, t_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
-                m.d.comb += [pre_tr.old.eq(x_old), pre_tr.keep.eq(keep_pre), pre_tr.spiked.eq(x_deliv),
-                             pre_tr.inc.eq(inc_pre)]
-                with m.If(x_valid):
-                    m.d.comb += [
-                        wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
-                        wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
-                    ]
-                with m.If(~issuing & ~v1 & ~x_valid):
+                m.d.comb += xpass_on.eq(1)
+                with m.If(x_drained):
                     m.d.sync += ent.eq(0)
                     m.next = "POT_FETCH"
 
@@ -885,6 +851,106 @@ class Core(wiring.Component):
                                  steps_done.eq(steps_done + 1), last_cycles.eq(since_start),
                                  wl_count.eq(0)]
                     m.next = "IDLE"
+
+        # ================= 3, 4, 5.4: the neuron pass ============================
+        # One neuron per cycle, pipelined. With `overlap` it runs during ACCUM too, where
+        # a neuron is issued once the accumulation has written its word column's sums.
+        if overlap:
+            with m.If(core_fsm.ongoing("ACCUM")):
+                m.d.comb += [neuron_on.eq(1), neuron_gate.eq((nidx >> LB) < cols_done)]
+                with m.If(learn):
+                    m.d.comb += xpass_on.eq(1)
+            with m.If(core_fsm.ongoing("NEURON") & learn):
+                m.d.comb += xpass_on.eq(1)
+        with m.If(neuron_on):
+            with m.If(n_issuing & neuron_gate):
+                m.d.comb += [rd["params"].addr.eq(nidx), rd["state"].addr.eq(nidx),
+                             rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
+                             rd["ppost"].addr.eq(nidx >> LB)]
+                m.d.sync += [nidx.eq(nidx + 1), nt_idx1.eq(nidx)]
+                with m.If((nidx + 1 >= n_used) | (n_used == 0)):
+                    m.d.sync += n_issuing.eq(0)
+            m.d.sync += nv1.eq(n_issuing & neuron_gate & (n_used != 0))
+            # stage 1: the memories' data (registered once more in the long pipeline)
+            # into the first half of the neuron update
+            lane1 = nt_idx1[:LB] if LB else C(0, 1)
+            a = rd["acc"].data.word_select(lane1, A).as_signed()
+            n_valid = Signal(name="n_valid")
+            n_idx = Signal.like(nt_idx1, name="n_idx", reset_less=True)
+            n_params = Signal(cfg.neuron_params_layout, name="n_params", reset_less=True)
+            n_state = Signal(cfg.neuron_state_layout, name="n_state", reset_less=True)
+            n_a = Signal(signed(A), name="n_a", reset_less=True)
+            n_y = Signal(T, name="n_y", reset_less=True)
+            n_post_plastic = Signal(name="n_post_plastic", reset_less=True)
+            stage([(n_valid, nv1), (n_idx, nt_idx1), (n_params, rd["params"].data), (n_state, rd["state"].data),
+                   (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1, T)),
+                   (n_post_plastic, rd["ppost"].data.bit_select(lane1, 1))])
+            m.d.comb += [neuron.params.eq(n_params), neuron.state.eq(n_state), neuron.a.eq(n_a)]
+            # The neuron's tags follow it through the update's `latency` registers.
+            tags = [n_valid, n_idx, n_y, n_post_plastic]
+            in_update = []     # valid bits of the update's inner stages
+            for depth in range(1, neuron.latency):
+                later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
+                         for tag in tags]
+                m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
+                tags = later
+                in_update.append(later[0])
+            y_old = Signal(T)
+            post_plastic = Signal()
+            m.d.sync += [nv2.eq(tags[0]), nt_idx2.eq(tags[1]), y_old.eq(tags[2]), post_plastic.eq(tags[3])]
+            # stage 2: the neuron's new state and spike; the writes
+            lane = nt_idx2[:LB] if LB else C(0, 1)
+            word = nt_idx2 >> LB
+            m.d.comb += [post_tr.old.eq(y_old), post_tr.keep.eq(keep_post), post_tr.spiked.eq(neuron.spike),
+                         post_tr.inc.eq(inc_post)]
+            y_new = post_tr.new
+            with m.If(nv2):
+                m.d.comb += [wr["state"].addr.eq(nt_idx2), wr["state"].data.eq(neuron.new_state),
+                             wr["state"].en.eq(1)]
+                with m.If(learn):
+                    m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(y_new.replicate(L)),
+                                 wr["y"].en.eq(C(1, L) << lane)]
+                with m.If(neuron.spike):
+                    m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(nt_idx2),
+                                 wr["sp"].en.eq(1)]
+                    m.d.sync += sp_count.eq(sp_count + 1)
+                new_mask = mask_acc | ((neuron.spike & post_plastic & learn) << lane)
+                with m.If((lane == L - 1) | (nt_idx2 == n_used - 1)):
+                    with m.If(new_mask != 0):
+                        m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
+                                     wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
+                        m.d.sync += wl_count.eq(wl_count + 1)
+                    m.d.sync += mask_acc.eq(0)
+                with m.Else():
+                    m.d.sync += mask_acc.eq(new_mask)
+            m.d.comb += n_drained.eq(~n_issuing & ~nv1 & ~n_valid & ~Cat(*in_update).any() & ~nv2)
+
+        # ================= 5.1: pre traces ========================================
+        # One source per cycle. With `overlap` it runs from the start of ACCUM.
+        with m.If(xpass_on):
+            x_last = (xidx == M + n_used - 1)
+            with m.If(x_issuing):
+                m.d.comb += [rd["x"].addr.eq(xidx), rd["deliv"].addr.eq(xidx)]
+                m.d.sync += [xidx.eq(next_source(xidx)), xt_idx1.eq(xidx)]
+                with m.If(x_last | (n_used == 0) & (xidx + 1 >= m_used)):
+                    m.d.sync += x_issuing.eq(0)
+            m.d.sync += xv1.eq(x_issuing & ((m_used != 0) | (n_used != 0)))
+            # The long pipeline registers the trace and the delivered bit before the
+            # trace update (block RAM output, shift, add, saturation and the write
+            # data's route back: 22 ns on the ECP5 without).
+            x_valid = Signal(name="x_valid")
+            x_idx = Signal.like(xt_idx1, name="x_idx", reset_less=True)
+            x_old = Signal(T, name="x_old", reset_less=True)
+            x_deliv = Signal(name="x_deliv", reset_less=True)
+            stage([(x_valid, xv1), (x_idx, xt_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
+            m.d.comb += [pre_tr.old.eq(x_old), pre_tr.keep.eq(keep_pre), pre_tr.spiked.eq(x_deliv),
+                         pre_tr.inc.eq(inc_pre)]
+            with m.If(x_valid):
+                m.d.comb += [
+                    wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
+                    wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
+                ]
+            m.d.comb += x_drained.eq(~x_issuing & ~xv1 & ~x_valid)
 
         return m
 

@@ -101,7 +101,7 @@ class CoreConfig:
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
                                     ("S", self.S, *WIDTH_LIMITS["state_bits"]),
                                     ("W", self.W, *WIDTH_LIMITS["weight_bits"]),
-                                    ("T", self.T, *WIDTH_LIMITS["trace_bits"]), ("lanes", self.lanes, 1, 64)):
+                                    ("T", self.T, *WIDTH_LIMITS["trace_bits"]), ("lanes", self.lanes, 1, 128)):
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"CoreConfig.{name} = {value!r} is out of range: allowed {lo}..{hi}")
         if self.lanes & (self.lanes - 1):

@@ -50,6 +50,7 @@ class CoreModel:
     toplevel: str = TOPLEVEL
     weight_cells: str = "model"
     pipeline: str = "long"
+    overlap: str = "auto"
 
 
 def ensure_tools():
@@ -67,12 +68,13 @@ def ensure_tools():
             os.environ["YOSYS"] = str(yowasp)
 
 
-def _source_hash(config, weight_cells="model", pipeline="long"):
+def _source_hash(config, weight_cells="model", pipeline="long", overlap="auto"):
     import amaranth
     h = hashlib.sha256()
     h.update(json.dumps(asdict(config), sort_keys=True).encode())
     h.update(weight_cells.encode())
     h.update(pipeline.encode())
+    h.update(overlap.encode())
     h.update(amaranth.__version__.encode())
     from neurofabric.contract.model import CORE_MODEL_VERSION
     h.update(str(CORE_MODEL_VERSION).encode())
@@ -86,7 +88,7 @@ def _source_hash(config, weight_cells="model", pipeline="long"):
     return h.hexdigest()[:12]
 
 
-def generate_verilog(config, path, weight_cells="model", pipeline="long"):
+def generate_verilog(config, path, weight_cells="model", pipeline="long", overlap="auto"):
     """Write the core's Verilog for `config` to `path`."""
     ensure_tools()
     from amaranth.back import verilog
@@ -94,7 +96,7 @@ def generate_verilog(config, path, weight_cells="model", pipeline="long"):
     from neurofabric.hdl.core import Core
     # Reads that collide with a write of the same address return garbage, as the
     # block RAMs may: the tests then show any schedule that relies on them.
-    core = Core(config, weight_cells=weight_cells, pipeline=pipeline, poison_collisions=True)
+    core = Core(config, weight_cells=weight_cells, pipeline=pipeline, overlap=overlap, poison_collisions=True)
     text = verilog.convert(core, name=TOPLEVEL, emit_src=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,22 +123,25 @@ def sb_spram_model_source(path):
     return path
 
 
-def core_model(config: CoreConfig, build_root=None, weight_cells="model", pipeline="long") -> CoreModel:
+def core_model(config: CoreConfig, build_root=None, weight_cells="model", pipeline="long",
+               overlap="auto") -> CoreModel:
     """Generate (if needed) and build (if needed) the Verilator model of `config`.
 
     `weight_cells` ("model" or "sb_spram256ka") matters for `weight_memory="spram"` only;
-    `pipeline` is "long" or "short" (`Core(pipeline=...)`).
+    `pipeline` is "long" or "short" (`Core(pipeline=...)`); `overlap` is "auto" (the
+    pipeline's: on with the long one), "on" or "off" (`Core(overlap=...)`).
     """
     ensure_tools()
     build_root = Path(build_root or cache_dir() / "rtl")
-    suffix = ("" if weight_cells == "model" else f"_{weight_cells}") + ("" if pipeline == "long" else f"_{pipeline}")
-    build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells, pipeline)}"
+    suffix = (("" if weight_cells == "model" else f"_{weight_cells}") + ("" if pipeline == "long" else f"_{pipeline}")
+              + ("" if overlap == "auto" else f"_overlap_{overlap}"))
+    build_dir = build_root / f"{config.key()}{suffix}-{_source_hash(config, weight_cells, pipeline, overlap)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     # Two processes building the same configuration would race in one folder:
     # the second waits for the first and then reuses its model.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(config, build_dir, weight_cells, pipeline)
+        return _build_locked(config, build_dir, weight_cells, pipeline, overlap)
 
 
 #: cocotb's Verilator build, run in a child process (`_build_locked`).
@@ -144,11 +149,11 @@ _COCOTB_BUILD = "import json, sys; from cocotb_tools.runner import get_runner; "
                 "get_runner('verilator').build(**json.loads(sys.argv[1]))"
 
 
-def _build_locked(config, build_dir, weight_cells, pipeline):
+def _build_locked(config, build_dir, weight_cells, pipeline, overlap="auto"):
     verilog_path = build_dir / f"{TOPLEVEL}.v"
     if not verilog_path.exists():
         start = time.monotonic()
-        generate_verilog(config, verilog_path, weight_cells, pipeline)
+        generate_verilog(config, verilog_path, weight_cells, pipeline, overlap)
         logger.info("generated %s in %.1f s", verilog_path, time.monotonic() - start)
     sources = [verilog_path]
     if weight_cells == "sb_spram256ka":
@@ -173,7 +178,7 @@ def _build_locked(config, build_dir, weight_cells, pipeline):
         stamp.write_text(f"built in {time.monotonic() - start:.1f} s\n")
         logger.info("built %s in %.1f s", build_dir, time.monotonic() - start)
     return CoreModel(config=config, build_dir=build_dir, verilog=verilog_path, weight_cells=weight_cells,
-                     pipeline=pipeline)
+                     pipeline=pipeline, overlap=overlap)
 
 
 def run_cocotb(model: CoreModel, test_module, extra_env=None, test_dir=None, testcase=None):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.rtl
 CONFIGS = {
     # Two words per row: the accumulate/depress pipeline wraps columns every cycle.
     "tiny": (CoreConfig(n=4, m=4, S=16, W=8, T=8, lanes=2), 60, dict(steps=25, rate=0.4)),
-    # One lane: no lane select logic at all.
+    # One lane: no lane select logic at all; the passes one after the other (overlap off).
     "lanes1": (CoreConfig(n=3, m=2, S=16, W=8, T=8, lanes=1), 30, dict(steps=25, rate=0.5)),
     # One word per row (n == lanes), narrow widths: saturation everywhere.
     "one_word": (CoreConfig(n=8, m=5, S=12, W=5, T=4, lanes=8), 40, dict(steps=25, rate=0.4)),
@@ -29,6 +29,9 @@ CONFIGS = {
     "small": (CoreConfig(n=16, m=12, S=10, W=6, T=5, lanes=4), 50, dict(steps=20, rate=0.3)),
     # n, m = 64 with 4 lanes.
     "n64": (CoreConfig(n=64, m=64, S=16, W=8, T=8, lanes=4), 20, dict(steps=10, rate=0.15)),
+    # Wide words (the ECP5 boards' 16 to 64 lanes): a word column holds more neurons than
+    # a step delivers rows, so the overlapped neuron pass waits for the accumulation.
+    "wide": (CoreConfig(n=64, m=32, S=16, W=8, T=8, lanes=16), 24, dict(steps=12, rate=0.15)),
     # The short pipeline (the iCE40's; every other configuration has the long one):
     # the STDP write-back in the cycle the word arrives, no neuron input registers.
     "short": (CoreConfig(n=12, m=6, S=12, W=6, T=5, lanes=4), 40, dict(steps=20, rate=0.4)),
@@ -36,6 +39,9 @@ CONFIGS = {
 
 #: Configurations built with `Core(pipeline="short")`.
 SHORT = {"short"}
+#: Configurations built with `Core(overlap="off")` (the short pipeline's default is off too; every
+#: other configuration runs the neuron and pre trace passes during the accumulation).
+SEQUENTIAL = {"lanes1"}
 
 
 def make_plan(name, config, count, template):
@@ -97,7 +103,8 @@ def test_plans_exercise_the_core():
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_core_matches_golden(name, tmp_path):
     config, count, template = CONFIGS[name]
-    model = core_model(config, pipeline="short" if name in SHORT else "long")
+    model = core_model(config, pipeline="short" if name in SHORT else "long",
+                       overlap="off" if name in SEQUENTIAL else "auto")
     plan = make_plan(name, config, count, template)
     assert len(plan) == count
     run_plan(model, plan, tmp_path)
