@@ -80,8 +80,11 @@ _PROBE_HEAD_SIZE = fields_size(PROBE_RECORD_FIELDS)
 _DATA_DEPTH = 512
 #: Largest n and m: the spike bitmaps' byte counters are 8 bits.
 _MAX_SIZE = 8 * 255
-#: Largest memory word (and core read word) in bytes: the word ports.
-_MAX_WORD_BYTES = 24
+#: Largest memory word (and core read word) in bytes: the read word's byte counter
+#: (RBYTE) has 7 bits; a word of 1024 bits is the ULX3S-85F core's 128 lanes of 8 bits.
+_MAX_WORD_BYTES = 128
+#: Bytes of the core's read word at fixed ports (RDATA + i): the registers' 32 bits.
+_RDATA_PORTS = 4
 #: Most neurons per PROBE_RECORD the firmware sends: it counts a chunk in one
 #: byte and compares with an 8-bit immediate (chunk + 1 <= 255). Only S <= 8
 #: (one byte per value: probe_chunk_neurons(S) = 507) would allow more.
@@ -95,12 +98,13 @@ class _R(enum.IntEnum):
     RXH = 2         # the request's header (latched): command, seq, length low, length high (2 .. 5)
     NACK = 6        # status of the NACK to send
     SCAN = 7        # 8 + the lowest set bit of the scan register (cleared by the read), 0 when empty
+    RBYTE = 12      # the core's read word's next byte, low byte first (waits for it; RDATA_ACK starts over)
     NEURON = 8      # step_out's neuron (or input), low and high byte (waits for a record)
     STIM = 10       # the next byte of the held RUN payload
     KIND = 11       # step_out's kind, a `StepEvent` (waits for a record)
     COUNTERS = 16   # the five error counters of STATUS, in its order, low byte first (16 .. 25)
     PROBE = 32      # step_out's v then i, sign-extended to value_bytes each (waits for a record)
-    RDATA = 40      # the core's read word, byte by byte (waits for it)
+    RDATA = 40      # the core's read word's low bytes, one port each (40 .. 43; waits for it)
 
 
 class _W(enum.IntEnum):
@@ -131,7 +135,7 @@ _F_RX_LAST = 8      # the request's payload has been taken to its end (or is hel
 _F_CORE_BUSY = 16
 _F_HELD = 64        # the latched request came while a RUN's payload was held: its payload was not kept
 _F_STIM_END = 128   # every byte of the held payload has been read
-assert _R.RDATA + _MAX_WORD_BYTES <= 64
+assert _R.RDATA + _RDATA_PORTS <= 64
 # STEP_END takes the RUN flags as they are: bit 0 asks for probes, bit 1 for the inputs.
 assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 2
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
@@ -416,13 +420,18 @@ class Link(wiring.Component):
         for i, value in enumerate([rx_h.command, rx_h.seq, rx_h.length[:8], rx_h.length[8:]]):
             sources[_R.RXH + i] = value
         fields = [(_R.NEURON, out.neuron, (len(out.neuron) + 7) // 8),
-                  (_R.PROBE, Cat(v_ext, i_ext), 2 * value_bytes), (_R.RDATA, rdata, (len(rdata) + 7) // 8)]
+                  (_R.PROBE, Cat(v_ext, i_ext), 2 * value_bytes),
+                  (_R.RDATA, rdata, min(_RDATA_PORTS, (len(rdata) + 7) // 8))]
         for i, counter in enumerate([self.uart_framing_errors, self.uart_overruns, self.crc_errors,
                                      self.format_errors, self.dropped_frames]):
             fields.append((_R.COUNTERS + 2 * i, counter, 2))
         for base, value, size in fields:
             for i in range(size):
                 sources[base + i] = value[8 * i:8 * i + 8]
+        # RBYTE: the read word byte by byte, at a counter that RDATA_ACK clears.
+        rdata_bytes = (len(rdata) + 7) // 8
+        rbyte = Signal(range(max(rdata_bytes, 2)))
+        sources[_R.RBYTE] = Cat(rdata, C(0, 8 * rdata_bytes - len(rdata))).word_select(rbyte, 8)
         with m.Switch(port):
             for p, value in sources.items():
                 with m.Case(p):
@@ -436,8 +445,12 @@ class Link(wiring.Component):
         with m.If(rd & ((port == _R.NEURON) | (port == _R.NEURON + 1) | (port == _R.KIND) |
                         (port >= _R.PROBE) & (port < _R.PROBE + 2 * value_bytes))):
             m.d.comb += mcu.port_wait.eq(~self.step_out.valid)
-        with m.If(rd & (port >= _R.RDATA)):
+        with m.If(rd & ((port >= _R.RDATA) | (port == _R.RBYTE))):
             m.d.comb += mcu.port_wait.eq(~self.rdata.valid)
+        with m.If(reading(_R.RBYTE)):
+            m.d.sync += rbyte.eq(rbyte + 1)
+        with m.If(writing(_W.RDATA_ACK)):
+            m.d.sync += rbyte.eq(0)
 
         # ---- writes ----
         with m.If(writing(_W.IDLE)):
@@ -762,7 +775,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(t_space); a.ori(Op.READ.value); a.st(P(_W.CMD))
     a.ldx(0)
     a.label("read_bytes")
-    a.ld(P(_R.RDATA) + X); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmp(t_wb); a.jnz("read_bytes")
+    a.ld(P(_R.RBYTE)); a.st(P(_W.TX)); a.inx(); a.txa(); a.cmp(t_wb); a.jnz("read_bytes")
     a.st(P(_W.RDATA_ACK))
     a.call("next_word"); a.jmp("read_word")
 

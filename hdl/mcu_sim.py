@@ -513,6 +513,7 @@ class LinkPorts(Ports):
         self.address = 0
         self.word = 0
         self.rdata = None
+        self.rbyte = 0                  # RBYTE's counter
         self.scan = 0
         self.running = 0
         self.source_hi = 0
@@ -589,7 +590,7 @@ class LinkPorts(Ports):
             return port == W.RDATA_ACK and self.rdata is None
         if port == R.RX and not self.payload:
             raise BuildError("port RX: the firmware reads past the request's payload")
-        if port >= R.RDATA and self.rdata is None:
+        if (port >= R.RDATA or port == R.RBYTE) and self.rdata is None:
             raise BuildError("port RDATA: the firmware waits for a core word it never asked for")
         return False
 
@@ -621,6 +622,9 @@ class LinkPorts(Ports):
             return self.counters[index // 2] >> (8 * (index % 2)) & 0xFF
         if port >= R.RDATA:
             return self.rdata >> (8 * (port - R.RDATA)) & 0xFF
+        if port == R.RBYTE:
+            self.rbyte += 1
+            return self.rdata >> (8 * (self.rbyte - 1)) & 0xFF
         if port == R.STIM:
             if self.held is None or self.stim >= len(self.held):
                 raise BuildError(f"port STIM: byte {self.stim} is past the held payload")
@@ -665,6 +669,7 @@ class LinkPorts(Ports):
                 self.memory[(space, self.address)] = self.word
         elif port == W.RDATA_ACK:
             self.rdata = None
+            self.rbyte = 0
         elif port == W.DISCARD:
             self.payload.clear()
             self.rx_last = True

@@ -31,10 +31,11 @@ CONFIGS = {
         dict(seed=4, learn=0, probe=True, steps=16, rate=0.4, max_steps=3, n=5, m=6, form="mixed", inputs=True,
              gen_rate=0.3, gen_seed=0xBB67AE85),
     ]),
-    # Odd widths (S = 12: probes in 2 bytes; W = 6 with 4 lanes: 3-byte weight words), m not a
-    # multiple of 8, n = 64: records as address lists (<= 2 spikes) and bitmaps, tables deep
-    # enough for OVERFLOW, probe records in chunks of 24, a ULX3S-like 25 MHz clock at 5 cycles per bit.
-    "wide": (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4), 25_000_000, 5_000_000, 24, [
+    # Odd widths (S = 12: probes in 2 bytes; W = 6 with 64 lanes: one 48-byte weight word a row, wider
+    # than the core's other words, as on the ECP5 boards), m not a multiple of 8, n = 64: records as
+    # address lists (<= 2 spikes) and bitmaps, tables deep enough for OVERFLOW, probe records in
+    # chunks of 24, a ULX3S-like 25 MHz clock at 5 cycles per bit.
+    "wide": (CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=64), 25_000_000, 5_000_000, 24, [
         dict(seed=11, learn=1, probe=True, steps=14, rate=0.1, max_steps=6, plastic_all=True, wide_bounds=True,
              inputs=True, gen_rate=0.1, gen_seed=0x3C6EF372),
         dict(seed=12, learn=0, probe=False, steps=20, rate=0.05, max_steps=20, form="mixed", gen_rate=0.05),
