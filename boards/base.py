@@ -45,6 +45,7 @@ class Board:
     lanes: int
     baud: int
     weight_memory: str = "dual"  # "spram" on the iCE40UP5K
+    neurons_per_cycle: int = 1   # CoreConfig.neurons_per_cycle: 2 where the multipliers allow it
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -55,8 +56,18 @@ class Board:
         return getattr(importlib.import_module(module), cls)()
 
     def with_sizes(self, **changes):
-        """A copy with other sizes, clock or baud (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with other sizes, clock or baud (None values are ignored). A core with
+        fewer neurons than the board's lanes, or a number of them the lanes do not
+        divide, gets the most lanes that divide it (unless `lanes` is given), and at most
+        that many neurons per cycle."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        board = replace(self, **changes)
+        if "lanes" not in changes and isinstance(board.neurons, int) and board.neurons > 0:
+            lanes = board.lanes
+            while lanes > 1 and board.neurons % lanes:
+                lanes //= 2
+            board = replace(board, lanes=lanes)
+        return replace(board, neurons_per_cycle=min(board.neurons_per_cycle, board.lanes))
 
 
 class BoardTop(Elaboratable):
@@ -170,6 +181,8 @@ def resources_from_utilisation(util, family):
 def _config_for(board):
     from ..hdl.core_ports import CoreConfig
     kwargs = dict(n=board.neurons, m=board.inputs, lanes=board.lanes)
+    if board.neurons_per_cycle != 1:
+        kwargs["neurons_per_cycle"] = board.neurons_per_cycle
     if board.weight_memory != "dual":
         kwargs["weight_memory"] = board.weight_memory
     try:

@@ -5,7 +5,7 @@ from neurofabric.contract.bauds import BOARD_BAUDS
 from .base import Board
 
 
-def _ulx3s(size, neurons, inputs):
+def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1):
     return Board(
         name=f"ulx3s-{size}f",
         description=f"Radiona ULX3S ({size}F, LFE5U-{size}F)",
@@ -13,18 +13,21 @@ def _ulx3s(size, neurons, inputs):
         platform_class=f"amaranth_boards.ulx3s:ULX3S_{size}F_Platform",
         osc_hz=25_000_000,
         clk_hz=50_000_000,   # EHXPLLL from 25 MHz
-        neurons=neurons, inputs=inputs, lanes=4,
+        neurons=neurons, inputs=inputs, lanes=lanes, neurons_per_cycle=neurons_per_cycle,
         baud=BOARD_BAUDS["ulx3s"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board="ulx3s",
         extra_outputs={},
     )
 
 
-# Weights take (m + n) * n * 8 bits in DP16KD blocks used as 512 x 36 (32 bits
-# of 4 lanes each): 12F 32 blocks, 25F 56, 45F 108, 85F 208.
+# Weights take (m + n) * n * 8 bits in DP16KD blocks (18 Kbit each): 12F 16 blocks, 25F 40,
+# 45F 64, 85F 192 at least. The lanes (weights per word, read in one cycle) are set by
+# the multipliers (MULT18X18D): the core's depression needs one per lane, its neuron and
+# trace updates 7 more (and 3 more for a second neuron per cycle); 28 in a 12F or 25F,
+# 72 in a 45F, 156 in an 85F.
 BOARDS = [
-    _ulx3s(12, 128, 128),   # 16 blocks of weights
-    _ulx3s(25, 256, 64),    # 40
-    _ulx3s(45, 256, 256),   # 64
-    _ulx3s(85, 512, 256),   # 192
+    _ulx3s(12, 128, 128, 16),
+    _ulx3s(25, 256, 64, 16),
+    _ulx3s(45, 256, 256, 64),
+    _ulx3s(85, 512, 256, 64, neurons_per_cycle=2),
 ]

@@ -234,13 +234,18 @@ class Core(wiring.Component):
         # the block RAMs to the weights (Yosys' `ram_style`).
         COL = ({"ram_style": "distributed"} if self._column_memories(platform) == "distributed" else {})
         w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW)
-        params_mem = Memory(shape=cfg.neuron_params_layout, depth=n, init=[], attrs=NO_RW)
-        state_mem = Memory(shape=cfg.neuron_state_layout, depth=n, init=[], attrs=NO_RW)
+        # With P neurons per cycle the neuron parameters and state are P memories (neuron j
+        # in bank j mod P, at j / P), and so is the spike list (entry e in bank e mod P):
+        # the neuron pass reads and writes the banks of P neurons, and appends up to P
+        # spikes, in a cycle. The other passes and the host see one memory of each
+        # (`banked_view`).
+        P = cfg.neurons_per_cycle
+        PB = P.bit_length() - 1
         acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW | COL)
-        neuron = NeuronUpdate(cfg, pipelined=True, registered_products=long)
+        neurons = [NeuronUpdate(cfg, pipelined=True, registered_products=long) for _ in range(P)]
         # Cycles from a neuron's reads to its writes in the neuron pass: the distance, in
-        # neurons, between the word the pass reads and the lane it writes.
-        neuron_distance = 1 + long + neuron.latency
+        # neurons, between the word the pass reads and the lanes it writes.
+        neuron_distance = (1 + long + neurons[0].latency) * P
         y_rw_free = L <= neuron_distance
         y_mem = Memory(shape=unsigned(L * T), depth=NW, init=[],       # post traces, by word
                        attrs=(NO_RW if y_rw_free else {}) | COL or None)
@@ -249,12 +254,16 @@ class Core(wiring.Component):
         ppre_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)
         deliv_mem = Memory(shape=unsigned(1), depth=cfg.sources, init=[], attrs=NO_RW)  # k in D this step
         d_mem = Memory(shape=unsigned(cfg.source_bits), depth=cfg.sources, init=[], attrs=NO_RW)  # list D
-        sp_mem = Memory(shape=unsigned(cfg.neuron_bits), depth=n, init=[], attrs=NO_RW)  # spike list
         wl_layout = data.StructLayout({"word": unsigned(bits_for(max(NW - 1, 1))), "mask": unsigned(L)})
         wl_mem = Memory(shape=wl_layout, depth=NW, init=[], attrs=NO_RW | COL)  # potentiation work list
         rate_mem = Memory(shape=unsigned(16), depth=M, init=[], attrs=NO_RW)   # the generator's rate[k]
-        mems = dict(params=params_mem, state=state_mem, acc=acc_mem, y=y_mem, ppost=ppost_mem,
-                    x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, sp=sp_mem, wl=wl_mem, rate=rate_mem)
+        mems = dict(acc=acc_mem, y=y_mem, ppost=ppost_mem,
+                    x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, wl=wl_mem, rate=rate_mem)
+        banked = dict(params=cfg.neuron_params_layout, state=cfg.neuron_state_layout,
+                      sp=unsigned(cfg.neuron_bits))   # the spike list
+        for name, shape in banked.items():
+            for b in range(P):
+                mems[f"{name}{b}" if P > 1 else name] = Memory(shape=shape, depth=-(-n // P), init=[], attrs=NO_RW)
         if not spram:
             mems["w"] = w_mem
         for name, mem in mems.items():
@@ -264,10 +273,19 @@ class Core(wiring.Component):
         rd = {name: mem.read_port() if name == "y" and not y_rw_free else
               registered_read_port(m, mem, name, wr[name] if self.poison_collisions else None)
               for name, mem in mems.items()}
+        # The neuron pass's ports of the banked memories; one memory's view of them for the rest.
+        banks = {name: ([rd[name]], [wr[name]]) if P == 1 else
+                 ([rd[f"{name}{b}"] for b in range(P)], [wr[f"{name}{b}"] for b in range(P)]) for name in banked}
+        if P > 1:
+            for name, shape in banked.items():
+                rd[name], wr[name] = self._banked_view(m, name, shape, n, PB, *banks[name])
         # The accumulation's reads of the post traces and plastic_post: ports of their own
         # when the neuron pass, which reads other words of them, runs beside it.
         acc_rd = ({name: registered_read_port(m, mems[name], f"{name}_acc", wr[name] if self.poison_collisions else None)
                    for name in ("y", "ppost")} if overlap else {name: rd[name] for name in ("y", "ppost")})
+        # Potentiation's reads of the pre traces: a port of its own when it trails their pass.
+        pot_x = (registered_read_port(m, x_mem, "x_pot", wr["x"] if self.poison_collisions else None) if overlap
+                 else rd["x"])
         if spram:
             # Single-port weights: even rows in bank 0, odd rows in bank 1 (the row's
             # low bit is address bit log2(n/lanes)). A read and a write share a cycle
@@ -368,7 +386,7 @@ class Core(wiring.Component):
         # The neuron pass's own counters and stage tags (it may run during ACCUM).
         nidx = Signal(range(n + 1))
         n_issuing, nv1, nv2 = Signal(), Signal(), Signal()
-        nt_idx1, nt_idx2 = Signal(range(n + 1)), Signal(range(n + 1))
+        nt_idx1 = Signal(range(n + 1))
         cols_done = Signal(range(NW + 1))   # word columns whose sums ACCUM has written
         neuron_on = Signal()                # the neuron pass runs this cycle
         neuron_gate = Signal(init=1)        # ... and may issue neuron nidx
@@ -379,6 +397,7 @@ class Core(wiring.Component):
         xt_idx1 = Signal(range(cfg.sources + 1))
         xpass_on = Signal()
         x_drained = Signal()
+        x_written = Signal(range(cfg.sources + 1))   # the pass has written the rows before this one
 
         def first_source():
             return Mux(m_used == 0, C(M, idx.shape()), C(0, idx.shape()))
@@ -388,7 +407,8 @@ class Core(wiring.Component):
 
         last_source = (idx == M + n_used - 1)
 
-        m.submodules.neuron = neuron
+        for p, unit in enumerate(neurons):
+            m.submodules[f"neuron{p}" if p else "neuron"] = unit
 
         def stage(pairs):
             """Pipeline registers of the long pipeline; wires in the short one."""
@@ -475,8 +495,8 @@ class Core(wiring.Component):
             m.d.comb += unit.new.eq(trace_update(unit.old, None, unit.spiked, unit.inc, T, trace_mode, keep=unit.keep))
             return unit
 
-        post_tr = trace_unit("post_tr" if long else "tr")
-        pre_tr = trace_unit("pre_tr") if long or overlap else post_tr
+        post_tr = [trace_unit("post_tr" if long else "tr"), *[trace_unit(f"post_tr{p}") for p in range(1, P)]]
+        pre_tr = trace_unit("pre_tr") if long or overlap else post_tr[0]
 
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="core") as core_fsm:
@@ -734,14 +754,16 @@ class Core(wiring.Component):
                 with m.If(n_drained):
                     m.d.sync += [ent.eq(0), idx.eq(first_source())]
                     with m.If(learn):
-                        if not overlap:
+                        if overlap:     # potentiation trails the pre trace pass (POT_SWEEP)
+                            m.next = "POT_FETCH"
+                        else:
                             m.d.sync += [xidx.eq(first_source()), x_issuing.eq(1), xv1.eq(0)]
-                        m.next = "XPASS"
+                            m.next = "XPASS"
                     with m.Else():
                         m.next = "OUT_INPUT"
 
             # ================= 5.1: pre traces =================================
-            # (below the FSM too: with `overlap` it runs during ACCUM and NEURON)
+            # (below the FSM too: with `overlap` it runs from ACCUM on, beside potentiation)
             with m.State("XPASS"):
                 m.d.comb += xpass_on.eq(1)
                 with m.If(x_drained):
@@ -753,7 +775,7 @@ class Core(wiring.Component):
                 with m.If(ent < wl_count):
                     m.d.comb += rd["wl"].addr.eq(ent)
                     m.next = "POT_LOAD"
-                with m.Else():
+                with m.Elif(x_drained if overlap else C(1, 1)):
                     m.d.sync += ent.eq(0)
                     m.next = "OUT_INPUT"
 
@@ -774,8 +796,12 @@ class Core(wiring.Component):
                     go = issuing & ~(q_valid & (idx[0] == q_waddr[bank_bit]))
                 else:
                     go = issuing
+                if overlap:
+                    # Row idx's pre trace must be this step's: the pass has written it (it
+                    # writes the rows in the sweep's order, one per cycle).
+                    go = go & (x_drained | (idx < x_written))
                 with m.If(go):
-                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["w"].en.eq(1), rd["x"].addr.eq(idx),
+                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["w"].en.eq(1), pot_x.addr.eq(idx),
                                  rd["ppre"].addr.eq(idx)]
                     m.d.sync += [idx.eq(next_source(idx)), t_waddr2.eq(waddr0)]
                     with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
@@ -783,33 +809,39 @@ class Core(wiring.Component):
                 m.d.sync += v1.eq(go)
                 m.d.comb += [syn_valid.eq(v1), syn_we.eq(rd["ppre"].data), syn_amplitude.eq(a_plus),
                              syn_depress.eq(0), syn_lanes.eq(pot_mask)]
-                m.d.comb += [trace.eq(rd["x"].data) for trace in syn_traces]
+                m.d.comb += [trace.eq(pot_x.data) for trace in syn_traces]
                 with m.If(~issuing & ~v1 & ~p_valid & ~q_we):
                     m.d.sync += ent.eq(ent + 1)
                     m.next = "POT_FETCH"
 
             # ================= 6. output ======================================
             out = self.step_out.payload
+            # The lists go out one record per cycle while the receiver takes them: a record's
+            # HOLD state reads the next entry as the receiver takes the current one.
+            def u_addr(e):
+                """This step's U when asked: the input entries of D (spram: u_even from the
+                front, the rest from the back), any order."""
+                return Mux(e < u_even, e, cfg.sources - 1 + u_even - e) if spram else e
+
             with m.State("OUT_INPUT"):
-                # This step's U when asked: the input entries of D (spram: u_even from the
-                # front, the rest from the back), any order.
-                if spram:
-                    u_addr = Mux(ent < u_even, ent, cfg.sources - 1 + u_even - ent)
-                else:
-                    u_addr = ent
                 with m.If(report_inputs & (ent < u_count)):
-                    m.d.comb += rd["d"].addr.eq(u_addr)
+                    m.d.comb += rd["d"].addr.eq(u_addr(ent))
                     m.next = "OUT_INPUT_HOLD"
                 with m.Else():
                     m.d.sync += ent.eq(0)
                     m.next = "OUT_SPIKE"
 
             with m.State("OUT_INPUT_HOLD"):
-                m.d.comb += [rd["d"].en.eq(0), self.step_out.valid.eq(1),
-                             out.kind.eq(StepEvent.INPUT), out.neuron.eq(rd["d"].data)]
+                m.d.comb += [self.step_out.valid.eq(1), out.kind.eq(StepEvent.INPUT), out.neuron.eq(rd["d"].data)]
                 with m.If(self.step_out.ready):
                     m.d.sync += ent.eq(ent + 1)
-                    m.next = "OUT_INPUT"
+                    with m.If(ent + 1 < u_count):
+                        m.d.comb += rd["d"].addr.eq(u_addr(ent + 1))
+                    with m.Else():
+                        m.d.sync += ent.eq(0)
+                        m.next = "OUT_SPIKE"
+                with m.Else():
+                    m.d.comb += rd["d"].en.eq(0)
 
             with m.State("OUT_SPIKE"):
                 with m.If(ent < sp_count):
@@ -822,11 +854,15 @@ class Core(wiring.Component):
                     m.next = "OUT_END"
 
             with m.State("OUT_SPIKE_HOLD"):
-                m.d.comb += [rd["sp"].en.eq(0), self.step_out.valid.eq(1),
-                             out.kind.eq(StepEvent.SPIKE), out.neuron.eq(rd["sp"].data)]
+                m.d.comb += [self.step_out.valid.eq(1), out.kind.eq(StepEvent.SPIKE), out.neuron.eq(rd["sp"].data)]
                 with m.If(self.step_out.ready):
                     m.d.sync += ent.eq(ent + 1)
-                    m.next = "OUT_SPIKE"
+                    with m.If(ent + 1 < sp_count):
+                        m.d.comb += rd["sp"].addr.eq(ent + 1)
+                    with m.Else():
+                        m.next = "OUT_SPIKE"
+                with m.Else():
+                    m.d.comb += rd["sp"].en.eq(0)
 
             with m.State("OUT_PROBE"):
                 m.d.comb += rd["state"].addr.eq(ent)
@@ -860,62 +896,84 @@ class Core(wiring.Component):
                 m.d.comb += [neuron_on.eq(1), neuron_gate.eq((nidx >> LB) < cols_done)]
                 with m.If(learn):
                     m.d.comb += xpass_on.eq(1)
-            with m.If(core_fsm.ongoing("NEURON") & learn):
+            with m.If((core_fsm.ongoing("NEURON") | core_fsm.ongoing("POT_FETCH") | core_fsm.ongoing("POT_LOAD")
+                       | core_fsm.ongoing("POT_SWEEP")) & learn):
                 m.d.comb += xpass_on.eq(1)
         with m.If(neuron_on):
+            # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
+            (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
+                *[banks[name] for name in ("params", "state", "sp")])
             with m.If(n_issuing & neuron_gate):
-                m.d.comb += [rd["params"].addr.eq(nidx), rd["state"].addr.eq(nidx),
-                             rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
+                m.d.comb += [rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
                              rd["ppost"].addr.eq(nidx >> LB)]
-                m.d.sync += [nidx.eq(nidx + 1), nt_idx1.eq(nidx)]
-                with m.If((nidx + 1 >= n_used) | (n_used == 0)):
+                m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd)]
+                m.d.sync += [nidx.eq(nidx + P), nt_idx1.eq(nidx)]
+                with m.If((nidx + P >= n_used) | (n_used == 0)):
                     m.d.sync += n_issuing.eq(0)
             m.d.sync += nv1.eq(n_issuing & neuron_gate & (n_used != 0))
             # stage 1: the memories' data (registered once more in the long pipeline)
-            # into the first half of the neuron update
+            # into the first half of the neuron updates
             lane1 = nt_idx1[:LB] if LB else C(0, 1)
-            a = rd["acc"].data.word_select(lane1, A).as_signed()
             n_valid = Signal(name="n_valid")
             n_idx = Signal.like(nt_idx1, name="n_idx", reset_less=True)
-            n_params = Signal(cfg.neuron_params_layout, name="n_params", reset_less=True)
-            n_state = Signal(cfg.neuron_state_layout, name="n_state", reset_less=True)
-            n_a = Signal(signed(A), name="n_a", reset_less=True)
-            n_y = Signal(T, name="n_y", reset_less=True)
-            n_post_plastic = Signal(name="n_post_plastic", reset_less=True)
-            stage([(n_valid, nv1), (n_idx, nt_idx1), (n_params, rd["params"].data), (n_state, rd["state"].data),
-                   (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1, T)),
-                   (n_post_plastic, rd["ppost"].data.bit_select(lane1, 1))])
-            m.d.comb += [neuron.params.eq(n_params), neuron.state.eq(n_state), neuron.a.eq(n_a)]
-            # The neuron's tags follow it through the update's `latency` registers.
-            tags = [n_valid, n_idx, n_y, n_post_plastic]
+            stage([(n_valid, nv1), (n_idx, nt_idx1)])
+            tags = [n_valid, n_idx]
+            for p, unit in enumerate(neurons):
+                a = rd["acc"].data.word_select(lane1 + p, A).as_signed()
+                n_used_p = Signal(name=f"n_used{p}", reset_less=True)     # neuron nidx + p is used
+                n_params = Signal(cfg.neuron_params_layout, name=f"n_params{p}", reset_less=True)
+                n_state = Signal(cfg.neuron_state_layout, name=f"n_state{p}", reset_less=True)
+                n_a = Signal(signed(A), name=f"n_a{p}", reset_less=True)
+                n_y = Signal(T, name=f"n_y{p}", reset_less=True)
+                n_post_plastic = Signal(name=f"n_post_plastic{p}", reset_less=True)
+                stage([(n_used_p, nt_idx1 + p < n_used), (n_params, params_rd[p].data), (n_state, state_rd[p].data),
+                       (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1 + p, T)),
+                       (n_post_plastic, rd["ppost"].data.bit_select(lane1 + p, 1))])
+                m.d.comb += [unit.params.eq(n_params), unit.state.eq(n_state), unit.a.eq(n_a)]
+                tags += [n_used_p, n_y, n_post_plastic]
+            # The neurons' tags follow them through the updates' `latency` registers.
             in_update = []     # valid bits of the update's inner stages
-            for depth in range(1, neuron.latency):
+            for depth in range(1, neurons[0].latency):
                 later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
                          for tag in tags]
                 m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
                 tags = later
                 in_update.append(later[0])
-            y_old = Signal(T)
-            post_plastic = Signal()
-            m.d.sync += [nv2.eq(tags[0]), nt_idx2.eq(tags[1]), y_old.eq(tags[2]), post_plastic.eq(tags[3])]
-            # stage 2: the neuron's new state and spike; the writes
+            final = [Signal.like(tag, name=f"{tag.name}_w", reset_less=tag is not n_valid) for tag in tags[1:]]
+            m.d.sync += [nv2.eq(tags[0]), *[dst.eq(src) for dst, src in zip(final, tags[1:])]]
+            nt_idx2 = final[0]
+            # stage 2: the neurons' new states and spikes; the writes
             lane = nt_idx2[:LB] if LB else C(0, 1)
             word = nt_idx2 >> LB
-            m.d.comb += [post_tr.old.eq(y_old), post_tr.keep.eq(keep_post), post_tr.spiked.eq(neuron.spike),
-                         post_tr.inc.eq(inc_post)]
-            y_new = post_tr.new
+            y_new, fired, plastic_fired = [], [], []
+            for p, unit in enumerate(neurons):
+                used_p, y_old, post_plastic = final[1 + 3 * p:4 + 3 * p]
+                tr = post_tr[p]
+                m.d.comb += [tr.old.eq(y_old), tr.keep.eq(keep_post), tr.spiked.eq(unit.spike), tr.inc.eq(inc_post)]
+                y_new.append(tr.new)
+                fired.append(nv2 & used_p & unit.spike)
+                plastic_fired.append(unit.spike & post_plastic & learn & used_p)
+                with m.If(nv2 & used_p):
+                    m.d.comb += [state_wr[p].addr.eq(nt_idx2 >> PB), state_wr[p].data.eq(unit.new_state),
+                                 state_wr[p].en.eq(1)]
             with m.If(nv2):
-                m.d.comb += [wr["state"].addr.eq(nt_idx2), wr["state"].data.eq(neuron.new_state),
-                             wr["state"].en.eq(1)]
                 with m.If(learn):
-                    m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(y_new.replicate(L)),
-                                 wr["y"].en.eq(C(1, L) << lane)]
-                with m.If(neuron.spike):
-                    m.d.comb += [wr["sp"].addr.eq(sp_count), wr["sp"].data.eq(nt_idx2),
-                                 wr["sp"].en.eq(1)]
-                    m.d.sync += sp_count.eq(sp_count + 1)
-                new_mask = mask_acc | ((neuron.spike & post_plastic & learn) << lane)
-                with m.If((lane == L - 1) | (nt_idx2 == n_used - 1)):
+                    used = Cat(*[final[1 + 3 * p] for p in range(P)])
+                    m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(Cat(*y_new).replicate(L // P)),
+                                 wr["y"].en.eq(used << lane)]
+                # The spikes go to list entries sp_count, sp_count + 1 ... in neuron order:
+                # entry e in bank e mod P (consecutive entries in different banks).
+                position = sp_count
+                for p in range(P):
+                    bank = position[:PB] if PB else C(0, 1)
+                    for b in range(P):
+                        with m.If(fired[p] & (bank == b)):
+                            m.d.comb += [sp_wr[b].addr.eq(position >> PB), sp_wr[b].data.eq(nt_idx2 + p),
+                                         sp_wr[b].en.eq(1)]
+                    position = position + fired[p]
+                m.d.sync += sp_count.eq(position)
+                new_mask = mask_acc | (Cat(*plastic_fired) << lane)
+                with m.If((lane + P - 1 == L - 1) | (nt_idx2 + P >= n_used)):
                     with m.If(new_mask != 0):
                         m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
                                      wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
@@ -950,9 +1008,29 @@ class Core(wiring.Component):
                     wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
                     wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
                 ]
-            m.d.comb += x_drained.eq(~x_issuing & ~xv1 & ~x_valid)
+            m.d.comb += [x_drained.eq(~x_issuing & ~xv1 & ~x_valid), x_written.eq(Mux(x_valid, x_idx, 0))]
 
         return m
+
+    @staticmethod
+    def _banked_view(m, name, shape, depth, PB, bank_rd, bank_wr):
+        """One memory of `depth` entries over the banks of a banked memory (entry e in bank
+        e mod 2^PB, at e >> PB): a read port and a write port like those of the other
+        memories (`addr`, `data`, `en`). Statements after these on the banks' own ports
+        (the neuron pass's) take precedence."""
+        rd = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_view_raddr"),
+                             en=Signal(init=1, name=f"{name}_view_ren"), data=Signal(shape, name=f"{name}_view_rdata"))
+        wr = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_view_waddr"), en=Signal(name=f"{name}_view_wen"),
+                             data=Signal(shape, name=f"{name}_view_wdata"))
+        sel = Signal(PB, name=f"{name}_view_sel")
+        with m.If(rd.en):
+            m.d.sync += sel.eq(rd.addr[:PB])
+        for b, (r, w) in enumerate(zip(bank_rd, bank_wr)):
+            m.d.comb += [r.addr.eq(rd.addr >> PB), r.en.eq(rd.en),
+                         w.addr.eq(wr.addr >> PB), w.data.eq(wr.data), w.en.eq(wr.en & (wr.addr[:PB] == b))]
+        assert len(bank_rd) == 2
+        m.d.comb += rd.data.eq(Mux(sel, Value.cast(bank_rd[1].data), Value.cast(bank_rd[0].data)))
+        return rd, wr
 
     @staticmethod
     def _append_split(m, cfg, wr_d, row, d_even, d_odd):

@@ -87,6 +87,10 @@ class CoreConfig:
       one write per bank per cycle, no initial contents: the iCE40UP's SPRAM
       (`SB_SPRAM256KA`). The host must write every weight word it uses before
       the first step. Needs `n // lanes` to be a power of two.
+
+    `neurons_per_cycle` (1 or 2, at most `lanes`) is how many neurons the neuron pass
+    updates per cycle: 2 keeps the neuron parameters and state in two memories (even
+    and odd neurons) and has two neuron updates (4 more multipliers on the ECP5).
     """
 
     n: int
@@ -96,6 +100,7 @@ class CoreConfig:
     T: int = 8
     lanes: int = 4
     weight_memory: str = "dual"
+    neurons_per_cycle: int = 1
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -111,6 +116,9 @@ class CoreConfig:
         if self.weight_memory not in WEIGHT_MEMORIES:
             raise ValueError(f"CoreConfig.weight_memory = {self.weight_memory!r}: allowed "
                              + ", ".join(repr(w) for w in WEIGHT_MEMORIES))
+        if self.neurons_per_cycle not in (1, 2) or self.neurons_per_cycle > self.lanes:
+            raise ValueError(f"CoreConfig.neurons_per_cycle = {self.neurons_per_cycle!r}: allowed 1, or 2 with "
+                             f"at least 2 lanes (lanes = {self.lanes})")
         words = self.n // self.lanes
         if self.weight_memory == "spram" and words & (words - 1):
             raise ValueError(f"CoreConfig.weight_memory = 'spram' needs n // lanes to be a power of two; "
@@ -225,6 +233,8 @@ class CoreConfig:
     def key(self):
         """A short text naming the configuration (for build folders)."""
         key = f"n{self.n}_m{self.m}_S{self.S}_W{self.W}_T{self.T}_l{self.lanes}"
+        if self.neurons_per_cycle != 1:
+            key += f"_p{self.neurons_per_cycle}"
         return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 

@@ -25,13 +25,15 @@ CONFIGS = {
     "lanes1": (CoreConfig(n=3, m=2, S=16, W=8, T=8, lanes=1), 30, dict(steps=25, rate=0.5)),
     # One word per row (n == lanes), narrow widths: saturation everywhere.
     "one_word": (CoreConfig(n=8, m=5, S=12, W=5, T=4, lanes=8), 40, dict(steps=25, rate=0.4)),
-    # Odd widths, networks smaller than the core (unused neurons and inputs).
-    "small": (CoreConfig(n=16, m=12, S=10, W=6, T=5, lanes=4), 50, dict(steps=20, rate=0.3)),
+    # Odd widths, networks smaller than the core (unused neurons and inputs; an odd number of
+    # used neurons leaves the second neuron update of the last pair idle).
+    "small": (CoreConfig(n=16, m=12, S=10, W=6, T=5, lanes=4, neurons_per_cycle=2), 50, dict(steps=20, rate=0.3)),
     # n, m = 64 with 4 lanes.
     "n64": (CoreConfig(n=64, m=64, S=16, W=8, T=8, lanes=4), 20, dict(steps=10, rate=0.15)),
-    # Wide words (the ECP5 boards' 16 to 64 lanes): a word column holds more neurons than
-    # a step delivers rows, so the overlapped neuron pass waits for the accumulation.
-    "wide": (CoreConfig(n=64, m=32, S=16, W=8, T=8, lanes=16), 24, dict(steps=12, rate=0.15)),
+    # Wide words (the ECP5 boards' 16 to 128 lanes): a word column holds more neurons than
+    # a step delivers rows, so the overlapped neuron pass waits for the accumulation; two
+    # neurons per cycle, as on the ULX3S-85F.
+    "wide": (CoreConfig(n=64, m=32, S=16, W=8, T=8, lanes=16, neurons_per_cycle=2), 24, dict(steps=12, rate=0.15)),
     # The short pipeline (the iCE40's; every other configuration has the long one):
     # the STDP write-back in the cycle the word arrives, no neuron input registers.
     "short": (CoreConfig(n=12, m=6, S=12, W=6, T=5, lanes=4), 40, dict(steps=20, rate=0.4)),

@@ -103,10 +103,10 @@ def board_core(board, run, core, activity):
     rows = {key: core_row(core, run, activity, learn) for key, learn in _LEARN}
     if None in rows.values():
         return None
-    from ...hdl.core_ports import CoreConfig
-    config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+    config = run.config()
     off = rows["learn_off"]
-    return {"n": run.n, "m": run.m, "lanes": run.lanes, "weight_memory": run.weight_memory,
+    return {"n": run.n, "m": run.m, "lanes": run.lanes, "neurons_per_cycle": run.neurons_per_cycle,
+            "weight_memory": run.weight_memory,
             "pipeline": run.pipeline, "clk_hz": board.clk_hz,
             "at_default_size": (run.n, run.m) == (board.neurons, board.inputs),
             "weights_per_cycle": off["weights_per_cycle"],
@@ -142,11 +142,10 @@ def board_targets(name, entry):
 
 def _against_golden(plan, board, run, core, golden_cache, say):
     """The `core`, `golden`, `core_vs_golden` and `targets` keys of a board's entry."""
-    from ...hdl.core_ports import CoreConfig
     measured = board_core(board, run, core, plan.reference_activity)
     if measured is None:
         return {"core": None, "golden": None, "core_vs_golden": None}
-    config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+    config = run.config()
     shape = (run.n, run.m)
     if shape not in golden_cache:  # the network depends on n, m and the widths (the same on every board)
         say(f"boards: golden model on the {run.n} x {run.m} workload network, {plan.golden_steps} steps, "
@@ -174,6 +173,7 @@ def bench_boards(plan, core, say):
                  "inputs": board.inputs, "lanes": board.lanes, "weight_memory": board.weight_memory,
                  "clk_hz": board.clk_hz, "baud": board.baud}
         cycles = core_cycles_for(core, board.neurons, board.inputs, board.lanes, board.weight_memory,
+                                 neurons_per_cycle=board.neurons_per_cycle,
                                  pipeline=board_pipeline(board))
         entry["cycles_per_step"] = cycles
         entry["us_per_step"] = {k: c / board.clk_hz * 1e6 for k, c in cycles.items()} if cycles else None

@@ -46,7 +46,9 @@ def board_core_runs(plan):
             n, m = wanted[name]
         else:
             continue
+        board = board.with_sizes(neurons=n, inputs=m)    # a small core: the lanes that divide it
         runs[name] = CoreRun(n, m, board.lanes, board.weight_memory, activities=(plan.reference_activity,),
+                             neurons_per_cycle=board.neurons_per_cycle,
                              pipeline=board_pipeline(board))
     return runs
 
@@ -57,7 +59,8 @@ def _core_runs(plan):
     for run in [*plan.core_runs, *board_core_runs(plan).values()]:
         have = runs.get(run.key)
         acts = tuple(sorted(set(run.activities) | set(have.activities if have else ())))
-        runs[run.key] = CoreRun(run.n, run.m, run.lanes, run.weight_memory, activities=acts, pipeline=run.pipeline)
+        runs[run.key] = CoreRun(run.n, run.m, run.lanes, run.weight_memory, activities=acts, pipeline=run.pipeline,
+                                neurons_per_cycle=run.neurons_per_cycle)
     return list(runs.values())
 
 
@@ -73,17 +76,17 @@ _RUNNER_FILTER = _RunnerChatter()
 
 def bench_core(plan, say):
     """Cycles per step of every core run of the plan; the reference workload's figures."""
-    from ...hdl.core_ports import CoreConfig
     core_cycles = script("core_cycles")
     runner_log = logging.getLogger("Verilator")  # cocotb_tools.runner's logger (its class name)
     if _RUNNER_FILTER not in runner_log.filters:
         runner_log.addFilter(_RUNNER_FILTER)
     rows, failed = [], []
     for run in _core_runs(plan):
-        config = CoreConfig(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory)
+        config = run.config()
         workloads = [dict(activity=a, learn=learn, steps=plan.core_steps, seed=WORKLOAD_SEED)
                      for a in run.activities for learn in (0, 1)]
-        say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes, {run.weight_memory} weights, {run.pipeline} "
+        say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes, {run.neurons_per_cycle} neuron(s) per cycle, "
+            f"{run.weight_memory} weights, {run.pipeline} "
             f"pipeline: {len(workloads)} workloads (builds the Verilator model once per configuration and sources)")
         start = time.monotonic()
         try:
@@ -99,6 +102,7 @@ def bench_core(plan, say):
             continue
         for r in results:
             row = dict(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory, pipeline=run.pipeline,
+                       neurons_per_cycle=run.neurons_per_cycle,
                        activity=r["activity"], learn=r["learn"], steps=r["steps"], cycles=r["cycles"],
                        cycles_max=r["cycles_max"], delivered=r["delivered"], spiking=r["spiking"],
                        seed=r["seed"], network=r["network"], weights_per_cycle=weights_per_cycle(config))
@@ -152,7 +156,8 @@ def summarise_core(plan, rows, targets):
 
 def _rows_by_learn(rows, key, activity):
     """The rows of configuration `key` (n, m, lanes, weight memory, pipeline) at `activity`, by `learn`."""
-    return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"], r["pipeline"]) == key
+    return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"], r["pipeline"],
+                                             r.get("neurons_per_cycle", 1)) == key
             and abs(r["activity"] - activity) < 1e-9}
 
 
@@ -161,7 +166,9 @@ def core_row(core, run, activity, learn):
     return _rows_by_learn((core or {}).get("runs", ()), run.key, activity).get(learn)
 
 
-def core_cycles_for(core, n, m, lanes, weight_memory="dual", activity=REFERENCE_ACTIVITY, pipeline="long"):
+def core_cycles_for(core, n, m, lanes, weight_memory="dual", activity=REFERENCE_ACTIVITY, pipeline="long",
+                    neurons_per_cycle=1):
     """`{"learn_off": c, "learn_on": c}` of a measured configuration, or None."""
-    found = _rows_by_learn((core or {}).get("runs", ()), (n, m, lanes, weight_memory, pipeline), activity)
+    found = _rows_by_learn((core or {}).get("runs", ()), (n, m, lanes, weight_memory, pipeline, neurons_per_cycle),
+                           activity)
     return {"learn_off": found[0]["cycles"], "learn_on": found[1]["cycles"]} if set(found) == {0, 1} else None

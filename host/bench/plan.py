@@ -63,10 +63,17 @@ class CoreRun:
     weight_memory: str = "dual"
     activities: tuple = (REFERENCE_ACTIVITY,)
     pipeline: str = "long"         # `Core(pipeline=...)`: "short" is the one the iCE40 boards build
+    neurons_per_cycle: int = 1     # `CoreConfig.neurons_per_cycle`
 
     @property
     def key(self):
-        return (self.n, self.m, self.lanes, self.weight_memory, self.pipeline)
+        return (self.n, self.m, self.lanes, self.weight_memory, self.pipeline, self.neurons_per_cycle)
+
+    def config(self):
+        """The run's `CoreConfig` (the default widths: S 16, W 8, T 8)."""
+        from ...hdl.core_ports import CoreConfig
+        return CoreConfig(n=self.n, m=self.m, lanes=self.lanes, weight_memory=self.weight_memory,
+                          neurons_per_cycle=self.neurons_per_cycle)
 
 
 @dataclass
@@ -98,16 +105,16 @@ class BenchPlan:
 
     @classmethod
     def full(cls):
-        ref = CoreRun(256, 256, 4, activities=(0.0, 0.02, 0.05, 0.1, 0.2, 0.4))
+        ref = CoreRun(256, 256, 64, activities=(0.0, 0.02, 0.05, 0.1, 0.2, 0.4))   # the ULX3S-45F's core
         return cls(
             name="full", reference=ref, core_steps=8, board_configs="all", board_builds="default", small_builds={},
             core_runs=[ref,
                        # n = m
-                       CoreRun(64, 64, 4), CoreRun(128, 128, 4), CoreRun(512, 512, 4),
+                       CoreRun(64, 64, 64), CoreRun(128, 128, 64), CoreRun(512, 512, 64),
                        # n with m = 256, m with n = 256
-                       CoreRun(128, 256, 4), CoreRun(512, 256, 4), CoreRun(256, 128, 4), CoreRun(256, 512, 4),
+                       CoreRun(128, 256, 64), CoreRun(512, 256, 64), CoreRun(256, 128, 64), CoreRun(256, 512, 64),
                        # lanes at n = m = 256
-                       CoreRun(256, 256, 2), CoreRun(256, 256, 8), CoreRun(256, 256, 16),
+                       CoreRun(256, 256, 4), CoreRun(256, 256, 16), CoreRun(256, 256, 32), CoreRun(256, 256, 128),
                        # the single-port (iCE40UP SPRAM) schedule, with the iCE40 boards' pipeline
                        CoreRun(256, 256, 2, "spram", activities=(0.05, 0.1, 0.2), pipeline="short")],
             link_activities=(0.0, 0.01, 0.02, 0.05, 0.1, 0.5), link_steps=1000,
@@ -116,12 +123,12 @@ class BenchPlan:
 
     @classmethod
     def quick(cls):
-        ref = CoreRun(256, 256, 4, activities=(0.0, 0.05, 0.1, 0.2))
+        ref = CoreRun(256, 256, 64, activities=(0.0, 0.05, 0.1, 0.2))    # the ULX3S-45F's core
         return cls(
             name="quick", reference=ref, core_steps=4, board_configs="open", board_builds="small",
             # one small core per FPGA family, the sizes CI builds
             small_builds={"icebreaker": (16, 16), "ulx3s-12f": (16, 16)},
-            core_runs=[ref, CoreRun(32, 32, 4), CoreRun(64, 64, 4), CoreRun(64, 64, 2)],
+            core_runs=[ref, CoreRun(32, 32, 4), CoreRun(64, 64, 4), CoreRun(64, 64, 16), CoreRun(256, 256, 4)],
             link_activities=(0.0, 0.02, 0.05, 0.1), link_steps=300,
             simboard_configs=[(64, 64, 4)], simboard_steps=300,
             golden_args=["--neurons", "512", "--inputs", "512", "--steps", "1000", "--brian2-warm-cache"],
