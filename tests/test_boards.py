@@ -22,6 +22,21 @@ def test_every_board_has_a_platform_with_a_uart():
         assert abs(board.clk_hz / divider - board.baud) / board.baud < 0.02, board.name
 
 
+def test_every_default_core_is_a_valid_configuration_and_smaller_cores_get_lanes_that_divide_them():
+    from neurofabric.boards.base import _config_for
+    for board in BOARDS.values():
+        config = _config_for(board)
+        assert (config.n, config.lanes, config.neurons_per_cycle) == (board.neurons, board.lanes,
+                                                                      board.neurons_per_cycle)
+    big = get_board("ulx3s-85f")
+    assert (big.lanes, big.neurons_per_cycle) == (64, 2)
+    assert (big.with_sizes(neurons=16).lanes, big.with_sizes(neurons=16).neurons_per_cycle) == (16, 2)
+    assert big.with_sizes(neurons=24).lanes == 8 and big.with_sizes(neurons=3).lanes == 1
+    assert big.with_sizes(neurons=3).neurons_per_cycle == 1        # two per cycle needs two lanes
+    assert big.with_sizes(neurons=16, lanes=4).lanes == 4          # asked for: kept
+    assert _config_for(big.with_sizes(neurons=48, inputs=8)).lanes == 16
+
+
 def test_board_targets():
     assert get_board("icebreaker").neurons >= 256 and get_board("icebreaker").inputs >= 256
     assert get_board("ulx3s-85f").neurons >= 512 and get_board("ulx3s-85f").clk_hz >= 50_000_000
