@@ -27,7 +27,7 @@ class RegisterFile(wiring.Component):
       `n_used`, `period`, ...): its value, `signed(bits)` for a signed one;
     - one `In(32)` per read-only register the core drives (`steps_done`,
       `last_step_cycles`): the value a read returns;
-    - `write`, `write_addr`, `write_data`: a host write of `write_data` to the
+    - `write`, `write_addr`, `write_data` (32 bits): a host write of `write_data` to the
       register at `write_addr`, in the cycle `write` is 1 (the register keeps
       the low bits; a used count, n_used or m_used, is clamped to the core's
       n or m); writes to read-only or unknown addresses change nothing;
@@ -46,7 +46,10 @@ class RegisterFile(wiring.Component):
         ports = {
             "write": In(1),
             "write_addr": In(config.addr_bits),
-            "write_data": In(config.data_bits),
+            # A register word is 32 bits (the GLOBALS table): the core's wider command data
+            # (its weight words) would make `data > limit` a carry chain as wide as a
+            # weight word, 512 bits at 64 lanes, the ULX3S-45F's longest path.
+            "write_data": In(GLOBAL_WORD_BITS),
             "sizes_written": Out(1),
             "seed_written": Out(1),
             "read_addr": In(config.addr_bits),
