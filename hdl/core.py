@@ -899,116 +899,120 @@ class Core(wiring.Component):
             with m.If((core_fsm.ongoing("NEURON") | core_fsm.ongoing("POT_FETCH") | core_fsm.ongoing("POT_LOAD")
                        | core_fsm.ongoing("POT_SWEEP")) & learn):
                 m.d.comb += xpass_on.eq(1)
-        with m.If(neuron_on):
-            # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
-            (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
-                *[banks[name] for name in ("params", "state", "sp")])
-            with m.If(n_issuing & neuron_gate):
-                m.d.comb += [rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
-                             rd["ppost"].addr.eq(nidx >> LB)]
-                m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd)]
-                m.d.sync += [nidx.eq(nidx + P), nt_idx1.eq(nidx)]
-                with m.If((nidx + P >= n_used) | (n_used == 0)):
-                    m.d.sync += n_issuing.eq(0)
-            m.d.sync += nv1.eq(n_issuing & neuron_gate & (n_used != 0))
-            # stage 1: the memories' data (registered once more in the long pipeline)
-            # into the first half of the neuron updates
-            lane1 = nt_idx1[:LB] if LB else C(0, 1)
-            n_valid = Signal(name="n_valid")
-            n_idx = Signal.like(nt_idx1, name="n_idx", reset_less=True)
-            stage([(n_valid, nv1), (n_idx, nt_idx1)])
-            tags = [n_valid, n_idx]
-            for p, unit in enumerate(neurons):
-                a = rd["acc"].data.word_select(lane1 + p, A).as_signed()
-                n_used_p = Signal(name=f"n_used{p}", reset_less=True)     # neuron nidx + p is used
-                n_params = Signal(cfg.neuron_params_layout, name=f"n_params{p}", reset_less=True)
-                n_state = Signal(cfg.neuron_state_layout, name=f"n_state{p}", reset_less=True)
-                n_a = Signal(signed(A), name=f"n_a{p}", reset_less=True)
-                n_y = Signal(T, name=f"n_y{p}", reset_less=True)
-                n_post_plastic = Signal(name=f"n_post_plastic{p}", reset_less=True)
-                stage([(n_used_p, nt_idx1 + p < n_used), (n_params, params_rd[p].data), (n_state, state_rd[p].data),
-                       (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1 + p, T)),
-                       (n_post_plastic, rd["ppost"].data.bit_select(lane1 + p, 1))])
-                m.d.comb += [unit.params.eq(n_params), unit.state.eq(n_state), unit.a.eq(n_a)]
-                tags += [n_used_p, n_y, n_post_plastic]
-            # The neurons' tags follow them through the updates' `latency` registers.
-            in_update = []     # valid bits of the update's inner stages
-            for depth in range(1, neurons[0].latency):
-                later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
-                         for tag in tags]
-                m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
-                tags = later
-                in_update.append(later[0])
-            final = [Signal.like(tag, name=f"{tag.name}_w", reset_less=tag is not n_valid) for tag in tags[1:]]
-            m.d.sync += [nv2.eq(tags[0]), *[dst.eq(src) for dst, src in zip(final, tags[1:])]]
-            nt_idx2 = final[0]
-            # stage 2: the neurons' new states and spikes; the writes
-            lane = nt_idx2[:LB] if LB else C(0, 1)
-            word = nt_idx2 >> LB
-            y_new, fired, plastic_fired = [], [], []
-            for p, unit in enumerate(neurons):
-                used_p, y_old, post_plastic = final[1 + 3 * p:4 + 3 * p]
-                tr = post_tr[p]
-                m.d.comb += [tr.old.eq(y_old), tr.keep.eq(keep_post), tr.spiked.eq(unit.spike), tr.inc.eq(inc_post)]
-                y_new.append(tr.new)
-                fired.append(nv2 & used_p & unit.spike)
-                plastic_fired.append(unit.spike & post_plastic & learn & used_p)
-                with m.If(nv2 & used_p):
-                    m.d.comb += [state_wr[p].addr.eq(nt_idx2 >> PB), state_wr[p].data.eq(unit.new_state),
-                                 state_wr[p].en.eq(1)]
-            with m.If(nv2):
-                with m.If(learn):
-                    used = Cat(*[final[1 + 3 * p] for p in range(P)])
-                    m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(Cat(*y_new).replicate(L // P)),
-                                 wr["y"].en.eq(used << lane)]
-                # The spikes go to list entries sp_count, sp_count + 1 ... in neuron order:
-                # entry e in bank e mod P (consecutive entries in different banks).
-                position = sp_count
-                for p in range(P):
-                    bank = position[:PB] if PB else C(0, 1)
-                    for b in range(P):
-                        with m.If(fired[p] & (bank == b)):
-                            m.d.comb += [sp_wr[b].addr.eq(position >> PB), sp_wr[b].data.eq(nt_idx2 + p),
-                                         sp_wr[b].en.eq(1)]
-                    position = position + fired[p]
-                m.d.sync += sp_count.eq(position)
-                new_mask = mask_acc | (Cat(*plastic_fired) << lane)
-                with m.If((lane + P - 1 == L - 1) | (nt_idx2 + P >= n_used)):
-                    with m.If(new_mask != 0):
-                        m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
-                                     wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
-                        m.d.sync += wl_count.eq(wl_count + 1)
-                    m.d.sync += mask_acc.eq(0)
-                with m.Else():
-                    m.d.sync += mask_acc.eq(new_mask)
-            m.d.comb += n_drained.eq(~n_issuing & ~nv1 & ~n_valid & ~Cat(*in_update).any() & ~nv2)
+        # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
+        (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
+            *[banks[name] for name in ("params", "state", "sp")])
+        # The issue and the writes wait for the pass (`neuron_on`); the datapath between
+        # them runs every cycle, its valid bits 0 outside the pass, so that no FSM state
+        # decode stands before the neuron and trace updates' multipliers.
+        with m.If(neuron_on & n_issuing & neuron_gate):
+            m.d.comb += [rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
+                         rd["ppost"].addr.eq(nidx >> LB)]
+            m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd)]
+            m.d.sync += [nidx.eq(nidx + P), nt_idx1.eq(nidx)]
+            with m.If((nidx + P >= n_used) | (n_used == 0)):
+                m.d.sync += n_issuing.eq(0)
+        m.d.sync += nv1.eq(neuron_on & n_issuing & neuron_gate & (n_used != 0))
+        # stage 1: the memories' data (registered once more in the long pipeline)
+        # into the first half of the neuron updates
+        lane1 = nt_idx1[:LB] if LB else C(0, 1)
+        n_valid = Signal(name="n_valid")
+        n_idx = Signal.like(nt_idx1, name="n_idx", reset_less=True)
+        stage([(n_valid, nv1), (n_idx, nt_idx1)])
+        tags = [n_valid, n_idx]
+        for p, unit in enumerate(neurons):
+            a = rd["acc"].data.word_select(lane1 + p, A).as_signed()
+            n_used_p = Signal(name=f"n_used{p}", reset_less=True)     # neuron nidx + p is used
+            n_params = Signal(cfg.neuron_params_layout, name=f"n_params{p}", reset_less=True)
+            n_state = Signal(cfg.neuron_state_layout, name=f"n_state{p}", reset_less=True)
+            n_a = Signal(signed(A), name=f"n_a{p}", reset_less=True)
+            n_y = Signal(T, name=f"n_y{p}", reset_less=True)
+            n_post_plastic = Signal(name=f"n_post_plastic{p}", reset_less=True)
+            stage([(n_used_p, nt_idx1 + p < n_used), (n_params, params_rd[p].data), (n_state, state_rd[p].data),
+                   (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1 + p, T)),
+                   (n_post_plastic, rd["ppost"].data.bit_select(lane1 + p, 1))])
+            m.d.comb += [unit.params.eq(n_params), unit.state.eq(n_state), unit.a.eq(n_a)]
+            tags += [n_used_p, n_y, n_post_plastic]
+        # The neurons' tags follow them through the updates' `latency` registers.
+        in_update = []     # valid bits of the update's inner stages
+        for depth in range(1, neurons[0].latency):
+            later = [Signal.like(tag, name=f"{tag.name}_u{depth}", reset_less=tag is not n_valid)
+                     for tag in tags]
+            m.d.sync += [dst.eq(src) for dst, src in zip(later, tags)]
+            tags = later
+            in_update.append(later[0])
+        final = [Signal.like(tag, name=f"{tag.name}_w", reset_less=tag is not n_valid) for tag in tags[1:]]
+        m.d.sync += [nv2.eq(tags[0]), *[dst.eq(src) for dst, src in zip(final, tags[1:])]]
+        nt_idx2 = final[0]
+        # stage 2: the neurons' new states and spikes; the writes
+        lane = nt_idx2[:LB] if LB else C(0, 1)
+        word = nt_idx2 >> LB
+        y_new, fired, plastic_fired = [], [], []
+        for p, unit in enumerate(neurons):
+            used_p, y_old, post_plastic = final[1 + 3 * p:4 + 3 * p]
+            tr = post_tr[p]
+            m.d.comb += [tr.old.eq(y_old), tr.keep.eq(keep_post), tr.spiked.eq(unit.spike), tr.inc.eq(inc_post)]
+            y_new.append(tr.new)
+            fired.append(nv2 & used_p & unit.spike)
+            plastic_fired.append(unit.spike & post_plastic & learn & used_p)
+            with m.If(nv2 & used_p):
+                m.d.comb += [state_wr[p].addr.eq(nt_idx2 >> PB), state_wr[p].data.eq(unit.new_state),
+                             state_wr[p].en.eq(1)]
+        with m.If(nv2):
+            with m.If(learn):
+                used = Cat(*[final[1 + 3 * p] for p in range(P)])
+                m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(Cat(*y_new).replicate(L // P)),
+                             wr["y"].en.eq(used << lane)]
+            # The spikes go to list entries sp_count, sp_count + 1 ... in neuron order:
+            # entry e in bank e mod P (consecutive entries in different banks).
+            position = sp_count
+            for p in range(P):
+                bank = position[:PB] if PB else C(0, 1)
+                for b in range(P):
+                    with m.If(fired[p] & (bank == b)):
+                        m.d.comb += [sp_wr[b].addr.eq(position >> PB), sp_wr[b].data.eq(nt_idx2 + p),
+                                     sp_wr[b].en.eq(1)]
+                position = position + fired[p]
+            m.d.sync += sp_count.eq(position)
+            new_mask = mask_acc | (Cat(*plastic_fired) << lane)
+            with m.If((lane + P - 1 == L - 1) | (nt_idx2 + P >= n_used)):
+                with m.If(new_mask != 0):
+                    m.d.comb += [wr["wl"].addr.eq(wl_count), wr["wl"].data.word.eq(word),
+                                 wr["wl"].data.mask.eq(new_mask), wr["wl"].en.eq(1)]
+                    m.d.sync += wl_count.eq(wl_count + 1)
+                m.d.sync += mask_acc.eq(0)
+            with m.Else():
+                m.d.sync += mask_acc.eq(new_mask)
+        m.d.comb += n_drained.eq(~n_issuing & ~nv1 & ~n_valid & ~Cat(*in_update).any() & ~nv2)
 
         # ================= 5.1: pre traces ========================================
         # One source per cycle. With `overlap` it runs from the start of ACCUM.
-        with m.If(xpass_on):
-            x_last = (xidx == M + n_used - 1)
-            with m.If(x_issuing):
-                m.d.comb += [rd["x"].addr.eq(xidx), rd["deliv"].addr.eq(xidx)]
-                m.d.sync += [xidx.eq(next_source(xidx)), xt_idx1.eq(xidx)]
-                with m.If(x_last | (n_used == 0) & (xidx + 1 >= m_used)):
-                    m.d.sync += x_issuing.eq(0)
-            m.d.sync += xv1.eq(x_issuing & ((m_used != 0) | (n_used != 0)))
-            # The long pipeline registers the trace and the delivered bit before the
-            # trace update (block RAM output, shift, add, saturation and the write
-            # data's route back: 22 ns on the ECP5 without).
-            x_valid = Signal(name="x_valid")
-            x_idx = Signal.like(xt_idx1, name="x_idx", reset_less=True)
-            x_old = Signal(T, name="x_old", reset_less=True)
-            x_deliv = Signal(name="x_deliv", reset_less=True)
-            stage([(x_valid, xv1), (x_idx, xt_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
+        x_last = (xidx == M + n_used - 1)
+        with m.If(xpass_on & x_issuing):
+            m.d.comb += [rd["x"].addr.eq(xidx), rd["deliv"].addr.eq(xidx)]
+            m.d.sync += [xidx.eq(next_source(xidx)), xt_idx1.eq(xidx)]
+            with m.If(x_last | (n_used == 0) & (xidx + 1 >= m_used)):
+                m.d.sync += x_issuing.eq(0)
+        m.d.sync += xv1.eq(xpass_on & x_issuing & ((m_used != 0) | (n_used != 0)))
+        # The long pipeline registers the trace and the delivered bit before the
+        # trace update (block RAM output, shift, add, saturation and the write
+        # data's route back: 22 ns on the ECP5 without).
+        x_valid = Signal(name="x_valid")
+        x_idx = Signal.like(xt_idx1, name="x_idx", reset_less=True)
+        x_old = Signal(T, name="x_old", reset_less=True)
+        x_deliv = Signal(name="x_deliv", reset_less=True)
+        stage([(x_valid, xv1), (x_idx, xt_idx1), (x_old, rd["x"].data), (x_deliv, rd["deliv"].data)])
+        # A trace update of its own takes its inputs every cycle; one shared with the neuron
+        # pass (the short pipeline without overlap) only during the pass.
+        with m.If(C(1, 1) if pre_tr is not post_tr[0] else xpass_on):
             m.d.comb += [pre_tr.old.eq(x_old), pre_tr.keep.eq(keep_pre), pre_tr.spiked.eq(x_deliv),
                          pre_tr.inc.eq(inc_pre)]
-            with m.If(x_valid):
-                m.d.comb += [
-                    wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
-                    wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
-                ]
-            m.d.comb += [x_drained.eq(~x_issuing & ~xv1 & ~x_valid), x_written.eq(Mux(x_valid, x_idx, 0))]
+        with m.If(x_valid):
+            m.d.comb += [
+                wr["x"].addr.eq(x_idx), wr["x"].en.eq(1), wr["x"].data.eq(pre_tr.new),
+                wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
+            ]
+        m.d.comb += [x_drained.eq(~x_issuing & ~xv1 & ~x_valid), x_written.eq(Mux(x_valid, x_idx, 0))]
 
         return m
 
