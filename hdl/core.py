@@ -281,7 +281,8 @@ class Core(wiring.Component):
                 rd[name], wr[name] = self._banked_view(m, name, shape, n, PB, *banks[name])
         # The accumulation's reads of the post traces and plastic_post: ports of their own
         # when the neuron pass, which reads other words of them, runs beside it.
-        acc_rd = ({name: registered_read_port(m, mems[name], f"{name}_acc", wr[name] if self.poison_collisions else None)
+        acc_rd = ({name: registered_read_port(m, mems[name], f"{name}_acc",
+                                              wr[name] if self.poison_collisions else None)
                    for name in ("y", "ppost")} if overlap else {name: rd[name] for name in ("y", "ppost")})
         # Potentiation's reads of the pre traces: a port of its own when it trails their pass.
         pot_x = (registered_read_port(m, x_mem, "x_pot", wr["x"] if self.poison_collisions else None) if overlap
