@@ -238,7 +238,7 @@ class Core(wiring.Component):
         # in bank j mod P, at j / P), and so is the spike list (entry e in bank e mod P):
         # the neuron pass reads and writes the banks of P neurons, and appends up to P
         # spikes, in a cycle. The other passes and the host see one memory of each
-        # (`banked_view`).
+        # (`Core._banked_view`).
         P = cfg.neurons_per_cycle
         PB = P.bit_length() - 1
         acc_mem = Memory(shape=unsigned(L * A), depth=NW, init=[], attrs=NO_RW | COL)
