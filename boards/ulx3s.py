@@ -29,8 +29,8 @@ BOARDS = [
     _ulx3s(12, 128, 128, 16),
     _ulx3s(25, 256, 64, 16),
     _ulx3s(45, 256, 256, 64),
-    # One neuron per cycle: at 64 lanes the 85F's step is bound by the accumulation (8 word
-    # columns), and the two-neuron core's fmax was 44.8 MHz (the neuron pass's issue to the
-    # banked state memories' read address).
-    _ulx3s(85, 512, 256, 64),
+    # 128 lanes (128 + 7 of 156 multipliers): four word columns of 512 neurons, so potentiation
+    # sweeps half the words it does at 64. One neuron per cycle: the two-neuron core's fmax was
+    # 44.8 MHz (the neuron pass's issue to the banked state memories' read address).
+    _ulx3s(85, 512, 256, 128),
 ]

