@@ -23,7 +23,12 @@ Machine
 Every instruction takes two cycles (decode: the operand address goes to the RAM;
 execute: the RAM data or port data is there), more while an I/O port says
 `port_wait` (the instruction's execute cycle repeats: a port can make the program
-wait for a stream without a polling loop).
+wait for a stream without a polling loop). A port read takes one cycle more: the
+port's data is taken into a register in the cycle the read happens, and the ALU
+works on that register in the next, so that no path runs from the surrounding
+gateware's memories through the port multiplexer into the ALU and the flags in
+one cycle (on the ECP5 such a path, from the frame receiver's block RAM across
+the die, held a 50 MHz build to 48 MHz).
 
 Instructions (`Assembler` methods; `m` is an address: an int below 1024 (data RAM
 or a port), or `X + n` for the byte n after X):
@@ -339,7 +344,8 @@ class MCU(wiring.Component):
         The instruction in its execute cycle reads / writes the port; a read takes
         `port_rdata`, a write gives `port_wdata` (= A). While `port_wait` is 1
         the cycle repeats, so a port's side effect (a stream transfer, say) is
-        its `port_rd`/`port_wr` cycle in which `port_wait` is 0.
+        its `port_rd`/`port_wr` cycle in which `port_wait` is 0. A read's
+        instruction ends one cycle after that one, with `port_rd` low.
     """
 
     def __init__(self, program, data=(), data_depth=PORT_BASE):
@@ -401,10 +407,19 @@ class MCU(wiring.Component):
         # Operand B: immediate (class 0), or the RAM's or a port's data (class 1).
         port_access = execute & booted & is_port
         m.d.comb += [self.port_addr.eq(addr[:6]), self.port_wdata.eq(a)]
-        m.d.comb += self.port_rd.eq(port_access & (cls == 1))
+        # A port read: `port_rd` until the port's data is taken (the cycle without `port_wait`),
+        # into `port_data`; the instruction then completes in the next cycle with `port_taken`.
+        port_read = port_access & (cls == 1)
+        port_taken = Signal()
+        port_data = Signal(8)
+        m.d.comb += self.port_rd.eq(port_read & ~port_taken)
         m.d.comb += self.port_wr.eq(port_access & (cls == 2) & (fn == _Misc.ST))
-        stall = (self.port_rd | self.port_wr) & self.port_wait
-        b = Mux(cls == 0, ir[:8], Mux(is_port, self.port_rdata, ram_r.data))
+        stall = (self.port_rd | self.port_wr) & self.port_wait | self.port_rd
+        with m.If(self.port_rd & ~self.port_wait):
+            m.d.sync += [port_data.eq(self.port_rdata), port_taken.eq(1)]
+        with m.Elif(~stall):
+            m.d.sync += port_taken.eq(0)
+        b = Mux(cls == 0, ir[:8], Mux(is_port, port_data, ram_r.data))
 
         # ALU: A + B (+ carry), A - B (= A + ~B + 1, carry = no borrow), AND, OR.
         subtract = (fn == _Fn.SUB) | (fn == _Fn.SBC) | (fn == _Fn.CMP)
@@ -439,8 +454,9 @@ class MCU(wiring.Component):
                 m.d.comb += taken.eq(~c)
         is_ret = (cls == 2) & (fn == _Misc.RET)
         m.d.comb += next_pc.eq(Mux(~booted, 0, Mux((cls == 3) & taken, ir[:10], Mux(is_ret, stack[0], pc + 1))))
-        advance = execute & ~stall
-        m.d.comb += [rom_r.addr.eq(next_pc), rom_r.en.eq(advance)]
+        advance = Signal()              # the execute cycle that ends the instruction
+        m.d.comb += [advance.eq(execute & ~stall), rom_r.addr.eq(next_pc), rom_r.en.eq(advance)]
+        self.registers["advance"] = advance
 
         with m.If(advance):
             m.d.sync += [pc.eq(next_pc), booted.eq(1)]

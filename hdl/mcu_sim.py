@@ -2,8 +2,9 @@
 link's controller (`hdl.mcu.MCU`).
 
 `McuSim` executes a program as the gateware does, cycle count included: every
-instruction takes two cycles (decode, execute) and an I/O access repeats its
-execute cycle while the port says `wait`; the machine starts two cycles after
+instruction takes two cycles (decode, execute), an I/O access repeats its
+execute cycle while the port says `wait`, and a port read takes one cycle more
+(the gateware registers the port's data); the machine starts two cycles after
 reset. The ports are a Python object (`Ports`), so the link's firmware runs
 against models of the frame streams and the core in milliseconds instead of
 the seconds a gateware simulation takes (tests/test_mcu_sim.py checks it
@@ -195,6 +196,7 @@ class McuSim:
                             ports.write(port, a)
                         else:
                             b = ports.read(port) & 0xFF
+                            execute += 1    # the ALU takes the registered port data a cycle later
                     else:
                         self.pc = pc
                         if writing:

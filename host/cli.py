@@ -307,7 +307,7 @@ def run(ctx, network, stimulus, device, output, record, steps, snapshot_every, n
       neurofabric run net.npz --input stim.npz --device golden -o rec.npz
       neurofabric run net.npz --input stim.npz --device rtl -o rec.npz --record v,i --snapshot-every 100
       neurofabric run net.npz --input poisson.npz -o rec.npz --record inputs   # the generator's inputs too
-      neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@1500000 -o rec.npz --steps 5000
+      neurofabric run net.npz --input stim.npz --device serial:/dev/ttyUSB1@3000000 -o rec.npz --steps 5000
       neurofabric run net.npz --input trials.npz -o counts.npz --neurons 0-9 --counts   # class scores
     """
     record = _parse_record(record)
@@ -1177,7 +1177,7 @@ def selftest_command(device, seed, steps):
     \b
     Examples:
       neurofabric selftest --device rtl
-      neurofabric selftest --device serial:/dev/ttyUSB1@1500000
+      neurofabric selftest --device serial:/dev/ttyUSB1@3000000
     """
     from .selftest import CHECKS, selftest
     checks = selftest(device, seed=seed, steps=steps, say=click.echo)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from neurofabric.boards import BOARDS
 from neurofabric.host import bench
+from neurofabric.host.bench import link
 from neurofabric.host.bench import run as bench_run
 from neurofabric.host.bench import tools as bench_tools
 from neurofabric.host.cli import cli
@@ -185,6 +186,51 @@ def test_busier_spike_streams_cost_more_but_never_more_than_a_bitmap_per_step():
     costs = bench.link_costs(CoreShape(256, 256, 16, 8, 8, 4), activities=(0.0, 0.05, 0.5), steps=50)
     out = [s["output"] for s in costs["spike_stream"]]
     assert out[0]["data_bytes"] < out[1]["data_bytes"] <= out[2]["data_bytes"] == 5 + 256 // 8
+
+
+def test_the_reference_streams_cost_a_round_trip_per_run_exchange_and_generated_inputs_send_empty_records():
+    n, m, steps = 256, 256, 600
+    streams = bench.link_costs(CoreShape(n, m, 16, 8, 8, 64), activities=(), steps=steps,
+                               reference_activity=0.1)["reference_streams"]
+    raster, generated = streams["full_raster"], streams["generated"]
+    assert raster["activity"] == generated["activity"] == 0.1
+    assert generated["input"]["data_bytes"] == 7    # every step's input record is an empty address list
+    assert 30 < raster["input"]["data_bytes"] <= 5 + m // 8   # about 26 inputs of 256: mostly bitmaps
+    assert generated["output"] == raster["output"]   # the same spikes come back
+    assert 30 < raster["output"]["data_bytes"] <= 5 + n // 8
+    # RUN requests are one frame each: the generated stream packs more steps into each
+    assert generated["run_requests"] < raster["run_requests"] and generated["run_requests"] >= steps // 256
+    baud = 3_000_000
+    for stream in (raster, generated):
+        wire_s = stream["both"]["wire_bytes"] * 10 / baud
+        assert link.stream_steps_per_s(stream, baud, 0.0) == pytest.approx(1 / wire_s)
+        slow = link.stream_steps_per_s(stream, baud, 16e-3)
+        assert slow == pytest.approx(1 / (wire_s + stream["run_requests"] * 16e-3 / steps))
+        assert slow < link.stream_steps_per_s(stream, baud, 1e-3) < 1 / wire_s
+    assert link.stream_steps_per_s(generated, baud, 1e-3) > link.stream_steps_per_s(raster, baud, 1e-3)
+
+
+def test_end_to_end_is_the_lower_of_core_and_link_and_is_judged_against_the_golden_model():
+    results = {
+        "boards": {
+            "fast-core": {"core": {"steps_per_s": {"learn_off": 100_000.0, "learn_on": 20_000.0}},
+                          "golden": {"steps_per_s": {"learn_off": 25_000.0, "learn_on": 8_000.0}}},
+            "no-core": {"build": {}},
+        },
+        "link": {"boards": {
+            name: {"activity": 0.1, "round_trip_s": 1e-3, "slow_round_trip_s": 16e-3,
+                   "steps_per_s": {"full_raster": 4_000.0, "generated": 50_000.0},
+                   "steps_per_s_at_slow_round_trip": {"full_raster": 3_000.0, "generated": 9_000.0},
+                   "wire_bytes_per_step": {"full_raster": 80.0, "generated": 50.0}}
+            for name in ("fast-core", "no-core")}},
+    }
+    boards = link.end_to_end(results)["boards"]
+    fast = boards["fast-core"]
+    assert fast["end_to_end"]["steps_per_s"] == {"learn_off": 50_000.0, "learn_on": 20_000.0}
+    assert fast["end_to_end"]["bound_by"] == {"learn_off": "link", "learn_on": "core"}
+    assert fast["end_to_end_vs_golden"] == {"learn_off": 2.0, "learn_on": 2.5}
+    assert fast["link"]["steps_per_s"]["full_raster"] == 4_000.0
+    assert "end_to_end" not in boards["no-core"] and boards["no-core"]["link"]["round_trip_s"] == 1e-3
 
 
 def test_bench_help_has_examples():

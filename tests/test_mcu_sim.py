@@ -135,7 +135,7 @@ def gateware_run(seed):
                         ports.write(port, value)
             else:
                 ctx.set(dut.port_wait, 0)
-            boundary = ctx.get(regs["execute"]) and ctx.get(regs["booted"]) and not stall
+            boundary = ctx.get(regs["advance"]) and ctx.get(regs["booted"])
             await ctx.tick()
             if boundary:
                 trace.append((t + 1, ctx.get(regs["pc"]), ctx.get(regs["a"]), ctx.get(regs["x"]),

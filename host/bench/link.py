@@ -7,7 +7,8 @@ import numpy as np
 
 from .plan import REFERENCE_ACTIVITY, workload_network
 
-__all__ = ["link_costs", "bench_link"]
+__all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "link_costs", "stream_steps_per_s",
+           "bench_link", "end_to_end"]
 
 
 def _wire_meter(shape, clk_hz, baud, activity, seed):
@@ -95,7 +96,8 @@ def _tally(log, commands, direction=None):
             "efficiency": data / wire if wire else 0.0}
 
 
-def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_000, weights=None):
+def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_000, weights=None,
+               reference_activity=None):
     """Wire bytes of loading a full weight matrix (`weights`, `(m + n, n)`;
     default random), of loading a whole network, and of streaming `steps`
     steps at each activity, for a core of `shape` (a `protocol.CoreShape`),
@@ -104,6 +106,11 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_0
     Efficiency is data bytes over wire bytes: the weights' bytes, or the spike
     records, over everything the UART carries for them (delimiters, COBS,
     header, CRC and the request fields).
+
+    With `reference_activity`, also ``reference_streams``: at that activity, the
+    stream of host inputs (``full_raster``) and of inputs left to the stimulus
+    generator (``generated``: every step's input record empty), each with every
+    neuron's spikes coming back.
     """
     from ...hdl.core_ports import CoreConfig
     from ..link import LinkClient
@@ -146,14 +153,13 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_0
                            "efficiency": sent["efficiency"]}
 
     # Spike streams: inputs at `activity` in RUN requests, the same activity in the step records.
-    streams = []
-    for activity in activities:
+    def stream(activity, host_inputs=True):
         meter = _wire_meter(shape, clk_hz, baud, activity, seed)
         client = LinkClient(meter)
         client.hello()
         client.status()  # the step counter, as SerialDevice.run learns it
         meter.log.clear()
-        stimulus = [np.flatnonzero(row) for row in rng.random((steps, shape.m)) < activity]
+        stimulus = [np.flatnonzero(row) if host_inputs else () for row in rng.random((steps, shape.m)) < activity]
         for _ in client.run(stimulus):
             pass
         inputs = _tally(meter.log, {Command.RUN}, "out")
@@ -161,10 +167,34 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=1_500_0
         everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD})
         per_step = lambda t: {"data_bytes": t["data_bytes"] / steps, "wire_bytes": t["wire_bytes"] / steps,  # noqa: E731
                               "efficiency": t["efficiency"], "frames": t["frames"]}
-        streams.append({"activity": activity, "steps": steps, "run_requests": inputs["frames"],
-                        "input": per_step(inputs), "output": per_step(records), "both": per_step(everything)})
-    out["spike_stream"] = streams
+        return {"activity": activity, "steps": steps, "run_requests": inputs["frames"],
+                "input": per_step(inputs), "output": per_step(records), "both": per_step(everything)}
+
+    out["spike_stream"] = [stream(activity) for activity in activities]
+    if reference_activity is not None:
+        out["reference_streams"] = {"activity": reference_activity, "full_raster": stream(reference_activity),
+                                    "generated": stream(reference_activity, host_inputs=False)}
     return out
+
+
+#: The USB round trip that each exchange of the stop-and-wait link waits for, besides its bytes:
+#: about 1 ms at best through an FTDI bridge; 16 ms is the bridges' default latency timer on Linux.
+ROUND_TRIP_S = 1e-3
+SLOW_ROUND_TRIP_S = 16e-3
+
+#: The link cases of `boards.B.link.steps_per_s`: what goes out and what comes back.
+LINK_CASES = {
+    "full_raster": "inputs from the host, every neuron's spikes back",
+    "generated": "inputs from the stimulus generator (an empty input record per step), every neuron's spikes back",
+}
+
+
+def stream_steps_per_s(stream, baud, round_trip_s):
+    """Steps per second of a stop-and-wait stream: every RUN request, its step records and its reply
+    follow each other on the line (10 bits per byte, 8N1), and each RUN exchange also waits one
+    USB round trip."""
+    seconds = stream["both"]["wire_bytes"] * 10 / baud + stream["run_requests"] * round_trip_s / stream["steps"]
+    return 1.0 / seconds
 
 
 def bench_link(plan, say):
@@ -175,7 +205,8 @@ def bench_link(plan, say):
     shape = CoreShape(ref.n, ref.m, 16, 8, 8, ref.lanes)
     say(f"link: the reference core (n = {ref.n}, m = {ref.m}, {ref.lanes} lanes) through LinkClient and the "
         "protocol encoders")
-    link = link_costs(shape, plan.link_activities, plan.link_steps)
+    activity = plan.reference_activity
+    link = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
     per_board = {}
     costs = {(ref.n, ref.m, ref.lanes): link}  # boards with the reference core's shape reuse its figures
     bits_per_byte = 10  # 8N1
@@ -184,7 +215,7 @@ def bench_link(plan, say):
         key = (board.neurons, board.inputs, board.lanes)
         if key not in costs:
             say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes")
-            costs[key] = link_costs(shape, plan.link_activities, plan.link_steps)
+            costs[key] = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
         c = costs[key]
         per_board[board.name] = {
             "baud": board.baud, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,
@@ -197,6 +228,42 @@ def bench_link(plan, say):
                 {"activity": s["activity"],
                  "steps_per_second": board.baud / (bits_per_byte * s["both"]["wire_bytes"])}
                 for s in c["spike_stream"]],
+            # The same with a USB round trip per RUN exchange, at the reference activity, per link case.
+            "activity": activity,
+            "round_trip_s": plan.round_trip_s,
+            "steps_per_s": {case: stream_steps_per_s(c["reference_streams"][case], board.baud, plan.round_trip_s)
+                            for case in LINK_CASES},
+            "slow_round_trip_s": SLOW_ROUND_TRIP_S,
+            "steps_per_s_at_slow_round_trip": {
+                case: stream_steps_per_s(c["reference_streams"][case], board.baud, SLOW_ROUND_TRIP_S)
+                for case in LINK_CASES},
+            "run_requests_per_1000_steps": {
+                case: 1000 * c["reference_streams"][case]["run_requests"] / c["reference_streams"][case]["steps"]
+                for case in LINK_CASES},
+            "wire_bytes_per_step": {case: c["reference_streams"][case]["both"]["wire_bytes"] for case in LINK_CASES},
         }
     link["boards"] = per_board
     return link
+
+
+def end_to_end(results):
+    """Per board with both figures: `boards.B.link` (the link's steps per second from the link
+    section) and `boards.B.end_to_end.steps_per_s` (the lower of the core's steps per second and
+    the link's in case ``generated``, the fastest this protocol streams), and
+    `boards.B.end_to_end_vs_golden` (that over the golden model's steps per second)."""
+    link_boards = (results.get("link") or {}).get("boards") or {}
+    for name, b in (results.get("boards") or {}).items():
+        link = link_boards.get(name)
+        if not link or "steps_per_s" not in link:
+            continue
+        b["link"] = {key: link[key] for key in ("activity", "round_trip_s", "steps_per_s", "slow_round_trip_s",
+                                                "steps_per_s_at_slow_round_trip", "wire_bytes_per_step")}
+        core, golden = b.get("core"), b.get("golden")
+        if not core or not golden:
+            continue
+        limit = link["steps_per_s"]["generated"]
+        steps = {k: min(core["steps_per_s"][k], limit) for k in ("learn_off", "learn_on")}
+        b["end_to_end"] = {"steps_per_s": steps, "link_case": "generated",
+                           "bound_by": {k: "link" if limit < core["steps_per_s"][k] else "core" for k in steps}}
+        b["end_to_end_vs_golden"] = {k: steps[k] / golden["steps_per_s"][k] for k in steps}
+    return results

@@ -265,7 +265,8 @@ def _docs_boards_against_golden(results, add):
             ["golden model steps per second, this machine", *[_n(g["steps_per_s"][k]) for k, _ in _LEARN]],
             *([[f"golden model, inputs from the stimulus generator (rate {g['generated']['rate']} of 65536)",
                 *[_n(g["generated"]["steps_per_s"][k]) for k, _ in _LEARN]]] if g.get("generated") else []),
-            ["`core_vs_golden`", *[f"{ratio[k]:.2f}" for k, _ in _LEARN]]]))
+            ["`core_vs_golden`", *[f"{ratio[k]:.2f}" for k, _ in _LEARN]],
+            *_end_to_end_rows(b)]))
         add("")
         targets = b.get("targets") or []
         if targets:
@@ -276,6 +277,19 @@ def _docs_boards_against_golden(results, add):
     if unmeasured:
         add("Not measured in this run (the core run failed, see section Core): "
             + ", ".join(f"`{name}`" for name in unmeasured) + ".\n")
+
+
+def _end_to_end_rows(b):
+    """The rows of a board's end-to-end figures (the link's limit, the lower of it and the core), if measured."""
+    link, e2e = b.get("link"), b.get("end_to_end")
+    if not link or not e2e:
+        return []
+    limit = link["steps_per_s"][e2e["link_case"]]
+    return [[f"link limit, steps per second ({e2e['link_case']} inputs, every spike back, "
+             f"{link['round_trip_s'] * 1e3:g} ms round trip per exchange)", _n(limit), _n(limit)],
+            ["end to end, steps per second (the lower)",
+             *[f"{_n(e2e['steps_per_s'][k])} ({e2e['bound_by'][k]})" for k, _ in _LEARN]],
+            ["`end_to_end_vs_golden`", *[f"{b['end_to_end_vs_golden'][k]:.2f}" for k, _ in _LEARN]]]
 
 
 def _docs_link(results, add):
@@ -322,6 +336,23 @@ def _docs_link(results, add):
             for name, b in boards.items()]
     add(_table(["board", "baud", "n / m", "weight matrix", "network", *[f"steps/s at {a:g}" for a in acts]], rows))
     add("")
+    first = next(iter(boards.values()))
+    if "steps_per_s" in first:
+        fast, slow = first["round_trip_s"], first["slow_round_trip_s"]
+        add(f"The same streams at activity {first['activity']:g} with a USB round trip per RUN exchange "
+            f"({fast * 1e3:g} ms, about the best an FTDI bridge does; {slow * 1e3:g} ms, its default latency timer "
+            "on Linux), in steps per second, for two cases: `full_raster` (the host sends every input spike) and "
+            "`generated` (the stimulus generator makes the inputs, so each step's input record is empty). Both "
+            "bring every neuron's spikes back: the device cannot yet record a subset or counts only.\n")
+        rows = [[f"`{name}`", f"{b['baud'] / 1e6:g} Mbaud",
+                 *[f"{b['wire_bytes_per_step'][case]:.1f}" for case in ("full_raster", "generated")],
+                 *[_n(b["steps_per_s"][case]) for case in ("full_raster", "generated")],
+                 *[_n(b["steps_per_s_at_slow_round_trip"][case]) for case in ("full_raster", "generated")]]
+                for name, b in boards.items()]
+        add(_table(["board", "baud", "wire bytes per step, full_raster", "generated",
+                    f"steps/s, full_raster, {fast * 1e3:g} ms", f"generated, {fast * 1e3:g} ms",
+                    f"full_raster, {slow * 1e3:g} ms", f"generated, {slow * 1e3:g} ms"], rows))
+        add("")
 
 
 def _docs_simulated_board(results, add):

@@ -100,6 +100,7 @@ class BenchPlan:
     golden_steps: int = 5000
     golden_repeats: int = 5        # timed runs of them; the fastest counts (the least disturbed)
     reference_activity: float = REFERENCE_ACTIVITY
+    round_trip_s: float = 1e-3     # the USB round trip of each link exchange (link.ROUND_TRIP_S)
     sections: tuple = ("core", "boards", "link", "simulated_board", "golden")
     cache_dir: Path = field(default_factory=bench_cache_dir)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .boards import bench_boards
 from .core import bench_core
 from .golden import bench_golden
-from .link import bench_link
+from .link import bench_link, end_to_end
 from .machine import machine_info
 from .page import write_docs
 from .plan import NEUROCOREX
@@ -44,6 +44,9 @@ BOARD_KEYS = (
     "core.steps_per_s.learn_on", "core.weights_per_cycle", "core.network",
     "golden.steps_per_s.learn_off", "golden.steps_per_s.learn_on", "golden.network",
     "core_vs_golden.learn_off", "core_vs_golden.learn_on", "targets",
+    "link.steps_per_s.full_raster", "link.steps_per_s.generated", "link.round_trip_s",
+    "end_to_end.steps_per_s.learn_off", "end_to_end.steps_per_s.learn_on",
+    "end_to_end_vs_golden.learn_off", "end_to_end_vs_golden.learn_on",
 )
 
 
@@ -104,6 +107,7 @@ def run_bench(plan, say=print, json_path=None, docs_path=None):
     section("link", lambda: bench_link(plan, say))
     section("simulated_board", lambda: bench_simulated_board(plan, say))
     section("golden", lambda: bench_golden(plan, say))
+    end_to_end(results)
     results["golden_vs_brian2"] = (results.get("golden") or {}).get("golden_vs_brian2")
     results["neurocorex"] = NEUROCOREX
     results["machine"] = machine_info(results.get("golden"))
