@@ -29,8 +29,9 @@ BOARDS = [
     _ulx3s(12, 128, 128, 16),
     _ulx3s(25, 256, 64, 16),
     _ulx3s(45, 256, 256, 64),
-    # 128 lanes (128 + 7 of 156 multipliers): four word columns of 512 neurons, so potentiation
-    # sweeps half the words it does at 64. One neuron per cycle: the two-neuron core's fmax was
-    # 44.8 MHz (the neuron pass's issue to the banked state memories' read address).
-    _ulx3s(85, 512, 256, 128),
+    # 64 lanes, one neuron per cycle. At 128 lanes (132 of 156 multipliers) the placement's
+    # estimate was 32.7 MHz, with 58,848 logic cells, and routing had not converged after 25
+    # minutes; the two-neuron core's fmax was 44.8 MHz (the neuron pass's issue to the banked
+    # state memories' read address), and at 64 lanes the accumulation bounds its step anyway.
+    _ulx3s(85, 512, 256, 64),
 ]

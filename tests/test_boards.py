@@ -30,7 +30,7 @@ def test_every_default_core_is_a_valid_configuration_and_smaller_cores_get_lanes
         assert (config.n, config.lanes, config.neurons_per_cycle) == (board.neurons, board.lanes,
                                                                       board.neurons_per_cycle)
     big = get_board("ulx3s-85f")
-    assert (big.lanes, big.neurons_per_cycle) == (128, 1)
+    assert (big.lanes, big.neurons_per_cycle) == (64, 1)
     assert big.with_sizes(neurons=16).lanes == 16
     assert big.with_sizes(neurons=24).lanes == 8 and big.with_sizes(neurons=3).lanes == 1
     assert replace(big, neurons_per_cycle=2).with_sizes(neurons=3).neurons_per_cycle == 1  # two need two lanes
