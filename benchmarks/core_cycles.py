@@ -10,6 +10,7 @@ are checked against the golden model on the way.
     .venv/bin/python benchmarks/core_cycles.py              # the default table
     .venv/bin/python benchmarks/core_cycles.py --reference  # n = m = 256, 4 lanes, 10 % only
     .venv/bin/python benchmarks/core_cycles.py --reference --weight-memory spram --lanes 2,4
+    .venv/bin/python benchmarks/core_cycles.py --reference --lanes 64 --pot-banks 4   # the banked weights
 
 The reference workload's targets: <= 4,000 cycles per step learning off,
 <= 24,000 learning on (n = m = 256, 4 lanes, dual-port weights). `--weight-memory
@@ -17,7 +18,8 @@ spram` measures the single-port (iCE40UP SPRAM) schedule instead; `--lanes`
 with `--reference` picks the lanes of the n = m = 256 core (default 4).
 `--pipeline` picks the core's pipeline (`Core(pipeline=...)`); by default the one
 the boards build with these weights: long for dual-port (ULX3S), short for spram
-(iCEBreaker).
+(iCEBreaker). `--pot-banks` splits the weights into that many banks by word column
+(`CoreConfig.pot_banks`, fewer where a configuration has fewer word columns).
 """
 
 import argparse
@@ -59,6 +61,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--weight-memory", choices=("dual", "spram"), default="dual",
                         help="the core's weight memory (CoreConfig.weight_memory)")
+    parser.add_argument("--pot-banks", type=int, default=1,
+                        help="weight banks that potentiate in parallel (CoreConfig.pot_banks)")
     parser.add_argument("--pipeline", choices=("auto", "long", "short"), default="auto",
                         help="the core's pipeline (Core(pipeline=...)); auto: short for spram, long for dual")
     args = parser.parse_args(argv)
@@ -78,7 +82,10 @@ def main(argv=None):
           f"{'cycles/step':>11} {'max':>7}")
     reference = {}
     for n, lanes in runs:
-        config = CoreConfig(n=n, m=n, lanes=lanes, weight_memory=args.weight_memory)
+        banks = args.pot_banks
+        while banks > 1 and (n // lanes) % banks:
+            banks //= 2
+        config = CoreConfig(n=n, m=n, lanes=lanes, weight_memory=args.weight_memory, pot_banks=banks)
         acts = activities if n != REFERENCE[0] else sorted(set(activities) | {0.1})
         workloads = [dict(activity=a, learn=learn, steps=args.steps, seed=7) for a in acts for learn in (0, 1)]
         start = time.monotonic()
@@ -87,7 +94,8 @@ def main(argv=None):
                   f"{r['spiking']:>7.1f} {r['cycles']:>11.0f} {r['cycles_max']:>7}")
             if n == REFERENCE[0] and r["activity"] == 0.1:
                 reference[lanes, r["learn"]] = r
-        print(f"# n=m={n} lanes={lanes} {args.weight_memory} {pipeline}: {time.monotonic() - start:.0f} s",
+        print(f"# n=m={n} lanes={lanes} banks={banks} {args.weight_memory} {pipeline}: "
+              f"{time.monotonic() - start:.0f} s",
               flush=True)
     print()
     print(f"Reference workload: n = m = 256, W = 8, 10 % of inputs and neurons spiking per step, "

@@ -46,6 +46,7 @@ class Board:
     baud: int
     weight_memory: str = "dual"  # "spram" on the iCE40UP5K
     neurons_per_cycle: int = 1   # CoreConfig.neurons_per_cycle: 2 where the multipliers allow it
+    pot_banks: int = 1           # CoreConfig.pot_banks: weight banks that potentiate in parallel
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -67,7 +68,13 @@ class Board:
             while lanes > 1 and board.neurons % lanes:
                 lanes //= 2
             board = replace(board, lanes=lanes)
-        return replace(board, neurons_per_cycle=min(board.neurons_per_cycle, board.lanes))
+        board = replace(board, neurons_per_cycle=min(board.neurons_per_cycle, board.lanes))
+        # pot_banks must divide the word columns, a power of two (a small core has fewer).
+        words = board.neurons // board.lanes if isinstance(board.neurons, int) and board.neurons > 0 else 0
+        banks = board.pot_banks
+        if words and (words & (words - 1) or words % banks):
+            banks = 1 if words & (words - 1) else min(banks, words)
+        return replace(board, pot_banks=banks)
 
 
 class BoardTop(Elaboratable):
@@ -185,6 +192,8 @@ def _config_for(board):
         kwargs["neurons_per_cycle"] = board.neurons_per_cycle
     if board.weight_memory != "dual":
         kwargs["weight_memory"] = board.weight_memory
+    if board.pot_banks != 1:
+        kwargs["pot_banks"] = board.pot_banks
     try:
         return CoreConfig(**kwargs)
     except TypeError:

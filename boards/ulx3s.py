@@ -5,7 +5,7 @@ from neurofabric.contract.bauds import BOARD_BAUDS
 from .base import Board
 
 
-def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1):
+def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1):
     return Board(
         name=f"ulx3s-{size}f",
         description=f"Radiona ULX3S ({size}F, LFE5U-{size}F)",
@@ -14,6 +14,7 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1):
         osc_hz=25_000_000,
         clk_hz=50_000_000,   # EHXPLLL from 25 MHz
         neurons=neurons, inputs=inputs, lanes=lanes, neurons_per_cycle=neurons_per_cycle,
+        pot_banks=pot_banks,
         baud=BOARD_BAUDS["ulx3s"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board="ulx3s",
         extra_outputs={},
@@ -26,12 +27,12 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1):
 # trace updates 7 more (and 3 more for a second neuron per cycle); 28 in a 12F or 25F,
 # 72 in a 45F, 156 in an 85F.
 BOARDS = [
-    _ulx3s(12, 128, 128, 16),
-    _ulx3s(25, 256, 64, 16),
+    _ulx3s(12, 128, 128, 16, pot_banks=4),
+    _ulx3s(25, 256, 64, 16, pot_banks=2),
     _ulx3s(45, 256, 256, 64),
     # 64 lanes, one neuron per cycle. At 128 lanes (132 of 156 multipliers) the placement's
     # estimate was 32.7 MHz, with 58,848 logic cells, and routing had not converged after 25
     # minutes; the two-neuron core's fmax was 44.8 MHz (the neuron pass's issue to the banked
     # state memories' read address), and at 64 lanes the accumulation bounds its step anyway.
-    _ulx3s(85, 512, 256, 64),
+    _ulx3s(85, 512, 256, 64, pot_banks=4),
 ]

@@ -233,7 +233,14 @@ class Core(wiring.Component):
         # the accumulators, narrow: in LUT RAM they cost a few hundred LUTs and leave
         # the block RAMs to the weights (Yosys' `ram_style`).
         COL = ({"ram_style": "distributed"} if self._column_memories(platform) == "distributed" else {})
-        w_mem = None if spram else Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW)
+        # pot_banks > 1: the weights in B memories by word column (column c in bank
+        # c mod B, at row * NW/B + c / B): the low bits of a word's address name its bank.
+        B = cfg.pot_banks
+        BB = B.bit_length() - 1
+        w_mem = (None if spram or B > 1 else
+                 Memory(shape=unsigned(L * W), depth=cfg.weight_words, init=[], attrs=NO_RW))
+        w_bank_mems = [Memory(shape=unsigned(L * W), depth=cfg.weight_words // B, init=[], attrs=NO_RW)
+                       for _ in range(B)] if B > 1 else []
         # With P neurons per cycle the neuron parameters and state are P memories (neuron j
         # in bank j mod P, at j / P), and so is the spike list (entry e in bank e mod P):
         # the neuron pass reads and writes the banks of P neurons, and appends up to P
@@ -264,8 +271,10 @@ class Core(wiring.Component):
         for name, shape in banked.items():
             for b in range(P):
                 mems[f"{name}{b}" if P > 1 else name] = Memory(shape=shape, depth=-(-n // P), init=[], attrs=NO_RW)
-        if not spram:
+        if w_mem is not None:
             mems["w"] = w_mem
+        for b, mem in enumerate(w_bank_mems):
+            mems[f"w{b}"] = mem
         for name, mem in mems.items():
             m.submodules[f"{name}_mem"] = mem
         wr = {name: mem.write_port(granularity=(T if name == "y" else 1 if name == "ppost" else None))
@@ -300,6 +309,23 @@ class Core(wiring.Component):
             m.submodules.w_banks = w_banks
             rd["w"] = SimpleNamespace(addr=w_banks.r_addr, data=w_banks.r_data, en=w_banks.r_en)
             wr["w"] = SimpleNamespace(addr=w_banks.w_addr, data=w_banks.w_data, en=w_banks.w_en)
+
+        if B > 1:
+            # One memory's ports for the host and the accumulation (a word of bank
+            # `addr mod B`, its read data from the bank its address named a cycle before);
+            # potentiation drives the banks' own ports (POT_SWEEP).
+            rd["w"] = SimpleNamespace(addr=Signal(range(cfg.weight_words), name="w_rd_addr"),
+                                      en=Signal(init=1, name="w_rd_en"), data=Signal(L * W, name="w_rd_word"))
+            wr["w"] = SimpleNamespace(addr=Signal(range(cfg.weight_words), name="w_wr_addr"),
+                                      data=Signal(L * W, name="w_wr_word"), en=Signal(name="w_wr_en"))
+            w_rd_bank = Signal(BB, name="w_rd_bank")
+            with m.If(rd["w"].en):
+                m.d.sync += w_rd_bank.eq(rd["w"].addr[:BB])
+            m.d.comb += rd["w"].data.eq(Cat(*[rd[f"w{b}"].data for b in range(B)]).word_select(w_rd_bank, L * W))
+            for b in range(B):
+                m.d.comb += [rd[f"w{b}"].addr.eq(rd["w"].addr >> BB), rd[f"w{b}"].en.eq(rd["w"].en),
+                             wr[f"w{b}"].addr.eq(wr["w"].addr >> BB), wr[f"w{b}"].data.eq(wr["w"].data),
+                             wr[f"w{b}"].en.eq(wr["w"].en & (wr["w"].addr[:BB] == b))]
 
         def lanes_of(value, bits):
             return [value[l * bits:(l + 1) * bits] for l in range(L)]
@@ -498,6 +524,25 @@ class Core(wiring.Component):
 
         post_tr = [trace_unit("post_tr" if long else "tr"), *[trace_unit(f"post_tr{p}") for p in range(1, P)]]
         pre_tr = trace_unit("pre_tr") if long or overlap else post_tr[0]
+
+        if B > 1:
+            # The banked potentiation's round (its in-bank column, its lanes per bank) and
+            # datapath: R registers the banks' words and the row's product (one multiplier:
+            # a_plus * x[k] is the same in every lane), P adds and clamps, Q writes back.
+            RB = ceil_log2(NW // B)
+            bank_depth = cfg.weight_words // B
+            pb = SimpleNamespace(
+                on=Signal(name="pot_on"), first=Signal(name="pot_first"),
+                round=Signal(max(RB, 1), name="pot_round"),
+                masks=[Signal(L, name=f"pot_mask{b}") for b in range(B)],
+                addr1=Signal(range(bank_depth), name="pot_addr1"),
+                r_valid=Signal(name="pot_r_valid"), r_we=Signal(name="pot_r_we"),
+                r_addr=Signal(range(bank_depth), name="pot_r_addr", reset_less=True),
+                r_prod=Signal(8 + T, name="pot_r_prod", reset_less=True),
+                r_words=[Signal(L * W, name=f"pot_r_word{b}", reset_less=True) for b in range(B)],
+                q_valid=Signal(name="pot_q_valid"), q_we=[Signal(name=f"pot_q_we{b}") for b in range(B)],
+                q_addr=Signal(range(bank_depth), name="pot_q_addr", reset_less=True),
+                q_words=[Signal(L * W, name=f"pot_q_word{b}", reset_less=True) for b in range(B)])
 
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="core") as core_fsm:
@@ -772,48 +817,95 @@ class Core(wiring.Component):
                     m.next = "POT_FETCH"
 
             # ================= 5.3: potentiation ===============================
-            with m.State("POT_FETCH"):
-                with m.If(ent < wl_count):
-                    m.d.comb += rd["wl"].addr.eq(ent)
-                    m.next = "POT_LOAD"
-                with m.Elif(x_drained if overlap else C(1, 1)):
-                    m.d.sync += ent.eq(0)
-                    m.next = "OUT_INPUT"
+            if B == 1:
+                with m.State("POT_FETCH"):
+                    with m.If(ent < wl_count):
+                        m.d.comb += rd["wl"].addr.eq(ent)
+                        m.next = "POT_LOAD"
+                    with m.Elif(x_drained if overlap else C(1, 1)):
+                        m.d.sync += ent.eq(0)
+                        m.next = "OUT_INPUT"
 
-            with m.State("POT_LOAD"):
-                m.d.sync += [pot_word.eq(rd["wl"].data.word), pot_mask.eq(rd["wl"].data.mask),
-                             idx.eq(first_source()), issuing.eq(1), v1.eq(0)]
-                m.next = "POT_SWEEP"
+                with m.State("POT_LOAD"):
+                    m.d.sync += [pot_word.eq(rd["wl"].data.word), pot_mask.eq(rd["wl"].data.mask),
+                                 idx.eq(first_source()), issuing.eq(1), v1.eq(0)]
+                    m.next = "POT_SWEEP"
 
-            with m.State("POT_SWEEP"):
-                waddr0 = word_address(idx, pot_word)
-                if spram:
-                    # A read of the bank written this cycle (the word read one cycle
-                    # before, three with the long pipeline) waits a cycle. Consecutive
-                    # rows alternate banks, so rows 1 and 3 apart do too; only the jump
-                    # from the inputs to the neurons (m_used - 1 to m) can repeat a
-                    # parity, once per swept word.
-                    bank_bit = ceil_log2(NW)
-                    go = issuing & ~(q_valid & (idx[0] == q_waddr[bank_bit]))
-                else:
+                with m.State("POT_SWEEP"):
+                    waddr0 = word_address(idx, pot_word)
+                    if spram:
+                        # A read of the bank written this cycle (the word read one cycle
+                        # before, three with the long pipeline) waits a cycle. Consecutive
+                        # rows alternate banks, so rows 1 and 3 apart do too; only the jump
+                        # from the inputs to the neurons (m_used - 1 to m) can repeat a
+                        # parity, once per swept word.
+                        bank_bit = ceil_log2(NW)
+                        go = issuing & ~(q_valid & (idx[0] == q_waddr[bank_bit]))
+                    else:
+                        go = issuing
+                    if overlap:
+                        # Row idx's pre trace must be this step's: the pass has written it (it
+                        # writes the rows in the sweep's order, one per cycle).
+                        go = go & (x_drained | (idx < x_written))
+                    with m.If(go):
+                        m.d.comb += [rd["w"].addr.eq(waddr0), rd["w"].en.eq(1), pot_x.addr.eq(idx),
+                                     rd["ppre"].addr.eq(idx)]
+                        m.d.sync += [idx.eq(next_source(idx)), t_waddr2.eq(waddr0)]
+                        with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
+                            m.d.sync += issuing.eq(0)
+                    m.d.sync += v1.eq(go)
+                    m.d.comb += [syn_valid.eq(v1), syn_we.eq(rd["ppre"].data), syn_amplitude.eq(a_plus),
+                                 syn_depress.eq(0), syn_lanes.eq(pot_mask)]
+                    m.d.comb += [trace.eq(pot_x.data) for trace in syn_traces]
+                    with m.If(~issuing & ~v1 & ~p_valid & ~q_we):
+                        m.d.sync += ent.eq(ent + 1)
+                        m.next = "POT_FETCH"
+
+            else:
+                # pot_banks > 1: a round takes the work list's entries of one in-bank column
+                # (consecutive: the list is in word order), at most one per bank, and sweeps
+                # the rows once for all of them, every bank reading the same address.
+                with m.State("POT_FETCH"):
+                    with m.If(ent < wl_count):
+                        m.d.comb += rd["wl"].addr.eq(ent)
+                        m.d.sync += [pb.first.eq(1), *[mask.eq(0) for mask in pb.masks]]
+                        m.next = "POT_GATHER"
+                    with m.Elif(x_drained if overlap else C(1, 1)):
+                        m.d.sync += ent.eq(0)
+                        m.next = "OUT_INPUT"
+
+                with m.State("POT_GATHER"):
+                    entry = rd["wl"].data
+                    start = [idx.eq(first_source()), issuing.eq(1), v1.eq(0)]
+                    with m.If(pb.first | ((entry.word >> BB) == pb.round)):
+                        m.d.sync += [pb.first.eq(0), pb.round.eq(entry.word >> BB), ent.eq(ent + 1)]
+                        for b in range(B):
+                            with m.If(entry.word[:BB] == b):
+                                m.d.sync += pb.masks[b].eq(entry.mask)
+                        with m.If(ent + 1 < wl_count):
+                            m.d.comb += rd["wl"].addr.eq(ent + 1)
+                        with m.Else():
+                            m.d.sync += start
+                            m.next = "POT_SWEEP"
+                    with m.Else():
+                        m.d.sync += start
+                        m.next = "POT_SWEEP"
+
+                with m.State("POT_SWEEP"):
+                    m.d.comb += pb.on.eq(1)
+                    addr0 = Cat(pb.round[:RB], idx) if RB else idx
                     go = issuing
-                if overlap:
-                    # Row idx's pre trace must be this step's: the pass has written it (it
-                    # writes the rows in the sweep's order, one per cycle).
-                    go = go & (x_drained | (idx < x_written))
-                with m.If(go):
-                    m.d.comb += [rd["w"].addr.eq(waddr0), rd["w"].en.eq(1), pot_x.addr.eq(idx),
-                                 rd["ppre"].addr.eq(idx)]
-                    m.d.sync += [idx.eq(next_source(idx)), t_waddr2.eq(waddr0)]
-                    with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
-                        m.d.sync += issuing.eq(0)
-                m.d.sync += v1.eq(go)
-                m.d.comb += [syn_valid.eq(v1), syn_we.eq(rd["ppre"].data), syn_amplitude.eq(a_plus),
-                             syn_depress.eq(0), syn_lanes.eq(pot_mask)]
-                m.d.comb += [trace.eq(pot_x.data) for trace in syn_traces]
-                with m.If(~issuing & ~v1 & ~p_valid & ~q_we):
-                    m.d.sync += ent.eq(ent + 1)
-                    m.next = "POT_FETCH"
+                    if overlap:
+                        go = go & (x_drained | (idx < x_written))
+                    with m.If(go):
+                        m.d.comb += [*[rd[f"w{b}"].addr.eq(addr0) for b in range(B)], pot_x.addr.eq(idx),
+                                     rd["ppre"].addr.eq(idx)]
+                        m.d.sync += [idx.eq(next_source(idx)), pb.addr1.eq(addr0)]
+                        with m.If(last_source | (n_used == 0) & (idx + 1 >= m_used)):
+                            m.d.sync += issuing.eq(0)
+                    m.d.sync += v1.eq(go)
+                    with m.If(~issuing & ~v1 & ~pb.r_valid & ~pb.q_valid):
+                        m.next = "POT_FETCH"
 
             # ================= 6. output ======================================
             out = self.step_out.payload
@@ -1014,6 +1106,23 @@ class Core(wiring.Component):
                 wr["deliv"].addr.eq(x_idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
             ]
         m.d.comb += [x_drained.eq(~x_issuing & ~xv1 & ~x_valid), x_written.eq(Mux(x_valid, x_idx, 0))]
+
+        if B > 1:
+            # ================= 5.3 with banked weights: the datapath ==================
+            issued = v1 & pb.on
+            stage([(pb.r_valid, issued), (pb.r_we, issued & rd["ppre"].data), (pb.r_addr, pb.addr1),
+                   (pb.r_prod, stdp_product(a_plus, pot_x.data)),
+                   *[(pb.r_words[b], rd[f"w{b}"].data) for b in range(B)]])
+            stage([(pb.q_valid, pb.r_valid), (pb.q_addr, pb.r_addr),
+                   *[(pb.q_we[b], pb.r_we & pb.masks[b].any()) for b in range(B)],
+                   *[(pb.q_words[b], Cat(*[Mux(pb.masks[b][l], stdp_apply(w, pb.r_prod, stdp_shift, C(0, 1),
+                                                                            w_min, w_max, W), w)
+                                           for l, w in enumerate(x.as_signed() for x in lanes_of(pb.r_words[b], W))]))
+                     for b in range(B)]])
+            for b in range(B):
+                with m.If(pb.q_we[b]):
+                    m.d.comb += [wr[f"w{b}"].addr.eq(pb.q_addr), wr[f"w{b}"].data.eq(pb.q_words[b]),
+                                 wr[f"w{b}"].en.eq(1)]
 
         return m
 

@@ -101,6 +101,7 @@ class CoreConfig:
     lanes: int = 4
     weight_memory: str = "dual"
     neurons_per_cycle: int = 1
+    pot_banks: int = 1
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -120,6 +121,13 @@ class CoreConfig:
             raise ValueError(f"CoreConfig.neurons_per_cycle = {self.neurons_per_cycle!r}: allowed 1, or 2 with "
                              f"at least 2 lanes (lanes = {self.lanes})")
         words = self.n // self.lanes
+        banks = self.pot_banks
+        if not isinstance(banks, int) or banks < 1 or banks & (banks - 1) or words % banks:
+            raise ValueError(f"CoreConfig.pot_banks = {banks!r}: allowed a power of two dividing "
+                             f"n // lanes = {words}")
+        if banks > 1 and (self.weight_memory != "dual" or words & (words - 1)):
+            raise ValueError(f"CoreConfig.pot_banks = {banks} needs 'dual' weights and n // lanes a power of "
+                             f"two (weight_memory = {self.weight_memory!r}, n // lanes = {words})")
         if self.weight_memory == "spram" and words & (words - 1):
             raise ValueError(f"CoreConfig.weight_memory = 'spram' needs n // lanes to be a power of two; "
                              f"n = {self.n}, lanes = {self.lanes} give {words}")
@@ -235,6 +243,8 @@ class CoreConfig:
         key = f"n{self.n}_m{self.m}_S{self.S}_W{self.W}_T{self.T}_l{self.lanes}"
         if self.neurons_per_cycle != 1:
             key += f"_p{self.neurons_per_cycle}"
+        if self.pot_banks != 1:
+            key += f"_b{self.pot_banks}"
         return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 

@@ -37,10 +37,16 @@ CONFIGS = {
     # The short pipeline (the iCE40's; every other configuration has the long one):
     # the STDP write-back in the cycle the word arrives, no neuron input registers.
     "short": (CoreConfig(n=12, m=6, S=12, W=6, T=5, lanes=4), 40, dict(steps=20, rate=0.4)),
+    # Weights in 4 banks by word column (the ULX3S boards' potentiation): 8 word columns
+    # make two rounds of up to 4 columns a sweep; smaller networks leave rounds short.
+    "banked": (CoreConfig(n=32, m=16, S=16, W=8, T=8, lanes=4, neurons_per_cycle=2, pot_banks=4), 30,
+               dict(steps=20, rate=0.3)),
+    # Banked weights with the short pipeline and the passes one after the other: one round.
+    "banked_short": (CoreConfig(n=16, m=8, S=12, W=6, T=5, lanes=4, pot_banks=4), 30, dict(steps=20, rate=0.4)),
 }
 
 #: Configurations built with `Core(pipeline="short")`.
-SHORT = {"short"}
+SHORT = {"short", "banked_short"}
 #: Configurations built with `Core(overlap="off")` (the short pipeline's default is off too; every
 #: other configuration runs the neuron and pre trace passes during the accumulation).
 SEQUENTIAL = {"lanes1"}

@@ -10,6 +10,10 @@ from neurofabric.hdl.core_ports import CoreConfig, Op, Space, join_lanes, pack, 
     (dict(n=6, m=4, lanes=3), "lanes = 3 is not a power of two"),
     (dict(n=0, m=4, lanes=1), "CoreConfig.n = 0 is out of range"),
     (dict(n=4, m=4, W=17), "CoreConfig.W = 17 is out of range: allowed 2..16"),
+    (dict(n=16, m=4, lanes=4, pot_banks=3), r"pot_banks = 3: allowed a power of two dividing n // lanes = 4"),
+    (dict(n=16, m=4, lanes=4, pot_banks=8), r"pot_banks = 8: allowed a power of two dividing n // lanes = 4"),
+    (dict(n=24, m=4, lanes=4, pot_banks=2), r"pot_banks = 2 needs 'dual' weights and n // lanes a power of two"),
+    (dict(n=16, m=4, lanes=4, pot_banks=2, weight_memory="spram"), r"pot_banks = 2 needs 'dual' weights"),
 ])
 def test_core_config_refuses_bad_sizes(kwargs, message):
     with pytest.raises(ValueError, match=message):

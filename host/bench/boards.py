@@ -106,7 +106,7 @@ def board_core(board, run, core, activity):
     config = run.config()
     off = rows["learn_off"]
     return {"n": run.n, "m": run.m, "lanes": run.lanes, "neurons_per_cycle": run.neurons_per_cycle,
-            "weight_memory": run.weight_memory,
+            "pot_banks": run.pot_banks, "weight_memory": run.weight_memory,
             "pipeline": run.pipeline, "clk_hz": board.clk_hz,
             "at_default_size": (run.n, run.m) == (board.neurons, board.inputs),
             "weights_per_cycle": off["weights_per_cycle"],
@@ -173,7 +173,7 @@ def bench_boards(plan, core, say):
                  "inputs": board.inputs, "lanes": board.lanes, "weight_memory": board.weight_memory,
                  "clk_hz": board.clk_hz, "baud": board.baud}
         cycles = core_cycles_for(core, board.neurons, board.inputs, board.lanes, board.weight_memory,
-                                 neurons_per_cycle=board.neurons_per_cycle,
+                                 neurons_per_cycle=board.neurons_per_cycle, pot_banks=board.pot_banks,
                                  pipeline=board_pipeline(board))
         entry["cycles_per_step"] = cycles
         entry["us_per_step"] = {k: c / board.clk_hz * 1e6 for k, c in cycles.items()} if cycles else None

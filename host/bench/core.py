@@ -48,7 +48,7 @@ def board_core_runs(plan):
             continue
         board = board.with_sizes(neurons=n, inputs=m)    # a small core: the lanes that divide it
         runs[name] = CoreRun(n, m, board.lanes, board.weight_memory, activities=(plan.reference_activity,),
-                             neurons_per_cycle=board.neurons_per_cycle,
+                             neurons_per_cycle=board.neurons_per_cycle, pot_banks=board.pot_banks,
                              pipeline=board_pipeline(board))
     return runs
 
@@ -60,7 +60,7 @@ def _core_runs(plan):
         have = runs.get(run.key)
         acts = tuple(sorted(set(run.activities) | set(have.activities if have else ())))
         runs[run.key] = CoreRun(run.n, run.m, run.lanes, run.weight_memory, activities=acts, pipeline=run.pipeline,
-                                neurons_per_cycle=run.neurons_per_cycle)
+                                neurons_per_cycle=run.neurons_per_cycle, pot_banks=run.pot_banks)
     return list(runs.values())
 
 
@@ -86,6 +86,7 @@ def bench_core(plan, say):
         workloads = [dict(activity=a, learn=learn, steps=plan.core_steps, seed=WORKLOAD_SEED)
                      for a in run.activities for learn in (0, 1)]
         say(f"core: n = {run.n}, m = {run.m}, {run.lanes} lanes, {run.neurons_per_cycle} neuron(s) per cycle, "
+            f"{run.pot_banks} potentiation bank(s), "
             f"{run.weight_memory} weights, {run.pipeline} "
             f"pipeline: {len(workloads)} workloads (builds the Verilator model once per configuration and sources)")
         start = time.monotonic()
@@ -102,7 +103,7 @@ def bench_core(plan, say):
             continue
         for r in results:
             row = dict(n=run.n, m=run.m, lanes=run.lanes, weight_memory=run.weight_memory, pipeline=run.pipeline,
-                       neurons_per_cycle=run.neurons_per_cycle,
+                       neurons_per_cycle=run.neurons_per_cycle, pot_banks=run.pot_banks,
                        activity=r["activity"], learn=r["learn"], steps=r["steps"], cycles=r["cycles"],
                        cycles_max=r["cycles_max"], delivered=r["delivered"], spiking=r["spiking"],
                        seed=r["seed"], network=r["network"], weights_per_cycle=weights_per_cycle(config))
@@ -157,7 +158,7 @@ def summarise_core(plan, rows, targets):
 def _rows_by_learn(rows, key, activity):
     """The rows of configuration `key` (n, m, lanes, weight memory, pipeline) at `activity`, by `learn`."""
     return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"], r["pipeline"],
-                                             r.get("neurons_per_cycle", 1)) == key
+                                             r.get("neurons_per_cycle", 1), r.get("pot_banks", 1)) == key
             and abs(r["activity"] - activity) < 1e-9}
 
 
@@ -167,8 +168,8 @@ def core_row(core, run, activity, learn):
 
 
 def core_cycles_for(core, n, m, lanes, weight_memory="dual", activity=REFERENCE_ACTIVITY, pipeline="long",
-                    neurons_per_cycle=1):
+                    neurons_per_cycle=1, pot_banks=1):
     """`{"learn_off": c, "learn_on": c}` of a measured configuration, or None."""
-    found = _rows_by_learn((core or {}).get("runs", ()), (n, m, lanes, weight_memory, pipeline, neurons_per_cycle),
-                           activity)
+    key = (n, m, lanes, weight_memory, pipeline, neurons_per_cycle, pot_banks)
+    found = _rows_by_learn((core or {}).get("runs", ()), key, activity)
     return {"learn_off": found[0]["cycles"], "learn_on": found[1]["cycles"]} if set(found) == {0, 1} else None

@@ -253,6 +253,8 @@ def _docs_boards_against_golden(results, add):
         size = ("its default size" if c["at_default_size"]
                 else f"**not its default size** ({b['neurons']} x {b['inputs']}): targets not judged")
         memory = {"dual": "dual-port", "spram": "single-port (SPRAM)"}.get(c["weight_memory"], c["weight_memory"])
+        banks = c.get("pot_banks", 1)
+        memory += f" in {banks} banks" if banks > 1 else ""
         add(f"### `{name}`: {c['n']} x {c['m']}, {c['lanes']} lanes, {memory} weights, "
             f"{c['pipeline']} pipeline, {c['clk_hz'] / 1e6:g} MHz\n")
         add(f"At {size}; {c['weights_per_cycle']} weights read per cycle; network seed {c['network']['seed']}, "

@@ -64,16 +64,18 @@ class CoreRun:
     activities: tuple = (REFERENCE_ACTIVITY,)
     pipeline: str = "long"         # `Core(pipeline=...)`: "short" is the one the iCE40 boards build
     neurons_per_cycle: int = 1     # `CoreConfig.neurons_per_cycle`
+    pot_banks: int = 1             # `CoreConfig.pot_banks`
 
     @property
     def key(self):
-        return (self.n, self.m, self.lanes, self.weight_memory, self.pipeline, self.neurons_per_cycle)
+        return (self.n, self.m, self.lanes, self.weight_memory, self.pipeline, self.neurons_per_cycle,
+                self.pot_banks)
 
     def config(self):
         """The run's `CoreConfig` (the default widths: S 16, W 8, T 8)."""
         from ...hdl.core_ports import CoreConfig
         return CoreConfig(n=self.n, m=self.m, lanes=self.lanes, weight_memory=self.weight_memory,
-                          neurons_per_cycle=self.neurons_per_cycle)
+                          neurons_per_cycle=self.neurons_per_cycle, pot_banks=self.pot_banks)
 
 
 @dataclass
