@@ -30,11 +30,13 @@ def test_every_default_core_is_a_valid_configuration_and_smaller_cores_get_lanes
         assert (config.n, config.lanes, config.neurons_per_cycle, config.pot_banks) == (
             board.neurons, board.lanes, board.neurons_per_cycle, board.pot_banks)
     big = get_board("ulx3s-85f")
-    assert (big.lanes, big.neurons_per_cycle, big.pot_banks) == (64, 1, 4)
-    # a smaller core keeps the banks its word columns allow: 256 neurons in 64 lanes are 4
-    # columns, 64 neurons one (no banks), 192 three (not a power of two: no banks)
-    assert [big.with_sizes(neurons=k).pot_banks for k in (256, 64, 192)] == [4, 1, 1]
-    assert _config_for(big.with_sizes(neurons=128, inputs=8)).pot_banks == 2
+    assert (big.lanes, big.neurons_per_cycle, big.pot_banks) == (64, 1, 1)
+    banked = get_board("ulx3s-12f")
+    assert (banked.lanes, banked.pot_banks) == (16, 4)
+    # a smaller core keeps the banks its word columns allow: 128 neurons in 16 lanes are 8
+    # columns, 32 two, 16 one (no banks), 48 three (not a power of two: no banks)
+    assert [banked.with_sizes(neurons=k).pot_banks for k in (128, 32, 16, 48)] == [4, 2, 1, 1]
+    assert _config_for(banked.with_sizes(neurons=32, inputs=8)).pot_banks == 2
     assert big.with_sizes(neurons=16).lanes == 16
     assert big.with_sizes(neurons=24).lanes == 8 and big.with_sizes(neurons=3).lanes == 1
     assert replace(big, neurons_per_cycle=2).with_sizes(neurons=3).neurons_per_cycle == 1  # two need two lanes
