@@ -82,9 +82,7 @@ def main(argv=None):
           f"{'cycles/step':>11} {'max':>7}")
     reference = {}
     for n, lanes in runs:
-        banks = args.pot_banks
-        while banks > 1 and (n // lanes) % banks:
-            banks //= 2
+        banks = CoreConfig.fitting_pot_banks(n, lanes, args.pot_banks)
         config = CoreConfig(n=n, m=n, lanes=lanes, weight_memory=args.weight_memory, pot_banks=banks)
         acts = activities if n != REFERENCE[0] else sorted(set(activities) | {0.1})
         workloads = [dict(activity=a, learn=learn, steps=args.steps, seed=7) for a in acts for learn in (0, 1)]

@@ -69,12 +69,11 @@ class Board:
                 lanes //= 2
             board = replace(board, lanes=lanes)
         board = replace(board, neurons_per_cycle=min(board.neurons_per_cycle, board.lanes))
-        # pot_banks must divide the word columns, a power of two (a small core has fewer).
-        words = board.neurons // board.lanes if isinstance(board.neurons, int) and board.neurons > 0 else 0
-        banks = board.pot_banks
-        if words and (words & (words - 1) or words % banks):
-            banks = 1 if words & (words - 1) else min(banks, words)
-        return replace(board, pot_banks=banks)
+        if isinstance(board.neurons, int) and board.neurons > 0:   # a small core has fewer word columns
+            from ..hdl.core_ports import CoreConfig
+            board = replace(board, pot_banks=CoreConfig.fitting_pot_banks(board.neurons, board.lanes,
+                                                                          board.pot_banks))
+        return board
 
 
 class BoardTop(Elaboratable):

@@ -132,6 +132,14 @@ class CoreConfig:
             raise ValueError(f"CoreConfig.weight_memory = 'spram' needs n // lanes to be a power of two; "
                              f"n = {self.n}, lanes = {self.lanes} give {words}")
 
+    @staticmethod
+    def fitting_pot_banks(n, lanes, banks):
+        """The most weight banks, at most `banks` (a power of two), that a core of `n`
+        neurons in `lanes` lanes allows as `pot_banks`: none (1) unless `n // lanes` is a
+        power of two, else at most `n // lanes`."""
+        words = n // lanes
+        return 1 if words < 1 or words & (words - 1) else min(banks, words)
+
     # -- sizes ---------------------------------------------------------------
     @property
     def sources(self):

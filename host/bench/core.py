@@ -156,7 +156,7 @@ def summarise_core(plan, rows, targets):
 
 
 def _rows_by_learn(rows, key, activity):
-    """The rows of configuration `key` (n, m, lanes, weight memory, pipeline) at `activity`, by `learn`."""
+    """The rows of configuration `key` (`CoreRun.key`) at `activity`, by `learn`."""
     return {r["learn"]: r for r in rows if (r["n"], r["m"], r["lanes"], r["weight_memory"], r["pipeline"],
                                              r.get("neurons_per_cycle", 1), r.get("pot_banks", 1)) == key
             and abs(r["activity"] - activity) < 1e-9}
