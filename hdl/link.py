@@ -76,8 +76,10 @@ _RUN_REQUEST_SIZE = fields_size(RUN_REQUEST_FIELDS)
 _SPIKE_HEAD_SIZE = fields_size(SPIKE_RECORD_FIELDS)
 _PROBE_HEAD_SIZE = fields_size(PROBE_RECORD_FIELDS)
 
-#: Bytes of the controller's data RAM (one iCE40 block RAM): variables, tables, the spike bitmap.
+#: Bytes of the controller's data RAM (one iCE40 block RAM): variables, tables, the spike
+#: bitmap and the record mask; `_BIG_DATA_DEPTH` for cores whose bitmap and mask need more.
 _DATA_DEPTH = 512
+_BIG_DATA_DEPTH = 1024
 #: Largest n and m: the spike bitmaps' byte counters are 8 bits.
 _MAX_SIZE = 8 * 255
 #: Largest memory word (and core read word) in bytes: the read word's byte counter
@@ -136,8 +138,9 @@ _F_CORE_BUSY = 16
 _F_HELD = 64        # the latched request came while a RUN's payload was held: its payload was not kept
 _F_STIM_END = 128   # every byte of the held payload has been read
 assert _R.RDATA + _RDATA_PORTS <= 64
-# STEP_END takes the RUN flags as they are: bit 0 asks for probes, bit 1 for the inputs.
-assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 2
+# STEP_END takes the RUN flags PROBE and INPUTS as they are: bit 0 asks for probes, bit 1
+# for the inputs (the firmware masks the others off).
+assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 4
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
     "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
     "last_step_cycles", "lost_records"]
@@ -323,7 +326,7 @@ class Link(wiring.Component):
         m = Module()
         value_bytes = probe_value_bytes(cfg.S)
         program = link_program(cfg, self.hello_bytes(), self.probe_chunk)
-        m.submodules.mcu = mcu = MCU(program.assemble(), program.data(), _DATA_DEPTH)
+        m.submodules.mcu = mcu = MCU(program.assemble(), program.data(), program.data_depth)
 
         port = mcu.port_addr
         rd = mcu.port_rd
@@ -555,6 +558,16 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     table_info = var("table_info", len(infos), infos)
     # A step's spikes, or before them its inputs (`spikes` counts either).
     bitmap = var("bitmap", max(bitmap_n, bitmap_m))
+    # The neurons a RUN with SUBSET records (SET_RECORD; every neuron at first), whether
+    # this RUN has SUBSET and GENERATED, and whether the record being collected is
+    # a step's spikes under SUBSET (the mask applies) rather than its inputs.
+    subset, generated, masked = var("subset"), var("generated"), var("masked")
+    # The bytes of rmask up to its last nonzero one (an address list of a SUBSET record
+    # only looks at those), and the bytes `record` looks at for a list.
+    rmask_end, r_end = var("rmask_end", 1, [bitmap_n]), var("r_end")
+    if a.data_depth < len(a.data()) + bitmap_n:
+        a.data_depth = _BIG_DATA_DEPTH      # a large core: the data RAM of two block RAMs
+    rmask = var("rmask", bitmap_n, [0xFF] * (n // 8) + ([(1 << (n % 8)) - 1] if n % 8 else []))
 
     # ---- small routines ----
     def inc16(v):
@@ -680,7 +693,8 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.label("fresh")
     a.ld(h_cmd)
     for command, label in ((Command.HELLO, "c_hello"), (Command.ECHO, "c_echo"), (Command.STATUS, "c_status"),
-                           (Command.RESET_STATE, "c_reset"), (Command.RUN, "c_run")):
+                           (Command.RESET_STATE, "c_reset"), (Command.SET_RECORD, "c_record"),
+                           (Command.RUN, "c_run")):
         a.cmpi(command); a.jz(label)
     a.andi(0xF8); a.cmpi(_MEMORY_BASE); a.jz("c_memory")
     a.ldi(Status.UNKNOWN_COMMAND); a.jmp("refuse")
@@ -726,6 +740,27 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(P(_R.FLAGS)); a.andi(_F_CORE_BUSY); a.jnz("reset_wait")
     a.call("progress")
     a.ldi(Status.OK); a.st(status); a.jmp("answer")
+
+    # SET_RECORD: the bitmap of the neurons to record, taken into the bitmap (free
+    # between RUNs), checked, then copied to rmask (the bitmap cleared on the way).
+    a.label("c_record")
+    a.ld(h_len + 1); a.jnz("refuse_bad_length"); a.ld(h_len); a.cmpi(bitmap_n); a.jnz("refuse_bad_length")
+    a.ldx(0)
+    a.label("record_take")
+    a.ld(P(_R.RX)); a.st(bitmap + X); a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_take")
+    if n % 8:
+        a.ld(bitmap + bitmap_n - 1); a.andi((0xFF << (n % 8)) & 0xFF); a.jnz("record_bad")
+    a.ldi(1); a.st(rmask_end)        # (at least one byte: the list loop looks at one or more)
+    a.ldx(0)
+    a.label("record_copy")
+    a.ld(bitmap + X); a.st(rmask + X); a.jz("record_zero"); a.inx(); a.txa(); a.st(rmask_end); a.jmp("record_next")
+    a.label("record_zero")
+    a.inx()
+    a.label("record_next")
+    a.ldi(0); a.st((bitmap - 1) + X); a.txa(); a.cmpi(bitmap_n); a.jnz("record_copy")
+    a.ldi(Status.OK); a.st(status); a.jmp("answer")
+    a.label("record_bad")           # a neuron >= n: refused, the mask as it was
+    a.ldi(0); a.st(bitmap + bitmap_n - 1); a.jmp("refuse_bad_value")
 
     # READ_* / WRITE_*: table, address, count; then the checks in the documented order.
     a.label("c_memory")
@@ -809,10 +844,17 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.label("run_fields")           # the payload, held in the receiver's buffer
     a.st(P(_W.STIM_RESET))
     a.ld(P(_R.STIM)); a.st(steps); a.ld(P(_R.STIM)); a.st(steps + 1)
-    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS) & 0xFF); a.jnz("refuse_bad_value")
-    a.ld(tmp); a.st(end_flags); a.andi(RunFlags.PROBE); a.st(probe)
+    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS | RunFlags.SUBSET
+                                            | RunFlags.GENERATED) & 0xFF)
+    a.jnz("refuse_bad_value")
+    a.ld(tmp); a.andi(RunFlags.PROBE | RunFlags.INPUTS); a.st(end_flags); a.andi(RunFlags.PROBE); a.st(probe)
     a.ld(tmp); a.andi(RunFlags.INPUTS); a.st(want_inputs)
+    a.ld(tmp); a.andi(RunFlags.SUBSET); a.st(subset)
+    a.ld(tmp); a.andi(RunFlags.GENERATED); a.st(generated)
     a.ldi(0); a.st(rec); a.st(rec + 1)
+    # GENERATED: no input records; the payload ends with the flags.
+    a.ld(generated); a.jz("run_record")
+    a.ld(P(_R.FLAGS)); a.andi(_F_STIM_END); a.jz("refuse_bad_length"); a.jmp("run_checked")
     # The records, checked; the first failure answers.
     a.label("run_record")
     a.ld(P(_R.FLAGS)); a.andi(_F_STIM_END); a.jnz("run_records_end")
@@ -850,6 +892,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
 
     a.label("run_records_end")      # as many records as steps
     jne16(rec, steps, "refuse_bad_length")
+    a.label("run_checked")
     # Run: the probes need n_used.
     a.ldi(Reg.N_USED.value); a.st(P(_W.ADDR)); a.ldi(0); a.st(P(_W.ADDR + 1)); a.st(P(_W.ADDR + 2))
     a.ldi(Op.READ.value | Space.GLOBAL.value << 2); a.st(P(_W.CMD))
@@ -877,30 +920,45 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     # The step's inputs (when asked for) and then its spikes into the bitmap, until a
     # record that is neither; the first record that is not an input sends the inputs.
     # Requests that arrive meanwhile are answered.
+    # Per record, the fast path is a spike: its bit goes into the bitmap (under SUBSET only
+    # when rmask has it) and `spikes` counts it, saturating at 255 (`record` only needs
+    # to know whether the count is below the address list's limit, at most 127).
+    # `masked` is SUBSET for the step's spikes and 0 for its inputs, which come first.
     a.label("run_collect")
     a.ldi(0); a.st(spikes); a.st(spikes + 1)
-    a.ld(want_inputs); a.st(inputs_due)
+    a.ld(subset); a.st(masked)
+    a.ld(want_inputs); a.st(inputs_due); a.jz("collect_wait")
+    a.ldi(0); a.st(masked)
     a.label("collect_wait")
     a.ld(P(_R.FLAGS)); a.andi(_F_RXH | _F_NACK); a.jz("collect_poll")
     a.call("service")
     a.label("collect_poll")
     a.ld(P(_R.FLAGS)); a.andi(_F_STEP_OUT); a.jz("collect_wait")
-    a.ld(P(_R.KIND)); a.cmpi(StepEvent.INPUT.value); a.jz("collect_bit")
-    a.ld(inputs_due); a.jz("collect_kind")
-    a.call("input_record")
-    a.ldi(0); a.st(inputs_due); a.st(spikes); a.st(spikes + 1)
-    a.label("collect_kind")
-    a.ld(P(_R.KIND)); a.jnz("collected")            # not a SPIKE
-    a.label("collect_bit")                          # neuron or input `lo` into the bitmap
-    a.ld(P(_R.NEURON)); a.st(lo); a.andi(7); a.tax(); a.ld(masks + X); a.st(tmp + 0)
+    a.ld(P(_R.KIND)); a.jnz("collect_other")            # not a SPIKE
+    a.ld(inputs_due); a.jnz("collect_inputs_sent")      # the step's inputs go out first
+    a.label("collect_bit")                              # neuron or input into the bitmap
+    a.ld(P(_R.NEURON)); a.andi(7); a.tax(); a.ld(masks + X); a.st(tmp)
     if max(n, M) > 256:
         a.ld(P(_R.NEURON + 1)); a.shl(); a.shl(); a.shl(); a.shl(); a.shl(); a.st(tmp + 1)
-        a.ld(lo); a.shr(); a.shr(); a.shr(); a.or_(tmp + 1)
+        a.ld(P(_R.NEURON)); a.shr(); a.shr(); a.shr(); a.or_(tmp + 1)
     else:
-        a.ld(lo); a.shr(); a.shr(); a.shr()
-    a.tax(); a.ld(bitmap + X); a.or_(tmp); a.st(bitmap + X)
+        a.ld(P(_R.NEURON)); a.shr(); a.shr(); a.shr()
+    a.tax()
+    a.ld(masked); a.jz("collect_set")
+    a.ld(rmask + X); a.and_(tmp); a.jz("collect_skip")
+    a.label("collect_set")
+    a.ld(bitmap + X); a.or_(tmp); a.st(bitmap + X)
     a.st(P(_W.STEP_ACK))
-    inc16(spikes); a.jmp("collect_poll")
+    a.ld(spikes); a.addi(1); a.jz("collect_poll"); a.st(spikes); a.jmp("collect_poll")
+    a.label("collect_skip")         # not recorded: taken, not counted
+    a.st(P(_W.STEP_ACK)); a.jmp("collect_poll")
+    a.label("collect_other")        # A: the kind
+    a.cmpi(StepEvent.INPUT.value); a.jz("collect_bit")
+    a.ld(inputs_due); a.jz("collected")
+    a.label("collect_inputs_sent")  # the first record that is not an input: send the inputs
+    a.call("input_record")
+    a.ldi(0); a.st(inputs_due); a.st(spikes); a.st(spikes + 1)
+    a.ld(subset); a.st(masked); a.jmp("collect_poll")     # the record again, now as a step's
     a.label("collected")
     a.ld(probe); a.jz("run_no_probe")
     a.call("step_record"); a.call("probes")
@@ -918,6 +976,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
 
     # feed: one step's inputs from its record, then the end of the step.
     a.label("feed")
+    a.ld(generated); a.jnz("feed_end")  # no record to read
     for _ in range(4):
         a.ld(P(_R.STIM))            # the step field (checked)
     a.ld(P(_R.STIM)); a.jz("feed_bitmap")
@@ -987,8 +1046,10 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
         a.st(r_dec)
 
     record_kind("step_record", Command.STEP_RECORD, n, (dec,))
-    a.jmp("record")
+    a.ldi(bitmap_n); a.st(r_end); a.ld(subset); a.jz("record")
+    a.ld(rmask_end); a.st(r_end); a.jmp("record")
     record_kind("input_record", Command.INPUT_RECORD, M, 0)     # sent before the step's END: steps_done
+    a.ldi(bitmap_m); a.st(r_end)
     a.label("record")               # `spikes` indices in the bitmap
     send((r_cmd,), (run_seq,))
     a.ld(spikes + 1); a.jnz("record_bitmap"); a.ld(spikes); a.cmp(r_list); a.jc("record_bitmap")
@@ -1006,7 +1067,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.ld(P(_R.SCAN)); a.jz("record_list_next")
     a.subi(8); a.or_(j8); a.st(P(_W.TX)); a.ld(j8 + 1); a.st(P(_W.TX)); a.jmp("record_list_bit")
     a.label("record_list_next")
-    a.inx(); a.txa(); a.cmp(r_bytes); a.jnz("record_list_byte")
+    a.inx(); a.txa(); a.cmp(r_end); a.jnz("record_list_byte")
     a.ret()
     a.label("record_bitmap")
     send((r_len,), (r_len + 1,), Status.OK); a.call("send_step")

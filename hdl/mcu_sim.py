@@ -463,11 +463,11 @@ def link_port_names():
 
 def link_firmware(config, clk_hz=12_000_000, baud=3_000_000, build_id=None, probe_chunk=None):
     """`(assembler, words, data, data_depth)` of the link firmware `Link` builds for `config`."""
-    from .link import _DATA_DEPTH, Link, link_program
+    from .link import Link, link_program
     link = Link(config, clk_hz=clk_hz, baud=baud, build_id=build_id, probe_chunk=probe_chunk)
     link._MustUse__silence = True       # only its firmware is wanted, never its gateware
     program = link_program(config, link.hello_bytes(), link.probe_chunk)
-    return program, program.assemble(), program.data(), _DATA_DEPTH
+    return program, program.assemble(), program.data(), program.data_depth
 
 
 class LinkPorts(Ports):

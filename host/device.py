@@ -157,7 +157,7 @@ class Device(abc.ABC):
         # before a run that could take hours fails for memory at its end.
         snapshot_every = check_snapshot_budget(stim.shape[0], snapshot_every, (net.m + net.n, net.n))
         neurons = check_record_neurons(record_neurons, net.n)
-        rec = self._run(stim, record, snapshot_every, progress, rates, seed)
+        rec = self._run(stim, record, snapshot_every, progress, rates, seed, record_neurons=neurons)
         return select_neurons(rec, neurons, bool(counts))
 
     def run_trials(self, stimulus: ArrayLike | None, steps: int | None = None,
@@ -200,9 +200,13 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i", "inputs"], ...], snapshot_every: int,
-             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None) -> Recording:
+             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None, *,
+             record_neurons: np.ndarray | None = None) -> Recording:
         """Backend part of `run`: `stimulus` is a checked bool `(steps, m)` array, `rates` a
-        checked int64 `(m,)` array (zeros when none was given), `seed` an int or None."""
+        checked int64 `(m,)` array (zeros when none was given), `seed` an int or None.
+        `record_neurons` (checked, ascending; None: all) are the neurons `run` keeps: a
+        backend may leave the others' spikes out (zero), as a board that records only
+        those does; `run` selects the columns afterwards."""
 
     @abc.abstractmethod
     def read_weights(self) -> np.ndarray:
@@ -243,7 +247,8 @@ class GoldenDevice(Device):
         self.model = GoldenModel(network)
 
     def _run(self, stimulus: np.ndarray, record: tuple[Literal["v", "i", "inputs"], ...], snapshot_every: int,
-             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None) -> Recording:
+             progress: Callable[[int, int], object] | None, rates: np.ndarray, seed: int | None, *,
+             record_neurons: np.ndarray | None = None) -> Recording:
         return self.model.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress,
                               rates=rates, seed=seed)
 

@@ -448,7 +448,22 @@ class LinkClient:
         return self.read_table(Family.STATE, table, address, count)
 
     # -- runs -----------------------------------------------------------------
-    def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False):
+    def set_record(self, neurons):
+        """SET_RECORD: the neurons (numbers below the device's n) whose spikes the step
+        records of a `run(..., subset=True)` carry; the others cost no bytes."""
+        if self.device is None:
+            raise LinkError("set_record: no session (call hello() first)")
+        n = self.device.n
+        mask = bytearray((n + 7) // 8)
+        for k in neurons:
+            k = int(k)
+            if not 0 <= k < n:
+                raise LinkError(f"set_record: neuron {k} is out of range: the device has {n} neurons")
+            mask[k // 8] |= 1 << (k % 8)
+        self._request(Command.SET_RECORD, bytes(mask))
+
+    def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False,
+            subset=False):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
@@ -466,12 +481,18 @@ class LinkClient:
         not an error: the records that arrived whole are yielded (each knows
         its `index`) and the caller sees which are missing. `SerialDevice`
         uses this to re-run a span of steps from a checkpoint.
+
+        With `subset`, the step records carry the spikes of the neurons of the
+        last `set_record` alone (`RunFlags.SUBSET`). A request whose steps have
+        no host inputs goes without input records (`RunFlags.GENERATED`), so a
+        run of generated inputs sends no bytes per step.
         """
         if self.device is None:
             raise LinkError("run: no session (call hello() first)")
         m = self.device.m
         steps = [self._indices(row, m) for row in stimulus]
-        flags = (RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
+        flags = ((RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
+                 | (RunFlags.SUBSET if subset else 0))
         probed = (self.device.n if probe_neurons is None else int(probe_neurons)) if probe else 0
         if steps and self._next_step is None:
             self.status()  # learn the step counter, so the first record is checked too
@@ -482,13 +503,17 @@ class LinkClient:
                 raise LinkError(f"run: the stimulus of step {start} does not fit one frame of "
                                 f"{self.max_payload} bytes")
             size = run_request_size(steps[start:end], m)
+            quiet = not steps[start]        # no host inputs so far: a request without records
             while end < len(steps) and end - start < max_steps:
                 more = run_request_size([steps[end]], m) - run_request_size([], m)
-                if size + more > self.max_payload:
+                if size + more > self.max_payload and not (quiet and not steps[end]):
                     break
                 size += more
+                quiet = quiet and not steps[end]
                 end += 1
-            yield from self._run_request(end - start, encode_run_request(steps[start:end], m, flags), probed,
+            chunk = steps[start:end]
+            quiet = RunFlags.GENERATED if quiet else 0
+            yield from self._run_request(end - start, encode_run_request(chunk, m, flags | quiet), probed,
                                          bool(inputs), start, lenient)
             start = end
 

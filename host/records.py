@@ -110,8 +110,10 @@ def _spike_indices(spikes, count):
 
 # -- RUN requests -------------------------------------------------------------
 
-def run_request_size(stimulus, m):
+def run_request_size(stimulus, m, flags=0):
     """Payload bytes of the RUN request `encode_run_request` makes for `stimulus`."""
+    if int(flags) & RunFlags.GENERATED:
+        return fields_size(RUN_REQUEST_FIELDS)
     return fields_size(RUN_REQUEST_FIELDS) + sum(spike_record_size(_spike_indices(row, m), m) for row in stimulus)
 
 
@@ -121,7 +123,9 @@ def encode_run_request(stimulus, m, flags=0):
     `stimulus` is a sequence of steps, each the spiking input indices (or a
     bool row of `m`); the records' step fields count from 0. Raises
     `LinkError` when the request would exceed `MAX_PAYLOAD` (split the
-    stimulus into several requests) or a flag is unknown.
+    stimulus into several requests) or a flag is unknown. With
+    `RunFlags.GENERATED` the request holds no records (every step must be
+    empty: the inputs come from the stimulus generator alone).
     """
     flags = int(flags)
     known = 0
@@ -131,6 +135,12 @@ def encode_run_request(stimulus, m, flags=0):
         names = ", ".join(f"{flag.name}=0x{int(flag):02X}" for flag in RunFlags)
         raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: {names})")
     rows = [_spike_indices(row, m) for row in stimulus]
+    if flags & RunFlags.GENERATED:
+        busy = next((t for t, row in enumerate(rows) if len(row)), None)
+        if busy is not None:
+            raise LinkError(f"RUN flag GENERATED: step {busy} has host inputs; a request without input records "
+                            "needs every step empty")
+        return pack_fields(RUN_REQUEST_FIELDS, steps=len(rows), flags=flags)
     payload = pack_fields(RUN_REQUEST_FIELDS, steps=len(rows), flags=flags) + b"".join(
         encode_spikes(t, row, m) for t, row in enumerate(rows))
     if len(payload) > MAX_PAYLOAD:

@@ -107,6 +107,7 @@ class SerialDevice(Device):
         self.client = LinkClient(transport, timeout=timeout, retries=retries)
         self.period_cycles = int(period_cycles)
         self.max_steps = int(max_steps)
+        self._record_mask = None        # the neurons the device's SET_RECORD holds, as last sent
         self.recover = bool(recover)
         self.checkpoint_steps = max(1, int(checkpoint_steps))
         #: Spans of steps run again from their checkpoint because records were lost.
@@ -220,10 +221,16 @@ class SerialDevice(Device):
         self.client.write_globals(_SEED_ADDRESS, [encode_global("seed", value, self.shape)])
         self._seed_register = value
 
-    def _run(self, stimulus, record, snapshot_every, progress, rates, seed):
+    def _run(self, stimulus, record, snapshot_every, progress, rates, seed, *, record_neurons=None):
         net = self.network
         steps = stimulus.shape[0]
         self._set_generator(rates, seed)
+        subset = record_neurons is not None
+        if subset and self._record_mask != tuple(record_neurons):
+            # The device records these neurons alone (SET_RECORD, RunFlags.SUBSET); a device
+            # that lost the mask (a reset) records more, which `run` drops as before.
+            self.client.set_record(record_neurons)
+            self._record_mask = tuple(int(k) for k in record_neurons)
         spikes = np.zeros((steps, net.n), np.uint8)
         want_inputs = "inputs" in record
         record = tuple(key for key in record if key != "inputs")
@@ -237,7 +244,7 @@ class SerialDevice(Device):
         ends = sorted((ends | {steps}) - {0})  # no span (and no checkpoint) for a run of 0 steps
         t = 0
         for end in ends:
-            for k, rec in enumerate(self._run_span(inputs, t, end, bool(record), want_inputs)):
+            for k, rec in enumerate(self._run_span(inputs, t, end, bool(record), want_inputs, subset)):
                 if rec.spikes and rec.spikes[-1] >= net.n:
                     raise LinkError(f"step {rec.step}: neuron {rec.spikes[-1]} spiked, but the network has "
                                     f"{net.n} neurons (N_USED not applied?)")
@@ -263,11 +270,12 @@ class SerialDevice(Device):
             recording.snapshot_steps = np.array(snap_steps, np.int64)
         return recording
 
-    def _run_span(self, inputs, start, end, probe, want_inputs=False):
+    def _run_span(self, inputs, start, end, probe, want_inputs=False, subset=False):
         """The `StepRecord`s of steps `start` .. `end`-1, in order (see the
         module's notes on recovery)."""
         net, client = self.network, self.client
-        options = dict(probe=probe, probe_neurons=net.n, inputs=want_inputs, max_steps=self.max_steps)
+        options = dict(probe=probe, probe_neurons=net.n, inputs=want_inputs, max_steps=self.max_steps,
+                       subset=subset)
         if not self.recover:
             return list(client.run(inputs[start:end], **options))
         saved = self._checkpoint()

@@ -452,9 +452,10 @@ class SimulatedBoardDevice(Device):
                                             **self.serial_options)
         self.serial.load(network, progress=self._load_progress)
 
-    def _run(self, stimulus, record, snapshot_every, progress, rates, seed):
-        return self.serial.run(stimulus, record=record, snapshot_every=snapshot_every, progress=progress,
-                               rates=rates, seed=seed)
+    def _run(self, stimulus, record, snapshot_every, progress, rates, seed, *, record_neurons=None):
+        # The board records only `record_neurons`, as a real one does; run selects them again.
+        return self.serial._run(stimulus, record, snapshot_every, progress, rates, seed,
+                                record_neurons=record_neurons)
 
     def read_weights(self):
         self._need_network()

@@ -73,7 +73,7 @@ class RTLDevice(Device):
         self._state = None
         self._seed = self._gen_state = 1
 
-    def _run(self, stimulus, record, snapshot_every, progress, rates, seed):
+    def _run(self, stimulus, record, snapshot_every, progress, rates, seed, *, record_neurons=None):
         net = self.network
         if seed is not None:
             self._seed = self._gen_state = int(seed)

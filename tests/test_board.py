@@ -317,6 +317,32 @@ def test_generated_inputs_on_rtl_equal_the_golden_model(rtl, seed, learn):
     assert not np.array_equal(trials[1].inputs[0], trials[1].inputs[2])
 
 
+@pytest.mark.parametrize("seed, learn", [(84, 1), (85, 0)])
+def test_neurons_recorded_on_the_board_equal_the_golden_model(rtl, seed, learn):
+    """record_neurons and counts on the board (SET_RECORD, RUNs with SUBSET, requests of
+    generated inputs without records): the same spikes, counts and state as the golden
+    model, a new subset between runs, and every neuron again without record_neurons."""
+    rng = np.random.default_rng(seed)
+    net = nf.random_network(16, 8, seed=seed, learn=learn, density=0.6)
+    rates = rng.integers(3000, 20000, net.m)
+    stim = rng.random((80, net.m)) < 0.1
+    gold = GoldenDevice()
+    for device in (rtl, gold):
+        device.load(net)
+    runs = [dict(stimulus=None, steps=150, rates=rates, seed=int(rng.integers(1, 1 << 32)), record_neurons=[2, 9, 15]),
+            dict(stimulus=stim, record=("v",), record_neurons=[0, 1, 9]),
+            dict(stimulus=None, steps=60, record_neurons=[0, 1, 9], counts=True),
+            dict(stimulus=None, steps=40)]
+    for options in runs:
+        rec, want = rtl.run(**options), gold.run(**options)
+        if options.get("counts"):
+            assert np.array_equal(rec.counts, want.counts) and rec.spikes is None
+        else:
+            assert_same(rec, want, ("spikes", "weights") + (("v",) if "record" in options else ()))
+        assert (rec.neurons is None) == ("record_neurons" not in options)
+    assert want.spikes.sum() > 0 and rtl.serial._record_mask == (0, 1, 9)
+
+
 @pytest.mark.parametrize("seed, learn", [(11, 1), (12, 0), (13, 1)])
 def test_narrow_widths_and_two_lanes_equal_the_golden_model(seed, learn):
     rng = np.random.default_rng(seed)
@@ -341,11 +367,17 @@ def test_more_than_256_neurons_and_inputs_equal_the_golden_model():
     threshold[rng.choice(np.arange(256, 512), 8, replace=False)] = 30
     net = nf.random_network(512, 300, seed=22, learn=0, threshold=threshold, density=0.2)
     stim = rng.random((8, net.m)) < np.array([0.02, 0.3, 0.05, 0.2, 0.02, 0.4, 0.08, 0.25])[:, None]
+    high = [int(k) for k in np.flatnonzero(threshold < 100) if k >= 256][:3]
+    neurons = sorted({0, 7, 255, 256, 511, *high})
     with open_device("rtl") as dev:
         dev.load(net)
         rec = dev.run(stim, record=("v", "i"))
+        dev.reset_state()
+        part = dev.run(stim, record_neurons=neurons)            # recorded on the board (SUBSET)
+        assert dev.serial._record_mask == tuple(neurons)
     gold = golden_run(net, stim, record=("v", "i"))
     assert_same(rec, gold, ("spikes", "v", "i"))
+    assert np.array_equal(part.spikes, gold.spikes[:, neurons]) and part.spikes[:, 3:].any()
     spikes = gold.spikes.sum(axis=1)
     assert spikes.min() <= 30 < spikes.max() and gold.spikes[:, 256:].any()
     assert stim.sum(axis=1).min() <= 30 < stim.sum(axis=1).max() and stim[:, 256:].any()

@@ -473,8 +473,8 @@ class _OneSpikeOff(nf.GoldenDevice):
         super().__init__()
         self.runs, self.trial, self.step = 0, trial, step
 
-    def _run(self, *args):
-        rec = super()._run(*args)
+    def _run(self, *args, **kwargs):
+        rec = super()._run(*args, **kwargs)
         if self.runs == self.trial:
             rec.spikes[self.step] = 1 - rec.spikes[self.step]
         self.runs += 1

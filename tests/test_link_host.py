@@ -67,6 +67,8 @@ class FakeDevice(Transport):
         self._decoder = FrameDecoder()
         self._out = bytearray()
         self._last = None             # (command, seq, reply bytes)
+        self.record = set(range(n))   # SET_RECORD's neurons
+        self.run_payloads = []        # every RUN request's payload
 
     # -- Transport ----------------------------------------------------------------
     def write(self, data):
@@ -133,7 +135,13 @@ class FakeDevice(Transport):
         if memory_family(command) is not None:
             return self._memory(command, payload)
         if command == Command.RUN:
+            self.run_payloads.append(payload)
             return self._run(seq, payload)
+        if command == Command.SET_RECORD:
+            if len(payload) != (self.n + 7) // 8:
+                return Status.BAD_LENGTH, b""
+            self.record = {k for k in range(self.n) if payload[k // 8] >> (k % 8) & 1}
+            return Status.OK, b""
         return Status.UNKNOWN_COMMAND, b""
 
     def _memory(self, command, payload):
@@ -170,6 +178,9 @@ class FakeDevice(Transport):
         offset = fields_size(RUN_REQUEST_FIELDS)
         stimulus = []
         for t in range(req["steps"]):
+            if req["flags"] & RunFlags.GENERATED:       # no input records: no host inputs
+                stimulus.append([])
+                continue
             step, inputs, offset = decode_spikes(payload, self.m, offset)
             assert step == t
             stimulus.append(inputs)
@@ -185,7 +196,8 @@ class FakeDevice(Transport):
                 self.g = xorshift32(self.g)
                 if self.g >> 16 < rates[k]:
                     u.add(k)
-            spikes = [j for j in range(self.n) if j % self.m in u]
+            spikes = [j for j in range(self.n) if j % self.m in u
+                      and (j in self.record or not req["flags"] & RunFlags.SUBSET)]
             if req["flags"] & RunFlags.INPUTS and self.step not in self.lose_inputs:
                 self._send(Command.INPUT_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, sorted(u), self.m))
             if self.step not in self.lose_records:
@@ -748,3 +760,51 @@ def test_a_run_abandoned_by_its_reader_leaves_the_link_usable():
     assert client.echo(b"next") == b"next"
     assert client.stats["stale_frames"] == 0  # the rest of the RUN was taken as the RUN's, not as noise
     assert [r.step for r in client.run(np.ones((2, 8), bool))] == [40, 41]
+
+
+def test_serial_device_records_only_the_neurons_asked_for_on_the_device():
+    """record_neurons goes to the device (SET_RECORD once, then RUNs with SUBSET): the step
+    records carry the recorded neurons' spikes alone, fewer bytes, and the recording is the
+    same as recording everything and keeping those columns; generated inputs go in RUN
+    requests without input records."""
+    import neurofabric as nf
+    from neurofabric.contract.protocol import RUN_REQUEST_FIELDS
+    from neurofabric.host.serial_device import SerialDevice
+    net = nf.random_network(128, 8, seed=2)
+    rates = np.full(8, 20000)
+    results = {}
+    for subset in (None, [1, 4, 9, 15]):
+        dev = FakeDevice(n=128, m=8)
+        device = SerialDevice(dev, timeout=0.05, checkpoint_steps=40)
+        device.load(net)
+        before = len(dev._out), dev.applied["SET_RECORD"]
+        wire = []
+        dev_send = dev._send
+
+        def metered(command, seq, payload, dev_send=dev_send, wire=wire):
+            if command == Command.STEP_RECORD:
+                wire.append(len(payload))
+            dev_send(command, seq, payload)
+        dev._send = metered
+        rec = device.run(None, steps=100, rates=rates, seed=7, record_neurons=subset, counts=False)
+        again = device.run(None, steps=10, rates=rates, record_neurons=subset)
+        results[subset is None] = (rec, again, sum(wire), dev)
+        del before
+    (full, full_again, full_bytes, full_dev), (part, part_again, part_bytes, part_dev) = results[True], results[False]
+    assert part.neurons.tolist() == [1, 4, 9, 15]
+    assert np.array_equal(part.spikes, full.spikes[:, [1, 4, 9, 15]]) and part.spikes.sum() > 20
+    assert np.array_equal(part_again.spikes, full_again.spikes[:, [1, 4, 9, 15]])
+    assert part_bytes < 0.6 * full_bytes
+    assert part_dev.applied["SET_RECORD"] == 1 and part_dev.record == {1, 4, 9, 15}      # sent once
+    assert full_dev.applied["SET_RECORD"] == 0
+    flags = [payload[2] for payload in part_dev.run_payloads]
+    assert flags and all(f == RunFlags.SUBSET | RunFlags.GENERATED for f in flags)
+    assert all(len(p) == fields_size(RUN_REQUEST_FIELDS) for p in part_dev.run_payloads)
+    # Host inputs: records go with them, and no GENERATED flag.
+    stim = np.zeros((5, 8), bool)
+    stim[2, 3] = True
+    part_dev.run_payloads.clear()
+    device = SerialDevice(part_dev, timeout=0.05)
+    device.load(net)
+    device.run(stim, record_neurons=[1, 4, 9, 15])
+    assert [p[2] for p in part_dev.run_payloads] == [RunFlags.SUBSET]

@@ -297,7 +297,8 @@ FIRMWARE_CONFIGS = [CoreConfig(n=8, m=8, S=16, W=8, T=8, lanes=2), CoreConfig(n=
 def test_link_firmware_disassembles_and_assembles_back(config):
     from neurofabric.hdl.mcu import CODE_DEPTH
     program, words, data, data_depth = link_firmware(config)
-    assert len(words) <= CODE_DEPTH and len(data) <= data_depth == 512
+    # One iCE40 block RAM of data, two for the largest cores (their bitmap and record mask).
+    assert len(words) <= CODE_DEPTH and len(data) <= data_depth == (512 if config.n <= 1024 else 1024)
     assert assemble_text(disassemble(words)) == words
     assert not any(line.startswith(".word") for line in disassemble(words))
 
@@ -377,10 +378,10 @@ def test_firmware_answers_hello_and_echo_in_milliseconds():
 
 def test_firmware_refuses_as_the_protocol_says():
     sim, ports = firmware(CoreConfig(n=8, m=8, lanes=2))
-    replies = exchange(sim, ports, (Command.ECHO, 1, bytes(MAX_PAYLOAD)), (0x05, 2, b"xy"), (Command.HELLO, 3, b"z"),
+    replies = exchange(sim, ports, (Command.ECHO, 1, bytes(MAX_PAYLOAD)), (0x06, 2, b"xy"), (Command.HELLO, 3, b"z"),
                        (Command.STATUS, 4, b"z"))
     assert replies == [(Command.ECHO | REPLY_FLAG, 1, bytes([Status.OVERFLOW])),
-                       (0x05 | REPLY_FLAG, 2, bytes([Status.UNKNOWN_COMMAND])),
+                       (0x06 | REPLY_FLAG, 2, bytes([Status.UNKNOWN_COMMAND])),
                        (Command.HELLO | REPLY_FLAG, 3, bytes([Status.BAD_LENGTH])),
                        (Command.STATUS | REPLY_FLAG, 4, bytes([Status.BAD_LENGTH]))]
     ports.refuse(Status.BAD_CRC)
@@ -599,3 +600,74 @@ def test_firmware_checks_a_run_request_before_the_first_step():
     assert [payload for _, _, payload in frames] == [bytes([Status.BAD_LENGTH]), bytes([Status.BAD_VALUE]),
                                                      bytes([Status.BAD_LENGTH]), bytes([Status.BAD_LENGTH])]
     assert ports.fed == []
+
+
+@pytest.mark.parametrize("config", [CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4),
+                                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4)], ids=["n64", "n300"])
+def test_firmware_records_the_neurons_set_record_names(config):
+    """SET_RECORD takes a bitmap of the n neurons; a RUN with SUBSET sends the spikes of
+    those neurons alone (bitmap or address list, whichever is shorter), one without it
+    every neuron's; a bad mask is refused and leaves the mask as it was."""
+    from neurofabric.host.records import encode_run_request, encode_spikes
+    seed = 11
+    sim, ports = firmware(config, core=GoldenCore(config, seed))
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
+    reference = GoldenCore(config, seed)
+    rng = random.Random(seed)
+    recorded = sorted(rng.sample(range(config.n), 9)) + [config.n - 1]
+    mask = bytearray((config.n + 7) // 8)
+    for k in recorded:
+        mask[k // 8] |= 1 << (k % 8)
+    assert exchange(sim, ports, (Command.SET_RECORD, 1, bytes(mask))) == [
+        (Command.SET_RECORD | REPLY_FLAG, 1, bytes([Status.OK]))]
+    # Refused: a byte short, a neuron >= n (config.n is not a multiple of 8 for n300).
+    bad = bytearray(mask)
+    bad[-1] |= 0x80
+    refused = [(Command.SET_RECORD, 2, bytes(mask[:-1]))] + ([(Command.SET_RECORD, 3, bytes(bad))] if config.n % 8
+                                                             else [])
+    assert [payload for _, _, payload in exchange(sim, ports, *refused)] == (
+        [bytes([Status.BAD_LENGTH])] + ([bytes([Status.BAD_VALUE])] if config.n % 8 else []))
+    stimulus = [sorted(j for j in range(config.m) if rng.random() < 0.3) for _ in range(8)]
+    recorded_spikes = dropped = 0
+    for flags, keep in ((RunFlags.SUBSET, set(recorded)), (0, set(range(config.n))),
+                        (RunFlags.SUBSET | RunFlags.PROBE, set(recorded))):
+        frames = exchange(sim, ports, (Command.RUN, 4 + flags, encode_run_request(stimulus, config.m, flags)))
+        records = [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG]
+        expected = []
+        for row in stimulus:
+            everyone = reference.step(row)
+            expected.append([j for j in everyone if j in keep])
+            dropped += len(everyone) - len(expected[-1])
+        first = int.from_bytes(records[0][1:5], "little")
+        assert records == [bytes([Status.OK]) + encode_spikes(first + t, spikes, config.n)
+                           for t, spikes in enumerate(expected)], flags
+        recorded_spikes += sum(map(len, expected))
+    assert recorded_spikes > 0 and dropped > 0     # the mask kept some spikes and dropped others
+    # No neuron recorded: empty records.
+    exchange(sim, ports, (Command.SET_RECORD, 20, bytes(len(mask))))
+    frames = exchange(sim, ports, (Command.RUN, 21, encode_run_request(stimulus[:3], config.m, RunFlags.SUBSET)))
+    records = [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG]
+    first = int.from_bytes(records[0][1:5], "little")
+    assert records == [bytes([Status.OK]) + encode_spikes(first + t, [], config.n) for t in range(3)]
+
+
+def test_firmware_runs_generated_inputs_from_a_request_without_records():
+    """GENERATED: the request is its fields alone, each step is fed no host inputs, and
+    anything after the fields is BAD_LENGTH (nothing runs)."""
+    from neurofabric.host.records import encode_run_request, encode_spikes
+    config = CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4)
+    rates = generator_rates(config.m, 4)
+    sim, ports = firmware(config, core=GoldenCore(config, 4, rates=rates, gen_seed=99))
+    reference = GoldenCore(config, 4, rates=rates, gen_seed=99)
+    request = encode_run_request([[]] * 30, config.m, RunFlags.GENERATED)
+    assert len(request) == 3
+    assert [payload for _, _, payload in exchange(sim, ports, (Command.RUN, 1, request + b"\0"))] == [
+        bytes([Status.BAD_LENGTH])]
+    assert ports.fed == []
+    frames = exchange(sim, ports, (Command.RUN, 2, request))
+    spikes = [reference.step([]) for _ in range(30)]
+    expected = [(Command.STEP_RECORD | REPLY_FLAG, bytes([Status.OK]) + encode_spikes(t, row, config.n))
+                for t, row in enumerate(spikes)]
+    assert [(command, payload) for command, _, payload in frames] == expected + [
+        (Command.RUN | REPLY_FLAG, bytes([Status.OK, 30, 0, 0, 0]))]
+    assert ports.fed == [[]] * 30 and sum(map(len, spikes)) > 0     # the generator's inputs made spikes

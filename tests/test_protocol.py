@@ -362,8 +362,8 @@ from neurofabric.host.memory_map import (  # noqa: E402
 from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size  # noqa: E402
 
 
-def test_version_3_field_tables():
-    assert PROTOCOL_VERSION == 3
+def test_version_4_field_tables():
+    assert PROTOCOL_VERSION == 4
     assert RUN_REQUEST_FIELDS == (("steps", 2), ("flags", 1)) and RUN_REPLY_FIELDS == (("steps", 4),)
     assert HELLO_REPLY_FIELDS[-1] == ("build_id", 4)
     # Fields added in version 2 come last, so version-1 offsets did not move.
@@ -373,6 +373,8 @@ def test_version_3_field_tables():
     # Version 3: the inputs of each step, the generator's rates table.
     assert Command.INPUT_RECORD == 0x23 and RunFlags.INPUTS == 2
     assert table_key("rates") == (Family.PARAMS, 3)
+    # Version 4: recording a subset, RUN requests without input records.
+    assert Command.SET_RECORD == 0x05 and RunFlags.SUBSET == 4 and RunFlags.GENERATED == 8
     with pytest.raises(LinkError, match="no memory table 'speeds'"):
         table_key("speeds")
 
@@ -414,8 +416,17 @@ def test_run_request_layout():
 
 
 def test_run_request_refusals():
-    with pytest.raises(LinkError, match=r"flags=0x04 has unknown bits \(known: PROBE=0x01, INPUTS=0x02\)"):
-        encode_run_request([[]], 8, 4)
+    with pytest.raises(LinkError, match=r"flags=0x10 has unknown bits \(known: PROBE=0x01, INPUTS=0x02, "
+                                         r"SUBSET=0x04, GENERATED=0x08\)"):
+        encode_run_request([[]], 8, 0x10)
+    with pytest.raises(LinkError, match="GENERATED: step 1 has host inputs"):
+        encode_run_request([[], [3]], 8, RunFlags.GENERATED)
+
+
+def test_a_run_request_of_generated_inputs_has_no_records():
+    payload = encode_run_request([[]] * 500, 8, RunFlags.GENERATED | RunFlags.SUBSET)
+    assert payload == bytes([500 & 0xFF, 500 >> 8, RunFlags.GENERATED | RunFlags.SUBSET])
+    assert run_request_size([[]] * 500, 8, RunFlags.GENERATED) == 3 < run_request_size([[]] * 500, 8)
     with pytest.raises(LinkError, match="MAX_PAYLOAD=1024: send fewer steps"):
         encode_run_request([list(range(0, 256, 2))] * 40, 256)
 

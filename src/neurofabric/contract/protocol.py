@@ -53,7 +53,9 @@ __all__ = [
 #: build_id, STATUS's last_step_cycles and lost_records, NACK with BUSY.
 #: 3 (core model 2): table PARAMS 3 (the generator's rates), the seed and
 #: gen_state registers, the RUN flag INPUTS and INPUT_RECORD frames.
-PROTOCOL_VERSION = 3
+#: 4: SET_RECORD and the RUN flags SUBSET (step records of the recorded neurons only)
+#: and GENERATED (a RUN request without input records).
+PROTOCOL_VERSION = 4
 
 #: The frame delimiter; COBS guarantees it appears nowhere inside a frame.
 DELIMITER = 0x00
@@ -119,6 +121,13 @@ class Command(enum.IntEnum):
     RESET_STATE (0x04)
         Request: empty. Clears the neuron state, traces and spike history (spec
         section 4). Reply: status.
+    SET_RECORD (0x05)
+        Request: a bitmap of the n neurons (``ceil(n / 8)`` bytes, bit k % 8
+        of byte k // 8 for neuron k; bits from n on zero, else BAD_VALUE).
+        Reply: status. The neurons that the step records of a RUN with
+        `RunFlags.SUBSET` cover: their spikes alone, so the line carries
+        nothing for the others. Kept until the next SET_RECORD; every neuron
+        when the device starts.
     WRITE_GLOBALS, WRITE_PARAMS, WRITE_WEIGHTS, WRITE_STATE (0x10, 0x12, 0x14, 0x16)
         Request: `MEMORY_REQUEST_FIELDS` (table, address, count), then `count`
         words of ``word_bytes`` bytes each. Reply: status.
@@ -138,8 +147,9 @@ class Command(enum.IntEnum):
     RUN (0x20)
         Request: `RUN_REQUEST_FIELDS` (steps, flags), then `steps` spike records
         of the m inputs (see `encode_spikes`, `encode_run_request`), one per
-        step in order; their step fields count from 0 within this request.
-        `flags` is a `RunFlags`. Runs the steps, sending one STEP_RECORD per
+        step in order; their step fields count from 0 within this request
+        (none with `RunFlags.GENERATED`: every step's host inputs are empty, and
+        the payload ends with the flags). `flags` is a `RunFlags`. Runs the steps, sending one STEP_RECORD per
         step (with `RunFlags.INPUTS`, its INPUT_RECORD right before it; with
         `RunFlags.PROBE`, its PROBE_RECORDs right after it), then the reply:
         status, then `RUN_REPLY_FIELDS` (steps run by this request, u32).
@@ -150,7 +160,10 @@ class Command(enum.IntEnum):
         Sent by the device only, with `REPLY_FLAG`, one per step of a RUN, seq =
         the RUN request's seq. Payload: status, then one spike record of the n
         neurons whose step field is the device's running step counter (cleared
-        by RESET_STATE), so a lost record shows as a gap.
+        by RESET_STATE), so a lost record shows as a gap. With
+        `RunFlags.SUBSET` the record holds only the spikes of the neurons
+        SET_RECORD named (bitmap or address list, whichever is shorter, as
+        always).
     PROBE_RECORD (0x22)
         Sent by the device only, with `REPLY_FLAG` and the RUN's seq, after each
         STEP_RECORD of a RUN with `RunFlags.PROBE`: status, then
@@ -175,6 +188,7 @@ class Command(enum.IntEnum):
     ECHO = 0x02
     STATUS = 0x03
     RESET_STATE = 0x04
+    SET_RECORD = 0x05
     WRITE_GLOBALS = 0x10
     READ_GLOBALS = 0x11
     WRITE_PARAMS = 0x12
@@ -213,6 +227,7 @@ COMMAND_PAYLOADS = {
     Command.ECHO: (f"any bytes (at most {MAX_PAYLOAD - 1})", "the same bytes"),
     Command.STATUS: ("empty", "`STATUS_REPLY_FIELDS`"),
     Command.RESET_STATE: ("empty", "empty"),
+    Command.SET_RECORD: ("a bitmap of the `n` neurons (`ceil(n / 8)` bytes)", "empty"),
     Command.WRITE_GLOBALS: ("memory request + words", "empty"),
     Command.READ_GLOBALS: ("memory request", "`count` words"),
     Command.WRITE_PARAMS: ("memory request + words", "empty"),
@@ -221,7 +236,8 @@ COMMAND_PAYLOADS = {
     Command.READ_WEIGHTS: ("memory request", "`count` words"),
     Command.WRITE_STATE: ("memory request + words", "empty"),
     Command.READ_STATE: ("memory request", "`count` words"),
-    Command.RUN: ("`RUN_REQUEST_FIELDS` (`steps` u16, `flags` u8), then `steps` input spike records",
+    Command.RUN: ("`RUN_REQUEST_FIELDS` (`steps` u16, `flags` u8), then `steps` input spike records "
+                  "(none with GENERATED)",
                   "`RUN_REPLY_FIELDS` (`steps` u32), after the records"),
     Command.STEP_RECORD: ("(device to host only, the RUN's seq)", "one spike record of the `n` neurons"),
     Command.PROBE_RECORD: ("(device to host only, the RUN's seq)",
@@ -292,6 +308,8 @@ class RunFlags(enum.IntFlag):
 
     PROBE = 0x01      #: send v and i of every used neuron after each step (PROBE_RECORD)
     INPUTS = 0x02     #: send each step's input set U before its step record (INPUT_RECORD)
+    SUBSET = 0x04     #: step records hold only the spikes of the neurons SET_RECORD named
+    GENERATED = 0x08  #: no input records: no host inputs, the stimulus generator's alone
 
 
 def fields_size(fields):
