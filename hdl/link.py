@@ -1057,6 +1057,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     send(Status.OK); a.call("send_step")
     a.ldi(SpikeFormat.ADDRESSES); a.st(P(_W.TX)); a.ld(spikes); a.st(P(_W.TX)); a.ld(spikes + 1)
     a.st(P(_W.TX))
+    a.ld(spikes); a.jz("record_list_end")      # nothing set: nothing to clear either
     a.ldx(0)
     a.label("record_list_byte")
     a.ld(bitmap + X); a.jz("record_list_next")
@@ -1068,6 +1069,7 @@ def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assemble
     a.subi(8); a.or_(j8); a.st(P(_W.TX)); a.ld(j8 + 1); a.st(P(_W.TX)); a.jmp("record_list_bit")
     a.label("record_list_next")
     a.inx(); a.txa(); a.cmp(r_end); a.jnz("record_list_byte")
+    a.label("record_list_end")
     a.ret()
     a.label("record_bitmap")
     send((r_len,), (r_len + 1,), Status.OK); a.call("send_step")

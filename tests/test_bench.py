@@ -17,7 +17,7 @@ from neurofabric.host.bench import tools as bench_tools
 from neurofabric.host.cli import cli
 from neurofabric.contract.device import CoreShape
 from neurofabric.contract.protocol import (
-    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REPLY_FIELDS, Command, pack_fields,
+    MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, REPLY_FLAG, RUN_REPLY_FIELDS, Command, RunFlags, pack_fields,
 )
 from neurofabric.host.framing import encode_frame
 from neurofabric.host.memory_map import pack_weights, words_to_bytes
@@ -170,13 +170,14 @@ def test_spike_stream_bytes_equal_the_encoded_frames():
     costs = bench.link_costs(CoreShape(n, m, 16, 8, 8, 4), activities=(0.0,), steps=steps)
     stream = costs["spike_stream"][0]
     seq = 3  # HELLO 1, STATUS 2; 40 silent steps fit one RUN request
-    request = encode_frame(Command.RUN, seq, encode_run_request([[]] * steps, m))
+    # Silent steps: a request without input records (GENERATED).
+    request = encode_frame(Command.RUN, seq, encode_run_request([[]] * steps, m, RunFlags.GENERATED))
     records = [encode_frame(Command.STEP_RECORD | REPLY_FLAG, seq, b"\0" + encode_spikes(t, [], n))
                for t in range(steps)]
     reply = encode_frame(Command.RUN | REPLY_FLAG, seq, b"\0" + pack_fields(RUN_REPLY_FIELDS, steps=steps))
     assert stream["run_requests"] == 1
     assert stream["input"]["wire_bytes"] * steps == pytest.approx(len(request))
-    assert stream["input"]["data_bytes"] == 7  # step u32, format, count u16 = 0: an empty address list
+    assert stream["input"]["data_bytes"] == 0 and len(request) == 12    # the 3 bytes of the fields in a frame
     assert stream["output"]["wire_bytes"] * steps == pytest.approx(sum(map(len, records)))
     assert stream["both"]["wire_bytes"] * steps == pytest.approx(len(request) + sum(map(len, records)) + len(reply))
     assert stream["output"]["efficiency"] == pytest.approx(7 * steps / sum(map(len, records)))
@@ -188,26 +189,40 @@ def test_busier_spike_streams_cost_more_but_never_more_than_a_bitmap_per_step():
     assert out[0]["data_bytes"] < out[1]["data_bytes"] <= out[2]["data_bytes"] == 5 + 256 // 8
 
 
-def test_the_reference_streams_cost_a_round_trip_per_run_exchange_and_generated_inputs_send_empty_records():
+def test_the_reference_streams_cost_a_round_trip_per_run_exchange_and_generated_inputs_send_no_records():
     n, m, steps = 256, 256, 600
     streams = bench.link_costs(CoreShape(n, m, 16, 8, 8, 64), activities=(), steps=steps,
                                reference_activity=0.1)["reference_streams"]
-    raster, generated = streams["full_raster"], streams["generated"]
-    assert raster["activity"] == generated["activity"] == 0.1
-    assert generated["input"]["data_bytes"] == 7    # every step's input record is an empty address list
+    raster, generated, recorded = streams["full_raster"], streams["generated"], streams["generated_32"]
+    assert raster["activity"] == generated["activity"] == recorded["activity"] == 0.1
+    assert generated["input"]["data_bytes"] == 0 == recorded["input"]["data_bytes"]   # requests without records
+    # 32 of 256 neurons recorded on the device: about 3 spikes of 2 bytes and the 5-byte head per step.
+    assert 5 + 2 * 1.5 < recorded["output"]["data_bytes"] < 5 + 2 * 6 < raster["output"]["data_bytes"]
+    assert recorded["both"]["wire_bytes"] < generated["both"]["wire_bytes"] / 2
     assert 30 < raster["input"]["data_bytes"] <= 5 + m // 8   # about 26 inputs of 256: mostly bitmaps
     assert generated["output"] == raster["output"]   # the same spikes come back
     assert 30 < raster["output"]["data_bytes"] <= 5 + n // 8
-    # RUN requests are one frame each: the generated stream packs more steps into each
-    assert generated["run_requests"] < raster["run_requests"] and generated["run_requests"] >= steps // 256
+    # RUN requests are one frame each: the generated stream packs max_steps (256) into each
+    assert generated["run_requests"] == -(-steps // 256) < raster["run_requests"]
     baud = 3_000_000
-    for stream in (raster, generated):
+    for stream in (raster, generated, recorded):
         wire_s = stream["both"]["wire_bytes"] * 10 / baud
         assert link.stream_steps_per_s(stream, baud, 0.0) == pytest.approx(1 / wire_s)
         slow = link.stream_steps_per_s(stream, baud, 16e-3)
         assert slow == pytest.approx(1 / (wire_s + stream["run_requests"] * 16e-3 / steps))
         assert slow < link.stream_steps_per_s(stream, baud, 1e-3) < 1 / wire_s
     assert link.stream_steps_per_s(generated, baud, 1e-3) > link.stream_steps_per_s(raster, baud, 1e-3)
+    assert link.stream_steps_per_s(recorded, baud, 1e-3) > link.stream_steps_per_s(generated, baud, 1e-3)
+
+
+def test_the_firmware_takes_fewer_cycles_for_fewer_spikes_and_recorded_neurons():
+    """The firmware's cycles per step on the instruction-set simulator: more with host inputs to
+    feed, more with more spikes to take, fewer with 32 neurons recorded (a shorter record)."""
+    cycles = {case: link.firmware_cycles_per_step(256, 256, case, 0.1, steps=16) for case in link.LINK_CASES}
+    assert cycles["generated_32"] < cycles["generated"] < cycles["full_raster"]
+    assert link.firmware_cycles_per_step(256, 256, "generated", 0.02, steps=16) < 0.6 * cycles["generated"]
+    # Each spike of 512 neurons costs more than one of 256 (two-byte neuron numbers).
+    assert link.firmware_cycles_per_step(512, 256, "generated", 0.1, steps=16) > 2 * cycles["generated"]
 
 
 def test_end_to_end_is_the_lower_of_core_and_link_and_is_judged_against_the_golden_model():
@@ -219,16 +234,23 @@ def test_end_to_end_is_the_lower_of_core_and_link_and_is_judged_against_the_gold
         },
         "link": {"boards": {
             name: {"activity": 0.1, "round_trip_s": 1e-3, "slow_round_trip_s": 16e-3,
-                   "steps_per_s": {"full_raster": 4_000.0, "generated": 50_000.0},
+                   "steps_per_s": {"full_raster": 4_000.0, "generated": 9_000.0, "generated_32": 50_000.0},
                    "steps_per_s_at_slow_round_trip": {"full_raster": 3_000.0, "generated": 9_000.0},
-                   "wire_bytes_per_step": {"full_raster": 80.0, "generated": 50.0}}
-            for name in ("fast-core", "no-core")}},
+                   "wire_bytes_per_step": {"full_raster": 80.0, "generated": 50.0},
+                   "firmware_steps_per_s": {"full_raster": 1.0, "generated": 2.0,
+                                            "generated_32": 60_000.0 if name == "fast-core" else 30_000.0}}
+            for name in ("fast-core", "no-core", "slow-firmware")}},
     }
+    results["boards"]["slow-firmware"] = results["boards"]["fast-core"] | {}
     boards = link.end_to_end(results)["boards"]
     fast = boards["fast-core"]
     assert fast["end_to_end"]["steps_per_s"] == {"learn_off": 50_000.0, "learn_on": 20_000.0}
     assert fast["end_to_end"]["bound_by"] == {"learn_off": "link", "learn_on": "core"}
+    assert fast["end_to_end"]["link_case"] == "generated_32"
     assert fast["end_to_end_vs_golden"] == {"learn_off": 2.0, "learn_on": 2.5}
+    slow = boards["slow-firmware"]
+    assert slow["end_to_end"]["steps_per_s"] == {"learn_off": 30_000.0, "learn_on": 20_000.0}
+    assert slow["end_to_end"]["bound_by"] == {"learn_off": "firmware", "learn_on": "core"}
     assert fast["link"]["steps_per_s"]["full_raster"] == 4_000.0
     assert "end_to_end" not in boards["no-core"] and boards["no-core"]["link"]["round_trip_s"] == 1e-3
 

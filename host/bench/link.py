@@ -7,22 +7,23 @@ import numpy as np
 
 from .plan import REFERENCE_ACTIVITY, workload_network
 
-__all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "link_costs", "stream_steps_per_s",
-           "bench_link", "end_to_end"]
+__all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "RECORDED_NEURONS", "link_costs",
+           "stream_steps_per_s", "firmware_cycles_per_step", "bench_link", "end_to_end"]
 
 
 def _wire_meter(shape, clk_hz, baud, activity, seed):
     """An in-process device behind a `Transport` that answers every request OK
     (HELLO with `shape`, a STEP_RECORD per RUN step with `activity` of the n
-    neurons spiking) and logs every frame both ways as
+    neurons spiking, of those SET_RECORD named alone when the RUN has SUBSET) and
+    logs every frame both ways as
     ``(direction, command, payload bytes, data bytes, wire bytes)``; data bytes
     are the payload without its protocol fields (the memory request's table,
     address and count; RUN's steps and flags; a reply's status byte)."""
     from ..transport import Transport
     from neurofabric.contract.protocol import (
         HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
-        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, Status, fields_size, memory_family, pack_fields,
-        unpack_fields,
+        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, RunFlags, Status, fields_size, memory_family,
+        pack_fields, unpack_fields,
     )
     from ..framing import FrameDecoder, encode_frame
     from ..records import encode_spikes
@@ -37,6 +38,7 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
             self._decoder = FrameDecoder()
             self._out = bytearray()
             self._rng = np.random.default_rng(seed)
+            self.record = np.ones(shape.n, bool)
 
         def write(self, data):
             for frame in self._decoder.feed(data):
@@ -65,10 +67,16 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
                 self._reply(command, seq, pack_fields(
                     STATUS_REPLY_FIELDS, running=0, step=self.step, uart_framing_errors=0, uart_overruns=0,
                     crc_errors=0, format_errors=0, dropped_frames=0, last_step_cycles=0, lost_records=0))
+            elif command == Command.SET_RECORD:
+                bits = np.unpackbits(np.frombuffer(payload, np.uint8), bitorder="little")[:shape.n]
+                self.record = bits.astype(bool)
+                self._reply(command, seq)
             elif command == Command.RUN:
-                steps = unpack_fields(RUN_REQUEST_FIELDS, payload)["steps"]
+                fields = unpack_fields(RUN_REQUEST_FIELDS, payload)
+                steps, subset = fields["steps"], fields["flags"] & RunFlags.SUBSET
                 for _ in range(steps):
-                    spikes = np.flatnonzero(self._rng.random(shape.n) < activity)
+                    spiking = self._rng.random(shape.n) < activity
+                    spikes = np.flatnonzero(spiking & self.record if subset else spiking)
                     self._reply(Command.STEP_RECORD, seq, encode_spikes(self.step, spikes, shape.n))
                     self.step += 1
                 self._reply(command, seq, pack_fields(RUN_REPLY_FIELDS, steps=steps), data=0)
@@ -109,8 +117,9 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
 
     With `reference_activity`, also ``reference_streams``: at that activity, the
     stream of host inputs (``full_raster``) and of inputs left to the stimulus
-    generator (``generated``: every step's input record empty), each with every
-    neuron's spikes coming back.
+    generator (``generated``: RUN requests without input records), each with every
+    neuron's spikes coming back, and of generated inputs with `RECORDED_NEURONS`
+    neurons recorded on the device (``generated_32``: SET_RECORD, RUNs with SUBSET).
     """
     from ...hdl.core_ports import CoreConfig
     from ..link import LinkClient
@@ -153,14 +162,16 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
                            "efficiency": sent["efficiency"]}
 
     # Spike streams: inputs at `activity` in RUN requests, the same activity in the step records.
-    def stream(activity, host_inputs=True):
+    def stream(activity, host_inputs=True, recorded=None):
         meter = _wire_meter(shape, clk_hz, baud, activity, seed)
         client = LinkClient(meter)
         client.hello()
         client.status()  # the step counter, as SerialDevice.run learns it
+        if recorded:
+            client.set_record(range(recorded))      # once per network: not counted
         meter.log.clear()
         stimulus = [np.flatnonzero(row) if host_inputs else () for row in rng.random((steps, shape.m)) < activity]
-        for _ in client.run(stimulus):
+        for _ in client.run(stimulus, subset=bool(recorded)):
             pass
         inputs = _tally(meter.log, {Command.RUN}, "out")
         records = _tally(meter.log, {Command.STEP_RECORD}, "in")
@@ -172,8 +183,10 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
 
     out["spike_stream"] = [stream(activity) for activity in activities]
     if reference_activity is not None:
-        out["reference_streams"] = {"activity": reference_activity, "full_raster": stream(reference_activity),
-                                    "generated": stream(reference_activity, host_inputs=False)}
+        out["reference_streams"] = {
+            "activity": reference_activity, "full_raster": stream(reference_activity),
+            "generated": stream(reference_activity, host_inputs=False),
+            "generated_32": stream(reference_activity, host_inputs=False, recorded=RECORDED_NEURONS)}
     return out
 
 
@@ -182,11 +195,63 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
 ROUND_TRIP_S = 1e-3
 SLOW_ROUND_TRIP_S = 16e-3
 
+#: Neurons recorded on the device in the link case ``generated_32``.
+RECORDED_NEURONS = 32
+
 #: The link cases of `boards.B.link.steps_per_s`: what goes out and what comes back.
 LINK_CASES = {
     "full_raster": "inputs from the host, every neuron's spikes back",
-    "generated": "inputs from the stimulus generator (an empty input record per step), every neuron's spikes back",
+    "generated": "inputs from the stimulus generator (RUN requests without input records), every neuron's spikes "
+                 "back",
+    "generated_32": f"inputs from the stimulus generator, the spikes of {RECORDED_NEURONS} neurons recorded on the "
+                    "device (neurons 0 .. 31) back",
 }
+
+
+def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, seed=1):
+    """Cycles per step that the link's firmware (hdl/link.py, on the controller's
+    instruction-set simulator, hdl/mcu_sim.py) takes for a RUN of link case `case`
+    on a core of n neurons and m inputs, `activity` of the neurons spiking (and of
+    the inputs, in ``full_raster``): taking the inputs, feeding them, taking each
+    spike from the core and sending each step record. The core's own time is left
+    out (its records are there at once) and so is the UART's (the sender never
+    waits): this is the firmware's limit, beside the core's and the wire's."""
+    from ...hdl.core_ports import CoreConfig, Reg, Space
+    from ...hdl.mcu_sim import LinkPorts, McuSim, link_firmware
+    from neurofabric.contract.protocol import Command, RunFlags
+    from ..records import encode_run_request
+
+    class RandomCore:
+        def __init__(self):
+            self.rng = np.random.default_rng(seed)
+
+        def step(self, sources):
+            return np.flatnonzero(self.rng.random(n) < activity).tolist()
+
+    config = CoreConfig(n=n, m=m, lanes=1)     # the firmware's RUN path depends on n and m alone
+    _, words, data, data_depth = link_firmware(config, clk_hz=clk_hz, baud=3_000_000)
+    ports = LinkPorts(config, core=RandomCore())
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = n
+    sim = McuSim(words, data, data_depth, ports)
+    rng = np.random.default_rng(seed + 1)
+    flags = 0 if case == "full_raster" else RunFlags.GENERATED
+    if case == "generated_32":
+        mask = bytearray((n + 7) // 8)
+        for k in range(min(RECORDED_NEURONS, n)):
+            mask[k // 8] |= 1 << (k % 8)
+        ports.request(Command.SET_RECORD, 1, bytes(mask))
+        sim.run(until=ports.quiet, cycles=sim.cycles + 10_000_000)
+        flags |= RunFlags.SUBSET
+    chunk = 8       # steps per RUN request: a full raster of 8 steps fits one frame
+    start = sim.cycles
+    for first in range(0, steps, chunk):
+        stimulus = ([np.flatnonzero(rng.random(m) < activity).tolist() for _ in range(chunk)]
+                    if case == "full_raster" else [[]] * chunk)
+        ports.request(Command.RUN, 2 + first // chunk, encode_run_request(stimulus, m, flags))
+        sim.run(until=ports.quiet, cycles=sim.cycles + 1_000_000_000)
+        if not ports.quiet():
+            raise RuntimeError(f"the link firmware did not finish a RUN of {chunk} steps")
+    return (sim.cycles - start) / steps
 
 
 def stream_steps_per_s(stream, baud, round_trip_s):
@@ -209,6 +274,7 @@ def bench_link(plan, say):
     link = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
     per_board = {}
     costs = {(ref.n, ref.m, ref.lanes): link}  # boards with the reference core's shape reuse its figures
+    firmware = {}                              # (n, m) -> cycles per step per case
     bits_per_byte = 10  # 8N1
     for board in BOARDS.values():
         shape = CoreShape(board.neurons, board.inputs, 16, 8, 8, board.lanes)
@@ -217,6 +283,12 @@ def bench_link(plan, say):
             say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes")
             costs[key] = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
         c = costs[key]
+        if (board.neurons, board.inputs) not in firmware:
+            say(f"link: the firmware's cycles per step, n = {board.neurons}, m = {board.inputs} (instruction-set "
+                "simulator)")
+            firmware[board.neurons, board.inputs] = {
+                case: firmware_cycles_per_step(board.neurons, board.inputs, case, activity) for case in LINK_CASES}
+        cycles = firmware[board.neurons, board.inputs]
         per_board[board.name] = {
             "baud": board.baud, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,
             "weight_load_s": c["weight_load"]["total_wire_bytes"] * bits_per_byte / board.baud,
@@ -241,29 +313,40 @@ def bench_link(plan, say):
                 case: 1000 * c["reference_streams"][case]["run_requests"] / c["reference_streams"][case]["steps"]
                 for case in LINK_CASES},
             "wire_bytes_per_step": {case: c["reference_streams"][case]["both"]["wire_bytes"] for case in LINK_CASES},
+            # What the link's firmware takes per step, and the steps per second that allows at the board's clock.
+            "firmware_cycles_per_step": cycles,
+            "firmware_steps_per_s": {case: board.clk_hz / cycles[case] for case in LINK_CASES},
         }
     link["boards"] = per_board
     return link
 
 
+#: The link case that `end_to_end` judges a board by.
+END_TO_END_CASE = "generated_32"
+
+
 def end_to_end(results):
     """Per board with both figures: `boards.B.link` (the link's steps per second from the link
-    section) and `boards.B.end_to_end.steps_per_s` (the lower of the core's steps per second and
-    the link's in case ``generated``, the fastest this protocol streams), and
-    `boards.B.end_to_end_vs_golden` (that over the golden model's steps per second)."""
+    section) and `boards.B.end_to_end.steps_per_s`, the lowest of the core's steps per second,
+    the wire's in case ``generated_32`` and the firmware's in that case (`bound_by` says which),
+    and `boards.B.end_to_end_vs_golden` (that over the golden model's steps per second)."""
     link_boards = (results.get("link") or {}).get("boards") or {}
     for name, b in (results.get("boards") or {}).items():
         link = link_boards.get(name)
         if not link or "steps_per_s" not in link:
             continue
         b["link"] = {key: link[key] for key in ("activity", "round_trip_s", "steps_per_s", "slow_round_trip_s",
-                                                "steps_per_s_at_slow_round_trip", "wire_bytes_per_step")}
+                                                "steps_per_s_at_slow_round_trip", "wire_bytes_per_step",
+                                                "firmware_cycles_per_step", "firmware_steps_per_s") if key in link}
         core, golden = b.get("core"), b.get("golden")
         if not core or not golden:
             continue
-        limit = link["steps_per_s"]["generated"]
-        steps = {k: min(core["steps_per_s"][k], limit) for k in ("learn_off", "learn_on")}
-        b["end_to_end"] = {"steps_per_s": steps, "link_case": "generated",
-                           "bound_by": {k: "link" if limit < core["steps_per_s"][k] else "core" for k in steps}}
+        limits = {"link": link["steps_per_s"][END_TO_END_CASE]}
+        if "firmware_steps_per_s" in link:
+            limits["firmware"] = link["firmware_steps_per_s"][END_TO_END_CASE]
+        steps, bound = {}, {}
+        for k in ("learn_off", "learn_on"):
+            bound[k], steps[k] = min({"core": core["steps_per_s"][k], **limits}.items(), key=lambda kv: kv[1])
+        b["end_to_end"] = {"steps_per_s": steps, "link_case": END_TO_END_CASE, "bound_by": bound}
         b["end_to_end_vs_golden"] = {k: steps[k] / golden["steps_per_s"][k] for k in steps}
     return results

@@ -286,10 +286,16 @@ def _end_to_end_rows(b):
     link, e2e = b.get("link"), b.get("end_to_end")
     if not link or not e2e:
         return []
-    limit = link["steps_per_s"][e2e["link_case"]]
-    return [[f"link limit, steps per second ({e2e['link_case']} inputs, every spike back, "
-             f"{link['round_trip_s'] * 1e3:g} ms round trip per exchange)", _n(limit), _n(limit)],
-            ["end to end, steps per second (the lower)",
+    case = e2e["link_case"]
+    limit = link["steps_per_s"][case]
+    rows = [[f"link limit on the wire, steps per second (`{case}`, "
+             f"{link['round_trip_s'] * 1e3:g} ms round trip per exchange)", _n(limit), _n(limit)]]
+    if "firmware_steps_per_s" in link:
+        firmware = link["firmware_steps_per_s"][case]
+        rows.append([f"link firmware's limit, steps per second (`{case}`, "
+                     f"{_n(link['firmware_cycles_per_step'][case])} cycles per step)", _n(firmware), _n(firmware)])
+    return rows + [
+            ["end to end, steps per second (the lowest)",
              *[f"{_n(e2e['steps_per_s'][k])} ({e2e['bound_by'][k]})" for k, _ in _LEARN]],
             ["`end_to_end_vs_golden`", *[f"{b['end_to_end_vs_golden'][k]:.2f}" for k, _ in _LEARN]]]
 
@@ -341,20 +347,34 @@ def _docs_link(results, add):
     first = next(iter(boards.values()))
     if "steps_per_s" in first:
         fast, slow = first["round_trip_s"], first["slow_round_trip_s"]
+        cases = [case for case in ("full_raster", "generated", "generated_32") if case in first["steps_per_s"]]
         add(f"The same streams at activity {first['activity']:g} with a USB round trip per RUN exchange "
             f"({fast * 1e3:g} ms, about the best an FTDI bridge does; {slow * 1e3:g} ms, its default latency timer "
-            "on Linux), in steps per second, for two cases: `full_raster` (the host sends every input spike) and "
-            "`generated` (the stimulus generator makes the inputs, so each step's input record is empty). Both "
-            "bring every neuron's spikes back: the device cannot yet record a subset or counts only.\n")
+            "on Linux), in steps per second, per case: `full_raster` (the host sends every input spike, every "
+            "neuron's spikes come back), `generated` (the stimulus generator makes the inputs, so the RUN "
+            "requests carry no input records; every neuron's spikes come back) and `generated_32` (generated "
+            "inputs, 32 neurons recorded on the device: SET_RECORD and RUNs with SUBSET). Device-side spike "
+            "counts (`generated_counts`) do not exist yet.\n")
         rows = [[f"`{name}`", f"{b['baud'] / 1e6:g} Mbaud",
-                 *[f"{b['wire_bytes_per_step'][case]:.1f}" for case in ("full_raster", "generated")],
-                 *[_n(b["steps_per_s"][case]) for case in ("full_raster", "generated")],
-                 *[_n(b["steps_per_s_at_slow_round_trip"][case]) for case in ("full_raster", "generated")]]
+                 *[f"{b['wire_bytes_per_step'][case]:.1f}" for case in cases],
+                 *[_n(b["steps_per_s"][case]) for case in cases],
+                 *[_n(b["steps_per_s_at_slow_round_trip"][case]) for case in cases]]
                 for name, b in boards.items()]
-        add(_table(["board", "baud", "wire bytes per step, full_raster", "generated",
-                    f"steps/s, full_raster, {fast * 1e3:g} ms", f"generated, {fast * 1e3:g} ms",
-                    f"full_raster, {slow * 1e3:g} ms", f"generated, {slow * 1e3:g} ms"], rows))
+        add(_table(["board", "baud", *[f"wire bytes per step, `{case}`" for case in cases],
+                    *[f"steps/s, `{case}`, {fast * 1e3:g} ms" for case in cases],
+                    *[f"steps/s, `{case}`, {slow * 1e3:g} ms" for case in cases]], rows))
         add("")
+        if "firmware_steps_per_s" in first:
+            add("The link's firmware has a limit of its own: it takes every spike from the core, one record at a "
+                "time, and sends every record byte (hdl/link.py). Its cycles per step, counted by running it on "
+                "the controller's instruction-set simulator (hdl/mcu_sim.py) with a core whose records are there "
+                "at once and a line that never waits (`link.firmware_cycles_per_step`), and the steps per second "
+                "that allows at the board's clock:\n")
+            rows = [[f"`{name}`", f"{b['neurons']} / {b['inputs']}",
+                     *[f"{_n(b['firmware_cycles_per_step'][case])} / {_n(b['firmware_steps_per_s'][case])}"
+                       for case in cases]] for name, b in boards.items()]
+            add(_table(["board", "n / m", *[f"`{case}`: cycles / steps per second" for case in cases]], rows))
+            add("")
 
 
 def _docs_simulated_board(results, add):

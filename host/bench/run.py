@@ -44,7 +44,8 @@ BOARD_KEYS = (
     "core.steps_per_s.learn_on", "core.weights_per_cycle", "core.network",
     "golden.steps_per_s.learn_off", "golden.steps_per_s.learn_on", "golden.network",
     "core_vs_golden.learn_off", "core_vs_golden.learn_on", "targets",
-    "link.steps_per_s.full_raster", "link.steps_per_s.generated", "link.round_trip_s",
+    "link.steps_per_s.full_raster", "link.steps_per_s.generated", "link.steps_per_s.generated_32",
+    "link.firmware_steps_per_s.generated_32", "link.round_trip_s",
     "end_to_end.steps_per_s.learn_off", "end_to_end.steps_per_s.learn_on",
     "end_to_end_vs_golden.learn_off", "end_to_end_vs_golden.learn_on",
 )
