@@ -457,7 +457,7 @@ def listing(program, ports=None, words=None):
 
 def link_port_names():
     """`(read_names, write_names)` of the link's ports (hdl/link.py), for `listing`."""
-    from .link import _R, _W
+    from .link_ports import _R, _W
     return {p.value: p.name for p in _R}, {p.value: p.name for p in _W}
 
 
@@ -490,7 +490,7 @@ class LinkPorts(Ports):
 
     def __init__(self, config, counters=(0, 0, 0, 0, 0), core=None):
         from .core_ports import Reg, Space
-        from .link import _R, _W
+        from .link_ports import _R, _W
         self._R, self._W = _R, _W
         self._steps_done = (Space.GLOBAL.value, Reg.STEPS_DONE.value)
         self.config = config

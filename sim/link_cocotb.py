@@ -102,7 +102,7 @@ async def every_error_code(dut):
     """UNKNOWN_COMMAND, BAD_LENGTH, BAD_ADDRESS, OVERFLOW and BAD_VALUE, each where the
     protocol says; a refused request changes nothing."""
     tb = await started(dut)
-    for code in (0x00, 0x05, 0x18, 0x21, 0x22, 0x7E, Command.HELLO | REPLY_FLAG, 0xA0):
+    for code in (0x00, 0x06, 0x18, 0x21, 0x22, 0x7E, Command.HELLO | REPLY_FLAG, 0xA0):
         await expect_status(tb, code, b"xyz", Status.UNKNOWN_COMMAND, f"command 0x{code:02X}")
 
     weights = tb.table(Family.WEIGHTS, 0)
@@ -110,6 +110,8 @@ async def every_error_code(dut):
     await expect_status(tb, Command.HELLO, b"\x00", Status.BAD_LENGTH, "HELLO with a payload")
     await expect_status(tb, Command.STATUS, b"\x01\x02", Status.BAD_LENGTH, "STATUS with a payload")
     await expect_status(tb, Command.RESET_STATE, b"\x01", Status.BAD_LENGTH, "RESET_STATE with a payload")
+    await expect_status(tb, Command.SET_RECORD, bytes((CONFIG.n + 7) // 8 + 1), Status.BAD_LENGTH,
+                        "SET_RECORD with a byte too many")
     await expect_status(tb, Command.READ_WEIGHTS, memory_request(0, 0, 1)[:6], Status.BAD_LENGTH, "short read")
     await expect_status(tb, Command.READ_WEIGHTS, memory_request(0, 0, 1) + b"\x00", Status.BAD_LENGTH, "long read")
     await expect_status(tb, Command.WRITE_WEIGHTS, b"", Status.BAD_LENGTH, "empty write")
