@@ -159,7 +159,9 @@ async def every_error_code(dut):
     await expect_status(tb, Command.RUN, good + b"\x00", Status.BAD_LENGTH, "RUN with a byte after the records")
     await expect_status(tb, Command.RUN, pack_fields((("steps", 2), ("flags", 1)), steps=3, flags=0) + good[3:],
                         Status.BAD_LENGTH, "RUN with fewer records than steps")
-    await expect_status(tb, Command.RUN, good[:2] + b"\x04" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    await expect_status(tb, Command.RUN, good[:2] + b"\x10" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.GENERATED]) + good[3:], Status.BAD_LENGTH,
+                        "RUN flagged GENERATED with input records")
     bad_step = bytearray(good)
     bad_step[3 + len(encode_spikes(0, [0], m))] = 5     # second record says step 5
     await expect_status(tb, Command.RUN, bytes(bad_step), Status.BAD_VALUE, "RUN record with a wrong step")
