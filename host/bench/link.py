@@ -168,7 +168,7 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
         client.hello()
         client.status()  # the step counter, as SerialDevice.run learns it
         if recorded:
-            client.set_record(range(recorded))      # once per network: not counted
+            client.set_record(range(min(recorded, shape.n)))      # once per network: not counted
         meter.log.clear()
         stimulus = [np.flatnonzero(row) if host_inputs else () for row in rng.random((steps, shape.m)) < activity]
         for _ in client.run(stimulus, subset=bool(recorded)):
