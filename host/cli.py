@@ -1017,11 +1017,13 @@ def _check_board(board):
 @click.option("--neurons", type=_count(1), default=None, help="Neurons n (default: the board's).")
 @click.option("--inputs", type=_count(0), default=None, help="Inputs m (default: the board's).")
 @click.option("--lanes", type=_count(1), default=None, help="Weights per memory word.")
+@click.option("--pot-banks", type=_count(1), default=None,
+              help="Weight banks for potentiation (CoreConfig.pot_banks; default: the board's).")
 @click.option("--baud", type=_count(1), default=None, help="UART baud rate.")
 @click.option("--clk-hz", type=_count(1), default=None, help="Core clock (a PLL makes it).")
 @click.option("--prepare-only", is_flag=True, help="Xilinx boards: write the Vivado build folder only.")
 @click.pass_context
-def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz, prepare_only):
+def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, baud, clk_hz, prepare_only):
     """Build a bitstream with the open tools (iCE40, ECP5) and write DIR/report.json.
 
     \b
@@ -1034,7 +1036,10 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, baud, clk_hz
     from ..boards import build_bitstream, get_board, prepare_vivado
     from .errors import BuildError
     board = get_board(board_name).with_sizes(neurons=neurons, inputs=inputs, lanes=lanes, baud=baud,
-                                             clk_hz=clk_hz)
+                                             clk_hz=clk_hz, pot_banks=pot_banks)
+    if pot_banks is not None and board.pot_banks != pot_banks:
+        raise BuildError(f"--pot-banks {pot_banks}: a core of {board.neurons} neurons in {board.lanes} lanes allows "
+                         f"{board.pot_banks} (the banks must divide its word columns, a power of two)")
     out_dir = out_dir or str(Path("build") / board.name)
     say = (lambda *a: None) if ctx.obj["quiet"] else click.echo
     if board.needs_vivado:

@@ -219,6 +219,13 @@ def test_build_refuses_sizes_the_link_cannot_serve_before_building(monkeypatch, 
     assert result.exit_code == 6 and "the link handles n and m up to 2040" in result.stderr
     result = invoke("build", "--board", "icebreaker", "--baud", 11_000_000, "-o", tmp_path / "b")
     assert result.exit_code == 6 and "baud=11000000" in result.stderr
+    # Weight banks: as many as the word columns allow (256 neurons in 64 lanes: 4 columns).
+    result = invoke("build", "--board", "ulx3s-45f", "--pot-banks", 8, "-o", tmp_path / "b")
+    assert result.exit_code == 6 and "--pot-banks 8: a core of 256 neurons in 64 lanes allows 4" in result.stderr
+    seen = []
+    monkeypatch.setattr(neurofabric.boards, "build_bitstream", lambda board, *a, **kw: seen.append(board) or 1 / 0)
+    invoke("build", "--board", "ulx3s-45f", "--pot-banks", 2, "-o", tmp_path / "c")
+    assert [b.pot_banks for b in seen] == [2]
 
 
 def test_sim_board_refuses_a_link_that_is_not_its_own_before_building(files, monkeypatch):
