@@ -1198,13 +1198,16 @@ def selftest_command(device, seed, steps):
 @click.option("--quick", is_flag=True,
               help="Short sweeps, small board builds (or cached ones), a smaller Brian2 comparison: about ten "
                    "minutes on two cores, every figure's key still there.")
+@click.option("--no-builds", is_flag=True,
+              help="Build no bitstream: each board's build is taken from the cache when one of these sources is "
+                   "there, else shown as not built (docs/boards.md has the measured builds).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the results as JSON.")
 @click.option("-o", "--docs", "docs_path", type=click.Path(dir_okay=False), default=None,
               help="Write the page here (docs/benchmarks.md is the full run's); its pictures go to the folder of "
                    "the same name next to it. Without -o no page is written.")
 @click.pass_context
-def bench_command(ctx, quick, json_path, docs_path):
+def bench_command(ctx, quick, no_builds, json_path, docs_path):
     """Measure the core, the boards, the link, the simulated board and the golden model.
 
     Runs from the source checkout (it uses benchmarks/; its board builds are
@@ -1218,12 +1221,17 @@ def bench_command(ctx, quick, json_path, docs_path):
       neurofabric bench -o docs/benchmarks.md          # the full run: the committed page
       neurofabric bench --quick --json out/bench.json  # every key, in about ten minutes
       neurofabric bench --quick -o out/bench.md        # a quick page, elsewhere
+      neurofabric bench --no-builds -o out/bench.md    # everything but the bitstreams
     """
+    import dataclasses
+
     from .bench import BenchPlan, run_bench
     for path, what in ((json_path, "results file"), (docs_path, "page")):
         if path is not None:
             check_output_path(path, what=what)
     plan = BenchPlan.quick() if quick else BenchPlan.full()
+    if no_builds:
+        plan = dataclasses.replace(plan, board_builds="cached")
     say = (lambda message: None) if ctx.obj["quiet"] else (lambda message: click.echo(message, err=True))
     results = run_bench(plan, say=say, json_path=json_path, docs_path=docs_path)
     core, ratio = results.get("core"), results.get("golden_vs_brian2")

@@ -261,6 +261,27 @@ def test_bench_help_has_examples():
     assert "Examples:" in result.output and "neurofabric bench --quick --json" in result.output
 
 
+def test_bench_without_builds_takes_cached_builds_only(monkeypatch, tmp_path):
+    """--no-builds: the full plan, each board's build from the cache or shown as not built."""
+    import neurofabric.host.bench as bench_package
+    from neurofabric.host.bench import boards as bench_boards
+    plans = []
+
+    def fake_run_bench(plan, say, json_path, docs_path):
+        plans.append(plan)
+        return {"wall_s": 1.0, "errors": {}}
+    monkeypatch.setattr(bench_package, "run_bench", fake_run_bench)
+    assert CliRunner().invoke(cli, ["bench", "--no-builds"]).exit_code == 0
+    assert plans[0].name == "full" and plans[0].board_builds == "cached"
+    calls = []
+    monkeypatch.setattr(bench_boards, "build_board", lambda *a, **kw: calls.append(kw) or None)
+    plan = dataclasses.replace(bench.BenchPlan.tiny(tmp_path), board_builds="cached", board_configs={})
+    boards = bench_boards.bench_boards(plan, {}, lambda m: None)
+    assert len(calls) == len(OPEN_TOOL_BOARDS) and all(kw.get("cached_only") for kw in calls)
+    assert {name: b["build"]["status"] for name, b in boards.items() if name in OPEN_TOOL_BOARDS} == {
+        name: "not_built" for name in OPEN_TOOL_BOARDS}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny bench run (`BenchPlan.tiny`): its results, its progress lines and its folder."""

@@ -190,6 +190,11 @@ def bench_boards(plan, core, say):
                 build = build_board(board, *plan.small_builds[board.name], plan.cache_dir, say)
             if build is None:
                 build = {"status": "not_built", "reason": "quick run: one small core per FPGA family is built"}
+        elif plan.board_builds == "cached":
+            build = build_board(board, board.neurons, board.inputs, plan.cache_dir, say, cached_only=True)
+            if build is None:
+                build = {"status": "not_built", "reason": "run without builds (--no-builds), and no build of these "
+                                                          "sources in the cache"}
         else:
             build = {"status": "not_built", "reason": f"{plan.name} run: no board builds"}
         entry["build"] = build

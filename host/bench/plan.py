@@ -90,7 +90,8 @@ class BenchPlan:
     # network): "all" (every board's default core), "open" (the iCE40 and ECP5 boards' default cores)
     # or {board name: (neurons, inputs)} (smaller cores of those boards, for the tests)
     board_configs: object
-    board_builds: str              # "default": every open-tool board at its default size; "small"; "none"
+    board_builds: str              # "default": every open-tool board at its default size; "small"; "cached"
+    #                                (the cache's default-size builds only); "none"
     small_builds: dict             # board name -> (neurons, inputs) of a quick build
     link_activities: tuple
     link_steps: int
