@@ -26,9 +26,10 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1):
 # the multipliers (MULT18X18D): the core's depression needs one per lane, its neuron and
 # trace updates 7 more (and 3 more for a second neuron per cycle); 28 in a 12F or 25F,
 # 72 in a 45F, 156 in an 85F. `pot_banks` (docs/core.md, "Banked weights") costs logic
-# cells, about 110 per lane and bank: the 12F and 25F have them; a 45F core in 4 banks
-# needed 57,357 of its 43,848 cells, and an 85F core in 4 banks (66,611 of 83,640) had a
-# placement estimate of 33.0 MHz and routing that had not converged after 30 minutes.
+# cells, about 110 per lane and bank: the 12F and 25F have them; a 45F core in 2 banks
+# took 43,577 of its 43,848 cells (placement estimate 36.7 MHz), in 4 banks 57,357; an 85F
+# core in 2 banks (45,929 of 83,640) and in 4 (66,611) had placement estimates of 32.7 and
+# 33.0 MHz and routing that had not converged after 30 minutes.
 BOARDS = [
     _ulx3s(12, 128, 128, 16, pot_banks=4),
     _ulx3s(25, 256, 64, 16, pot_banks=2),
