@@ -194,7 +194,8 @@ def bench_boards(plan, core, say):
             build = build_board(board, board.neurons, board.inputs, plan.cache_dir, say, cached_only=True)
             if build is None:
                 build = {"status": "not_built", "reason": "run without builds (--no-builds), and no build of these "
-                                                          "sources in the cache"}
+                                                          "sources in the cache (docs/boards.md has the measured "
+                                                          "builds)"}
         else:
             build = {"status": "not_built", "reason": f"{plan.name} run: no board builds"}
         entry["build"] = build
