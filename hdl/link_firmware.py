@@ -346,8 +346,11 @@ def _c_record(a, v):
     a.label("record_next")
     a.ldi(0); a.st((bitmap - 1) + X); a.txa(); a.cmpi(bitmap_n); a.jnz("record_copy")
     a.ldi(Status.OK); a.st(status); a.jmp("answer")
-    a.label("record_bad")           # a neuron >= n: refused, the mask as it was
-    a.ldi(0); a.st(bitmap + bitmap_n - 1); a.jmp("refuse_bad_value")
+    a.label("record_bad")           # a neuron >= n: refused, the mask as it was, the bitmap cleared
+    a.ldx(0)
+    a.label("record_clear")
+    a.ldi(0); a.st(bitmap + X); a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_clear")
+    a.jmp("refuse_bad_value")
 
 
 def _c_memory(a, v):

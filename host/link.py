@@ -34,7 +34,7 @@ from neurofabric.contract.protocol import (
 )
 from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
-from .records import decode_probe_record, decode_spikes, encode_run_request, run_request_size
+from .records import decode_probe_record, decode_spikes, encode_bitmap, encode_run_request, run_request_size
 
 __all__ = ["Hello", "StepRecord", "LinkClient", "NOISY_ATTEMPTS", "NACK_SETTLE_S"]
 
@@ -454,13 +454,11 @@ class LinkClient:
         if self.device is None:
             raise LinkError("set_record: no session (call hello() first)")
         n = self.device.n
-        mask = bytearray((n + 7) // 8)
-        for k in neurons:
-            k = int(k)
-            if not 0 <= k < n:
-                raise LinkError(f"set_record: neuron {k} is out of range: the device has {n} neurons")
-            mask[k // 8] |= 1 << (k % 8)
-        self._request(Command.SET_RECORD, bytes(mask))
+        neurons = [int(k) for k in neurons]
+        bad = next((k for k in neurons if not 0 <= k < n), None)
+        if bad is not None:
+            raise LinkError(f"set_record: neuron {bad} is out of range: the device has {n} neurons")
+        self._request(Command.SET_RECORD, encode_bitmap(neurons, n))
 
     def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False,
             subset=False):

@@ -16,12 +16,21 @@ from neurofabric.contract.protocol import (
 
 __all__ = [
     "encode_spikes", "decode_spikes", "spike_record_size", "encode_run_request", "run_request_size",
-    "encode_probe_record", "decode_probe_record",
+    "encode_probe_record", "decode_probe_record", "encode_bitmap",
 ]
 
 
 def _bitmap_size(count):
     return (count + 7) // 8
+
+
+def encode_bitmap(indices, count):
+    """The bitmap of `count` bits (bit j % 8 of byte j // 8) with the bits of `indices` set: a
+    spike record's bitmap body, and SET_RECORD's payload. The indices must be in 0 .. count-1."""
+    bitmap = bytearray(_bitmap_size(count))
+    for j in indices:
+        bitmap[j // 8] |= 1 << (j % 8)
+    return bytes(bitmap)
 
 
 def spike_record_size(spikes, count):
@@ -57,10 +66,7 @@ def encode_spikes(step, spikes, count):
             j.to_bytes(SPIKE_ADDRESS_BYTES, "little") for j in indices)
         fmt = SpikeFormat.ADDRESSES
     else:
-        bitmap = bytearray(bitmap_size)
-        for j in indices:
-            bitmap[j // 8] |= 1 << (j % 8)
-        body = bytes(bitmap)
+        body = encode_bitmap(indices, count)
         fmt = SpikeFormat.BITMAP
     return pack_fields(SPIKE_RECORD_FIELDS, step=step, format=fmt) + body
 

@@ -671,3 +671,20 @@ def test_firmware_runs_generated_inputs_from_a_request_without_records():
     assert [(command, payload) for command, _, payload in frames] == expected + [
         (Command.RUN | REPLY_FLAG, bytes([Status.OK, 30, 0, 0, 0]))]
     assert ports.fed == [[]] * 30 and sum(map(len, spikes)) > 0     # the generator's inputs made spikes
+
+
+def test_a_refused_record_mask_leaves_the_next_run_as_it_was():
+    """SET_RECORD with a neuron >= n is BAD_VALUE and changes nothing: the mask bytes it
+    took leave no spikes behind in the next run's records."""
+    from neurofabric.host.records import encode_run_request, encode_spikes
+    config = CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4)
+    sim, ports = firmware(config, core=GoldenCore(config, 3))
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
+    reference = GoldenCore(config, 3)
+    bad = bytes([0xFF] * 37 + [0x80])                         # neuron 303 of 300
+    assert exchange(sim, ports, (Command.SET_RECORD, 1, bad)) == [
+        (Command.SET_RECORD | REPLY_FLAG, 1, bytes([Status.BAD_VALUE]))]
+    stimulus = [[], [3, 200], []]
+    frames = exchange(sim, ports, (Command.RUN, 2, encode_run_request(stimulus, config.m)))
+    assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [
+        bytes([Status.OK]) + encode_spikes(t, reference.step(row), config.n) for t, row in enumerate(stimulus)]

@@ -219,7 +219,7 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
     from ...hdl.core_ports import CoreConfig, Reg, Space
     from ...hdl.mcu_sim import LinkPorts, McuSim, link_firmware
     from neurofabric.contract.protocol import Command, RunFlags
-    from ..records import encode_run_request
+    from ..records import encode_bitmap, encode_run_request
 
     class RandomCore:
         def __init__(self):
@@ -236,10 +236,7 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
     rng = np.random.default_rng(seed + 1)
     flags = 0 if case == "full_raster" else RunFlags.GENERATED
     if case == "generated_32":
-        mask = bytearray((n + 7) // 8)
-        for k in range(min(RECORDED_NEURONS, n)):
-            mask[k // 8] |= 1 << (k % 8)
-        ports.request(Command.SET_RECORD, 1, bytes(mask))
+        ports.request(Command.SET_RECORD, 1, encode_bitmap(range(min(RECORDED_NEURONS, n)), n))
         sim.run(until=ports.quiet, cycles=sim.cycles + 10_000_000)
         flags |= RunFlags.SUBSET
     chunk = 8       # steps per RUN request: a full raster of 8 steps fits one frame
