@@ -47,6 +47,7 @@ class Board:
     weight_memory: str = "dual"  # "spram" on the iCE40UP5K
     neurons_per_cycle: int = 1   # CoreConfig.neurons_per_cycle: 2 where the multipliers allow it
     pot_banks: int = 1           # CoreConfig.pot_banks: weight banks that potentiate in parallel
+    spike_counters: bool = True  # CoreConfig.spike_counters: a block RAM of n x 16 bits
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -193,6 +194,8 @@ def _config_for(board):
         kwargs["weight_memory"] = board.weight_memory
     if board.pot_banks != 1:
         kwargs["pot_banks"] = board.pot_banks
+    if not board.spike_counters:
+        kwargs["spike_counters"] = False
     try:
         return CoreConfig(**kwargs)
     except TypeError:

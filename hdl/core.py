@@ -19,8 +19,9 @@ A step (see docs/core.md for the timing):
    pipeline. Each word is visited once per step, so the read-modify-write never
    hazards, and the accumulation reads the weights of the end of last step.
 3. NEURON (steps 3, 4 and 5.4): one neuron per cycle, pipelined; spikes go to
-   the spike list, post traces update, and the words holding spiking plastic
-   neurons go to the potentiation work list.
+   the spike list, post traces update, the words holding spiking plastic
+   neurons go to the potentiation work list, and each spiking neuron's counter
+   (`Space.COUNT`, modulo 2^16; RESET_STATE clears them) counts the spike.
 4. XPASS (5.1): one source per cycle, pre traces.
 5. POT (5.3): for each word of the work list, every used source row, one word
    per cycle, potentiating the spiking plastic lanes of plastic rows.
@@ -35,6 +36,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
+
+from neurofabric.contract.device import SPIKE_COUNT_BITS
 
 from .arith import (DECAY_FACTOR_BITS, NeuronUpdate, decay_keep, gen_fires, stdp_apply, stdp_product, trace_update,
                     xorshift32, xorshift32_jump)
@@ -267,7 +270,10 @@ class Core(wiring.Component):
         mems = dict(acc=acc_mem, y=y_mem, ppost=ppost_mem,
                     x=x_mem, ppre=ppre_mem, deliv=deliv_mem, d=d_mem, wl=wl_mem, rate=rate_mem)
         banked = dict(params=cfg.neuron_params_layout, state=cfg.neuron_state_layout,
-                      sp=unsigned(cfg.neuron_bits))   # the spike list
+                      sp=unsigned(cfg.neuron_bits))    # the spike list
+        counters = cfg.spike_counters
+        if counters:
+            banked["cnt"] = unsigned(SPIKE_COUNT_BITS)  # the spike counters (Space.COUNT)
         for name, shape in banked.items():
             for b in range(P):
                 mems[f"{name}{b}" if P > 1 else name] = Memory(shape=shape, depth=-(-n // P), init=[], attrs=NO_RW)
@@ -567,6 +573,8 @@ class Core(wiring.Component):
                                 rd["ppre"].addr.eq(cmd.addr), rd["y"].addr.eq(cmd_word),
                                 rd["ppost"].addr.eq(cmd_word), rd["rate"].addr.eq(cmd.addr),
                             ]
+                            if counters:
+                                m.d.comb += rd["cnt"].addr.eq(cmd.addr)
                             m.d.sync += [rd_space.eq(cmd.space), rd_addr.eq(cmd.addr), lane_sel.eq(cmd_lane)]
                             m.next = "READ_WAIT"
                         with m.Case(Op.RESET_STATE):
@@ -596,6 +604,9 @@ class Core(wiring.Component):
                         m.d.sync += rdata_reg.eq(rd["ppost"].data.bit_select(lane_sel[:max(LB, 1)], 1))
                     with m.Case(Space.RATE):
                         m.d.sync += rdata_reg.eq(rd["rate"].data)
+                    if counters:
+                        with m.Case(Space.COUNT):
+                            m.d.sync += rdata_reg.eq(rd["cnt"].data)
                 m.next = "READ_RESP"
 
             with m.State("READ_RESP"):
@@ -611,6 +622,8 @@ class Core(wiring.Component):
                     wr["deliv"].addr.eq(idx), wr["deliv"].data.eq(0), wr["deliv"].en.eq(1),
                     wr["y"].addr.eq(idx), wr["y"].data.eq(0), wr["y"].en.eq(Mux(idx < NW, (1 << L) - 1, 0)),
                 ]
+                if counters:
+                    m.d.comb += [wr["cnt"].addr.eq(idx), wr["cnt"].data.eq(0), wr["cnt"].en.eq(idx < n)]
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx == cfg.sources - 1):
                     m.d.sync += [sp_count.eq(0), wl_count.eq(0), d_count.eq(0), d_even.eq(0), d_odd.eq(0),
@@ -995,13 +1008,17 @@ class Core(wiring.Component):
         # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
         (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
             *[banks[name] for name in ("params", "state", "sp")])
+        # Without counters the neuron pass reads and writes ports nobody looks at.
+        cnt_rd, cnt_wr = banks["cnt"] if counters else (
+            [SimpleNamespace(addr=Signal(1), data=C(0, SPIKE_COUNT_BITS)) for _ in range(P)],
+            [SimpleNamespace(addr=Signal(1), data=Signal(SPIKE_COUNT_BITS), en=Signal()) for _ in range(P)])
         # The issue and the writes wait for the pass (`neuron_on`); the datapath between
         # them runs every cycle, its valid bits 0 outside the pass, so that no FSM state
         # decode stands before the neuron and trace updates' multipliers.
         with m.If(neuron_on & n_issuing & neuron_gate):
             m.d.comb += [rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
                          rd["ppost"].addr.eq(nidx >> LB)]
-            m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd)]
+            m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd, *cnt_rd)]
             m.d.sync += [nidx.eq(nidx + P), nt_idx1.eq(nidx)]
             with m.If((nidx + P >= n_used) | (n_used == 0)):
                 m.d.sync += n_issuing.eq(0)
@@ -1021,11 +1038,13 @@ class Core(wiring.Component):
             n_a = Signal(signed(A), name=f"n_a{p}", reset_less=True)
             n_y = Signal(T, name=f"n_y{p}", reset_less=True)
             n_post_plastic = Signal(name=f"n_post_plastic{p}", reset_less=True)
+            n_count = Signal(SPIKE_COUNT_BITS, name=f"n_count{p}", reset_less=True)
             stage([(n_used_p, nt_idx1 + p < n_used), (n_params, params_rd[p].data), (n_state, state_rd[p].data),
+                   (n_count, cnt_rd[p].data),
                    (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1 + p, T)),
                    (n_post_plastic, rd["ppost"].data.bit_select(lane1 + p, 1))])
             m.d.comb += [unit.params.eq(n_params), unit.state.eq(n_state), unit.a.eq(n_a)]
-            tags += [n_used_p, n_y, n_post_plastic]
+            tags += [n_used_p, n_y, n_post_plastic, n_count]
         # The neurons' tags follow them through the updates' `latency` registers.
         in_update = []     # valid bits of the update's inner stages
         for depth in range(1, neurons[0].latency):
@@ -1042,7 +1061,7 @@ class Core(wiring.Component):
         word = nt_idx2 >> LB
         y_new, fired, plastic_fired = [], [], []
         for p, unit in enumerate(neurons):
-            used_p, y_old, post_plastic = final[1 + 3 * p:4 + 3 * p]
+            used_p, y_old, post_plastic, count = final[1 + 4 * p:5 + 4 * p]
             tr = post_tr[p]
             m.d.comb += [tr.old.eq(y_old), tr.keep.eq(keep_post), tr.spiked.eq(unit.spike), tr.inc.eq(inc_post)]
             y_new.append(tr.new)
@@ -1050,10 +1069,12 @@ class Core(wiring.Component):
             plastic_fired.append(unit.spike & post_plastic & learn & used_p)
             with m.If(nv2 & used_p):
                 m.d.comb += [state_wr[p].addr.eq(nt_idx2 >> PB), state_wr[p].data.eq(unit.new_state),
-                             state_wr[p].en.eq(1)]
+                             state_wr[p].en.eq(1),
+                             cnt_wr[p].addr.eq(nt_idx2 >> PB), cnt_wr[p].data.eq(count + 1),
+                             cnt_wr[p].en.eq(unit.spike)]
         with m.If(nv2):
             with m.If(learn):
-                used = Cat(*[final[1 + 3 * p] for p in range(P)])
+                used = Cat(*[final[1 + 4 * p] for p in range(P)])
                 m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(Cat(*y_new).replicate(L // P)),
                              wr["y"].en.eq(used << lane)]
             # The spikes go to list entries sp_count, sp_count + 1 ... in neuron order:
@@ -1228,3 +1249,7 @@ class Core(wiring.Component):
             with m.Case(Space.RATE):
                 m.d.comb += [wr["rate"].addr.eq(addr), wr["rate"].data.eq(payload[:16]),
                              wr["rate"].en.eq(addr < cfg.m)]
+            if cfg.spike_counters:
+                with m.Case(Space.COUNT):
+                    m.d.comb += [wr["cnt"].addr.eq(addr), wr["cnt"].data.eq(payload[:SPIKE_COUNT_BITS]),
+                                 wr["cnt"].en.eq(addr < cfg.n)]

@@ -91,6 +91,10 @@ class CoreConfig:
     `neurons_per_cycle` (1 or 2, at most `lanes`) is how many neurons the neuron pass
     updates per cycle: 2 keeps the neuron parameters and state in two memories (even
     and odd neurons) and has two neuron updates (4 more multipliers on the ECP5).
+
+    `spike_counters` gives every neuron a 16-bit spike counter (`Space.COUNT`, the
+    protocol's table `spike_counts`): one more memory of `n` x 16 bits, which the
+    iCE40UP5K has no block RAM left for.
     """
 
     n: int
@@ -102,6 +106,7 @@ class CoreConfig:
     weight_memory: str = "dual"
     neurons_per_cycle: int = 1
     pot_banks: int = 1
+    spike_counters: bool = True
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -120,6 +125,8 @@ class CoreConfig:
         if self.neurons_per_cycle not in (1, 2) or self.neurons_per_cycle > self.lanes:
             raise ValueError(f"CoreConfig.neurons_per_cycle = {self.neurons_per_cycle!r}: allowed 1, or 2 with "
                              f"at least 2 lanes (lanes = {self.lanes})")
+        if not isinstance(self.spike_counters, bool):
+            raise ValueError(f"CoreConfig.spike_counters = {self.spike_counters!r}: allowed True or False")
         words = self.n // self.lanes
         banks = self.pot_banks
         if not isinstance(banks, int) or banks < 1 or banks & (banks - 1) or words % banks:
@@ -253,6 +260,8 @@ class CoreConfig:
             key += f"_p{self.neurons_per_cycle}"
         if self.pot_banks != 1:
             key += f"_b{self.pot_banks}"
+        if not self.spike_counters:
+            key += "_nc"
         return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 

@@ -80,9 +80,12 @@ def _layout(config, hello, probe_chunk):
     progress = var("progress", 8)
     hello_at = var("hello", len(hello), hello)
     masks = var("masks", 8, [1 << i for i in range(8)])
-    # The table of tables: 8 bytes per (family, table < 4): space | 0x80 when it exists, word bytes, depth.
+    # The table of tables: 8 bytes per (family, table < 4): space | 0x80 when it exists (the
+    # core has it: not spike_counts without its counters), word bytes, depth.
     infos = [0] * (8 * 16)
     for info in memory_tables(shape):
+        if info.name == "spike_counts" and not config.spike_counters:
+            continue                        # absent: a request for it is BAD_ADDRESS
         if info.depth >= 1 << 24:
             raise BuildError(f"table {info.name} has {info.depth} words; the link addresses at most 2**24")
         if info.word_bytes > _MAX_WORD_BYTES:
@@ -98,6 +101,7 @@ def _layout(config, hello, probe_chunk):
     # this RUN has SUBSET and GENERATED, and whether the record being collected is
     # a step's spikes under SUBSET (the mask applies) rather than its inputs.
     subset, generated, masked = var("subset"), var("generated"), var("masked")
+    quiet = var("quiet")            # RunFlags.NO_RECORDS of this RUN (the bit itself, or 0)
     # The bytes of rmask up to its last nonzero one (an address list of a SUBSET record
     # only looks at those), and the bytes `record` looks at for a list.
     rmask_end, r_end = var("rmask_end", 1, [bitmap_n]), var("r_end")
@@ -114,7 +118,7 @@ def _layout(config, hello, probe_chunk):
         rmask_end=rmask_end, run_seq=run_seq, running=running, shape=shape, size=size, spikes=spikes,
         status=status, steps=steps, subset=subset, t_space=t_space, t_wb=t_wb, table_info=table_info, ti=ti,
         tlen=tlen, tmp=tmp, value_bytes=value_bytes, want_inputs=want_inputs, config=config, hello=hello,
-        probe_chunk=probe_chunk)
+        probe_chunk=probe_chunk, quiet=quiet)
 
 
 def _macros(a, v):
@@ -347,10 +351,12 @@ def _c_record(a, v):
     a.ldi(0); a.st((bitmap - 1) + X); a.txa(); a.cmpi(bitmap_n); a.jnz("record_copy")
     a.ldi(Status.OK); a.st(status); a.jmp("answer")
     a.label("record_bad")           # a neuron >= n: refused, the mask as it was, the bitmap cleared
+    a.call("clear_bitmap"); a.jmp("refuse_bad_value")
+    a.label("clear_bitmap")         # the spike bitmap's bytes to 0
     a.ldx(0)
-    a.label("record_clear")
-    a.ldi(0); a.st(bitmap + X); a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("record_clear")
-    a.jmp("refuse_bad_value")
+    a.label("clear_bitmap_byte")
+    a.ldi(0); a.st(bitmap + X); a.inx(); a.txa(); a.cmpi(bitmap_n); a.jnz("clear_bitmap_byte")
+    a.ret()
 
 
 def _c_memory(a, v):
@@ -437,11 +443,11 @@ def _c_memory(a, v):
 def _c_run(a, v):
     """RUN: the request checked, then the steps, their inputs collected and their spikes taken."""
     (M, P, bitmap, bitmap_m, cnt, dec, dec16, end_flags, generated, h_cmd, h_len, h_seq, inc16, inputs_due, jne16,
-     kk, lo, masked, masks, n, n_used, pending, probe, rec, rmask, run_seq, running, set_tlen, spikes, status,
-     steps, subset, tmp, want_inputs) = (
+     kk, lo, masked, masks, n, n_used, pending, probe, quiet, rec, rmask, run_seq, running, set_tlen, spikes,
+     status, steps, subset, tmp, want_inputs) = (
         v.M, v.P, v.bitmap, v.bitmap_m, v.cnt, v.dec, v.dec16, v.end_flags, v.generated, v.h_cmd, v.h_len, v.h_seq,
         v.inc16, v.inputs_due, v.jne16, v.kk, v.lo, v.masked, v.masks, v.n, v.n_used, v.pending, v.probe,
-        v.rec, v.rmask, v.run_seq, v.running, v.set_tlen, v.spikes, v.status, v.steps, v.subset, v.tmp,
+        v.quiet, v.rec, v.rmask, v.run_seq, v.running, v.set_tlen, v.spikes, v.status, v.steps, v.subset, v.tmp,
         v.want_inputs)
     # ---- RUN ----
     a.label("c_run")
@@ -451,12 +457,17 @@ def _c_run(a, v):
     a.st(P(_W.STIM_RESET))
     a.ld(P(_R.STIM)); a.st(steps); a.ld(P(_R.STIM)); a.st(steps + 1)
     a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS | RunFlags.SUBSET
-                                            | RunFlags.GENERATED) & 0xFF)
+                                            | RunFlags.GENERATED | RunFlags.NO_RECORDS) & 0xFF)
     a.jnz("refuse_bad_value")
     a.ld(tmp); a.andi(RunFlags.PROBE | RunFlags.INPUTS); a.st(end_flags); a.andi(RunFlags.PROBE); a.st(probe)
     a.ld(tmp); a.andi(RunFlags.INPUTS); a.st(want_inputs)
     a.ld(tmp); a.andi(RunFlags.SUBSET); a.st(subset)
     a.ld(tmp); a.andi(RunFlags.GENERATED); a.st(generated)
+    # NO_RECORDS: no step record is ever pending (the spikes go into the bitmap, which
+    # the end of the RUN clears); not with PROBE or INPUTS.
+    a.ld(tmp); a.andi(RunFlags.NO_RECORDS); a.st(quiet); a.jz("run_records")
+    a.ld(end_flags); a.jnz("refuse_bad_value")
+    a.label("run_records")
     a.ldi(0); a.st(rec); a.st(rec + 1)
     # GENERATED: no input records; the payload ends with the flags.
     a.ld(generated); a.jz("run_record")
@@ -515,6 +526,9 @@ def _c_run(a, v):
     a.ld(pending); a.jz("run_end")
     a.call("step_record")
     a.label("run_end")
+    a.ld(quiet); a.jz("run_end_clear")
+    a.call("clear_bitmap")          # a NO_RECORDS run's spikes (a run with records cleared them as it sent them)
+    a.label("run_end_clear")
     a.ldi(0); a.st(running); a.st(P(_W.RUNNING)); a.st(status)
     a.ldi(Command.RUN); a.st(h_cmd); a.ld(run_seq); a.st(h_seq)     # remembered as the RUN's answer
     a.call("run_reply"); a.call("remember"); a.jmp("main")   # (its header went at the start)
@@ -570,7 +584,8 @@ def _c_run(a, v):
     a.call("step_record"); a.call("probes")
     a.ldi(0); a.jmp("run_next")
     a.label("run_no_probe")
-    a.st(P(_W.STEP_ACK)); a.ldi(1)  # the END record; the step record waits
+    a.st(P(_W.STEP_ACK))            # the END record; the step record waits (none with NO_RECORDS)
+    a.ldi(int(RunFlags.NO_RECORDS)); a.sub(quiet)
     a.label("run_next")
     a.st(pending); a.call("progress"); inc16(rec); a.jmp("run_step")
 

@@ -157,6 +157,10 @@ class Device(abc.ABC):
         # before a run that could take hours fails for memory at its end.
         snapshot_every = check_snapshot_budget(stim.shape[0], snapshot_every, (net.m + net.n, net.n))
         neurons = check_record_neurons(record_neurons, net.n)
+        if counts and not record and not snapshot_every:
+            rec = self._run_counts(stim, progress, rates, seed, record_neurons=neurons)
+            if rec is not None:
+                return rec
         rec = self._run(stim, record, snapshot_every, progress, rates, seed, record_neurons=neurons)
         return select_neurons(rec, neurons, bool(counts))
 
@@ -207,6 +211,15 @@ class Device(abc.ABC):
         `record_neurons` (checked, ascending; None: all) are the neurons `run` keeps: a
         backend may leave the others' spikes out (zero), as a board that records only
         those does; `run` selects the columns afterwards."""
+
+    def _run_counts(self, stimulus: np.ndarray, progress: Callable[[int, int], object] | None,
+                    rates: np.ndarray, seed: int | None, *, record_neurons: np.ndarray | None = None
+                    ) -> Recording | None:
+        """Backend part of `run(..., counts=True)` without probes or snapshots, for a device
+        that counts the spikes itself (a board: the line then carries no spikes): the
+        recording as `run` returns it (`counts` of `record_neurons`, `neurons`,
+        `step_count`, no `spikes`), or None to have `run` count the spikes of `_run`."""
+        return None
 
     @abc.abstractmethod
     def read_weights(self) -> np.ndarray:

@@ -36,7 +36,7 @@ from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
 from .records import decode_probe_record, decode_spikes, encode_bitmap, encode_run_request, run_request_size
 
-__all__ = ["Hello", "StepRecord", "LinkClient", "NOISY_ATTEMPTS", "NACK_SETTLE_S"]
+__all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ class LinkClient:
         self._pending = []          # decoded frames not handled yet
         self._next_step = None      # the running step counter the next record must carry
         self._abandoned_run = None  # (seq, timeout) of a RUN whose reader stopped early
-        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "stale_frames": 0, "nacks": 0}
+        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "stale_frames": 0, "nacks": 0,
+                      "bytes_out": 0, "bytes_in": 0}
 
     # -- the exchange ---------------------------------------------------------
     def _new_seq(self):
@@ -155,6 +156,7 @@ class LinkClient:
         data = self.transport.read(timeout)
         if not data:
             return []
+        self.stats["bytes_in"] += len(data)
         if logger.isEnabledFor(TRACE):
             logger.log(TRACE, "<< %s", hex_dump(data))
         return self._decoder.feed(data)
@@ -165,6 +167,7 @@ class LinkClient:
         logger.debug("-> %s seq %d, %d payload bytes%s", name, seq, length, f" (retry {attempt})" if attempt else "")
         if logger.isEnabledFor(TRACE):
             logger.log(TRACE, ">> %s", hex_dump(frame_bytes))
+        self.stats["bytes_out"] += len(frame_bytes)
         self.transport.write(frame_bytes)
 
     def _exchange(self, command, payload=b"", *, run=None, timeout=None):
@@ -261,7 +264,7 @@ class LinkClient:
                     self._pending.extend(items)  # whatever came after the reply
                     if status == Status.OK:
                         return item.payload[1:]
-                    raise LinkError(self._refusal(command, status))
+                    raise RefusedError(self._refusal(command, status), status)
                 else:
                     self.stats["stale_frames"] += 1
                     logger.debug("<- stale frame %s seq %d ignored (waiting for %s seq %d)",
@@ -461,7 +464,7 @@ class LinkClient:
         self._request(Command.SET_RECORD, encode_bitmap(neurons, n))
 
     def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False,
-            subset=False):
+            subset=False, records=True):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
@@ -484,13 +487,19 @@ class LinkClient:
         last `set_record` alone (`RunFlags.SUBSET`). A request whose steps have
         no host inputs goes without input records (`RunFlags.GENERATED`), so a
         run of generated inputs sends no bytes per step.
+
+        With `records=False` (not with `probe` or `inputs`) the device sends no
+        records at all (`RunFlags.NO_RECORDS`): it only counts each neuron's spikes
+        in its `spike_counts` table (`read_state(3, ...)`), and this yields nothing.
         """
         if self.device is None:
             raise LinkError("run: no session (call hello() first)")
         m = self.device.m
         steps = [self._indices(row, m) for row in stimulus]
+        if not records and (probe or inputs):
+            raise LinkError("run: records=False sends no records, so no probes or inputs either")
         flags = ((RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
-                 | (RunFlags.SUBSET if subset else 0))
+                 | (RunFlags.SUBSET if subset else 0) | (0 if records else RunFlags.NO_RECORDS))
         probed = (self.device.n if probe_neurons is None else int(probe_neurons)) if probe else 0
         if steps and self._next_step is None:
             self.status()  # learn the step counter, so the first record is checked too
@@ -512,7 +521,7 @@ class LinkClient:
             chunk = steps[start:end]
             quiet = RunFlags.GENERATED if quiet else 0
             yield from self._run_request(end - start, encode_run_request(chunk, m, flags | quiet), probed,
-                                         bool(inputs), start, lenient)
+                                         bool(inputs), start, lenient, records)
             start = end
 
     @staticmethod
@@ -523,9 +532,9 @@ class LinkClient:
             return [int(k) for k in row.nonzero()[0]]
         return [int(k) for k in row]
 
-    def _run_request(self, steps, payload, probed, inputs=False, index=0, lenient=False):
+    def _run_request(self, steps, payload, probed, inputs=False, index=0, lenient=False, records=True):
         first = self._next_step
-        run = _Run(first, steps, probed, inputs=inputs, index=index, lenient=lenient)
+        run = _Run(first, steps, probed, inputs=inputs, index=index, lenient=lenient, records=records)
         reply = yield from self._exchange(Command.RUN, payload, run=run)
         done = unpack_fields(RUN_REPLY_FIELDS, reply)["steps"] if len(reply) >= fields_size(RUN_REPLY_FIELDS) \
             else None
@@ -539,6 +548,9 @@ class LinkClient:
         `run`; returns the `StepRecord` that it completes, if any."""
         payload = frame.payload
         what = frame.code.name
+        if not run.records:
+            run.fail(f"{what} in a RUN without records (NO_RECORDS)")
+            return None
         if not payload or payload[0] != Status.OK:
             raise LinkError(f"{what} with status {payload[:1].hex() or 'missing'}")
         if frame.code == Command.PROBE_RECORD:
@@ -555,6 +567,14 @@ class LinkClient:
         return run.probe(step, first, v, i)
 
 
+class RefusedError(LinkError):
+    """The device refused a request: its reply's `status` (a `Status`) was not OK."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
 class _Run:
     """The records of one RUN request, checked against the step counter.
 
@@ -566,11 +586,13 @@ class _Run:
     `lenient`: a step whose records are out of place or missing is dropped
     (`dropped` counts them) and the others are handed out; only a step count
     that does not match the request is an error. `index` is the request's
-    first step's position in the caller's stimulus.
+    first step's position in the caller's stimulus. Without `records`
+    (NO_RECORDS) no record may come at all.
     """
 
-    def __init__(self, first, steps, probed, *, inputs=False, index=0, lenient=False):
+    def __init__(self, first, steps, probed, *, inputs=False, index=0, lenient=False, records=True):
         self.first, self.steps, self.probed, self.want_inputs = first, steps, probed, bool(inputs)
+        self.records = bool(records)
         self.index, self.lenient = index, lenient
         self.received = set()  # offsets of the steps handed out
         self.error = None
@@ -704,8 +726,9 @@ class _Run:
         if self._inputs is not None:
             self.fail(f"input record of step {self._inputs[0]} without its step record")
             self._inputs = None
-        if self.error is None and (done != self.steps or (len(self.received) != self.steps and not self.lenient)):
+        whole = self.steps if self.records else 0
+        if self.error is None and (done != self.steps or (len(self.received) != whole and not self.lenient)):
             self.lenient = False  # a step count that does not match is never a line fault
-            missing = self.steps - len(self.received)
+            missing = whole - len(self.received)
             self.fail(f"the device reports {done} steps done and {len(self.received)} whole step records "
                       f"arrived" + (f" (steps {self._due()}.. lost)" if missing > 0 else ""))

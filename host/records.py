@@ -131,7 +131,8 @@ def encode_run_request(stimulus, m, flags=0):
     `LinkError` when the request would exceed `MAX_PAYLOAD` (split the
     stimulus into several requests) or a flag is unknown. With
     `RunFlags.GENERATED` the request holds no records (every step must be
-    empty: the inputs come from the stimulus generator alone).
+    empty: the inputs come from the stimulus generator alone); `RunFlags.NO_RECORDS`
+    goes with neither PROBE nor INPUTS.
     """
     flags = int(flags)
     known = 0
@@ -140,6 +141,8 @@ def encode_run_request(stimulus, m, flags=0):
     if flags & ~known:
         names = ", ".join(f"{flag.name}=0x{int(flag):02X}" for flag in RunFlags)
         raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: {names})")
+    if flags & RunFlags.NO_RECORDS and flags & (RunFlags.PROBE | RunFlags.INPUTS):
+        raise LinkError("RUN flag NO_RECORDS sends no records: not with PROBE or INPUTS")
     rows = [_spike_indices(row, m) for row in stimulus]
     if flags & RunFlags.GENERATED:
         busy = next((t for t, row in enumerate(rows) if len(row)), None)

@@ -17,7 +17,14 @@ and the simulated board (`open_device("rtl")`, through its pseudo-terminal).
   the seed register when a seed is given (which sets the generator state g),
   streams the stimulus in RUN requests, collects spikes (and the v, i probes
   and the input sets U), reads the weights back every `snapshot_every` steps
-  and at the end, and returns a `Recording` like the golden model's.
+  and at the end (at the end only when the network learns: otherwise they are
+  the network's own), and returns a `Recording` like the golden model's.
+- `run(..., counts=True)` without probes or snapshots lets a device with spike
+  counters (every build but the iCEBreaker's, which counts from the records) count:
+  its RUN requests ask for no records (`RunFlags.NO_RECORDS`), and the host reads
+  the recorded neurons' spike counters (table `spike_counts`, 16 bits) before
+  the run and after every span of at most `checkpoint_steps` steps (so that no
+  counter wraps unseen), and adds up the differences. No spike crosses the line.
 - `reset_state()` is RESET_STATE, which sets g to the seed register: the
   seed last given (1 after load).
 - A spoilt step record cannot be asked for again (the device keeps no
@@ -40,20 +47,21 @@ import numpy as np
 from .device import Capabilities, Device
 from .errors import LinkError
 from .golden import Recording
-from .link import LinkClient
+from .link import LinkClient, RefusedError
 from .transport import SerialTransport
 from neurofabric.contract.bauds import AUTO_BAUDS
-from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
+from neurofabric.contract.device import (NEURON_PARAMS_WORD, SPIKE_COUNT_BITS, WRITABLE_GLOBALS, neuron_params_fields,
                                          network_register_values, register, register_address)
-from neurofabric.contract.protocol import table_key
+from neurofabric.contract.protocol import Status, table_key
 from .memory_map import decode_global, encode_global, pack_weights, pack_word, unpack_weights
 
 __all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name", "open_serial_device"]
 
 logger = logging.getLogger(__name__)
 
-#: (family, table id) of the generator's rates.
+#: (family, table id) of the generator's rates, and of the core's spike counters.
 _RATES = table_key("rates")
+_COUNTS = table_key("spike_counts")
 _SEED_ADDRESS = register_address("seed")
 _GEN_STATE_ADDRESS = register_address("gen_state")
 
@@ -108,6 +116,7 @@ class SerialDevice(Device):
         self.period_cycles = int(period_cycles)
         self.max_steps = int(max_steps)
         self._record_mask = None        # the neurons the device's SET_RECORD holds, as last sent
+        self._counters = None           # whether the device has spike counters (asked at the first counts run)
         self.recover = bool(recover)
         self.checkpoint_steps = max(1, int(checkpoint_steps))
         #: Spans of steps run again from their checkpoint because records were lost.
@@ -262,13 +271,56 @@ class SerialDevice(Device):
             if snapshot_every and end % snapshot_every == 0 and end > 0:
                 snaps.append(self.read_weights())
                 snap_steps.append(end)
-        recording = Recording(spikes=spikes, weights=self.read_weights(), input_spikes=stimulus.astype(np.uint8),
+        recording = Recording(spikes=spikes, weights=self._weights_after(), input_spikes=stimulus.astype(np.uint8),
                               v=probes.get("v"), i=probes.get("i"), inputs=inputs_seen)
         if snapshot_every:
             recording.weight_snapshots = (np.stack(snaps) if snaps
                                           else np.zeros((0, net.m + net.n, net.n), np.int64))
             recording.snapshot_steps = np.array(snap_steps, np.int64)
         return recording
+
+    def _has_counters(self):
+        """Whether the device has its spike counters (a build without them, the iCEBreaker's,
+        refuses their table with BAD_ADDRESS); asked once per session."""
+        if self._counters is None:
+            try:
+                self.client.read_table(*_COUNTS, 0, 1)
+                self._counters = True
+            except RefusedError as exc:
+                if exc.status != Status.BAD_ADDRESS:
+                    raise
+                logger.info("%s: no spike counters on the device; counting spikes from the step records",
+                            self._capabilities.kind)
+                self._counters = False
+        return self._counters
+
+    def _run_counts(self, stimulus, progress, rates, seed, *, record_neurons=None):
+        if not self._has_counters():
+            return None
+        net, client = self.network, self.client
+        steps = stimulus.shape[0]
+        self._set_generator(rates, seed)
+        neurons = np.arange(net.n) if record_neurons is None else np.asarray(record_neurons, np.int64)
+        lo, hi = (int(neurons[0]), int(neurons[-1]) + 1) if neurons.size else (0, 0)
+
+        def counters():     # the counters of neurons lo .. hi-1
+            return np.array(client.read_table(*_COUNTS, lo, hi - lo) if hi > lo else [], np.int64)
+
+        inputs = [np.flatnonzero(row) for row in stimulus]
+        span = min(self.checkpoint_steps, (1 << SPIKE_COUNT_BITS) - 1)   # a neuron spikes at most once a step
+        before = counters()
+        total = np.zeros(hi - lo, np.int64)
+        for start in range(0, steps, span):
+            end = min(steps, start + span)
+            for _ in client.run(inputs[start:end], max_steps=self.max_steps, records=False):
+                pass        # (none come)
+            after = counters()
+            total += (after - before) % (1 << SPIKE_COUNT_BITS)
+            before = after
+            if progress is not None:
+                progress(end, steps)
+        return Recording(spikes=None, weights=self._weights_after(), input_spikes=stimulus.astype(np.uint8),
+                         neurons=record_neurons, counts=total[neurons - lo], step_count=steps)
 
     def _run_span(self, inputs, start, end, probe, want_inputs=False, subset=False):
         """The `StepRecord`s of steps `start` .. `end`-1, in order (see the
@@ -297,6 +349,11 @@ class SerialDevice(Device):
         lost = ", ".join(str(start + k) for k in missing[:8]) + (", ..." if len(missing) > 8 else "")
         raise LinkError(f"steps {start}..{end - 1}: the records of steps {lost} were spoilt on the line in each "
                         f"of {client.retries + 1} runs from the checkpoint")
+
+    def _weights_after(self):
+        """The weights at the end of a run: read back when the network learns; otherwise the
+        network's own (weights change only by learning), which spares the line their bytes."""
+        return self.read_weights() if self._learns() else np.array(self.network.weights, np.int64)
 
     def _learns(self):
         net = self.network

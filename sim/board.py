@@ -457,6 +457,10 @@ class SimulatedBoardDevice(Device):
         return self.serial._run(stimulus, record, snapshot_every, progress, rates, seed,
                                 record_neurons=record_neurons)
 
+    def _run_counts(self, stimulus, progress, rates, seed, *, record_neurons=None):
+        # The board counts the spikes itself, as a real one does.
+        return self.serial._run_counts(stimulus, progress, rates, seed, record_neurons=record_neurons)
+
     def read_weights(self):
         self._need_network()
         return self.serial.read_weights()

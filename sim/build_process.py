@@ -51,6 +51,8 @@ def _signals_noted(caught):
     previous = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue        # ignored (a background job's SIGINT): it stays ignored, the build goes on
             previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
         yield
     finally:

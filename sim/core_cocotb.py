@@ -18,6 +18,7 @@ import numpy as np
 
 import cocotb
 
+from neurofabric.contract.device import SPIKE_COUNT_BITS
 from neurofabric.hdl.core_ports import CoreConfig, Reg, Space
 from neurofabric.host.generator import sequence
 from neurofabric.host.golden import GoldenModel
@@ -116,13 +117,17 @@ def u_mismatch(step, golden, res, m):
     return first_mismatch(step, "inputs", golden.u.astype(int), res.input_bits(m).astype(int))
 
 
-async def check_state(tb, golden, step):
+async def check_state(tb, golden, step, counts):
+    """The mismatches of the core's weights and state with the golden model's, and of its
+    spike counters with `counts` (each neuron's spikes since the last reset)."""
     weights = await tb.read_weights()
     problems = [first_mismatch(step, "weights", golden.weights, weights)]
     state = await tb.read_state()
     for key in ("v", "i", "r", "y", "x"):
         problems.append(first_mismatch(step, key, getattr(golden, key), state[key]))
     problems.append(first_mismatch(step, "s", golden.s.astype(np.int64), state["s"]))
+    if "count" in state:
+        problems.append(first_mismatch(step, "count", np.asarray(counts) % (1 << SPIKE_COUNT_BITS), state["count"]))
     return [p for p in problems if p]
 
 
@@ -147,8 +152,10 @@ async def core_matches_golden(dut, case):
     report = case.get("report_inputs", True)
     steps = stim.shape[0]
     check_at = {steps // 2, steps} if steps > 1 else {steps}
+    counts = np.zeros(net.n, np.int64)          # each neuron's spikes since the load's reset
     for t in range(steps):
         expected = golden.step(stim[t], rates)
+        counts += expected
         res = await tb.step(stim[t], probe=True, report_inputs=report)
         got = np.zeros(net.n, bool)
         got[res.spikes] = True
@@ -158,7 +165,7 @@ async def core_matches_golden(dut, case):
             assert problem is None, f"case {case}: {problem}"
         assert res.spikes == sorted(res.spikes), f"step {t}: spikes out of order {res.spikes}"
         if t + 1 in check_at:
-            problems = await check_state(tb, golden, t)
+            problems = await check_state(tb, golden, t, counts)
             assert not problems, f"case {case}: " + "; ".join(problems)
     assert await tb.read_reg(Reg.STEPS_DONE) == steps
     assert await tb.read_gen_state() == golden.g, f"case {case}: generator state after {steps} steps"
@@ -166,7 +173,8 @@ async def core_matches_golden(dut, case):
 
 @cocotb.test()
 async def state_persists_and_resets(dut):
-    """Runs continue from the state; RESET_STATE clears state, keeps weights and sets g to the seed."""
+    """Runs continue from the state; RESET_STATE clears state and the spike counters, keeps
+    weights and sets g to the seed."""
     tb = CoreTB(dut, CONFIG)
     await tb.start()
     case = {"seed": 4242, "learn": 1, "steps": 12, "rate": 0.3, "gen_rate": 0.2}
@@ -178,14 +186,20 @@ async def state_persists_and_resets(dut):
     await tb.write_seed(0xDEADBEEF)
     golden = GoldenModel(net)
     golden.set_seed(0xDEADBEEF)
+    counts = np.zeros(net.n, np.int64)
     for t in range(6):
-        golden.step(stim[t], rates)
+        counts += golden.step(stim[t], rates)
         await tb.step(stim[t])
     assert await tb.read_gen_state() == golden.g != 0xDEADBEEF
+    if CONFIG.spike_counters:
+        assert list((await tb.read_state())["count"]) == list(counts)
+        # The host may write the counters; the reset clears them.
+        await tb.write_many([(Space.COUNT, j, (0xFFF0 + 37 * j) % 65536) for j in range(net.n)])
+        assert list((await tb.read_state())["count"]) == [(0xFFF0 + 37 * j) % 65536 for j in range(net.n)]
     await tb.reset_state()
     golden.reset()
     assert await tb.read_gen_state() == golden.g == 0xDEADBEEF
-    problems = await check_state(tb, golden, 6)
+    problems = await check_state(tb, golden, 6, np.zeros(net.n))     # the reset cleared the counts
     assert not problems, "; ".join(problems)
     for t in range(6, 12):
         expected = golden.step(stim[t], rates)
@@ -210,10 +224,12 @@ async def duplicate_and_out_of_range_inputs(dut):
     golden = GoldenModel(net)
     rng = np.random.default_rng(5)
     overlaps = 0
+    counts = np.zeros(net.n, np.int64)
     for t in range(8):
         inputs = rng.random(net.m) < 0.5
         g_before = golden.g
         expected = golden.step(inputs, rates)
+        counts += expected
         overlaps += int((inputs & golden.u & (rates > 0)).sum())
         raw = list(np.flatnonzero(inputs)) * 2 + list(range(net.m, CONFIG.m))
         rng.shuffle(raw)
@@ -222,7 +238,7 @@ async def duplicate_and_out_of_range_inputs(dut):
         assert first_mismatch(t, "i", golden.i, res.i) is None
         assert u_mismatch(t, golden, res, net.m) is None
     assert overlaps > 0
-    problems = await check_state(tb, golden, 8)
+    problems = await check_state(tb, golden, 8, counts)
     assert not problems, "; ".join(problems)
     assert await tb.read_gen_state() == golden.g
 

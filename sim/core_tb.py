@@ -227,12 +227,15 @@ class CoreTB:
         return out[:, :net.n]
 
     async def read_state(self):
-        """A dict of the network's state arrays: v, i, r, s, y (n') and x (m'+n')."""
+        """A dict of the network's state arrays: v, i, r, s, y, count (the spike counters,
+        when the core has them; n') and x (m'+n')."""
         net, cfg = self.network, self.cfg
         words = await self.read_many([(Space.STATE, j) for j in range(net.n)])
         fields = [unpack(cfg.neuron_state_layout, w) for w in words]
         state = {key: np.array([f[key] for f in fields], np.int64) for key in ("v", "i", "r", "s")}
         state["y"] = np.array(await self.read_many([(Space.POST_TRACE, j) for j in range(net.n)]), np.int64)
+        if cfg.spike_counters:
+            state["count"] = np.array(await self.read_many([(Space.COUNT, j) for j in range(net.n)]), np.int64)
         state["x"] = np.array(await self.read_many([(Space.PRE_TRACE, self._row(k))
                                                     for k in range(net.m + net.n)]), np.int64)
         return state

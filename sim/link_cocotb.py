@@ -124,7 +124,7 @@ async def every_error_code(dut):
                         "params word cut short")
 
     for command, table in ((Command.READ_GLOBALS, 1), (Command.READ_PARAMS, 4), (Command.READ_WEIGHTS, 1),
-                           (Command.READ_STATE, 3), (Command.READ_STATE, 255)):
+                           (Command.READ_STATE, 4), (Command.READ_STATE, 255)):
         await expect_status(tb, command, memory_request(table, 0, 1), Status.BAD_ADDRESS, f"table {table}")
     await expect_status(tb, Command.WRITE_GLOBALS, memory_request(7, 0, 1) + b"\x00" * 4, Status.BAD_ADDRESS,
                         "write to table 7")
@@ -159,7 +159,10 @@ async def every_error_code(dut):
     await expect_status(tb, Command.RUN, good + b"\x00", Status.BAD_LENGTH, "RUN with a byte after the records")
     await expect_status(tb, Command.RUN, pack_fields((("steps", 2), ("flags", 1)), steps=3, flags=0) + good[3:],
                         Status.BAD_LENGTH, "RUN with fewer records than steps")
-    await expect_status(tb, Command.RUN, good[:2] + b"\x10" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    await expect_status(tb, Command.RUN, good[:2] + b"\x20" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    for flag in (RunFlags.PROBE, RunFlags.INPUTS):
+        await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.NO_RECORDS | flag]) + good[3:],
+                            Status.BAD_VALUE, f"RUN with NO_RECORDS and {flag.name}")
     await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.GENERATED]) + good[3:], Status.BAD_LENGTH,
                         "RUN flagged GENERATED with input records")
     bad_step = bytearray(good)

@@ -213,13 +213,22 @@ def test_the_reference_streams_cost_a_round_trip_per_run_exchange_and_generated_
         assert slow < link.stream_steps_per_s(stream, baud, 1e-3) < 1 / wire_s
     assert link.stream_steps_per_s(generated, baud, 1e-3) > link.stream_steps_per_s(raster, baud, 1e-3)
     assert link.stream_steps_per_s(recorded, baud, 1e-3) > link.stream_steps_per_s(generated, baud, 1e-3)
+    # Counts only: no records, the counters (2 bytes a neuron) read before and after the 600 steps,
+    # each read an exchange of its own with its round trip.
+    counted = streams["generated_counts"]
+    assert counted["input"]["data_bytes"] == 0 and counted["exchanges"] == counted["run_requests"] + 2
+    assert counted["output"]["data_bytes"] == pytest.approx(2 * 2 * n / steps)
+    assert counted["both"]["wire_bytes"] < recorded["both"]["wire_bytes"] / 5
+    slow = link.stream_steps_per_s(counted, baud, 16e-3)
+    assert slow == pytest.approx(1 / (counted["both"]["wire_bytes"] * 10 / baud + counted["exchanges"] * 16e-3 / steps))
+    assert link.stream_steps_per_s(counted, baud, 1e-3) > 3 * link.stream_steps_per_s(recorded, baud, 1e-3)
 
 
 def test_the_firmware_takes_fewer_cycles_for_fewer_spikes_and_recorded_neurons():
     """The firmware's cycles per step on the instruction-set simulator: more with host inputs to
     feed, more with more spikes to take, fewer with 32 neurons recorded (a shorter record)."""
     cycles = {case: link.firmware_cycles_per_step(256, 256, case, 0.1, steps=16) for case in link.LINK_CASES}
-    assert cycles["generated_32"] < cycles["generated"] < cycles["full_raster"]
+    assert cycles["generated_counts"] < cycles["generated_32"] < cycles["generated"] < cycles["full_raster"]
     assert link.firmware_cycles_per_step(256, 256, "generated", 0.02, steps=16) < 0.6 * cycles["generated"]
     # Each spike of 512 neurons costs more than one of 256 (two-byte neuron numbers).
     assert link.firmware_cycles_per_step(512, 256, "generated", 0.1, steps=16) > 2 * cycles["generated"]
@@ -309,6 +318,11 @@ def test_tiny_run_has_every_key_and_writes_the_page(tiny_run):
     assert "tiny run" in page and "## Link" in page and "```python" not in page
     assert "`end_to_end_vs_golden`" in page and "steps/s, `generated_32`, 1 ms" in page
     assert "`generated_32`: cycles / steps per second" in page      # the firmware's limit
+    assert "steps/s, `generated_counts`, 1 ms" in page and "measured through the pty" in page
+    # The iCEBreaker has no spike counters: its host counts from every neuron's records.
+    ice, ulx = results["link"]["boards"]["icebreaker"], results["link"]["boards"]["ulx3s-45f"]
+    assert not ice["spike_counters"] and ice["steps_per_s"]["generated_counts"] == ice["steps_per_s"]["generated"]
+    assert ulx["spike_counters"] and ulx["steps_per_s"]["generated_counts"] > ulx["steps_per_s"]["generated_32"]
     for name in OPEN_TOOL_BOARDS:
         b, link_b = results["boards"][name], results["link"]["boards"][name]
         limits = (link_b["steps_per_s"]["generated_32"], link_b["firmware_steps_per_s"]["generated_32"])

@@ -202,7 +202,7 @@ from neurofabric.host.errors import DeviceError  # noqa: E402
 from neurofabric.host.faults import Fault, FaultyTransport  # noqa: E402
 from neurofabric.host.serial_device import SerialDevice  # noqa: E402
 from neurofabric.contract.model import CORE_MODEL_VERSION, Widths  # noqa: E402
-from neurofabric.contract.protocol import PROTOCOL_VERSION  # noqa: E402
+from neurofabric.contract.protocol import PROTOCOL_VERSION, table_key  # noqa: E402
 
 #: The two boards of these tests (each built once, then cached in build/board/):
 #: default widths, and narrow widths with 2 lanes.
@@ -341,6 +341,42 @@ def test_neurons_recorded_on_the_board_equal_the_golden_model(rtl, seed, learn):
             assert_same(rec, want, ("spikes", "weights") + (("v",) if "record" in options else ()))
         assert (rec.neurons is None) == ("record_neurons" not in options)
     assert want.spikes.sum() > 0 and rtl.serial._record_mask == (0, 1, 9)
+
+
+@pytest.mark.parametrize("learn", [1, 0])
+def test_spike_counts_come_from_the_board_and_the_line_carries_no_spikes(rtl, learn):
+    """counts=True on the board: RUNs without records (NO_RECORDS) and the board's spike
+    counters read between spans, the counts equal the golden model's, across spans, across
+    counters that wrap past 2**16, with host and generated inputs; the same run with
+    records (SUBSET) takes far more bytes from the line, and a run after it is whole."""
+    rng = np.random.default_rng(40 + learn)
+    net = nf.random_network(16, 8, seed=40 + learn, learn=learn, density=0.6)
+    rates = rng.integers(3000, 20000, net.m)
+    stim = rng.random((230, net.m)) < 0.1
+    gold = GoldenDevice()
+    for device in (rtl, gold):
+        device.load(net)
+    serial, client = rtl.serial, rtl.serial.client
+    client.write_table(*table_key("spike_counts"), 0, [0xFFFF - j for j in range(16)])   # about to wrap
+    span, serial.checkpoint_steps = serial.checkpoint_steps, 100     # spans of 100, 100 and 30 steps
+    try:
+        before = client.stats["bytes_in"]
+        rec = rtl.run(stim, rates=rates, counts=True, record_neurons=[1, 4, 5, 14])
+        counted = client.stats["bytes_in"] - before
+        whole = rtl.run(None, steps=50, counts=True)
+    finally:
+        serial.checkpoint_steps = span
+    want = gold.run(stim, rates=rates, counts=True, record_neurons=[1, 4, 5, 14])
+    want_whole = gold.run(None, steps=50, counts=True)
+    assert rec.spikes is None and rec.step_count == 230 and list(rec.neurons) == [1, 4, 5, 14]
+    assert np.array_equal(rec.counts, want.counts) and want.counts.max() > 16     # a counter wrapped
+    assert np.array_equal(rec.weights, want.weights) and np.array_equal(whole.counts, want_whole.counts)
+    for device in (rtl, gold):
+        device.reset_state()
+    before = client.stats["bytes_in"]
+    recorded = rtl.run(stim, rates=rates, record_neurons=[1, 4, 5, 14])
+    assert client.stats["bytes_in"] - before > 4 * counted     # every step's record against 3 reads
+    assert_same(recorded, gold.run(stim, rates=rates, record_neurons=[1, 4, 5, 14]), ("spikes", "weights"))
 
 
 @pytest.mark.parametrize("seed, learn", [(11, 1), (12, 0), (13, 1)])

@@ -43,10 +43,15 @@ def wait_until(condition, timeout_s, what):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def start_fake_build(tmp_path, marker):
-    """A Python process running a "build" that starts two long-lived children, as make starts compilers."""
+def start_fake_build(tmp_path, marker, sigint="signal.default_int_handler"):
+    """A Python process running a "build" that starts two long-lived children, as make starts compilers;
+    `sigint` is its SIGINT handler."""
+    # Ctrl-C raises KeyboardInterrupt, as at a terminal, even when this test runs in a
+    # background job, whose children inherit SIGINT ignored.
     script = textwrap.dedent(f"""
+        import signal
         import sys
+        signal.signal(signal.SIGINT, {sigint})
         from neurofabric.sim.build_process import run_build
         cmd = ["sh", "-c", "sleep 300 {marker} & sleep 300 {marker} & wait"]
         try:
@@ -62,6 +67,15 @@ def start_fake_build(tmp_path, marker):
     return proc
 
 
+def kill_fake_build(proc, marker):
+    """Whatever of a fake build is left, killed."""
+    for pid in processes_matching(marker):
+        os.kill(pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 @pytest.mark.parametrize("sig, exit_code", [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
 def test_a_signal_during_a_build_stops_every_process_of_the_build(tmp_path, sig, exit_code):
     marker = f"{1000 + os.getpid() % 1000}.{sig.value}"
@@ -74,11 +88,23 @@ def test_a_signal_during_a_build_stops_every_process_of_the_build(tmp_path, sig,
         assert (out.strip() == "interrupted") == (sig == signal.SIGINT)
         wait_until(lambda: not processes_matching(marker), 10, "the build's processes to exit")
     finally:
-        for pid in processes_matching(marker):
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_fake_build(proc, marker)
+
+
+def test_a_process_that_ignores_sigint_keeps_its_build_through_a_sigint(tmp_path):
+    """A background job ignores SIGINT: its build goes on through one, and SIGTERM still stops all of it."""
+    marker = f"{3000 + os.getpid() % 1000}.2"
+    proc = start_fake_build(tmp_path, marker, sigint="signal.SIG_IGN")
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None and len([p for p in processes_matching(marker) if p != proc.pid]) >= 3
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGTERM
+        wait_until(lambda: not processes_matching(marker), 10, "the build's processes to exit")
+    finally:
+        kill_fake_build(proc, marker)
 
 
 def test_an_exception_during_a_build_stops_the_build(tmp_path, monkeypatch):

@@ -153,8 +153,9 @@ def test_auto_cells_follow_the_platform():
 #: name -> (config, weight cells, number of random cases, case template)
 CONFIGS = {
     # Two lanes of 8 bits: one SPRAM word per weight word, as on the iCEBreaker
-    # (with its short pipeline: a word written back one cycle after its read).
-    "spram_l2": (CoreConfig(n=16, m=16, lanes=2, weight_memory="spram"), "model", 60,
+    # (with its short pipeline: a word written back one cycle after its read), and
+    # like it without spike counters.
+    "spram_l2": (CoreConfig(n=16, m=16, lanes=2, weight_memory="spram", spike_counters=False), "model", 60,
                  dict(steps=20, rate=0.3)),
     # Odd m and narrow widths: the input-to-neuron jump of the potentiation sweep
     # repeats a row parity; a 4 x 5-bit word pads its SPRAM tiles; networks

@@ -37,7 +37,9 @@ class FakeDevice(Transport):
     i = j - 3 * step (see `expected_probes`). U is the host's inputs and those
     of the stimulus generator of spec 5.0 (xorshift32 state `g` advanced
     m_used times a step, the rates table, the seed and gen_state registers;
-    RESET_STATE sets g to the seed). `lose_records` names steps whose
+    RESET_STATE sets g to the seed). Its spike counters (table spike_counts,
+    16 bits) count every neuron's spikes; a RUN with NO_RECORDS sends no
+    records (with PROBE or INPUTS it is BAD_VALUE). `lose_records` names steps whose
     STEP_RECORD is never sent, `lose_inputs` steps whose INPUT_RECORD is
     never sent, `lose_probes` (step, first neuron) probe records never sent;
     `silent` makes it answer nothing.
@@ -46,11 +48,13 @@ class FakeDevice(Transport):
     name = "fake device"
 
     def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), lose_inputs=(),
-                 silent=False, probe_chunk=None):
+                 silent=False, probe_chunk=None, counters=True):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
         self.shape = CoreShape(n, m, S, W, T, lanes)
         self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
         self.tables = {key: [0] * info.depth for key, info in self.infos.items()}
+        if not counters:        # a build without spike counters: their table is BAD_ADDRESS
+            del self.tables[table_key("spike_counts")]
         self.lose_records = set(lose_records)
         self.lose_probes = set(lose_probes)
         self.lose_inputs = set(lose_inputs)
@@ -176,6 +180,9 @@ class FakeDevice(Transport):
     def _run(self, seq, payload):
         req = unpack_fields(RUN_REQUEST_FIELDS, payload)
         offset = fields_size(RUN_REQUEST_FIELDS)
+        quiet = req["flags"] & RunFlags.NO_RECORDS
+        if quiet and req["flags"] & (RunFlags.PROBE | RunFlags.INPUTS):
+            return Status.BAD_VALUE, b""
         stimulus = []
         for t in range(req["steps"]):
             if req["flags"] & RunFlags.GENERATED:       # no input records: no host inputs
@@ -196,8 +203,15 @@ class FakeDevice(Transport):
                 self.g = xorshift32(self.g)
                 if self.g >> 16 < rates[k]:
                     u.add(k)
+            counts = self.tables.get(table_key("spike_counts"), [0] * self.n)
+            for j in range(self.n):
+                if j % self.m in u:
+                    counts[j] = (counts[j] + 1) & 0xFFFF
             spikes = [j for j in range(self.n) if j % self.m in u
                       and (j in self.record or not req["flags"] & RunFlags.SUBSET)]
+            if quiet:
+                self.step += 1
+                continue
             if req["flags"] & RunFlags.INPUTS and self.step not in self.lose_inputs:
                 self._send(Command.INPUT_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, sorted(u), self.m))
             if self.step not in self.lose_records:
@@ -808,3 +822,47 @@ def test_serial_device_records_only_the_neurons_asked_for_on_the_device():
     device.load(net)
     device.run(stim, record_neurons=[1, 4, 9, 15])
     assert [p[2] for p in part_dev.run_payloads] == [RunFlags.SUBSET]
+
+
+@pytest.mark.parametrize("rate, counters", [(0.0, True), (0.2, True), (0.2, False)])
+def test_serial_device_counts_spikes_on_the_device_through_a_faulty_line(rate, counters):
+    """counts=True: RUNs with NO_RECORDS, no step record on the line, the spike counters
+    read before the run and after each span (a counter that wraps past 2**16 included), and
+    the counts equal those of the spikes recorded step by step, with frames dropped,
+    corrupted, cut and duplicated in both directions. A device without counters (BAD_ADDRESS
+    for their table) gets RUNs with records and the host counts, to the same counts."""
+    import neurofabric as nf
+    from neurofabric.host.serial_device import SerialDevice
+    net = nf.random_network(16, 8, seed=5, learn=0)
+    rng = np.random.default_rng(5)
+    stim = rng.random((95, 8)) < 0.3
+    dev = FakeDevice(n=16, m=8, counters=counters)
+    faulty = FaultyTransport(dev, rate=rate, seed=11,
+                             kinds=(Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE, Fault.DUPLICATE, Fault.NOISE))
+    device = SerialDevice(faulty, timeout=0.03, retries=8, checkpoint_steps=40)
+    device.load(net)
+    if counters:
+        dev.tables[table_key("spike_counts")][3] = 0xFFF0           # wraps during the run
+    records = []
+    dev_send = dev._send
+
+    def metered(command, seq, payload):
+        records.append(command)
+        dev_send(command, seq, payload)
+    dev._send = metered
+    rec = device.run(stim, rates=np.full(8, 9000), seed=3, counts=True, record_neurons=[0, 3, 11])
+    # Spans of 40, 40 and 15 steps; with records, spoilt ones run a span again.
+    assert (Command.STEP_RECORD in records) != counters and (dev.applied["RUN"] == 3 if counters else
+                                                             dev.applied["RUN"] >= 3)
+    assert all(bool(p[2] & RunFlags.NO_RECORDS) == counters for p in dev.run_payloads)
+    reference = FakeDevice(n=16, m=8)
+    expected = SerialDevice(reference, timeout=0.05)
+    expected.load(net)
+    full = expected.run(stim, rates=np.full(8, 9000), seed=3)
+    assert rec.spikes is None and rec.step_count == 95 and rec.neurons.tolist() == [0, 3, 11]
+    assert rec.counts.tolist() == full.spikes[:, [0, 3, 11]].sum(axis=0).tolist() and rec.counts.min() > 10
+    assert np.array_equal(rec.weights, net.weights)
+    if rate:
+        assert faulty.injected
+    with pytest.raises(LinkError, match="no probes or inputs"):
+        list(device.client.run(stim[:2], probe=True, records=False))

@@ -688,3 +688,50 @@ def test_a_refused_record_mask_leaves_the_next_run_as_it_was():
     frames = exchange(sim, ports, (Command.RUN, 2, encode_run_request(stimulus, config.m)))
     assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [
         bytes([Status.OK]) + encode_spikes(t, reference.step(row), config.n) for t, row in enumerate(stimulus)]
+
+
+def test_firmware_runs_without_records_and_the_next_run_has_them_all():
+    """NO_RECORDS: a RUN of host inputs or generated ones sends its reply alone (the
+    spikes are the core's to count), a RUN after it has every step's record as if the
+    quiet one had sent its own, and NO_RECORDS with PROBE or INPUTS is BAD_VALUE (nothing
+    runs)."""
+    from neurofabric.host.records import encode_run_request, encode_spikes
+    config = CoreConfig(n=300, m=40, S=16, W=8, T=8, lanes=4)
+    rates = generator_rates(config.m, 6)
+    sim, ports = firmware(config, core=GoldenCore(config, 6, rates=rates, gen_seed=17))
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
+    reference = GoldenCore(config, 6, rates=rates, gen_seed=17)
+    request = encode_run_request([[1]], config.m)
+    for flags in (RunFlags.NO_RECORDS | RunFlags.PROBE, RunFlags.NO_RECORDS | RunFlags.INPUTS):
+        bad = request[:2] + bytes([flags]) + request[3:]          # (the host's encoder refuses it)
+        assert [payload for _, _, payload in exchange(sim, ports, (Command.RUN, 1, bad))] == [bytes([Status.BAD_VALUE])]
+    assert ports.fed == []
+    host = [[1, 7], [], [3], [39, 2]] * 5
+    quiet = [[]] * 25
+    spiked = 0
+    for seq, (stimulus, flags) in enumerate([(host, RunFlags.NO_RECORDS),
+                                             (quiet, RunFlags.NO_RECORDS | RunFlags.GENERATED)], start=2):
+        frames = exchange(sim, ports, (Command.RUN, seq, encode_run_request(stimulus, config.m, flags)))
+        assert [(command, payload) for command, _, payload in frames] == [
+            (Command.RUN | REPLY_FLAG, bytes([Status.OK, len(stimulus), 0, 0, 0]))]
+        spiked += sum(len(reference.step(row)) for row in stimulus)
+    assert spiked > 0 and len(ports.fed) == 45
+    stimulus = [[5], [], [6, 8]]
+    frames = exchange(sim, ports, (Command.RUN, 4, encode_run_request(stimulus, config.m)))
+    assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [
+        bytes([Status.OK]) + encode_spikes(45 + t, reference.step(row), config.n) for t, row in enumerate(stimulus)]
+
+
+@pytest.mark.parametrize("counters", [True, False])
+def test_the_spike_counters_table_is_there_when_the_core_has_counters(counters):
+    """READ_STATE of table 3 (spike_counts) reads the core's space COUNT; a core built
+    without counters refuses it with BAD_ADDRESS."""
+    from neurofabric.contract.protocol import MEMORY_REQUEST_FIELDS, pack_fields
+    config = CoreConfig(n=16, m=8, S=16, W=8, T=8, lanes=4, spike_counters=counters)
+    sim, ports = firmware(config)
+    for j in range(16):
+        ports.memory[(Space.COUNT.value, j)] = 1000 + j
+    request = pack_fields(MEMORY_REQUEST_FIELDS, table=3, address=2, count=3)
+    (_, _, payload), = exchange(sim, ports, (Command.READ_STATE, 1, request))
+    assert payload == (bytes([Status.OK]) + b"".join((1000 + j).to_bytes(2, "little") for j in (2, 3, 4))
+                       if counters else bytes([Status.BAD_ADDRESS]))

@@ -362,8 +362,8 @@ from neurofabric.host.memory_map import (  # noqa: E402
 from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size  # noqa: E402
 
 
-def test_version_4_field_tables():
-    assert PROTOCOL_VERSION == 4
+def test_version_5_field_tables():
+    assert PROTOCOL_VERSION == 5
     assert RUN_REQUEST_FIELDS == (("steps", 2), ("flags", 1)) and RUN_REPLY_FIELDS == (("steps", 4),)
     assert HELLO_REPLY_FIELDS[-1] == ("build_id", 4)
     # Fields added in version 2 come last, so version-1 offsets did not move.
@@ -375,6 +375,10 @@ def test_version_4_field_tables():
     assert table_key("rates") == (Family.PARAMS, 3)
     # Version 4: recording a subset, RUN requests without input records.
     assert Command.SET_RECORD == 0x05 and RunFlags.SUBSET == 4 and RunFlags.GENERATED == 8
+    # Version 5: the spike counters, RUNs without records.
+    assert table_key("spike_counts") == (Family.STATE, 3) and RunFlags.NO_RECORDS == 0x10
+    counts = table_info(Family.STATE, 3, CoreShape(n=40, m=8, state_bits=16, weight_bits=8, trace_bits=8, lanes=4))
+    assert (counts.word_bits, counts.word_bytes, counts.depth) == (16, 2, 40)
     with pytest.raises(LinkError, match="no memory table 'speeds'"):
         table_key("speeds")
 
@@ -416,9 +420,12 @@ def test_run_request_layout():
 
 
 def test_run_request_refusals():
-    with pytest.raises(LinkError, match=r"flags=0x10 has unknown bits \(known: PROBE=0x01, INPUTS=0x02, "
-                                         r"SUBSET=0x04, GENERATED=0x08\)"):
-        encode_run_request([[]], 8, 0x10)
+    with pytest.raises(LinkError, match=r"flags=0x20 has unknown bits \(known: PROBE=0x01, INPUTS=0x02, "
+                                         r"SUBSET=0x04, GENERATED=0x08, NO_RECORDS=0x10\)"):
+        encode_run_request([[]], 8, 0x20)
+    for flag in (RunFlags.PROBE, RunFlags.INPUTS):
+        with pytest.raises(LinkError, match="NO_RECORDS sends no records: not with PROBE or INPUTS"):
+            encode_run_request([[]], 8, RunFlags.NO_RECORDS | flag)
     with pytest.raises(LinkError, match="GENERATED: step 1 has host inputs"):
         encode_run_request([[], [3]], 8, RunFlags.GENERATED)
 
@@ -484,7 +491,7 @@ def test_word_widths_and_depths_are_the_cores(kwargs):
         "weights": (config.lanes * config.W, config.weight_words),
         "neuron_state": (config.neuron_state_layout.size, config.n),
         "pre_trace": (config.T, config.sources), "post_trace": (config.T, config.n),
-        "rates": (16, config.m),
+        "rates": (16, config.m), "spike_counts": (16, config.n),
     }
     infos = memory_tables(shape)
     assert {info.name: (info.word_bits, info.depth) for info in infos} == expected
@@ -570,7 +577,7 @@ def test_tables_and_families():
         c for c in Command if 0x10 <= c <= 0x17}
     assert sorted(TABLE_NAMES) == [(Family.GLOBALS, 0), (Family.PARAMS, 0), (Family.PARAMS, 1), (Family.PARAMS, 2),
                                    (Family.PARAMS, 3), (Family.WEIGHTS, 0), (Family.STATE, 0), (Family.STATE, 1),
-                                   (Family.STATE, 2)]
+                                   (Family.STATE, 2), (Family.STATE, 3)]
     shape = CoreShape.from_hello(dict(n=8, m=4, state_bits=16, weight_bits=8, trace_bits=8, lanes=2, clk_hz=1))
     assert shape.weight_address(row=5, column_word=3) == 5 * 4 + 3
     info = table_info(Family.PARAMS, 1, shape)
@@ -578,5 +585,5 @@ def test_tables_and_families():
                                                                    Command.WRITE_PARAMS)
     with pytest.raises(LinkError, match=r"no table 1 in WEIGHTS \(tables: \[0\]\)"):
         word_bits(Family.WEIGHTS, 1, shape)
-    with pytest.raises(LinkError, match="no table 3 in STATE"):
-        table_depth(Family.STATE, 3, shape)
+    with pytest.raises(LinkError, match="no table 4 in STATE"):
+        table_depth(Family.STATE, 4, shape)

@@ -14,7 +14,8 @@ __all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "RECORDED_NEURONS"
 def _wire_meter(shape, clk_hz, baud, activity, seed):
     """An in-process device behind a `Transport` that answers every request OK
     (HELLO with `shape`, a STEP_RECORD per RUN step with `activity` of the n
-    neurons spiking, of those SET_RECORD named alone when the RUN has SUBSET) and
+    neurons spiking, of those SET_RECORD named alone when the RUN has SUBSET, none
+    with NO_RECORDS; a read with as many zero words as it asks for) and
     logs every frame both ways as
     ``(direction, command, payload bytes, data bytes, wire bytes)``; data bytes
     are the payload without its protocol fields (the memory request's table,
@@ -23,7 +24,7 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
     from neurofabric.contract.protocol import (
         HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
         RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, RunFlags, Status, fields_size, memory_family,
-        pack_fields, unpack_fields,
+        pack_fields, table_info, unpack_fields,
     )
     from ..framing import FrameDecoder, encode_frame
     from ..records import encode_spikes
@@ -77,12 +78,17 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
                 for _ in range(steps):
                     spiking = self._rng.random(shape.n) < activity
                     spikes = np.flatnonzero(spiking & self.record if subset else spiking)
-                    self._reply(Command.STEP_RECORD, seq, encode_spikes(self.step, spikes, shape.n))
+                    if not fields["flags"] & RunFlags.NO_RECORDS:
+                        self._reply(Command.STEP_RECORD, seq, encode_spikes(self.step, spikes, shape.n))
                     self.step += 1
                 self._reply(command, seq, pack_fields(RUN_REPLY_FIELDS, steps=steps), data=0)
             elif command == Command.RESET_STATE:
                 self.step = 0
                 self._reply(command, seq)
+            elif memory_family(command) is not None and not memory_family(command)[1]:     # a read
+                request = unpack_fields(MEMORY_REQUEST_FIELDS, payload)
+                info = table_info(memory_family(command)[0], request["table"], shape)
+                self._reply(command, seq, bytes(request["count"] * info.word_bytes))
             else:  # writes: OK with no data
                 self._reply(command, seq)
 
@@ -119,7 +125,11 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
     stream of host inputs (``full_raster``) and of inputs left to the stimulus
     generator (``generated``: RUN requests without input records), each with every
     neuron's spikes coming back, and of generated inputs with `RECORDED_NEURONS`
-    neurons recorded on the device (``generated_32``: SET_RECORD, RUNs with SUBSET).
+    neurons recorded on the device (``generated_32``: SET_RECORD, RUNs with SUBSET),
+    and of generated inputs with only the spike counts of all n neurons coming back
+    (``generated_counts``: RUNs with NO_RECORDS, the device's spike counters read as
+    `SerialDevice` reads them, before the run and after every span of its default
+    `checkpoint_steps`).
     """
     from ...hdl.core_ports import CoreConfig
     from ..link import LinkClient
@@ -162,7 +172,7 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
                            "efficiency": sent["efficiency"]}
 
     # Spike streams: inputs at `activity` in RUN requests, the same activity in the step records.
-    def stream(activity, host_inputs=True, recorded=None):
+    def stream(activity, host_inputs=True, recorded=None, counts=False):
         meter = _wire_meter(shape, clk_hz, baud, activity, seed)
         client = LinkClient(meter)
         client.hello()
@@ -171,14 +181,24 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
             client.set_record(range(min(recorded, shape.n)))      # once per network: not counted
         meter.log.clear()
         stimulus = [np.flatnonzero(row) if host_inputs else () for row in rng.random((steps, shape.m)) < activity]
-        for _ in client.run(stimulus, subset=bool(recorded)):
-            pass
+        if counts:
+            span = COUNT_SPAN_STEPS
+            client.read_table(*COUNTS_TABLE, 0, shape.n)
+            for start in range(0, steps, span):
+                for _ in client.run(stimulus[start:start + span], records=False):
+                    pass
+                client.read_table(*COUNTS_TABLE, 0, shape.n)
+        else:
+            for _ in client.run(stimulus, subset=bool(recorded)):
+                pass
         inputs = _tally(meter.log, {Command.RUN}, "out")
-        records = _tally(meter.log, {Command.STEP_RECORD}, "in")
-        everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD})
+        records = _tally(meter.log, {Command.STEP_RECORD, COUNTS_READ}, "in")
+        everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD, COUNTS_READ})
         per_step = lambda t: {"data_bytes": t["data_bytes"] / steps, "wire_bytes": t["wire_bytes"] / steps,  # noqa: E731
                               "efficiency": t["efficiency"], "frames": t["frames"]}
+        reads = _tally(meter.log, {COUNTS_READ}, "out")["frames"]
         return {"activity": activity, "steps": steps, "run_requests": inputs["frames"],
+                "exchanges": inputs["frames"] + reads,
                 "input": per_step(inputs), "output": per_step(records), "both": per_step(everything)}
 
     out["spike_stream"] = [stream(activity) for activity in activities]
@@ -186,7 +206,8 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
         out["reference_streams"] = {
             "activity": reference_activity, "full_raster": stream(reference_activity),
             "generated": stream(reference_activity, host_inputs=False),
-            "generated_32": stream(reference_activity, host_inputs=False, recorded=RECORDED_NEURONS)}
+            "generated_32": stream(reference_activity, host_inputs=False, recorded=RECORDED_NEURONS),
+            "generated_counts": stream(reference_activity, host_inputs=False, counts=True)}
     return out
 
 
@@ -198,6 +219,18 @@ SLOW_ROUND_TRIP_S = 16e-3
 #: Neurons recorded on the device in the link case ``generated_32``.
 RECORDED_NEURONS = 32
 
+
+def _counts_table():
+    from neurofabric.contract.protocol import FAMILY_COMMANDS, table_key
+    key = table_key("spike_counts")
+    return key, FAMILY_COMMANDS[key[0]][0]
+
+
+#: The spike counters' (family, table id), the command that reads them, and the steps between
+#: two reads in the link case ``generated_counts`` (`SerialDevice`'s default `checkpoint_steps`).
+COUNTS_TABLE, COUNTS_READ = _counts_table()
+COUNT_SPAN_STEPS = 1024
+
 #: The link cases of `boards.B.link.steps_per_s`: what goes out and what comes back.
 LINK_CASES = {
     "full_raster": "inputs from the host, every neuron's spikes back",
@@ -205,6 +238,8 @@ LINK_CASES = {
                  "back",
     "generated_32": f"inputs from the stimulus generator, the spikes of {RECORDED_NEURONS} neurons recorded on the "
                     "device (neurons 0 .. 31) back",
+    "generated_counts": "inputs from the stimulus generator, no records (NO_RECORDS): every neuron's spike count "
+                        f"read from the device before the run and every {COUNT_SPAN_STEPS} steps",
 }
 
 
@@ -239,6 +274,8 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
         ports.request(Command.SET_RECORD, 1, encode_bitmap(range(min(RECORDED_NEURONS, n)), n))
         sim.run(until=ports.quiet, cycles=sim.cycles + 10_000_000)
         flags |= RunFlags.SUBSET
+    if case == "generated_counts":
+        flags |= RunFlags.NO_RECORDS
     chunk = 8       # steps per RUN request: a full raster of 8 steps fits one frame
     start = sim.cycles
     for first in range(0, steps, chunk):
@@ -253,9 +290,10 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
 
 def stream_steps_per_s(stream, baud, round_trip_s):
     """Steps per second of a stop-and-wait stream: every RUN request, its step records and its reply
-    follow each other on the line (10 bits per byte, 8N1), and each RUN exchange also waits one
-    USB round trip."""
-    seconds = stream["both"]["wire_bytes"] * 10 / baud + stream["run_requests"] * round_trip_s / stream["steps"]
+    (and the reads of the spike counters, in ``generated_counts``) follow each other on the line
+    (10 bits per byte, 8N1), and each exchange also waits one USB round trip."""
+    exchanges = stream.get("exchanges", stream["run_requests"])
+    seconds = stream["both"]["wire_bytes"] * 10 / baud + exchanges * round_trip_s / stream["steps"]
     return 1.0 / seconds
 
 
@@ -285,7 +323,12 @@ def bench_link(plan, say):
                 "simulator)")
             firmware[board.neurons, board.inputs] = {
                 case: firmware_cycles_per_step(board.neurons, board.inputs, case, activity) for case in LINK_CASES}
-        cycles = firmware[board.neurons, board.inputs]
+        cycles = dict(firmware[board.neurons, board.inputs])
+        streams = dict(c["reference_streams"])
+        if not board.spike_counters:
+            # No counters on the device: the host counts from every neuron's records.
+            streams["generated_counts"] = streams["generated"]
+            cycles["generated_counts"] = cycles["generated"]
         per_board[board.name] = {
             "baud": board.baud, "neurons": board.neurons, "inputs": board.inputs, "lanes": board.lanes,
             "weight_load_s": c["weight_load"]["total_wire_bytes"] * bits_per_byte / board.baud,
@@ -300,16 +343,16 @@ def bench_link(plan, say):
             # The same with a USB round trip per RUN exchange, at the reference activity, per link case.
             "activity": activity,
             "round_trip_s": plan.round_trip_s,
-            "steps_per_s": {case: stream_steps_per_s(c["reference_streams"][case], board.baud, plan.round_trip_s)
+            "steps_per_s": {case: stream_steps_per_s(streams[case], board.baud, plan.round_trip_s)
                             for case in LINK_CASES},
             "slow_round_trip_s": SLOW_ROUND_TRIP_S,
             "steps_per_s_at_slow_round_trip": {
-                case: stream_steps_per_s(c["reference_streams"][case], board.baud, SLOW_ROUND_TRIP_S)
-                for case in LINK_CASES},
+                case: stream_steps_per_s(streams[case], board.baud, SLOW_ROUND_TRIP_S) for case in LINK_CASES},
             "run_requests_per_1000_steps": {
-                case: 1000 * c["reference_streams"][case]["run_requests"] / c["reference_streams"][case]["steps"]
-                for case in LINK_CASES},
-            "wire_bytes_per_step": {case: c["reference_streams"][case]["both"]["wire_bytes"] for case in LINK_CASES},
+                case: 1000 * streams[case]["run_requests"] / streams[case]["steps"] for case in LINK_CASES},
+            "wire_bytes_per_step": {case: streams[case]["both"]["wire_bytes"] for case in LINK_CASES},
+            # Whether the device counts spikes itself (`generated_counts` without records).
+            "spike_counters": board.spike_counters,
             # What the link's firmware takes per step, and the steps per second that allows at the board's clock.
             "firmware_cycles_per_step": cycles,
             "firmware_steps_per_s": {case: board.clk_hz / cycles[case] for case in LINK_CASES},

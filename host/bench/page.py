@@ -347,14 +347,20 @@ def _docs_link(results, add):
     first = next(iter(boards.values()))
     if "steps_per_s" in first:
         fast, slow = first["round_trip_s"], first["slow_round_trip_s"]
-        cases = [case for case in ("full_raster", "generated", "generated_32") if case in first["steps_per_s"]]
+        cases = [case for case in ("full_raster", "generated", "generated_32", "generated_counts")
+                 if case in first["steps_per_s"]]
         add(f"The same streams at activity {first['activity']:g} with a USB round trip per RUN exchange "
             f"({fast * 1e3:g} ms, about the best an FTDI bridge does; {slow * 1e3:g} ms, its default latency timer "
             "on Linux), in steps per second, per case: `full_raster` (the host sends every input spike, every "
             "neuron's spikes come back), `generated` (the stimulus generator makes the inputs, so the RUN "
-            "requests carry no input records; every neuron's spikes come back) and `generated_32` (generated "
-            "inputs, 32 neurons recorded on the device: SET_RECORD and RUNs with SUBSET). Device-side spike "
-            "counts (`generated_counts`) do not exist yet.\n")
+            "requests carry no input records; every neuron's spikes come back), `generated_32` (generated "
+            "inputs, 32 neurons recorded on the device: SET_RECORD and RUNs with SUBSET) and `generated_counts` "
+            "(generated inputs, RUNs without records, NO_RECORDS: the device counts every neuron's spikes and the "
+            "host reads the counters before the run and every 1,024 steps; in a run of 1,000 steps here, so "
+            "twice; a board without counters, "
+            + (", ".join(f"`{name}`" for name, b in boards.items() if not b.get("spike_counters", True)) or "none")
+            + ", sends every neuron's records as in `generated` and the host counts). A round trip is paid per "
+            "exchange: per RUN request and per read of the counters.\n")
         rows = [[f"`{name}`", f"{b['baud'] / 1e6:g} Mbaud",
                  *[f"{b['wire_bytes_per_step'][case]:.1f}" for case in cases],
                  *[_n(b["steps_per_s"][case]) for case in cases],
@@ -400,6 +406,17 @@ def _docs_simulated_board(results, add):
                 "cycles of the last step, off / on (UART waits included)", "network load", "steps",
                 "against 12 MHz hardware"], rows))
     add("")
+    runs = [r for r in sim["runs"] if "link" in r]
+    if runs:
+        cases = list(runs[0]["link"]["steps_per_s"])
+        add("The link cases of the boards' figures, measured through the pty (learning off, the simulated "
+            "board's own speed, not a board's): " + ", ".join(f"`{case}`" for case in cases) + ", the last two "
+            "with `Device.run` (32 neurons recorded on the board; counts only), each checked against the golden "
+            "model.\n")
+        add(_table(["n / m / lanes", *[f"steps/s, `{case}`" for case in cases]],
+                   [[f"{r['n']} / {r['m']} / {r['lanes']}", *[_n(r["link"]["steps_per_s"][case]) for case in cases]]
+                    for r in runs]))
+        add("")
 
 
 def _docs_golden(results, add):

@@ -34,6 +34,8 @@ REQUIRED_KEYS = (
     "link.weight_load.efficiency", "link.weight_load.wire_bytes", "link.network_load", "link.spike_stream",
     "link.boards",
     "simulated_board.cycles_per_second", "simulated_board.steps_per_second", "simulated_board.runs",
+    "simulated_board.link.steps_per_s.full_raster", "simulated_board.link.steps_per_s.generated_32",
+    "simulated_board.link.steps_per_s.generated_counts",
     "golden", "golden_vs_brian2",
 )
 
@@ -45,6 +47,7 @@ BOARD_KEYS = (
     "golden.steps_per_s.learn_off", "golden.steps_per_s.learn_on", "golden.network",
     "core_vs_golden.learn_off", "core_vs_golden.learn_on", "targets",
     "link.steps_per_s.full_raster", "link.steps_per_s.generated", "link.steps_per_s.generated_32",
+    "link.steps_per_s.generated_counts", "link.firmware_steps_per_s.generated_counts",
     "link.firmware_steps_per_s.generated_32", "link.round_trip_s",
     "end_to_end.steps_per_s.learn_off", "end_to_end.steps_per_s.learn_on",
     "end_to_end_vs_golden.learn_off", "end_to_end_vs_golden.learn_on",

@@ -1,12 +1,14 @@
 """The simulated board section: the Verilator board program (`sim/board.py`)
 driven through its pseudo-terminal by `SerialDevice`: simulated cycles and
-steps per second, every step checked against the golden model."""
+steps per second, learning off and on and per link case, every step (or count)
+checked against the golden model."""
 
 import re
 import time
 
 import numpy as np
 
+from .link import RECORDED_NEURONS
 from .plan import REFERENCE_ACTIVITY, BenchError, workload_network
 
 __all__ = ["bench_simulated_board"]
@@ -54,13 +56,18 @@ def bench_simulated_board(plan, say):
                                   "steps_per_second": len(records) / run_s, "last_step_cycles": last_step_cycles})
                 say(f"simulated board: learning {'on' if learn else 'off'}: {len(records) / run_s:,.0f} steps/s "
                     f"(load {load_s:.1f} s)")
+                if not learn:
+                    link = _link_cases(dev, net, stim, records, run_s, plan.simboard_steps)
+                    say("simulated board: link cases, steps/s: " + ", ".join(
+                        f"{case} {rate:,.0f}" for case, rate in link.items()))
         match = _SUMMARY.search(board.summary or "")
         if not match:
             raise BenchError(f"the simulated board printed no summary ({board.summary!r})")
         cycles, busy_s = int(match.group(1)), float(match.group(2))
         runs.append({"n": n, "m": m, "lanes": lanes, "clk_hz": config.clk_hz, "baud": config.baud,
                      "build_or_reuse_s": build_s, "cycles": cycles, "busy_s": busy_s,
-                     "cycles_per_second": cycles / busy_s if busy_s else None, "workloads": workloads})
+                     "cycles_per_second": cycles / busy_s if busy_s else None, "workloads": workloads,
+                     "link": {"steps_per_s": link}})
         say(f"simulated board: {cycles / busy_s / 1e6:.2f} M cycles/s while busy" if busy_s else
             "simulated board: no busy time")
     first = runs[0]
@@ -68,4 +75,31 @@ def bench_simulated_board(plan, say):
             "cycles_per_second": first["cycles_per_second"],
             "steps_per_second": {("learn_on" if w["learn"] else "learn_off"): w["steps_per_second"]
                                  for w in first["workloads"]},
+            "link": first["link"],
             "runs": runs}
+
+
+def _link_cases(dev, net, stim, records, run_s, steps):
+    """Steps per second through the pty in the link cases of `boards.B.link` (learning off):
+    ``full_raster`` is the run above (host inputs, every neuron's records); ``generated_32``
+    and ``generated_counts`` run `steps` steps of generated inputs at the reference activity
+    with `Device.run` (32 neurons recorded on the board; counts only), each checked against
+    the golden model."""
+    from ..golden import GoldenModel
+    rates = np.full(net.m, round(REFERENCE_ACTIVITY * 65536))
+    neurons = np.arange(min(RECORDED_NEURONS, net.n))
+    out = {"full_raster": len(records) / run_s}
+    for case, options in (("generated_32", dict(record_neurons=neurons)), ("generated_counts", dict(counts=True))):
+        dev.reset_state()
+        t0 = time.monotonic()
+        rec = dev.run(None, steps=steps, rates=rates, seed=9, **options)
+        out[case] = steps / (time.monotonic() - t0)
+        want = GoldenModel(net)
+        want.set_seed(9)
+        spikes = want.run(np.zeros((steps, net.m), bool), rates=rates).spikes
+        got_ok = (np.array_equal(rec.spikes, spikes[:, neurons]) if case == "generated_32"
+                  else np.array_equal(rec.counts, spikes.sum(axis=0)))
+        if not got_ok or not spikes.any():
+            raise BenchError(f"simulated board n={net.n} m={net.m}: link case {case} differs from the golden model"
+                             + ("" if spikes.any() else " (no spikes)"))
+    return out

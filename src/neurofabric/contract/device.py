@@ -34,7 +34,7 @@ __all__ = [
     "WRITABLE_GLOBALS", "NETWORK_GLOBALS", "GLOBAL_WORD_BITS", "register", "register_address",
     "global_register_bits", "network_register_values",
     "NEURON_PARAMS_WORD", "NEURON_STATE_WORD", "neuron_params_fields", "neuron_state_fields", "word_fields_bits",
-    "MemoryTable", "MEMORY_TABLES", "memory_table", "WIDTH_LIMITS",
+    "MemoryTable", "MEMORY_TABLES", "memory_table", "WIDTH_LIMITS", "SPIKE_COUNT_BITS",
 ]
 
 
@@ -298,6 +298,10 @@ def _bits_of(spec):
     return lambda shape: field_bits(spec, shape)[0]
 
 
+#: Width of a `spike_counts` word: the core counts each neuron's spikes modulo 2**16, so
+#: that a host reading the table at least every 65,535 steps knows every count exactly.
+SPIKE_COUNT_BITS = 16
+
 #: Every table of the memory map, by the core's space code.
 MEMORY_TABLES = (
     MemoryTable("globals", "GLOBAL", 0, lambda s: GLOBAL_WORD_BITS, lambda s: len(REGISTERS),
@@ -318,6 +322,9 @@ MEMORY_TABLES = (
                 "neuron `j`", "`plastic_post[j]`"),
     MemoryTable("rates", "RATE", 8, _bits_of(STIMULUS_FIELDS["rate"]), lambda s: s.m,
                 "input `k`", "the generator's `rate[k]` (spec 5.0)"),
+    MemoryTable("spike_counts", "COUNT", 9, lambda s: SPIKE_COUNT_BITS, lambda s: s.n,
+                "neuron `j`", "the spikes of neuron `j` since the last reset of the state, modulo 2^16 "
+                "(a recording aid, not model state: nothing reads it back into the model)"),
 )
 
 _TABLES = {t.name: t for t in MEMORY_TABLES}

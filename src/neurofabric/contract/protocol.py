@@ -55,7 +55,9 @@ __all__ = [
 #: gen_state registers, the RUN flag INPUTS and INPUT_RECORD frames.
 #: 4: SET_RECORD and the RUN flags SUBSET (step records of the recorded neurons only)
 #: and GENERATED (a RUN request without input records).
-PROTOCOL_VERSION = 4
+#: 5: table STATE 3 (spike_counts, the core's spike counter per neuron) and the RUN flag
+#: NO_RECORDS (a RUN that sends no records: the host reads the counts instead).
+PROTOCOL_VERSION = 5
 
 #: The frame delimiter; COBS guarantees it appears nowhere inside a frame.
 DELIMITER = 0x00
@@ -310,6 +312,7 @@ class RunFlags(enum.IntFlag):
     INPUTS = 0x02     #: send each step's input set U before its step record (INPUT_RECORD)
     SUBSET = 0x04     #: step records hold only the spikes of the neurons SET_RECORD named
     GENERATED = 0x08  #: no input records: no host inputs, the stimulus generator's alone
+    NO_RECORDS = 0x10  #: no STEP_RECORDs: the spikes are only counted (table spike_counts); not with PROBE or INPUTS
 
 
 def fields_size(fields):
@@ -422,6 +425,7 @@ TABLE_NAMES = {
     (Family.STATE, 0): "neuron_state",
     (Family.STATE, 1): "pre_trace",
     (Family.STATE, 2): "post_trace",
+    (Family.STATE, 3): "spike_counts",
 }
 
 assert sorted(TABLE_NAMES.values()) == sorted(memory_table(name).name for name in TABLE_NAMES.values())
