@@ -1008,17 +1008,14 @@ class Core(wiring.Component):
         # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
         (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
             *[banks[name] for name in ("params", "state", "sp")])
-        # Without counters the neuron pass reads and writes ports nobody looks at.
-        cnt_rd, cnt_wr = banks["cnt"] if counters else (
-            [SimpleNamespace(addr=Signal(1), data=C(0, SPIKE_COUNT_BITS)) for _ in range(P)],
-            [SimpleNamespace(addr=Signal(1), data=Signal(SPIKE_COUNT_BITS), en=Signal()) for _ in range(P)])
+        cnt_rd, cnt_wr = banks["cnt"] if counters else ((), ())
         # The issue and the writes wait for the pass (`neuron_on`); the datapath between
         # them runs every cycle, its valid bits 0 outside the pass, so that no FSM state
         # decode stands before the neuron and trace updates' multipliers.
         with m.If(neuron_on & n_issuing & neuron_gate):
             m.d.comb += [rd["acc"].addr.eq(nidx >> LB), rd["y"].addr.eq(nidx >> LB),
                          rd["ppost"].addr.eq(nidx >> LB)]
-            m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd, *cnt_rd)]
+            m.d.comb += [port.addr.eq(nidx >> PB) for port in (*params_rd, *state_rd)]
             m.d.sync += [nidx.eq(nidx + P), nt_idx1.eq(nidx)]
             with m.If((nidx + P >= n_used) | (n_used == 0)):
                 m.d.sync += n_issuing.eq(0)
@@ -1038,13 +1035,11 @@ class Core(wiring.Component):
             n_a = Signal(signed(A), name=f"n_a{p}", reset_less=True)
             n_y = Signal(T, name=f"n_y{p}", reset_less=True)
             n_post_plastic = Signal(name=f"n_post_plastic{p}", reset_less=True)
-            n_count = Signal(SPIKE_COUNT_BITS, name=f"n_count{p}", reset_less=True)
             stage([(n_used_p, nt_idx1 + p < n_used), (n_params, params_rd[p].data), (n_state, state_rd[p].data),
-                   (n_count, cnt_rd[p].data),
                    (n_a, Mux(zero_acc, 0, a)), (n_y, rd["y"].data.word_select(lane1 + p, T)),
                    (n_post_plastic, rd["ppost"].data.bit_select(lane1 + p, 1))])
             m.d.comb += [unit.params.eq(n_params), unit.state.eq(n_state), unit.a.eq(n_a)]
-            tags += [n_used_p, n_y, n_post_plastic, n_count]
+            tags += [n_used_p, n_y, n_post_plastic]
         # The neurons' tags follow them through the updates' `latency` registers.
         in_update = []     # valid bits of the update's inner stages
         for depth in range(1, neurons[0].latency):
@@ -1061,7 +1056,7 @@ class Core(wiring.Component):
         word = nt_idx2 >> LB
         y_new, fired, plastic_fired = [], [], []
         for p, unit in enumerate(neurons):
-            used_p, y_old, post_plastic, count = final[1 + 4 * p:5 + 4 * p]
+            used_p, y_old, post_plastic = final[1 + 3 * p:4 + 3 * p]
             tr = post_tr[p]
             m.d.comb += [tr.old.eq(y_old), tr.keep.eq(keep_post), tr.spiked.eq(unit.spike), tr.inc.eq(inc_post)]
             y_new.append(tr.new)
@@ -1069,12 +1064,23 @@ class Core(wiring.Component):
             plastic_fired.append(unit.spike & post_plastic & learn & used_p)
             with m.If(nv2 & used_p):
                 m.d.comb += [state_wr[p].addr.eq(nt_idx2 >> PB), state_wr[p].data.eq(unit.new_state),
-                             state_wr[p].en.eq(1),
-                             cnt_wr[p].addr.eq(nt_idx2 >> PB), cnt_wr[p].data.eq(count + 1),
-                             cnt_wr[p].en.eq(unit.spike)]
+                             state_wr[p].en.eq(1)]
+        if counters:
+            # The spike counters, off the neuron pass's issue path: a spiking neuron's counter
+            # is read as its state is written (the address from registers) and written back
+            # plus one in the next cycle; consecutive neurons have other addresses.
+            for p, unit in enumerate(neurons):
+                c_valid = Signal(name=f"cnt_valid{p}")
+                c_addr = Signal.like(cnt_wr[p].addr, name=f"cnt_addr{p}", reset_less=True)
+                with m.If(nv2):
+                    m.d.comb += cnt_rd[p].addr.eq(nt_idx2 >> PB)
+                m.d.sync += [c_valid.eq(nv2 & final[1 + 3 * p] & unit.spike), c_addr.eq(nt_idx2 >> PB)]
+                with m.If(c_valid):
+                    m.d.comb += [cnt_wr[p].addr.eq(c_addr), cnt_wr[p].data.eq(cnt_rd[p].data + 1),
+                                 cnt_wr[p].en.eq(1)]
         with m.If(nv2):
             with m.If(learn):
-                used = Cat(*[final[1 + 4 * p] for p in range(P)])
+                used = Cat(*[final[1 + 3 * p] for p in range(P)])
                 m.d.comb += [wr["y"].addr.eq(word), wr["y"].data.eq(Cat(*y_new).replicate(L // P)),
                              wr["y"].en.eq(used << lane)]
             # The spikes go to list entries sp_count, sp_count + 1 ... in neuron order:
