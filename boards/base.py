@@ -47,7 +47,9 @@ class Board:
     weight_memory: str = "dual"  # "spram" on the iCE40UP5K
     neurons_per_cycle: int = 1   # CoreConfig.neurons_per_cycle: 2 where the multipliers allow it
     pot_banks: int = 1           # CoreConfig.pot_banks: weight banks that potentiate in parallel
-    spike_counters: bool = True  # CoreConfig.spike_counters: a block RAM of n x 16 bits
+    # CoreConfig.spike_counters: a block RAM of n x 16 bits; on a board once a build of its
+    # default core with them has met timing (`neurofabric build --spike-counters` otherwise).
+    spike_counters: bool = False
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -273,7 +275,7 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
         "clk_hz": board.clk_hz, "fmax_hz": sync["fmax_hz"] if sync else None,
         "timing_met": bool(sync and sync["fmax_hz"] >= board.clk_hz), "clocks": clocks,
         "resources": resources, "baud": board.baud, "bitstream": str(bitstream), "build_s": round(build_s, 1),
-        "weight_memory": board.weight_memory,
+        "weight_memory": board.weight_memory, "spike_counters": board.spike_counters,
     }
     _write_report(out_dir, report)
     if not bitstream.exists():

@@ -14,9 +14,8 @@ BOARD = Board(
     # 512 x 256 x 8-bit weights = 1 Mbit: the UP5K's four SPRAMs exactly.
     neurons=256, inputs=256, lanes=2,
     weight_memory="spram",
-    # The core and the link take all 30 EBRs: none is left for the spike counters, so the
-    # host counts spikes from the step records (docs/boards.md).
-    spike_counters=False,
+    # The core and the link take all 30 EBRs: none is left for the spike counters
+    # (spike_counters stays False), so the host counts spikes from the step records.
     baud=BOARD_BAUDS["icebreaker"],   # contract/bauds.py: the host's auto-baud tries it
     openfpgaloader_board="ice40_generic",
 )

@@ -93,8 +93,8 @@ class CoreConfig:
     and odd neurons) and has two neuron updates (4 more multipliers on the ECP5).
 
     `spike_counters` gives every neuron a 16-bit spike counter (`Space.COUNT`, the
-    protocol's table `spike_counts`): one more memory of `n` x 16 bits, which the
-    iCE40UP5K has no block RAM left for.
+    protocol's table `spike_counts`): one more memory of `n` x 16 bits (which the
+    iCE40UP5K has no block RAM left for; the boards build without it by default).
     """
 
     n: int

@@ -147,8 +147,9 @@ REPORT_KEYS = {"board", "neurons", "inputs", "lanes", "clk_hz", "fmax_hz", "reso
 
 @pytest.mark.bitstream
 @pytest.mark.parametrize("board, sizes, bitstream, clk_hz, pll, memory", [
-    # The ULX3S's own 50 MHz core clock through the ECP5 PLL (this core's fmax: about 61 MHz).
-    ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4"], "neurofabric.bit",
+    # The ULX3S's own 50 MHz core clock through the ECP5 PLL (this core's fmax: about 61 MHz),
+    # with the spike counters.
+    ("ulx3s-12f", ["--neurons", "16", "--inputs", "16", "--lanes", "4", "--spike-counters"], "neurofabric.bit",
      50_000_000, 1, "block_ram"),
     # The iCEBreaker's own 12 MHz without a PLL, weights in two SB_SPRAM256KA, the whole link.
     ("icebreaker", ["--neurons", "16", "--inputs", "16", "--lanes", "2"], "neurofabric.bin", 12_000_000, 0, "spram"),
@@ -168,6 +169,7 @@ def test_build_small_cores_with_the_open_tools(tmp_path, board, sizes, bitstream
     for kind in ("logic_cells", "flip_flops", "block_ram"):
         assert 0 < resources[kind]["used"] <= resources[kind]["available"], kind
     assert resources[memory]["used"] > 0
+    assert report["spike_counters"] == (board == "ulx3s-12f")
 
 
 def test_cmod_a7_prepare_only_writes_the_vivado_folder(tmp_path):

@@ -226,6 +226,10 @@ def test_build_refuses_sizes_the_link_cannot_serve_before_building(monkeypatch, 
     monkeypatch.setattr(neurofabric.boards, "build_bitstream", lambda board, *a, **kw: seen.append(board) or 1 / 0)
     invoke("build", "--board", "ulx3s-45f", "--pot-banks", 2, "-o", tmp_path / "c")
     assert [b.pot_banks for b in seen] == [2]
+    # Spike counters: the board's default unless asked for.
+    invoke("build", "--board", "ulx3s-12f", "--spike-counters", "-o", tmp_path / "d")
+    invoke("build", "--board", "ulx3s-12f", "-o", tmp_path / "e")
+    assert [b.spike_counters for b in seen[1:]] == [True, False]
 
 
 def test_sim_board_refuses_a_link_that_is_not_its_own_before_building(files, monkeypatch):
