@@ -5,7 +5,7 @@ from neurofabric.contract.bauds import BOARD_BAUDS
 from .base import Board
 
 
-def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1):
+def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1, spike_counters=False):
     return Board(
         name=f"ulx3s-{size}f",
         description=f"Radiona ULX3S ({size}F, LFE5U-{size}F)",
@@ -14,7 +14,7 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1):
         osc_hz=25_000_000,
         clk_hz=50_000_000,   # EHXPLLL from 25 MHz
         neurons=neurons, inputs=inputs, lanes=lanes, neurons_per_cycle=neurons_per_cycle,
-        pot_banks=pot_banks,
+        pot_banks=pot_banks, spike_counters=spike_counters,
         baud=BOARD_BAUDS["ulx3s"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board="ulx3s",
         extra_outputs={},
@@ -33,10 +33,13 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1):
 BOARDS = [
     _ulx3s(12, 128, 128, 16, pot_banks=4),
     _ulx3s(25, 256, 64, 16, pot_banks=2),
-    _ulx3s(45, 256, 256, 64),
+    # The spike counters: built at 56.1 MHz with them (74 of 108 block RAMs).
+    _ulx3s(45, 256, 256, 64, spike_counters=True),
     # 64 lanes, one neuron per cycle. At 128 lanes (132 of 156 multipliers) the placement's
     # estimate was 32.7 MHz, with 58,848 logic cells, and routing had not converged after 25
     # minutes; the two-neuron core's fmax was 44.8 MHz (the neuron pass's issue to the banked
     # state memories' read address), and at 64 lanes the accumulation bounds its step anyway.
+    # With the spike counters it built at 47.3 and 46.8 MHz (the FSM through the neuron pass's
+    # gate to the state memory's read address), so it has none.
     _ulx3s(85, 512, 256, 64),
 ]

@@ -94,7 +94,8 @@ class CoreConfig:
 
     `spike_counters` gives every neuron a 16-bit spike counter (`Space.COUNT`, the
     protocol's table `spike_counts`): one more memory of `n` x 16 bits (which the
-    iCE40UP5K has no block RAM left for; the boards build without it by default).
+    iCE40UP5K has no block RAM left for; of the boards only the ULX3S-45F builds with it
+    by default).
     """
 
     n: int

@@ -20,7 +20,7 @@ and the simulated board (`open_device("rtl")`, through its pseudo-terminal).
   and at the end (at the end only when the network learns: otherwise they are
   the network's own), and returns a `Recording` like the golden model's.
 - `run(..., counts=True)` without probes or snapshots lets a device with spike
-  counters (the simulated board; a board built with `--spike-counters`) count:
+  counters (the simulated board, the ULX3S-45F, a board built with `--spike-counters`) count:
   its RUN requests ask for no records (`RunFlags.NO_RECORDS`), and the host reads
   the recorded neurons' spike counters (table `spike_counts`, 16 bits) before
   the run and after every span of at most `checkpoint_steps` steps (so that no
