@@ -1008,7 +1008,6 @@ class Core(wiring.Component):
         # Neurons nidx .. nidx + P - 1 (nidx a multiple of P; one word holds them all).
         (params_rd, state_rd, sp_rd), (params_wr, state_wr, sp_wr) = zip(
             *[banks[name] for name in ("params", "state", "sp")])
-        cnt_rd, cnt_wr = banks["cnt"] if counters else ((), ())
         # The issue and the writes wait for the pass (`neuron_on`); the datapath between
         # them runs every cycle, its valid bits 0 outside the pass, so that no FSM state
         # decode stands before the neuron and trace updates' multipliers.
@@ -1069,6 +1068,7 @@ class Core(wiring.Component):
             # The spike counters, off the neuron pass's issue path: a spiking neuron's counter
             # is read as its state is written (the address from registers) and written back
             # plus one in the next cycle; consecutive neurons have other addresses.
+            cnt_rd, cnt_wr = banks["cnt"]
             for p, unit in enumerate(neurons):
                 c_valid = Signal(name=f"cnt_valid{p}")
                 c_addr = Signal.like(cnt_wr[p].addr, name=f"cnt_addr{p}", reset_less=True)

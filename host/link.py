@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from .errors import LinkError
 from .transport import TRACE, Transport, hex_dump
-from neurofabric.contract.device import CoreShape
+from neurofabric.contract.device import SPIKE_COUNT_BITS, CoreShape
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, STATUS_REPLY_FIELDS,
-    Command, Family, RunFlags, Status, fields_size, pack_fields, table_info, unpack_fields,
+    Command, Family, RunFlags, Status, fields_size, pack_fields, table_info, table_key, unpack_fields,
 )
 from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
+_COUNTS = table_key("spike_counts")    # (family, table id) of the core's spike counters
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
 #: The frames a RUN sends before its reply.
 _RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD, Command.INPUT_RECORD)
@@ -523,6 +524,32 @@ class LinkClient:
             yield from self._run_request(end - start, encode_run_request(chunk, m, flags | quiet), probed,
                                          bool(inputs), start, lenient, records)
             start = end
+
+    def run_counts(self, stimulus, first, count, *, span, max_steps=256, progress=None):
+        """Run `stimulus` (as `run`) without records (`RunFlags.NO_RECORDS`) and return the
+        spikes of neurons `first` .. `first + count - 1` over it, a list of ints, from the
+        device's spike counters (table `spike_counts`): read before the run and after every
+        `span` steps (at most 2**16 - 1: a neuron spikes at most once a step, so no counter
+        wraps unseen), the differences added up. `progress(done, total)` after each span."""
+        wrap = 1 << SPIKE_COUNT_BITS
+        span = max(1, min(int(span), wrap - 1))
+
+        def counters():
+            return self.read_table(*_COUNTS, first, count) if count else []
+
+        steps = len(stimulus)
+        before = counters()
+        total = [0] * count
+        for start in range(0, steps, span):
+            end = min(steps, start + span)
+            for _ in self.run(stimulus[start:end], max_steps=max_steps, records=False):
+                pass        # (none come)
+            after = counters()
+            total = [t + (a - b) % wrap for t, a, b in zip(total, after, before)]
+            before = after
+            if progress is not None:
+                progress(end, steps)
+        return total
 
     @staticmethod
     def _indices(row, m):

@@ -50,7 +50,7 @@ from .golden import Recording
 from .link import LinkClient, RefusedError
 from .transport import SerialTransport
 from neurofabric.contract.bauds import AUTO_BAUDS
-from neurofabric.contract.device import (NEURON_PARAMS_WORD, SPIKE_COUNT_BITS, WRITABLE_GLOBALS, neuron_params_fields,
+from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
                                          network_register_values, register, register_address)
 from neurofabric.contract.protocol import Status, table_key
 from .memory_map import decode_global, encode_global, pack_weights, pack_word, unpack_weights
@@ -58,6 +58,9 @@ from .memory_map import decode_global, encode_global, pack_weights, pack_word, u
 __all__ = ["SerialDevice", "COMMON_BAUDS", "parse_serial_name", "open_serial_device"]
 
 logger = logging.getLogger(__name__)
+
+#: Steps between checkpoints (and between two reads of the spike counters) by default.
+DEFAULT_CHECKPOINT_STEPS = 1024
 
 #: (family, table id) of the generator's rates, and of the core's spike counters.
 _RATES = table_key("rates")
@@ -109,7 +112,7 @@ class SerialDevice(Device):
     """
 
     def __init__(self, transport, *, kind="serial", timeout=1.0, retries=4, period_cycles=0, max_steps=256,
-                 recover=True, checkpoint_steps=1024, build_id=None, on_close=None):
+                 recover=True, checkpoint_steps=DEFAULT_CHECKPOINT_STEPS, build_id=None, on_close=None):
         super().__init__()
         self.transport = transport
         self.client = LinkClient(transport, timeout=timeout, retries=retries)
@@ -280,8 +283,8 @@ class SerialDevice(Device):
         return recording
 
     def _has_counters(self):
-        """Whether the device has its spike counters (a build without them, the iCEBreaker's,
-        refuses their table with BAD_ADDRESS); asked once per session."""
+        """Whether the device has its spike counters (a build without them refuses their
+        table with BAD_ADDRESS); asked once per session."""
         if self._counters is None:
             try:
                 self.client.read_table(*_COUNTS, 0, 1)
@@ -297,30 +300,15 @@ class SerialDevice(Device):
     def _run_counts(self, stimulus, progress, rates, seed, *, record_neurons=None):
         if not self._has_counters():
             return None
-        net, client = self.network, self.client
-        steps = stimulus.shape[0]
+        net = self.network
         self._set_generator(rates, seed)
         neurons = np.arange(net.n) if record_neurons is None else np.asarray(record_neurons, np.int64)
         lo, hi = (int(neurons[0]), int(neurons[-1]) + 1) if neurons.size else (0, 0)
-
-        def counters():     # the counters of neurons lo .. hi-1
-            return np.array(client.read_table(*_COUNTS, lo, hi - lo) if hi > lo else [], np.int64)
-
-        inputs = [np.flatnonzero(row) for row in stimulus]
-        span = min(self.checkpoint_steps, (1 << SPIKE_COUNT_BITS) - 1)   # a neuron spikes at most once a step
-        before = counters()
-        total = np.zeros(hi - lo, np.int64)
-        for start in range(0, steps, span):
-            end = min(steps, start + span)
-            for _ in client.run(inputs[start:end], max_steps=self.max_steps, records=False):
-                pass        # (none come)
-            after = counters()
-            total += (after - before) % (1 << SPIKE_COUNT_BITS)
-            before = after
-            if progress is not None:
-                progress(end, steps)
+        total = self.client.run_counts([np.flatnonzero(row) for row in stimulus], lo, hi - lo,
+                                       span=self.checkpoint_steps, max_steps=self.max_steps, progress=progress)
         return Recording(spikes=None, weights=self._weights_after(), input_spikes=stimulus.astype(np.uint8),
-                         neurons=record_neurons, counts=total[neurons - lo], step_count=steps)
+                         neurons=record_neurons, counts=np.array(total, np.int64)[neurons - lo],
+                         step_count=stimulus.shape[0])
 
     def _run_span(self, inputs, start, end, probe, want_inputs=False, subset=False):
         """The `StepRecord`s of steps `start` .. `end`-1, in order (see the

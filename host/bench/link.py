@@ -5,6 +5,7 @@ and the streaming limit at each board's baud rate."""
 
 import numpy as np
 
+from ..serial_device import DEFAULT_CHECKPOINT_STEPS
 from .plan import REFERENCE_ACTIVITY, workload_network
 
 __all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "RECORDED_NEURONS", "link_costs",
@@ -182,12 +183,7 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
         meter.log.clear()
         stimulus = [np.flatnonzero(row) if host_inputs else () for row in rng.random((steps, shape.m)) < activity]
         if counts:
-            span = COUNT_SPAN_STEPS
-            client.read_table(*COUNTS_TABLE, 0, shape.n)
-            for start in range(0, steps, span):
-                for _ in client.run(stimulus[start:start + span], records=False):
-                    pass
-                client.read_table(*COUNTS_TABLE, 0, shape.n)
+            client.run_counts(stimulus, 0, shape.n, span=COUNT_SPAN_STEPS)
         else:
             for _ in client.run(stimulus, subset=bool(recorded)):
                 pass
@@ -220,16 +216,15 @@ SLOW_ROUND_TRIP_S = 16e-3
 RECORDED_NEURONS = 32
 
 
-def _counts_table():
+def _counts_read():
     from neurofabric.contract.protocol import FAMILY_COMMANDS, table_key
-    key = table_key("spike_counts")
-    return key, FAMILY_COMMANDS[key[0]][0]
+    return FAMILY_COMMANDS[table_key("spike_counts")[0]][0]
 
 
-#: The spike counters' (family, table id), the command that reads them, and the steps between
-#: two reads in the link case ``generated_counts`` (`SerialDevice`'s default `checkpoint_steps`).
-COUNTS_TABLE, COUNTS_READ = _counts_table()
-COUNT_SPAN_STEPS = 1024
+#: The command that reads the spike counters, and the steps between two reads in the link case
+#: ``generated_counts`` (`SerialDevice`'s default `checkpoint_steps`).
+COUNTS_READ = _counts_read()
+COUNT_SPAN_STEPS = DEFAULT_CHECKPOINT_STEPS
 
 #: The link cases of `boards.B.link.steps_per_s`: what goes out and what comes back.
 LINK_CASES = {

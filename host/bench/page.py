@@ -3,6 +3,7 @@ of every section and the core's picture (`plots.plot_core`), from a run's result
 
 from pathlib import Path
 
+from .link import COUNT_SPAN_STEPS
 from .plan import NEUROCOREX, REFERENCE_ACTIVITY
 from .plots import plot_core
 
@@ -356,8 +357,8 @@ def _docs_link(results, add):
             "requests carry no input records; every neuron's spikes come back), `generated_32` (generated "
             "inputs, 32 neurons recorded on the device: SET_RECORD and RUNs with SUBSET) and `generated_counts` "
             "(generated inputs, RUNs without records, NO_RECORDS: the device counts every neuron's spikes and the "
-            "host reads the counters before the run and every 1,024 steps; in a run of 1,000 steps here, so "
-            "twice; a board without counters, "
+            f"host reads the counters before the run and every {COUNT_SPAN_STEPS:,} steps; in a run of "
+            f"{link['reference_streams']['generated_counts']['steps']:,} steps here; a board without counters, "
             + (", ".join(f"`{name}`" for name, b in boards.items() if not b.get("spike_counters", True)) or "none")
             + ", sends every neuron's records as in `generated` and the host counts). A round trip is paid per "
             "exchange: per RUN request and per read of the counters.\n")

@@ -57,7 +57,7 @@ def bench_simulated_board(plan, say):
                 say(f"simulated board: learning {'on' if learn else 'off'}: {len(records) / run_s:,.0f} steps/s "
                     f"(load {load_s:.1f} s)")
                 if not learn:
-                    link = _link_cases(dev, net, stim, records, run_s, plan.simboard_steps)
+                    link = _link_cases(dev, net, len(records) / run_s, plan.simboard_steps)
                     say("simulated board: link cases, steps/s: " + ", ".join(
                         f"{case} {rate:,.0f}" for case, rate in link.items()))
         match = _SUMMARY.search(board.summary or "")
@@ -79,24 +79,24 @@ def bench_simulated_board(plan, say):
             "runs": runs}
 
 
-def _link_cases(dev, net, stim, records, run_s, steps):
+def _link_cases(dev, net, full_raster, steps):
     """Steps per second through the pty in the link cases of `boards.B.link` (learning off):
-    ``full_raster`` is the run above (host inputs, every neuron's records); ``generated_32``
+    ``full_raster`` is that of the run above (host inputs, every neuron's records); ``generated_32``
     and ``generated_counts`` run `steps` steps of generated inputs at the reference activity
     with `Device.run` (32 neurons recorded on the board; counts only), each checked against
     the golden model."""
     from ..golden import GoldenModel
     rates = np.full(net.m, round(REFERENCE_ACTIVITY * 65536))
     neurons = np.arange(min(RECORDED_NEURONS, net.n))
-    out = {"full_raster": len(records) / run_s}
+    want = GoldenModel(net)
+    want.set_seed(9)
+    spikes = want.run(np.zeros((steps, net.m), bool), rates=rates).spikes
+    out = {"full_raster": full_raster}
     for case, options in (("generated_32", dict(record_neurons=neurons)), ("generated_counts", dict(counts=True))):
         dev.reset_state()
         t0 = time.monotonic()
         rec = dev.run(None, steps=steps, rates=rates, seed=9, **options)
         out[case] = steps / (time.monotonic() - t0)
-        want = GoldenModel(net)
-        want.set_seed(9)
-        spikes = want.run(np.zeros((steps, net.m), bool), rates=rates).spikes
         got_ok = (np.array_equal(rec.spikes, spikes[:, neurons]) if case == "generated_32"
                   else np.array_equal(rec.counts, spikes.sum(axis=0)))
         if not got_ok or not spikes.any():
