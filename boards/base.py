@@ -50,6 +50,9 @@ class Board:
     # CoreConfig.spike_counters: a block RAM of n x 16 bits; on a board once a build of its
     # default core with them has met timing (`neurofabric build --spike-counters` otherwise).
     spike_counters: bool = False
+    # CoreConfig.record_filter: the link drops the spikes a RUN does not record (a memory of
+    # n bits); off where the chip has no room for it.
+    record_filter: bool = True
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -198,6 +201,8 @@ def _config_for(board):
         kwargs["pot_banks"] = board.pot_banks
     if not board.spike_counters:
         kwargs["spike_counters"] = False
+    if not board.record_filter:
+        kwargs["record_filter"] = False
     try:
         return CoreConfig(**kwargs)
     except TypeError:
@@ -276,6 +281,7 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
         "timing_met": bool(sync and sync["fmax_hz"] >= board.clk_hz), "clocks": clocks,
         "resources": resources, "baud": board.baud, "bitstream": str(bitstream), "build_s": round(build_s, 1),
         "weight_memory": board.weight_memory, "spike_counters": board.spike_counters,
+        "record_filter": board.record_filter,
     }
     _write_report(out_dir, report)
     if not bitstream.exists():

@@ -96,6 +96,12 @@ class CoreConfig:
     protocol's table `spike_counts`): one more memory of `n` x 16 bits (which the
     iCE40UP5K has no block RAM left for; of the boards only the ULX3S-45F builds with it
     by default).
+
+    `record_filter` puts a filter in the link (hdl/link.py) that drops the core's
+    SPIKE records of neurons a RUN does not record (SUBSET, NO_RECORDS) before the
+    link's controller sees them, so that its time per step follows the recorded
+    spikes, not all of them: a memory of `n` bits and a few logic cells (which the
+    iCE40UP5K has no room for).
     """
 
     n: int
@@ -108,6 +114,7 @@ class CoreConfig:
     neurons_per_cycle: int = 1
     pot_banks: int = 1
     spike_counters: bool = True
+    record_filter: bool = True
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -126,8 +133,9 @@ class CoreConfig:
         if self.neurons_per_cycle not in (1, 2) or self.neurons_per_cycle > self.lanes:
             raise ValueError(f"CoreConfig.neurons_per_cycle = {self.neurons_per_cycle!r}: allowed 1, or 2 with "
                              f"at least 2 lanes (lanes = {self.lanes})")
-        if not isinstance(self.spike_counters, bool):
-            raise ValueError(f"CoreConfig.spike_counters = {self.spike_counters!r}: allowed True or False")
+        for name in ("spike_counters", "record_filter"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"CoreConfig.{name} = {getattr(self, name)!r}: allowed True or False")
         words = self.n // self.lanes
         banks = self.pot_banks
         if not isinstance(banks, int) or banks < 1 or banks & (banks - 1) or words % banks:
@@ -263,6 +271,8 @@ class CoreConfig:
             key += f"_b{self.pot_banks}"
         if not self.spike_counters:
             key += "_nc"
+        if not self.record_filter:
+            key += "_nf"
         return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 

@@ -34,7 +34,10 @@ What the firmware does, in the order of docs/protocol.md:
   reports the step's input set U first (INPUT records on `step_out`); they are
   collected into the same bitmap and sent as the INPUT_RECORD as soon as the
   first record that is not an input comes, before the step's spikes are
-  collected, so the data RAM holds one bitmap of max(n, m) bits. While it waits for the core it
+  collected, so the data RAM holds one bitmap of max(n, m) bits. With
+  `CoreConfig.record_filter` the gateware drops the SPIKE records of neurons
+  that the RUN does not record (SUBSET: those SET_RECORD left out; NO_RECORDS:
+  all) before the firmware sees them. While it waits for the core it
   answers STATUS and refuses every other request with BUSY (as it does a request
   that came during the RUN and is only taken after it).
 
@@ -50,6 +53,7 @@ from dataclasses import asdict
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from neurofabric.contract.errors import BuildError
@@ -60,12 +64,12 @@ from neurofabric.contract.protocol import (
     probe_value_bytes, word_bits,
 )
 from neurofabric.contract.model import CORE_MODEL_VERSION
-from .core_ports import CoreConfig
+from .core_ports import CoreConfig, StepEvent
 from .framing import COUNTER_WIDTH, HeaderLayout, PayloadLayout, Refusal
 from .link_firmware import link_program
 from .link_ports import (
     _MAX_PROBE_CHUNK, _MAX_SIZE, _MAX_WORD_BYTES, _RATE_BITS, _RDATA_PORTS, _RUN_REQUEST_SIZE, _SPACE_BITS,
-    _SPIKE_HEAD_SIZE,
+    _SPIKE_HEAD_SIZE, _FILTER_ALL, _FILTER_SUBSET,
     TABLE_SPACES, _R, _W,
 )
 from .mcu import MCU
@@ -318,14 +322,43 @@ class Link(wiring.Component):
         with m.Elif(reading(_R.SCAN)):
             m.d.sync += scan.eq(scan & (scan - 1))
 
-        # ---- reads ----
+        # ---- the record filter ----
+        # `out_valid` / `out_ready` are step_out as the firmware sees it. With the filter,
+        # a record waits one cycle (`fresh`: the mask bit of its neuron has been read),
+        # then a SPIKE of a neuron the run does not record is taken at once.
         out = self.step_out.payload
+        out_valid = Signal()
+        out_ready = Signal()
+        if cfg.record_filter:
+            mask_bytes = (cfg.n + 7) // 8
+            init = [0xFF] * (cfg.n // 8) + ([(1 << (cfg.n % 8)) - 1] if cfg.n % 8 else [])
+            m.submodules.fmask = fmask = Memory(shape=8, depth=mask_bytes, init=init)
+            f_wr = fmask.write_port()
+            f_rd = fmask.read_port(transparent_for=())
+            f_ctl = Signal(2)
+            f_ptr = Signal(range(max(mask_bytes, 2)))
+            with m.If(writing(_W.FILTER)):
+                m.d.sync += [f_ctl.eq(Cat(a[_FILTER_SUBSET], a[_FILTER_ALL])), f_ptr.eq(0)]
+            with m.If(writing(_W.FMASK)):
+                m.d.sync += f_ptr.eq(f_ptr + 1)
+            m.d.comb += [f_wr.addr.eq(f_ptr), f_wr.data.eq(a), f_wr.en.eq(writing(_W.FMASK)),
+                         f_rd.addr.eq(out.neuron[3:])]
+            fresh = Signal()
+            m.d.sync += fresh.eq(self.step_out.valid & ~self.step_out.ready)
+            spike = out.kind == StepEvent.SPIKE
+            drop = fresh & spike & (f_ctl[1] | f_ctl[0] & ~f_rd.data.bit_select(out.neuron[:3], 1))
+            m.d.comb += [out_valid.eq(self.step_out.valid & fresh & ~drop),
+                         self.step_out.ready.eq(out_ready & out_valid | self.step_out.valid & drop)]
+        else:
+            m.d.comb += [out_valid.eq(self.step_out.valid), self.step_out.ready.eq(out_ready)]
+
+        # ---- reads ----
         v_ext = Signal(signed(8 * value_bytes))
         i_ext = Signal(signed(8 * value_bytes))
         m.d.comb += [v_ext.eq(out.v), i_ext.eq(out.i)]
         rdata = self.rdata.payload
         sources = {
-            _R.FLAGS: Cat(rx_full, nack_pending, self.step_out.valid, rx_last, self.core_busy, C(0, 1),
+            _R.FLAGS: Cat(rx_full, nack_pending, out_valid, rx_last, self.core_busy, C(0, 1),
                           rx_late, stim_ptr == rx_h.length),
             _R.KIND: out.kind.as_value(),
             _R.RX: self.rx_payload.payload.data,
@@ -360,7 +393,7 @@ class Link(wiring.Component):
                 m.d.sync += rx_last.eq(self.rx_payload.payload.last)
         with m.If(rd & ((port == _R.NEURON) | (port == _R.NEURON + 1) | (port == _R.KIND) |
                         (port >= _R.PROBE) & (port < _R.PROBE + 2 * value_bytes))):
-            m.d.comb += mcu.port_wait.eq(~self.step_out.valid)
+            m.d.comb += mcu.port_wait.eq(~out_valid)
         with m.If(rd & ((port >= _R.RDATA) | (port == _R.RBYTE))):
             m.d.comb += mcu.port_wait.eq(~self.rdata.valid)
         with m.If(reading(_R.RBYTE)):
@@ -399,7 +432,7 @@ class Link(wiring.Component):
         with m.If(writing(_W.STEP_END)):
             m.d.comb += self.step_in.payload.end.eq(1)
         for p, valid, ready in ((_W.RDATA_ACK, self.rdata.valid, self.rdata.ready),
-                                (_W.STEP_ACK, self.step_out.valid, self.step_out.ready)):
+                                (_W.STEP_ACK, out_valid, out_ready)):
             with m.If(writing(p)):
                 m.d.comb += [ready.eq(1), mcu.port_wait.eq(~valid)]
 

@@ -342,9 +342,16 @@ def _c_record(a, v):
     if n % 8:
         a.ld(bitmap + bitmap_n - 1); a.andi((0xFF << (n % 8)) & 0xFF); a.jnz("record_bad")
     a.ldi(1); a.st(rmask_end)        # (at least one byte: the list loop looks at one or more)
+    filt = v.config.record_filter
+    if filt:                        # the filter's mask from byte 0 (A = 1: no filter bits, until a RUN)
+        assert not 1 & (int(RunFlags.SUBSET) | int(RunFlags.NO_RECORDS))
+        a.st(P(_W.FILTER))
     a.ldx(0)
     a.label("record_copy")
-    a.ld(bitmap + X); a.st(rmask + X); a.jz("record_zero"); a.inx(); a.txa(); a.st(rmask_end); a.jmp("record_next")
+    a.ld(bitmap + X); a.st(rmask + X)
+    if filt:
+        a.st(P(_W.FMASK))
+    a.jz("record_zero"); a.inx(); a.txa(); a.st(rmask_end); a.jmp("record_next")
     a.label("record_zero")
     a.inx()
     a.label("record_next")
@@ -459,6 +466,8 @@ def _c_run(a, v):
     a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS | RunFlags.SUBSET
                                             | RunFlags.GENERATED | RunFlags.NO_RECORDS) & 0xFF)
     a.jnz("refuse_bad_value")
+    if v.config.record_filter:
+        a.ld(tmp); a.st(P(_W.FILTER))   # the filter drops the spikes this RUN does not record
     a.ld(tmp); a.andi(RunFlags.PROBE | RunFlags.INPUTS); a.st(end_flags); a.andi(RunFlags.PROBE); a.st(probe)
     a.ld(tmp); a.andi(RunFlags.INPUTS); a.st(want_inputs)
     a.ld(tmp); a.andi(RunFlags.SUBSET); a.st(subset)
@@ -564,14 +573,16 @@ def _c_run(a, v):
     else:
         a.ld(P(_R.NEURON)); a.shr(); a.shr(); a.shr()
     a.tax()
-    a.ld(masked); a.jz("collect_set")
-    a.ld(rmask + X); a.and_(tmp); a.jz("collect_skip")
+    if not v.config.record_filter:      # (with the filter, every spike that comes is recorded)
+        a.ld(masked); a.jz("collect_set")
+        a.ld(rmask + X); a.and_(tmp); a.jz("collect_skip")
     a.label("collect_set")
     a.ld(bitmap + X); a.or_(tmp); a.st(bitmap + X)
     a.st(P(_W.STEP_ACK))
     a.ld(spikes); a.addi(1); a.jz("collect_poll"); a.st(spikes); a.jmp("collect_poll")
-    a.label("collect_skip")         # not recorded: taken, not counted
-    a.st(P(_W.STEP_ACK)); a.jmp("collect_poll")
+    if not v.config.record_filter:
+        a.label("collect_skip")     # not recorded: taken, not counted
+        a.st(P(_W.STEP_ACK)); a.jmp("collect_poll")
     a.label("collect_other")        # A: the kind
     a.cmpi(StepEvent.INPUT.value); a.jz("collect_bit")
     a.ld(inputs_due); a.jz("collected")

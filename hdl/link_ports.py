@@ -75,6 +75,8 @@ class _W(enum.IntEnum):
     STIM_RESET = 20  # reading starts over at byte 0
     RUNNING = 21    # bit 0: the running output
     DISCARD = 22    # drop the rest of the request's payload (waits until done)
+    FILTER = 23     # the record filter (CoreConfig.record_filter): a RUN's flags; resets FMASK's address
+    FMASK = 24      # the filter's next mask byte (neurons 8k .. 8k + 7, lowest bit first)
     WORD = 40       # shift a byte into the core command's data word (from the top: low byte first)
 
 
@@ -93,6 +95,11 @@ assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) 
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
     "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
     "last_step_cycles", "lost_records"]
+
+# FILTER takes a RUN's flags: with SUBSET the filter drops the SPIKE records of neurons
+# whose FMASK bit is 0, with NO_RECORDS every SPIKE record.
+_FILTER_SUBSET = int(RunFlags.SUBSET).bit_length() - 1
+_FILTER_ALL = int(RunFlags.NO_RECORDS).bit_length() - 1
 
 #: Bits of the core's rate memory: `rate[k]` is compared with the 16 high bits of the
 #: generator state (spec 5.0).

@@ -522,6 +522,12 @@ class LinkPorts(Ports):
         self.inputs = []                # the step being fed
         self.fed = []                   # every step's inputs so far
         self.records = deque()          # step_out: ("input", k), ("spike", j), ("probe", j), ("end", None)
+        # The record filter (CoreConfig.record_filter): its mask (every neuron at first),
+        # the mask's write address and whether it drops unrecorded / all spikes.
+        self.filter_mask = [True] * config.n
+        self.filter_ptr = 0
+        self.filter_subset = self.filter_all = False
+        self.filtered = 0               # SPIKE records the filter took (the firmware never saw them)
 
     # -- the host's side --
     def request(self, command, seq, payload=b""):
@@ -563,7 +569,17 @@ class LinkPorts(Ports):
     def _unmodelled(self, port, what):
         raise BuildError(f"port {port}: {what} is not modelled by LinkPorts")
 
+    def _filter(self):
+        # The gateware's filter takes a dropped SPIKE as soon as it is step_out's record.
+        if not self.config.record_filter:
+            return
+        while self.records and self.records[0][0] == "spike" and (
+                self.filter_all or self.filter_subset and not self.filter_mask[self.records[0][1]]):
+            self.records.popleft()
+            self.filtered += 1
+
     def _record(self, port):
+        self._filter()
         if not self.records:
             raise BuildError(f"port {port}: the firmware waits for a step_out record the core never makes")
         return self.records[0]
@@ -599,6 +615,7 @@ class LinkPorts(Ports):
     def read(self, port):
         R = self._R
         if port == R.FLAGS:
+            self._filter()
             return ((self.header is not None) | (self.nack is not None) << 1 | bool(self.records) << 2
                     | self.rx_last << 3 | self.late << 6 | (self.stim == self.length) << 7)
         if port == R.KIND:
@@ -691,6 +708,16 @@ class LinkPorts(Ports):
             self.inputs.append(self.source_hi << 8 | value)
         elif port == W.STEP_END:
             self._step(value)
+        elif port in (W.FILTER, W.FMASK) and self.config.record_filter:
+            from .link_ports import _FILTER_ALL, _FILTER_SUBSET
+            if port == W.FILTER:
+                self.filter_subset, self.filter_all = bool(value >> _FILTER_SUBSET & 1), bool(value >> _FILTER_ALL & 1)
+                self.filter_ptr = 0
+            else:
+                for bit in range(8):
+                    if 8 * self.filter_ptr + bit < self.config.n:
+                        self.filter_mask[8 * self.filter_ptr + bit] = bool(value >> bit & 1)
+                self.filter_ptr += 1
         elif port == W.STEP_ACK:
             self._record(port)
             self.records.popleft()

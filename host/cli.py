@@ -1022,12 +1022,15 @@ def _check_board(board):
 @click.option("--spike-counters/--no-spike-counters", default=None,
               help="A 16-bit spike counter per neuron (one more block RAM), so that counts-only runs send no "
                    "records (default: the board's).")
+@click.option("--record-filter/--no-record-filter", default=None,
+              help="Drop the spikes a run does not record in the link's gateware, so that its controller only "
+                   "handles recorded ones (a memory of n bits; default: the board's).")
 @click.option("--baud", type=_count(1), default=None, help="UART baud rate.")
 @click.option("--clk-hz", type=_count(1), default=None, help="Core clock (a PLL makes it).")
 @click.option("--prepare-only", is_flag=True, help="Xilinx boards: write the Vivado build folder only.")
 @click.pass_context
-def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, spike_counters, baud, clk_hz,
-                  prepare_only):
+def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, spike_counters, record_filter, baud,
+                  clk_hz, prepare_only):
     """Build a bitstream with the open tools (iCE40, ECP5) and write DIR/report.json.
 
     \b
@@ -1040,7 +1043,8 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, s
     from ..boards import build_bitstream, get_board, prepare_vivado
     from .errors import BuildError
     board = get_board(board_name).with_sizes(neurons=neurons, inputs=inputs, lanes=lanes, baud=baud,
-                                             clk_hz=clk_hz, pot_banks=pot_banks, spike_counters=spike_counters)
+                                             clk_hz=clk_hz, pot_banks=pot_banks, spike_counters=spike_counters,
+                                             record_filter=record_filter)
     if pot_banks is not None and board.pot_banks != pot_banks:
         raise BuildError(f"--pot-banks {pot_banks}: a core of {board.neurons} neurons in {board.lanes} lanes allows "
                          f"{board.pot_banks} (the banks must divide its word columns, a power of two)")

@@ -603,11 +603,15 @@ def test_firmware_checks_a_run_request_before_the_first_step():
 
 
 @pytest.mark.parametrize("config", [CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4),
-                                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4)], ids=["n64", "n300"])
+                                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4),
+                                    CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4, record_filter=False),
+                                    CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4, record_filter=False)],
+                         ids=["n64", "n300", "n64-nofilter", "n300-nofilter"])
 def test_firmware_records_the_neurons_set_record_names(config):
     """SET_RECORD takes a bitmap of the n neurons; a RUN with SUBSET sends the spikes of
     those neurons alone (bitmap or address list, whichever is shorter), one without it
-    every neuron's; a bad mask is refused and leaves the mask as it was."""
+    every neuron's; a bad mask is refused and leaves the mask as it was. With the record
+    filter the gateware takes the spikes not recorded: the firmware never sees them."""
     from neurofabric.host.records import encode_run_request, encode_spikes
     seed = 11
     sim, ports = firmware(config, core=GoldenCore(config, seed))
@@ -643,6 +647,7 @@ def test_firmware_records_the_neurons_set_record_names(config):
                            for t, spikes in enumerate(expected)], flags
         recorded_spikes += sum(map(len, expected))
     assert recorded_spikes > 0 and dropped > 0     # the mask kept some spikes and dropped others
+    assert ports.filtered == (dropped if config.record_filter else 0)
     # No neuron recorded: empty records.
     exchange(sim, ports, (Command.SET_RECORD, 20, bytes(len(mask))))
     frames = exchange(sim, ports, (Command.RUN, 21, encode_run_request(stimulus[:3], config.m, RunFlags.SUBSET)))
@@ -673,11 +678,13 @@ def test_firmware_runs_generated_inputs_from_a_request_without_records():
     assert ports.fed == [[]] * 30 and sum(map(len, spikes)) > 0     # the generator's inputs made spikes
 
 
-def test_a_refused_record_mask_leaves_the_next_run_as_it_was():
+@pytest.mark.parametrize("record_filter", [True, False], ids=["filter", "nofilter"])
+def test_a_refused_record_mask_leaves_the_next_run_as_it_was(record_filter):
     """SET_RECORD with a neuron >= n is BAD_VALUE and changes nothing: the mask bytes it
-    took leave no spikes behind in the next run's records."""
+    took leave no spikes behind in the next run's records, and a SUBSET run still records
+    every neuron (the mask as it was, in the firmware and in the record filter)."""
     from neurofabric.host.records import encode_run_request, encode_spikes
-    config = CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4)
+    config = CoreConfig(n=300, m=260, S=16, W=8, T=8, lanes=4, record_filter=record_filter)
     sim, ports = firmware(config, core=GoldenCore(config, 3))
     ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
     reference = GoldenCore(config, 3)
@@ -688,15 +695,21 @@ def test_a_refused_record_mask_leaves_the_next_run_as_it_was():
     frames = exchange(sim, ports, (Command.RUN, 2, encode_run_request(stimulus, config.m)))
     assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [
         bytes([Status.OK]) + encode_spikes(t, reference.step(row), config.n) for t, row in enumerate(stimulus)]
+    frames = exchange(sim, ports, (Command.RUN, 3, encode_run_request(stimulus, config.m, RunFlags.SUBSET)))
+    spikes = [reference.step(row) for row in stimulus]
+    assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [
+        bytes([Status.OK]) + encode_spikes(3 + t, row, config.n) for t, row in enumerate(spikes)]
+    assert sum(map(len, spikes)) > 0 and ports.filtered == 0
 
 
-def test_firmware_runs_without_records_and_the_next_run_has_them_all():
+@pytest.mark.parametrize("record_filter", [True, False], ids=["filter", "nofilter"])
+def test_firmware_runs_without_records_and_the_next_run_has_them_all(record_filter):
     """NO_RECORDS: a RUN of host inputs or generated ones sends its reply alone (the
     spikes are the core's to count), a RUN after it has every step's record as if the
     quiet one had sent its own, and NO_RECORDS with PROBE or INPUTS is BAD_VALUE (nothing
-    runs)."""
+    runs). With the record filter the firmware sees none of a quiet run's spikes."""
     from neurofabric.host.records import encode_run_request, encode_spikes
-    config = CoreConfig(n=300, m=40, S=16, W=8, T=8, lanes=4)
+    config = CoreConfig(n=300, m=40, S=16, W=8, T=8, lanes=4, record_filter=record_filter)
     rates = generator_rates(config.m, 6)
     sim, ports = firmware(config, core=GoldenCore(config, 6, rates=rates, gen_seed=17))
     ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
@@ -715,7 +728,7 @@ def test_firmware_runs_without_records_and_the_next_run_has_them_all():
         assert [(command, payload) for command, _, payload in frames] == [
             (Command.RUN | REPLY_FLAG, bytes([Status.OK, len(stimulus), 0, 0, 0]))]
         spiked += sum(len(reference.step(row)) for row in stimulus)
-    assert spiked > 0 and len(ports.fed) == 45
+    assert spiked > 0 and len(ports.fed) == 45 and ports.filtered == (spiked if record_filter else 0)
     stimulus = [[5], [], [6, 8]]
     frames = exchange(sim, ports, (Command.RUN, 4, encode_run_request(stimulus, config.m)))
     assert [payload for command, _, payload in frames if command == Command.STEP_RECORD | REPLY_FLAG] == [

@@ -238,14 +238,15 @@ LINK_CASES = {
 }
 
 
-def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, seed=1):
+def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, seed=1, record_filter=True):
     """Cycles per step that the link's firmware (hdl/link.py, on the controller's
     instruction-set simulator, hdl/mcu_sim.py) takes for a RUN of link case `case`
     on a core of n neurons and m inputs, `activity` of the neurons spiking (and of
     the inputs, in ``full_raster``): taking the inputs, feeding them, taking each
     spike from the core and sending each step record. The core's own time is left
     out (its records are there at once) and so is the UART's (the sender never
-    waits): this is the firmware's limit, beside the core's and the wire's."""
+    waits): this is the firmware's limit, beside the core's and the wire's. `record_filter`
+    is `CoreConfig.record_filter` (the link's gateware drops the spikes not recorded)."""
     from ...hdl.core_ports import CoreConfig, Reg, Space
     from ...hdl.mcu_sim import LinkPorts, McuSim, link_firmware
     from neurofabric.contract.protocol import Command, RunFlags
@@ -258,7 +259,8 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
         def step(self, sources):
             return np.flatnonzero(self.rng.random(n) < activity).tolist()
 
-    config = CoreConfig(n=n, m=m, lanes=1)     # the firmware's RUN path depends on n and m alone
+    # The firmware's RUN path depends on n, m and the record filter alone.
+    config = CoreConfig(n=n, m=m, lanes=1, record_filter=record_filter)
     _, words, data, data_depth = link_firmware(config, clk_hz=clk_hz, baud=3_000_000)
     ports = LinkPorts(config, core=RandomCore())
     ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = n
@@ -304,7 +306,7 @@ def bench_link(plan, say):
     link = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
     per_board = {}
     costs = {(ref.n, ref.m, ref.lanes): link}  # boards with the reference core's shape reuse its figures
-    firmware = {}                              # (n, m) -> cycles per step per case
+    firmware = {}                              # (n, m, record filter) -> cycles per step per case
     bits_per_byte = 10  # 8N1
     for board in BOARDS.values():
         shape = CoreShape(board.neurons, board.inputs, 16, 8, 8, board.lanes)
@@ -313,12 +315,14 @@ def bench_link(plan, say):
             say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes")
             costs[key] = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
         c = costs[key]
-        if (board.neurons, board.inputs) not in firmware:
-            say(f"link: the firmware's cycles per step, n = {board.neurons}, m = {board.inputs} (instruction-set "
-                "simulator)")
-            firmware[board.neurons, board.inputs] = {
-                case: firmware_cycles_per_step(board.neurons, board.inputs, case, activity) for case in LINK_CASES}
-        cycles = dict(firmware[board.neurons, board.inputs])
+        fkey = (board.neurons, board.inputs, board.record_filter)
+        if fkey not in firmware:
+            say(f"link: the firmware's cycles per step, n = {board.neurons}, m = {board.inputs}"
+                + ("" if board.record_filter else ", no record filter") + " (instruction-set simulator)")
+            firmware[fkey] = {case: firmware_cycles_per_step(board.neurons, board.inputs, case, activity,
+                                                             record_filter=board.record_filter)
+                              for case in LINK_CASES}
+        cycles = dict(firmware[fkey])
         streams = dict(c["reference_streams"])
         if not board.spike_counters:
             # No counters on the device: the host counts from every neuron's records.
@@ -348,6 +352,7 @@ def bench_link(plan, say):
             "wire_bytes_per_step": {case: streams[case]["both"]["wire_bytes"] for case in LINK_CASES},
             # Whether the device counts spikes itself (`generated_counts` without records).
             "spike_counters": board.spike_counters,
+            "record_filter": board.record_filter,
             # What the link's firmware takes per step, and the steps per second that allows at the board's clock.
             "firmware_cycles_per_step": cycles,
             "firmware_steps_per_s": {case: board.clk_hz / cycles[case] for case in LINK_CASES},
