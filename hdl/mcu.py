@@ -4,7 +4,7 @@ too many logic cells as gateware.
 The link of the iCEBreaker build has to fit about 1,500 iCE40 logic cells next to
 the core (UART and framing included); as state machines its command decoder alone
 took 2,500. `MCU` keeps the control flow in a program in block RAM instead: an
-accumulator machine with 16-bit instructions (up to 1024, in block RAM), an 8-bit
+accumulator machine with 16-bit instructions (up to 2048, in block RAM), an 8-bit
 data RAM (block RAM) and memory-mapped I/O ports that the surrounding gateware
 defines. About 280 iCE40 logic cells (synth_ice40, packed by nextpnr) whatever the
 program does.
@@ -15,7 +15,8 @@ Machine
   (carry; after SUB/SBC/CMP: 1 when there was no borrow, i.e. A >= B unsigned,
   as on a 6502).
 - `X` (11 bits), the index register: `X + n` (n < 1024) addresses data RAM or a port.
-- `pc` (10 bits) and a return stack of `STACK_DEPTH` entries (CALL/RET).
+- `pc` (`pc_bits(len(program))`: 10 bits up to 1024 instructions, 11 beyond) and a
+  return stack of `STACK_DEPTH` entries (CALL/RET).
 - Data space: 2048 byte addresses. `PORT_BASE .. PORT_BASE + 63` are I/O ports
   (the surrounding gateware's `port_*` signals); the rest is data RAM (`data_depth`
   bytes from 0, with initial contents).
@@ -52,10 +53,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["MCU", "Assembler", "AssemblyError", "X", "PORT_BASE", "PORTS", "CODE_DEPTH", "DATA_SPACE",
-           "STACK_DEPTH"]
+           "STACK_DEPTH", "pc_bits", "rom_depth"]
 
-#: Instructions the program counter can address.
-CODE_DEPTH = 1024
+#: Instructions the program counter can address (a jump's target field has 11 bits).
+CODE_DEPTH = 2048
 #: Byte addresses of the data space (data RAM and ports).
 DATA_SPACE = 2048
 #: Number of I/O ports and where they sit in the data space (direct addresses reach them).
@@ -75,6 +76,18 @@ class _Fn(enum.IntEnum):
     AND = 5
     OR = 6
     CMP = 7
+
+
+def rom_depth(length):
+    """Words of the program ROM for a program of `length` instructions: whole blocks of 256
+    up to 1024, else all 2048 (so that the 11-bit program counter wraps inside it)."""
+    return max(256, -(-int(length) // 256) * 256) if length <= 1024 else CODE_DEPTH
+
+
+def pc_bits(length):
+    """Bits of the program counter (and the return stack) for a program of `length`
+    instructions: 10 up to 1024, so that a small program's controller stays as it was."""
+    return max(10, (rom_depth(length) - 1).bit_length())
 
 
 class _Misc(enum.IntEnum):
@@ -370,15 +383,16 @@ class MCU(wiring.Component):
         m = Module()
 
         # Block RAMs: a program ROM and the data RAM (both read synchronously).
-        code_depth = max(256, -(-len(self.program) // 256) * 256)
+        code_depth = rom_depth(len(self.program))
+        width = pc_bits(len(self.program))
         m.submodules.rom = rom = Memory(shape=16, depth=code_depth, init=self.program)
         m.submodules.ram = ram = Memory(shape=8, depth=self.data_depth, init=self.data)
         rom_r = rom.read_port()
         ram_r = ram.read_port()
         ram_w = ram.write_port()
 
-        pc = Signal(10)
-        stack = [Signal(10, name=f"stack{i}") for i in range(STACK_DEPTH)]
+        pc = Signal(width)
+        stack = [Signal(width, name=f"stack{i}") for i in range(STACK_DEPTH)]
         a = Signal(8)
         x = Signal(11)
         z = Signal()
@@ -439,7 +453,7 @@ class MCU(wiring.Component):
         arithmetic = (fn != _Fn.LD) & (fn != _Fn.AND) & (fn != _Fn.OR)
 
         # The next instruction: pc + 1, a jump target or the return address.
-        next_pc = Signal(10)
+        next_pc = Signal(width)
         taken = Signal()
         with m.Switch(fn):
             with m.Case(_Cond.JMP, _Cond.CALL):
@@ -453,7 +467,7 @@ class MCU(wiring.Component):
             with m.Case(_Cond.JNC):
                 m.d.comb += taken.eq(~c)
         is_ret = (cls == 2) & (fn == _Misc.RET)
-        m.d.comb += next_pc.eq(Mux(~booted, 0, Mux((cls == 3) & taken, ir[:10], Mux(is_ret, stack[0], pc + 1))))
+        m.d.comb += next_pc.eq(Mux(~booted, 0, Mux((cls == 3) & taken, ir[:width], Mux(is_ret, stack[0], pc + 1))))
         advance = Signal()              # the execute cycle that ends the instruction
         m.d.comb += [advance.eq(execute & ~stall), rom_r.addr.eq(next_pc), rom_r.en.eq(advance)]
         self.registers["advance"] = advance

@@ -27,7 +27,7 @@ from collections import deque
 
 from neurofabric.contract.errors import BuildError
 from .mcu import _INDEXED, CODE_DEPTH, DATA_SPACE, PORT_BASE, PORTS, STACK_DEPTH, X, Assembler, AssemblyError, _Cond, \
-    _Fn, _Misc
+    _Fn, _Misc, pc_bits, rom_depth
 
 __all__ = ["McuSim", "Ports", "alu", "disassemble", "disassemble_word", "assemble_text", "listing",
            "link_firmware", "link_port_names", "LinkPorts", "main"]
@@ -120,7 +120,8 @@ class McuSim:
             raise BuildError(f"data_depth={data_depth}: the initial data ({len(data)} bytes) must fit, "
                              f"at most {DATA_SPACE}")
         # The ROM as MCU builds it: whole 256-word blocks, zeros after the program.
-        code_depth = max(256, -(-len(program) // 256) * 256)
+        code_depth = rom_depth(len(program))
+        self._pc_mask = (1 << pc_bits(len(program))) - 1
         self.program = list(program) + [0] * (code_depth - len(program))
         self.code_depth = code_depth
         self.data_depth = data_depth
@@ -155,6 +156,7 @@ class McuSim:
         Stopping at `cycles` can leave an access waiting; the next `run` resumes it.
         """
         rom_mask = _pow2_mask(self.code_depth)
+        pc_mask = self._pc_mask
         decoded, ram, ports, alu = self._decoded, self.ram, self.ports, self.alu
         stack = self.stack
         a, x, z, c, pc, t = self.a, self.x, int(self.z), self.c, self.pc, self.cycles
@@ -171,7 +173,7 @@ class McuSim:
                 # The decode cycle (skipped when resuming an access that waited).
                 execute = t if resume else t + 1
                 resume = False
-                next_pc = (pc + 1) & 0x3FF
+                next_pc = (pc + 1) & pc_mask
                 if cls == 0:
                     a_new, z_new, c = alu(fn, a, operand & 0xFF, c)
                     if fn != _Fn.CMP:
@@ -252,7 +254,7 @@ class McuSim:
                     else:
                         taken = False
                     if taken:
-                        next_pc = operand & 0x3FF
+                        next_pc = operand & pc_mask
                 pc = next_pc
                 t = execute + 1
                 done += 1
@@ -299,7 +301,7 @@ def disassemble_word(word, memory=_plain_memory, target=str):
             return "shr" if operand else "shl"
         if fn in _MISC_NAMES and operand == 0:
             return _MISC_NAMES[fn]
-    if cls == 3 and fn in _JUMP_NAMES and operand < 0x400:
+    if cls == 3 and fn in _JUMP_NAMES:
         return f"{_JUMP_NAMES[fn]} {target(operand)}"
     return f".word {word:#06x}"
 

@@ -102,7 +102,11 @@ SEEDS = range(16)
 def case(seed):
     rng = random.Random(seed)
     data_depth = [512, 2048][seed % 2]
-    words = assemble_text(random_program(rng, 256, data_depth))
+    # Every fourth program is longer than 1024 instructions: an 11-bit program counter.
+    lines = random_program(rng, 1300 if seed % 4 == 3 else 256, data_depth)
+    if len(lines) > 1024:
+        lines[1] = f"jmp {rng.randrange(1024, 1300)}"     # into the part past a 10-bit pc
+    words = assemble_text(lines)
     data = [rng.randrange(256) for _ in range(data_depth)]
     return words, data, data_depth
 
@@ -203,6 +207,7 @@ def test_random_programs_cover_the_instruction_set_ports_and_the_stack():
     assert sum(len({state[6] for state in trace}) for trace, _, _ in runs) > 20
     assert any(b[0] - a[0] > 2 for trace, _, _ in runs for a, b in zip(trace, trace[1:]))
     assert any(state[1] >= 256 for trace, _, _ in runs for state in trace)
+    assert any(state[1] >= 1024 for trace, _, _ in runs for state in trace)     # past a 10-bit pc
 
 
 class CarryInvertedOnSub(McuSim):
@@ -241,8 +246,8 @@ def test_simulator_errors_name_the_address():
     sim.step()
     with pytest.raises(BuildError, match="data address 852 reaches RAM word 852, outside the 768-byte data RAM"):
         sim.step()
-    with pytest.raises(BuildError, match="program: 1025 instructions, at most 1024"):
-        McuSim([0] * 1025)
+    with pytest.raises(BuildError, match="program: 2049 instructions, at most 2048"):
+        McuSim([0] * 2049)
 
 
 # -- disassembler, text assembler, listing -------------------------------------------------
