@@ -53,6 +53,8 @@ class Board:
     # CoreConfig.record_filter: the link drops the spikes a RUN does not record (a memory of
     # n bits); off where the chip has no room for it.
     record_filter: bool = True
+    # CoreConfig.step_blocks: step records in blocks (a program ROM of 2,048 words).
+    step_blocks: bool = True
     openfpgaloader_board: str = ""
     needs_vivado: bool = False
     extra_outputs: dict = field(default_factory=dict)  # resource name -> value to drive
@@ -203,6 +205,8 @@ def _config_for(board):
         kwargs["spike_counters"] = False
     if not board.record_filter:
         kwargs["record_filter"] = False
+    if not board.step_blocks:
+        kwargs["step_blocks"] = False
     try:
         return CoreConfig(**kwargs)
     except TypeError:
@@ -281,7 +285,7 @@ def build_bitstream(board: Board, out_dir, top=None, progress=print):
         "timing_met": bool(sync and sync["fmax_hz"] >= board.clk_hz), "clocks": clocks,
         "resources": resources, "baud": board.baud, "bitstream": str(bitstream), "build_s": round(build_s, 1),
         "weight_memory": board.weight_memory, "spike_counters": board.spike_counters,
-        "record_filter": board.record_filter,
+        "record_filter": board.record_filter, "step_blocks": board.step_blocks,
     }
     _write_report(out_dir, report)
     if not bitstream.exists():

@@ -17,8 +17,9 @@ BOARD = Board(
     # The core and the link take all 30 EBRs: none is left for the spike counters
     # (spike_counters stays False), so the host counts spikes from the step records;
     # nor is there room for the link's record filter (its firmware skips the spikes
-    # a RUN does not record).
-    record_filter=False,
+    # a RUN does not record), nor for the program ROM that step blocks need: each step's
+    # record is a frame of its own.
+    record_filter=False, step_blocks=False,
     baud=BOARD_BAUDS["icebreaker"],   # contract/bauds.py: the host's auto-baud tries it
     openfpgaloader_board="ice40_generic",
 )

@@ -102,6 +102,11 @@ class CoreConfig:
     link's controller sees them, so that its time per step follows the recorded
     spikes, not all of them: a memory of `n` bits and a few logic cells (which the
     iCE40UP5K has no room for).
+
+    `step_blocks` lets the link send a RUN's step records in blocks (RunFlags.BLOCKS,
+    STEP_BLOCK frames: several steps' bitmaps in one frame): more firmware, a program
+    ROM of 2,048 words instead of 1,024 (two more iCE40 block RAMs than the
+    iCE40UP5K has left).
     """
 
     n: int
@@ -115,6 +120,7 @@ class CoreConfig:
     pot_banks: int = 1
     spike_counters: bool = True
     record_filter: bool = True
+    step_blocks: bool = True
 
     def __post_init__(self):
         for name, value, lo, hi in (("n", self.n, 1, 1 << 16), ("m", self.m, 1, 1 << 16),
@@ -133,7 +139,7 @@ class CoreConfig:
         if self.neurons_per_cycle not in (1, 2) or self.neurons_per_cycle > self.lanes:
             raise ValueError(f"CoreConfig.neurons_per_cycle = {self.neurons_per_cycle!r}: allowed 1, or 2 with "
                              f"at least 2 lanes (lanes = {self.lanes})")
-        for name in ("spike_counters", "record_filter"):
+        for name in ("spike_counters", "record_filter", "step_blocks"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"CoreConfig.{name} = {getattr(self, name)!r}: allowed True or False")
         words = self.n // self.lanes
@@ -273,6 +279,8 @@ class CoreConfig:
             key += "_nc"
         if not self.record_filter:
             key += "_nf"
+        if not self.step_blocks:
+            key += "_nb"
         return key if self.weight_memory == "dual" else f"{key}_{self.weight_memory}"
 
 

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 
 from neurofabric.contract.errors import BuildError
 from neurofabric.contract.protocol import (
-    MAX_PAYLOAD, REPLY_FLAG, RUN_REPLY_FIELDS, SPIKE_ADDRESS_BYTES, STATUS_REPLY_FIELDS, Command, RunFlags,
-    SpikeFormat, Status, fields_size, memory_tables, probe_value_bytes,
+    BLOCK_MAX_STEPS, MAX_PAYLOAD, REPLY_FLAG, RUN_REPLY_FIELDS, SPIKE_ADDRESS_BYTES, STATUS_REPLY_FIELDS,
+    STEP_BLOCK_FIELDS, Command, RunFlags, SpikeFormat, Status, fields_size, memory_tables, probe_value_bytes,
 )
 from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .link_ports import (
@@ -102,6 +102,11 @@ def _layout(config, hello, probe_chunk):
     # a step's spikes under SUBSET (the mask applies) rather than its inputs.
     subset, generated, masked = var("subset"), var("generated"), var("masked")
     quiet = var("quiet")            # RunFlags.NO_RECORDS of this RUN (the bit itself, or 0)
+    # RunFlags.BLOCKS of this RUN; the steps still to send in the open STEP_BLOCK (0: none
+    # open), the most steps a block holds, its bitmap bytes per step, a full block's
+    # payload length, a 16-bit scratch (room, then steps left or a length), a counter.
+    blocks, blk_left, blk_max, blk_bytes = var("blocks"), var("blk_left"), var("blk_max"), var("blk_bytes")
+    blk_len, blk_acc, blk_cnt = var("blk_len", 2), var("blk_acc", 2), var("blk_cnt")
     # The bytes of rmask up to its last nonzero one (an address list of a SUBSET record
     # only looks at those), and the bytes `record` looks at for a list.
     rmask_end, r_end = var("rmask_end", 1, [bitmap_n]), var("r_end")
@@ -118,7 +123,8 @@ def _layout(config, hello, probe_chunk):
         rmask_end=rmask_end, run_seq=run_seq, running=running, shape=shape, size=size, spikes=spikes,
         status=status, steps=steps, subset=subset, t_space=t_space, t_wb=t_wb, table_info=table_info, ti=ti,
         tlen=tlen, tmp=tmp, value_bytes=value_bytes, want_inputs=want_inputs, config=config, hello=hello,
-        probe_chunk=probe_chunk, quiet=quiet)
+        probe_chunk=probe_chunk, quiet=quiet, blocks=blocks, blk_left=blk_left, blk_max=blk_max,
+        blk_bytes=blk_bytes, blk_len=blk_len, blk_acc=blk_acc, blk_cnt=blk_cnt)
 
 
 def _macros(a, v):
@@ -463,8 +469,10 @@ def _c_run(a, v):
     a.label("run_fields")           # the payload, held in the receiver's buffer
     a.st(P(_W.STIM_RESET))
     a.ld(P(_R.STIM)); a.st(steps); a.ld(P(_R.STIM)); a.st(steps + 1)
-    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(RunFlags.PROBE | RunFlags.INPUTS | RunFlags.SUBSET
-                                            | RunFlags.GENERATED | RunFlags.NO_RECORDS) & 0xFF)
+    known = RunFlags.PROBE | RunFlags.INPUTS | RunFlags.SUBSET | RunFlags.GENERATED | RunFlags.NO_RECORDS
+    if v.config.step_blocks:
+        known |= RunFlags.BLOCKS
+    a.ld(P(_R.STIM)); a.st(tmp); a.andi(~int(known) & 0xFF)
     a.jnz("refuse_bad_value")
     if v.config.record_filter:
         a.ld(tmp); a.st(P(_W.FILTER))   # the filter drops the spikes this RUN does not record
@@ -477,6 +485,10 @@ def _c_run(a, v):
     a.ld(tmp); a.andi(RunFlags.NO_RECORDS); a.st(quiet); a.jz("run_records")
     a.ld(end_flags); a.jnz("refuse_bad_value")
     a.label("run_records")
+    if v.config.step_blocks:        # BLOCKS: not with PROBE, INPUTS or NO_RECORDS
+        a.ld(tmp); a.andi(RunFlags.BLOCKS); a.st(v.blocks); a.jz("run_records_checked")
+        a.ld(end_flags); a.or_(quiet); a.jnz("refuse_bad_value")
+        a.label("run_records_checked")
     a.ldi(0); a.st(rec); a.st(rec + 1)
     # GENERATED: no input records; the payload ends with the flags.
     a.ld(generated); a.jz("run_record")
@@ -530,10 +542,13 @@ def _c_run(a, v):
     a.st(P(_W.STIM_RESET))          # to the first record
     for _ in range(_RUN_REQUEST_SIZE):
         a.ld(P(_R.STIM))
+    if v.config.step_blocks:
+        _block_setup(a, v)
+    out_record = "out_record" if v.config.step_blocks else "step_record"
     a.label("run_step")
     jne16(rec, steps, "run_feed")
     a.ld(pending); a.jz("run_end")
-    a.call("step_record")
+    a.call(out_record)
     a.label("run_end")
     a.ld(quiet); a.jz("run_end_clear")
     a.call("clear_bitmap")          # a NO_RECORDS run's spikes (a run with records cleared them as it sent them)
@@ -545,7 +560,7 @@ def _c_run(a, v):
     a.label("run_feed")
     a.call("feed")
     a.ld(pending); a.jz("run_collect")
-    a.call("step_record")           # the last step's record, while this step runs
+    a.call(out_record)              # the last step's record, while this step runs
     # The step's inputs (when asked for) and then its spikes into the bitmap, until a
     # record that is neither; the first record that is not an input sends the inputs.
     # Requests that arrive meanwhile are answered.
@@ -560,6 +575,8 @@ def _c_run(a, v):
     a.ldi(0); a.st(masked)
     a.label("collect_wait")
     a.ld(P(_R.FLAGS)); a.andi(_F_RXH | _F_NACK); a.jz("collect_poll")
+    if v.config.step_blocks:        # not inside an open STEP_BLOCK: its frame is being sent
+        a.ld(v.blk_left); a.jnz("collect_poll")
     a.call("service")
     a.label("collect_poll")
     a.ld(P(_R.FLAGS)); a.andi(_F_STEP_OUT); a.jz("collect_wait")
@@ -604,6 +621,62 @@ def _c_run(a, v):
     set_tlen(1 + fields_size(RUN_REPLY_FIELDS))
     a.call("reply_hdr")
     a.ld(steps); a.st(P(_W.TX)); a.ld(steps + 1); a.st(P(_W.TX)); a.ldi(0); a.st(P(_W.TX)); a.st(P(_W.TX))
+    a.ret()
+
+
+def _block_setup(a, v):
+    """A RUN's STEP_BLOCK sizes: none open; with BLOCKS the bytes per step (SUBSET: the
+    mask's up to its last nonzero one), the most steps a block holds and a full block's
+    payload length."""
+    blk_acc, blk_bytes, blk_len, blk_max = v.blk_acc, v.blk_bytes, v.blk_len, v.blk_max
+    head = 1 + fields_size(STEP_BLOCK_FIELDS)           # status and the fields
+    room = MAX_PAYLOAD - head
+    assert head < 256 and BLOCK_MAX_STEPS < 256 and room < 1 << 16
+    a.ldi(0); a.st(v.blk_left)
+    a.ld(v.blocks); a.jz("run_step")
+    a.ldi(v.bitmap_n); a.st(blk_bytes); a.ld(v.subset); a.jz("blk_size")
+    a.ld(v.rmask_end); a.st(blk_bytes)
+    a.label("blk_size")
+    a.ldi(room & 0xFF); a.st(blk_acc); a.ldi(room >> 8); a.st(blk_acc + 1)
+    a.ldi(head); a.st(blk_len); a.ldi(0); a.st(blk_len + 1); a.st(blk_max)
+    a.label("blk_fit")              # one more step while its bytes fit the room left
+    a.ld(blk_acc); a.sub(blk_bytes); a.st(blk_acc); a.ld(blk_acc + 1); a.sbci(0); a.st(blk_acc + 1)
+    a.jnc("run_step")
+    a.ld(blk_len); a.add(blk_bytes); a.st(blk_len); a.ld(blk_len + 1); a.adci(0); a.st(blk_len + 1)
+    a.ld(blk_max); a.addi(1); a.st(blk_max); a.cmpi(BLOCK_MAX_STEPS); a.jnz("blk_fit")
+
+
+def _blocks(a, v):
+    """out_record: the pending step's record, as a STEP_RECORD or into a STEP_BLOCK."""
+    if not v.config.step_blocks:
+        return
+    P, bitmap, send = v.P, v.bitmap, v.send
+    blk_acc, blk_bytes, blk_cnt, blk_left = v.blk_acc, v.blk_bytes, v.blk_cnt, v.blk_left
+    a.label("out_record")
+    a.ld(v.blocks); a.jz("step_record")
+    a.ld(blk_left); a.jnz("blk_step")
+    # A new block of min(blk_max, steps - rec + 1) steps (the pending step is rec - 1).
+    a.ld(v.steps); a.sub(v.rec); a.st(blk_acc); a.ld(v.steps + 1); a.sbc(v.rec + 1); a.jnz("blk_full")
+    a.ld(blk_acc); a.cmp(v.blk_max); a.jc("blk_full")
+    a.addi(1); a.st(blk_left); a.st(blk_cnt)       # the last block: its length step by step
+    a.ldi(1 + fields_size(STEP_BLOCK_FIELDS)); a.st(blk_acc); a.ldi(0); a.st(blk_acc + 1)
+    a.label("blk_length")
+    a.ld(blk_acc); a.add(blk_bytes); a.st(blk_acc); a.ld(blk_acc + 1); a.adci(0); a.st(blk_acc + 1)
+    a.ld(blk_cnt); a.subi(1); a.st(blk_cnt); a.jnz("blk_length")
+    a.jmp("blk_open")
+    a.label("blk_full")
+    a.ld(v.blk_max); a.st(blk_left)
+    a.ld(v.blk_len); a.st(blk_acc); a.ld(v.blk_len + 1); a.st(blk_acc + 1)
+    a.label("blk_open")
+    send(Command.STEP_BLOCK | REPLY_FLAG, (v.run_seq,), (blk_acc,), (blk_acc + 1,), Status.OK)
+    a.ld(v.dec); a.st(v.r_dec); a.call("send_step")
+    send((blk_left,), (blk_bytes,))
+    a.label("blk_step")             # the step's bitmap bytes (cleared on the way)
+    a.ldx(0)
+    a.label("blk_byte")
+    a.ld(bitmap + X); a.st(P(_W.TX)); a.ldi(0); a.st(bitmap + X); a.inx(); a.txa(); a.cmp(blk_bytes)
+    a.jnz("blk_byte")
+    a.ld(blk_left); a.subi(1); a.st(blk_left)
     a.ret()
 
 
@@ -770,7 +843,7 @@ def _probes(a, v):
 
 #: The firmware's parts, in program order (the order the assembler lays them out).
 _PARTS = (_routines, _main_loop, _c_hello, _c_echo, _c_status, _c_reset, _c_record, _c_memory, _c_run, _feed,
-          _service, _records, _probes)
+          _service, _records, _blocks, _probes)
 
 
 def link_program(config: CoreConfig, hello: bytes, probe_chunk: int) -> Assembler:

@@ -91,7 +91,7 @@ _F_STIM_END = 128   # every byte of the held payload has been read
 assert _R.RDATA + _RDATA_PORTS <= 64
 # STEP_END takes the RUN flags PROBE and INPUTS as they are: bit 0 asks for probes, bit 1
 # for the inputs (the firmware masks the others off).
-assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 5
+assert int(RunFlags.PROBE) == 1 and int(RunFlags.INPUTS) == 2 and len(RunFlags) == 6
 assert [name for name, _ in STATUS_REPLY_FIELDS] == [
     "running", "step", "uart_framing_errors", "uart_overruns", "crc_errors", "format_errors", "dropped_frames",
     "last_step_cycles", "lost_records"]

@@ -1025,12 +1025,15 @@ def _check_board(board):
 @click.option("--record-filter/--no-record-filter", default=None,
               help="Drop the spikes a run does not record in the link's gateware, so that its controller only "
                    "handles recorded ones (a memory of n bits; default: the board's).")
+@click.option("--step-blocks/--no-step-blocks", default=None,
+              help="Let the link send several steps' records in one frame (RUN flag BLOCKS; a program ROM of "
+                   "2,048 words; default: the board's).")
 @click.option("--baud", type=_count(1), default=None, help="UART baud rate.")
 @click.option("--clk-hz", type=_count(1), default=None, help="Core clock (a PLL makes it).")
 @click.option("--prepare-only", is_flag=True, help="Xilinx boards: write the Vivado build folder only.")
 @click.pass_context
-def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, spike_counters, record_filter, baud,
-                  clk_hz, prepare_only):
+def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, spike_counters, record_filter,
+                  step_blocks, baud, clk_hz, prepare_only):
     """Build a bitstream with the open tools (iCE40, ECP5) and write DIR/report.json.
 
     \b
@@ -1044,7 +1047,7 @@ def build_command(ctx, board_name, out_dir, neurons, inputs, lanes, pot_banks, s
     from .errors import BuildError
     board = get_board(board_name).with_sizes(neurons=neurons, inputs=inputs, lanes=lanes, baud=baud,
                                              clk_hz=clk_hz, pot_banks=pot_banks, spike_counters=spike_counters,
-                                             record_filter=record_filter)
+                                             record_filter=record_filter, step_blocks=step_blocks)
     if pot_banks is not None and board.pot_banks != pot_banks:
         raise BuildError(f"--pot-banks {pot_banks}: a core of {board.neurons} neurons in {board.lanes} lanes allows "
                          f"{board.pot_banks} (the banks must divide its word columns, a power of two)")

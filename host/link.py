@@ -29,14 +29,17 @@ from .errors import LinkError
 from .transport import TRACE, Transport, hex_dump
 from neurofabric.contract.device import SPIKE_COUNT_BITS, CoreShape
 from neurofabric.contract.protocol import (
-    HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, RUN_REPLY_FIELDS, STATUS_REPLY_FIELDS,
-    Command, Family, RunFlags, Status, fields_size, pack_fields, table_info, table_key, unpack_fields,
+    CRC_SIZE, HEADER_SIZE, HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION,
+    RUN_REPLY_FIELDS, SPIKE_ADDRESS_BYTES, SPIKE_RECORD_FIELDS, STATUS_REPLY_FIELDS, Command, Family, RunFlags,
+    Status, fields_size, pack_fields, table_info, table_key, unpack_fields,
 )
 from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
-from .records import decode_probe_record, decode_spikes, encode_bitmap, encode_run_request, run_request_size
+from .records import (
+    decode_probe_record, decode_spikes, decode_step_block, encode_bitmap, encode_run_request, run_request_size,
+)
 
-__all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S"]
+__all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S", "BLOCK_BREAK_EVEN"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ _MEMORY_REQUEST_SIZE = fields_size(MEMORY_REQUEST_FIELDS)
 _COUNTS = table_key("spike_counts")    # (family, table id) of the core's spike counters
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
 #: The frames a RUN sends before its reply.
-_RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD, Command.INPUT_RECORD)
+_RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD, Command.INPUT_RECORD, Command.STEP_BLOCK)
+#: Bitmap bytes per step up to which a STEP_BLOCK never costs more than a STEP_RECORD per step:
+#: the least a STEP_RECORD takes on the wire (delimiter, COBS code, header, CRC, status, the
+#: record's fields and an empty address list).
+BLOCK_BREAK_EVEN = 2 + HEADER_SIZE + CRC_SIZE + 1 + fields_size(SPIKE_RECORD_FIELDS) + SPIKE_ADDRESS_BYTES
 
 
 # -- the protocol client --------------------------------------------------------
@@ -141,6 +148,8 @@ class LinkClient:
         self._pending = []          # decoded frames not handled yet
         self._next_step = None      # the running step counter the next record must carry
         self._abandoned_run = None  # (seq, timeout) of a RUN whose reader stopped early
+        self._blocks = None         # whether the device sends STEP_BLOCKs (None: not asked yet)
+        self._record_span = None    # bitmap bytes of a SUBSET step in a block (the mask's, up to its last neuron)
         self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "stale_frames": 0, "nacks": 0,
                       "bytes_out": 0, "bytes_in": 0}
 
@@ -240,11 +249,11 @@ class LinkClient:
                     deadline = time.monotonic() + timeout  # the device is alive and running
                     logger.debug("<- %s seq %d, %d bytes", item.code.name, seq, len(item.payload))
                     try:
-                        record = self._decode_record(item, run)
+                        records = self._decode_record(item, run)
                     except LinkError as exc:
                         run.fail(str(exc))
                         continue
-                    if record is not None:
+                    for record in records:
                         try:
                             yield record
                         except GeneratorExit:
@@ -351,6 +360,8 @@ class LinkClient:
         self.device = hello
         self.max_payload = min(MAX_PAYLOAD, hello.max_payload)
         self._next_step = None
+        self._blocks = None
+        self._record_span = (hello.n + 7) // 8     # every neuron until a SET_RECORD
         logger.info("device: %s", ", ".join(f"{k} {v}" for k, v in values.items()))
         return hello
 
@@ -463,9 +474,26 @@ class LinkClient:
         if bad is not None:
             raise LinkError(f"set_record: neuron {bad} is out of range: the device has {n} neurons")
         self._request(Command.SET_RECORD, encode_bitmap(neurons, n))
+        self._record_span = max(neurons) // 8 + 1 if neurons else 1
+
+    def has_blocks(self):
+        """Whether the device sends a RUN's step records in blocks (`RunFlags.BLOCKS`):
+        asked once a session, with a RUN of no steps (a device built without them
+        refuses the flag, BAD_VALUE)."""
+        if self.device is None:
+            raise LinkError("has_blocks: no session (call hello() first)")
+        if self._blocks is None:
+            try:
+                self._request(Command.RUN, encode_run_request([], self.device.m, RunFlags.GENERATED | RunFlags.BLOCKS))
+                self._blocks = True
+            except RefusedError as exc:
+                if exc.status != Status.BAD_VALUE:
+                    raise
+                self._blocks = False
+        return self._blocks
 
     def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False,
-            subset=False, records=True):
+            subset=False, records=True, blocks=None):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
@@ -492,6 +520,13 @@ class LinkClient:
         With `records=False` (not with `probe` or `inputs`) the device sends no
         records at all (`RunFlags.NO_RECORDS`): it only counts each neuron's spikes
         in its `spike_counts` table (`read_state(3, ...)`), and this yields nothing.
+
+        `blocks`: whether the step records come as STEP_BLOCKs (`RunFlags.BLOCKS`,
+        several steps' bitmaps in one frame; not with `probe` or `inputs`). By default
+        they do where the device has them and a step's bitmap is at most
+        `BLOCK_BREAK_EVEN` bytes (every neuron's: ceil(n / 8); with `subset`, up to the
+        highest recorded neuron's byte), so that a block never costs more per step
+        than a STEP_RECORD.
         """
         if self.device is None:
             raise LinkError("run: no session (call hello() first)")
@@ -499,8 +534,18 @@ class LinkClient:
         steps = [self._indices(row, m) for row in stimulus]
         if not records and (probe or inputs):
             raise LinkError("run: records=False sends no records, so no probes or inputs either")
+        if blocks and (probe or inputs or not records):
+            raise LinkError("run: blocks=True sends step records in blocks: not with probes, inputs or "
+                            "records=False")
+        if blocks is None:
+            span = self._record_span if subset else (self.device.n + 7) // 8
+            blocks = bool(steps) and records and not (probe or inputs) and span <= BLOCK_BREAK_EVEN \
+                and self.has_blocks()
+        elif blocks and not self.has_blocks():
+            raise LinkError("run: blocks=True, but the device sends no step blocks (built without them)")
         flags = ((RunFlags.PROBE if probe else 0) | (RunFlags.INPUTS if inputs else 0)
-                 | (RunFlags.SUBSET if subset else 0) | (0 if records else RunFlags.NO_RECORDS))
+                 | (RunFlags.SUBSET if subset else 0) | (0 if records else RunFlags.NO_RECORDS)
+                 | (RunFlags.BLOCKS if blocks else 0))
         probed = (self.device.n if probe_neurons is None else int(probe_neurons)) if probe else 0
         if steps and self._next_step is None:
             self.status()  # learn the step counter, so the first record is checked too
@@ -571,15 +616,25 @@ class LinkClient:
             raise LinkError(f"RUN of {steps} steps from step {first}: {run.error}")
 
     def _decode_record(self, frame, run):
-        """Hand a STEP_RECORD, PROBE_RECORD or INPUT_RECORD of the current RUN to
-        `run`; returns the `StepRecord` that it completes, if any."""
+        """Hand a STEP_RECORD, PROBE_RECORD, INPUT_RECORD or STEP_BLOCK of the current
+        RUN to `run`; returns the `StepRecord`s that it completes (a list)."""
         payload = frame.payload
         what = frame.code.name
         if not run.records:
             run.fail(f"{what} in a RUN without records (NO_RECORDS)")
-            return None
+            return []
         if not payload or payload[0] != Status.OK:
             raise LinkError(f"{what} with status {payload[:1].hex() or 'missing'}")
+        if frame.code == Command.STEP_BLOCK:
+            step, rows, end = decode_step_block(payload, self.device.n, 1)
+            if end != len(payload):
+                raise LinkError(f"{what} of step {step}: {len(payload) - end} bytes after the block")
+            done = [run.step((step + t) & _STEP_MASK, row) for t, row in enumerate(rows)]
+            return [record for record in done if record is not None]
+        record = self._decode_one(frame, run, payload, what)
+        return [] if record is None else [record]
+
+    def _decode_one(self, frame, run, payload, what):
         if frame.code == Command.PROBE_RECORD:
             step, first, v, i, end = decode_probe_record(payload, self.device.state_bits, 1)
         else:

@@ -1,22 +1,26 @@
 """Spike, probe and RUN records on the host side (docs/protocol.md, "Spike records", "RUN").
 
 A step's input record (INPUT_RECORD) is a spike record of the m inputs:
-`encode_spikes(step, inputs, m)` / `decode_spikes(data, m)`.
+`encode_spikes(step, inputs, m)` / `decode_spikes(data, m)`. A STEP_BLOCK holds
+the bitmaps of several steps: `encode_step_block` / `decode_step_block`.
 
 Their layouts (`SPIKE_RECORD_FIELDS`, `PROBE_RECORD_FIELDS`, `RUN_REQUEST_FIELDS`)
 are the protocol's (`neurofabric.contract.protocol`); this module encodes and
 decodes them.
 """
 
+import numpy as np
+
 from neurofabric.contract.errors import LinkError
 from neurofabric.contract.protocol import (
-    MAX_PAYLOAD, PROBE_RECORD_FIELDS, RUN_REQUEST_FIELDS, SPIKE_ADDRESS_BYTES, SPIKE_RECORD_FIELDS, RunFlags,
-    SpikeFormat, fields_size, pack_fields, probe_chunk_neurons, probe_value_bytes, unpack_fields,
+    MAX_PAYLOAD, PROBE_RECORD_FIELDS, RUN_REQUEST_FIELDS, SPIKE_ADDRESS_BYTES, SPIKE_RECORD_FIELDS, STEP_BLOCK_FIELDS,
+    RunFlags, SpikeFormat, block_steps, fields_size, pack_fields, probe_chunk_neurons, probe_value_bytes,
+    unpack_fields,
 )
 
 __all__ = [
     "encode_spikes", "decode_spikes", "spike_record_size", "encode_run_request", "run_request_size",
-    "encode_probe_record", "decode_probe_record", "encode_bitmap",
+    "encode_probe_record", "decode_probe_record", "encode_bitmap", "encode_step_block", "decode_step_block",
 ]
 
 
@@ -105,6 +109,40 @@ def decode_spikes(data, count, offset=0):
     raise LinkError(f"spike record format={head['format']} unknown (0 bitmap, 1 addresses)")
 
 
+def encode_step_block(step, rows, count, nbytes):
+    """The payload of a STEP_BLOCK after its status byte: `STEP_BLOCK_FIELDS`, then per
+    row (the spikes of one step, indices below ``8 * nbytes`` and `count`) its bitmap of
+    `nbytes` bytes."""
+    rows = [_spike_indices(row, count) for row in rows]
+    if not 1 <= len(rows) <= block_steps(nbytes):
+        raise LinkError(f"a STEP_BLOCK holds 1 .. {block_steps(nbytes)} steps of {nbytes} bytes, not {len(rows)}")
+    body = bytearray()
+    for row in rows:
+        if row and (row[0] < 0 or row[-1] >= min(count, 8 * nbytes)):
+            raise LinkError(f"spike index outside 0 .. {min(count, 8 * nbytes) - 1} in a block of {nbytes} bytes")
+        body += encode_bitmap(row, 8 * nbytes)
+    return pack_fields(STEP_BLOCK_FIELDS, step=step, steps=len(rows), bytes=nbytes) + bytes(body)
+
+
+def decode_step_block(data, count, offset=0):
+    """Decode the STEP_BLOCK body at `offset`: returns ``(step, rows, next_offset)``,
+    `rows` the ascending spike indices of each step in turn. Raises `LinkError` on a
+    truncated block, no steps, a span longer than ceil(count / 8) bytes or a set bit
+    past `count`."""
+    head = unpack_fields(STEP_BLOCK_FIELDS, data, offset)
+    offset += fields_size(STEP_BLOCK_FIELDS)
+    steps, nbytes = head["steps"], head["bytes"]
+    if not steps or not 1 <= nbytes <= _bitmap_size(count):
+        raise LinkError(f"STEP_BLOCK of {steps} steps of {nbytes} bytes (a step has 1 .. {_bitmap_size(count)})")
+    end = offset + steps * nbytes
+    if len(data) < end:
+        raise LinkError(f"STEP_BLOCK truncated: {len(data) - offset} of {steps * nbytes} bitmap bytes")
+    bits = np.unpackbits(np.frombuffer(bytes(data[offset:end]), np.uint8), bitorder="little").reshape(steps, -1)
+    if bits[:, count:].any():
+        raise LinkError(f"STEP_BLOCK sets a neuron >= {count}")
+    return head["step"], [np.flatnonzero(row).tolist() for row in bits], end
+
+
 def _spike_indices(spikes, count):
     if getattr(getattr(spikes, "dtype", None), "kind", None) == "b":
         return [int(j) for j in spikes.nonzero()[0]]
@@ -143,6 +181,8 @@ def encode_run_request(stimulus, m, flags=0):
         raise LinkError(f"RUN flags=0x{flags:02X} has unknown bits (known: {names})")
     if flags & RunFlags.NO_RECORDS and flags & (RunFlags.PROBE | RunFlags.INPUTS):
         raise LinkError("RUN flag NO_RECORDS sends no records: not with PROBE or INPUTS")
+    if flags & RunFlags.BLOCKS and flags & (RunFlags.PROBE | RunFlags.INPUTS | RunFlags.NO_RECORDS):
+        raise LinkError("RUN flag BLOCKS sends step records in blocks: not with PROBE, INPUTS or NO_RECORDS")
     rows = [_spike_indices(row, m) for row in stimulus]
     if flags & RunFlags.GENERATED:
         busy = next((t for t, row in enumerate(rows) if len(row)), None)

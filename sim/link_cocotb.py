@@ -159,10 +159,13 @@ async def every_error_code(dut):
     await expect_status(tb, Command.RUN, good + b"\x00", Status.BAD_LENGTH, "RUN with a byte after the records")
     await expect_status(tb, Command.RUN, pack_fields((("steps", 2), ("flags", 1)), steps=3, flags=0) + good[3:],
                         Status.BAD_LENGTH, "RUN with fewer records than steps")
-    await expect_status(tb, Command.RUN, good[:2] + b"\x20" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
+    await expect_status(tb, Command.RUN, good[:2] + b"\x40" + good[3:], Status.BAD_VALUE, "RUN with an unknown flag")
     for flag in (RunFlags.PROBE, RunFlags.INPUTS):
         await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.NO_RECORDS | flag]) + good[3:],
                             Status.BAD_VALUE, f"RUN with NO_RECORDS and {flag.name}")
+    for flag in (RunFlags.PROBE, RunFlags.INPUTS, RunFlags.NO_RECORDS):
+        await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.BLOCKS | flag]) + good[3:],
+                            Status.BAD_VALUE, f"RUN with BLOCKS and {flag.name}")
     await expect_status(tb, Command.RUN, good[:2] + bytes([RunFlags.GENERATED]) + good[3:], Status.BAD_LENGTH,
                         "RUN flagged GENERATED with input records")
     bad_step = bytearray(good)

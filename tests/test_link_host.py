@@ -21,10 +21,10 @@ from neurofabric.host.arith import xorshift32
 from neurofabric.contract.protocol import (
     HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
     RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, TABLE_NAMES, Command, Family, RunFlags, Status, fields_size, memory_family,
-    pack_fields, probe_chunk_neurons, table_info, table_key, unpack_fields,
+    block_steps, pack_fields, probe_chunk_neurons, table_info, table_key, unpack_fields,
 )
 from neurofabric.host.framing import Frame, FrameDecoder, FrameError, FrameFault, encode_frame
-from neurofabric.host.records import decode_spikes, encode_probe_record, encode_spikes
+from neurofabric.host.records import decode_spikes, encode_probe_record, encode_spikes, encode_step_block
 
 
 class FakeDevice(Transport):
@@ -42,13 +42,15 @@ class FakeDevice(Transport):
     records (with PROBE or INPUTS it is BAD_VALUE). `lose_records` names steps whose
     STEP_RECORD is never sent, `lose_inputs` steps whose INPUT_RECORD is
     never sent, `lose_probes` (step, first neuron) probe records never sent;
-    `silent` makes it answer nothing.
+    `silent` makes it answer nothing. With `blocks` it sends the step records of a
+    RUN with BLOCKS as STEP_BLOCKs (a block holding a step of `lose_records` is
+    never sent); without, BLOCKS is BAD_VALUE, as from a build without them.
     """
 
     name = "fake device"
 
     def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), lose_inputs=(),
-                 silent=False, probe_chunk=None, counters=True):
+                 silent=False, probe_chunk=None, counters=True, blocks=False):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
         self.shape = CoreShape(n, m, S, W, T, lanes)
         self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
@@ -56,6 +58,7 @@ class FakeDevice(Transport):
         if not counters:        # a build without spike counters: their table is BAD_ADDRESS
             del self.tables[table_key("spike_counts")]
         self.lose_records = set(lose_records)
+        self.blocks = blocks
         self.lose_probes = set(lose_probes)
         self.lose_inputs = set(lose_inputs)
         self.tables[(Family.GLOBALS, 0)][GLOBAL_REGISTERS.index("m_used")] = m
@@ -183,6 +186,12 @@ class FakeDevice(Transport):
         quiet = req["flags"] & RunFlags.NO_RECORDS
         if quiet and req["flags"] & (RunFlags.PROBE | RunFlags.INPUTS):
             return Status.BAD_VALUE, b""
+        blocked = req["flags"] & RunFlags.BLOCKS
+        if blocked and (not self.blocks or req["flags"] & (RunFlags.PROBE | RunFlags.INPUTS | RunFlags.NO_RECORDS)):
+            return Status.BAD_VALUE, b""
+        subset = req["flags"] & RunFlags.SUBSET
+        span = (max(self.record) // 8 + 1 if self.record else 1) if subset else (self.n + 7) // 8
+        block = []                      # (step, spikes) of every step of a BLOCKS run
         stimulus = []
         for t in range(req["steps"]):
             if req["flags"] & RunFlags.GENERATED:       # no input records: no host inputs
@@ -212,6 +221,10 @@ class FakeDevice(Transport):
             if quiet:
                 self.step += 1
                 continue
+            if blocked:
+                block.append((self.step, spikes))
+                self.step += 1
+                continue
             if req["flags"] & RunFlags.INPUTS and self.step not in self.lose_inputs:
                 self._send(Command.INPUT_RECORD, seq, bytes([Status.OK]) + encode_spikes(self.step, sorted(u), self.m))
             if self.step not in self.lose_records:
@@ -223,6 +236,11 @@ class FakeDevice(Transport):
                         self._send(Command.PROBE_RECORD, seq, bytes([Status.OK]) + encode_probe_record(
                             self.step, first, v[first:first + chunk], i[first:first + chunk], self.S))
             self.step += 1
+        for start in range(0, len(block), block_steps(span)):
+            part = block[start:start + block_steps(span)]
+            if not self.lose_records & {step for step, _ in part}:
+                self._send(Command.STEP_BLOCK, seq, bytes([Status.OK]) + encode_step_block(
+                    part[0][0], [spikes for _, spikes in part], self.n, span))
         return Status.OK, pack_fields(RUN_REPLY_FIELDS, steps=req["steps"])
 
 
@@ -473,6 +491,8 @@ def test_a_lenient_run_still_refuses_a_step_count_that_does_not_match():
 
     def short(seq, payload):  # the device claims one step fewer than it was asked for
         status, body = real(seq, payload)
+        if status != Status.OK:         # (the session's question whether it has step blocks)
+            return status, body
         return status, pack_fields(RUN_REPLY_FIELDS, steps=unpack_fields(RUN_REPLY_FIELDS, body)["steps"] - 1)
     dev._run = short
     with pytest.raises(LinkError, match="reports 3 steps done"):
@@ -811,9 +831,10 @@ def test_serial_device_records_only_the_neurons_asked_for_on_the_device():
     assert part_bytes < 0.6 * full_bytes
     assert part_dev.applied["SET_RECORD"] == 1 and part_dev.record == {1, 4, 9, 15}      # sent once
     assert full_dev.applied["SET_RECORD"] == 0
-    flags = [payload[2] for payload in part_dev.run_payloads]
+    runs = [p for p in part_dev.run_payloads if p[:2] != b"\0\0"]   # (not the question whether it has blocks)
+    flags = [payload[2] for payload in runs]
     assert flags and all(f == RunFlags.SUBSET | RunFlags.GENERATED for f in flags)
-    assert all(len(p) == fields_size(RUN_REQUEST_FIELDS) for p in part_dev.run_payloads)
+    assert all(len(p) == fields_size(RUN_REQUEST_FIELDS) for p in runs)
     # Host inputs: records go with them, and no GENERATED flag.
     stim = np.zeros((5, 8), bool)
     stim[2, 3] = True
@@ -821,7 +842,7 @@ def test_serial_device_records_only_the_neurons_asked_for_on_the_device():
     device = SerialDevice(part_dev, timeout=0.05)
     device.load(net)
     device.run(stim, record_neurons=[1, 4, 9, 15])
-    assert [p[2] for p in part_dev.run_payloads] == [RunFlags.SUBSET]
+    assert [p[2] for p in part_dev.run_payloads if p[:2] != b"\0\0"] == [RunFlags.SUBSET]
 
 
 @pytest.mark.parametrize("rate, counters", [(0.0, True), (0.2, True), (0.2, False)])
@@ -866,3 +887,71 @@ def test_serial_device_counts_spikes_on_the_device_through_a_faulty_line(rate, c
         assert faulty.injected
     with pytest.raises(LinkError, match="no probes or inputs"):
         list(device.client.run(stim[:2], probe=True, records=False))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.15])
+def test_step_blocks_carry_the_same_recording_in_fewer_bytes_through_a_faulty_line(rate):
+    """A device with step blocks gets RUNs with BLOCKS (several steps' bitmaps a frame) for a
+    subset of neurons in few bytes and for a small core's every neuron; the recording is the
+    one a device without blocks gives, in fewer bytes on the line, with frames dropped,
+    corrupted, cut and duplicated both ways (a spoilt block is run again from a checkpoint)."""
+    import neurofabric as nf
+    from neurofabric.host.serial_device import SerialDevice
+    net = nf.random_network(16, 8, seed=6, learn=0)
+    stim = np.random.default_rng(6).random((150, 8)) < 0.3
+    results = {}
+    for blocks in (False, True):
+        dev = FakeDevice(n=16, m=8, blocks=blocks)
+        faulty = FaultyTransport(dev, rate=rate if blocks else 0.0, seed=12,
+                                 kinds=(Fault.DROP, Fault.CORRUPT, Fault.TRUNCATE, Fault.DUPLICATE, Fault.NOISE))
+        device = SerialDevice(faulty, timeout=0.03, retries=8, checkpoint_steps=40)
+        device.load(net)
+        sent = Counter()
+        dev_send = dev._send
+
+        def metered(command, seq, payload, dev_send=dev_send, sent=sent):
+            sent[command] += len(encode_frame(command | REPLY_FLAG, seq, payload))
+            dev_send(command, seq, payload)
+        dev._send = metered
+        everyone = device.run(stim, rates=np.full(8, 9000), seed=3)
+        some = device.run(None, steps=130, rates=np.full(8, 9000), record_neurons=[2, 5, 11])
+        results[blocks] = everyone, some, sent, dev, faulty
+    (plain, plain_some, plain_sent, _, _), (blocked, blocked_some, sent, dev, faulty) = results[False], results[True]
+    assert np.array_equal(blocked.spikes, plain.spikes) and plain.spikes.sum() > 100
+    assert np.array_equal(blocked_some.spikes, plain_some.spikes) and plain_some.spikes.sum() > 50
+    assert np.array_equal(blocked.weights, plain.weights)
+    assert Command.STEP_RECORD not in sent and sent[Command.STEP_BLOCK] > 0
+    flags = [p[2] for p in dev.run_payloads if p[:2] != b"\0\0"]
+    assert flags and all(f & RunFlags.BLOCKS for f in flags)
+    if rate:
+        assert faulty.injected
+    else:
+        assert sent[Command.STEP_BLOCK] < 0.5 * plain_sent[Command.STEP_RECORD]
+
+
+def test_blocks_only_where_they_pay_and_the_device_has_them():
+    """The default: blocks for a step bitmap of at most BLOCK_BREAK_EVEN bytes, never with
+    probes or inputs; blocks=True where the device has none, or with probes, is an error
+    that says so; a device without blocks is asked once a session."""
+    from neurofabric.host.link import BLOCK_BREAK_EVEN
+    big = FakeDevice(n=8 * BLOCK_BREAK_EVEN + 8, m=8, blocks=True)
+    client = client_for(big)
+    stim = np.ones((3, 8), bool)
+    for kwargs, want in ((dict(), False), (dict(probe=True), False), (dict(inputs=True), False)):
+        big.run_payloads.clear()
+        assert len(list(client.run(stim, **kwargs))) == 3
+        assert [bool(p[2] & RunFlags.BLOCKS) for p in big.run_payloads if p[:2] != b"\0\0"] == [want], kwargs
+    client.set_record([3, 8 * BLOCK_BREAK_EVEN - 1])       # a span of BLOCK_BREAK_EVEN bytes: blocks
+    big.run_payloads.clear()
+    records = list(client.run(stim, subset=True))
+    assert [p[2] & RunFlags.BLOCKS for p in big.run_payloads if p[:2] != b"\0\0"] == [RunFlags.BLOCKS]
+    assert [r.spikes for r in records] == [(3, 8 * BLOCK_BREAK_EVEN - 1)] * 3
+    with pytest.raises(LinkError, match="blocks=True sends step records in blocks: not with probes"):
+        list(client.run(stim, probe=True, blocks=True))
+    plain = FakeDevice(n=16, m=8)
+    client = client_for(plain)
+    for _ in range(2):
+        assert len(list(client.run(stim))) == 3
+    assert sum(p[:2] == b"\0\0" for p in plain.run_payloads) == 1         # asked once
+    with pytest.raises(LinkError, match="the device sends no step blocks"):
+        list(client.run(stim, blocks=True))

@@ -1,6 +1,7 @@
 """The controller's instruction-set simulator (hdl/mcu_sim.py) against `MCU` in Amaranth's
 simulator, its disassembler and listing, and the link firmware run on it."""
 
+import dataclasses
 import functools
 import random
 import subprocess
@@ -753,3 +754,66 @@ def test_the_spike_counters_table_is_there_when_the_core_has_counters(counters):
     (_, _, payload), = exchange(sim, ports, (Command.READ_STATE, 1, request))
     assert payload == (bytes([Status.OK]) + b"".join((1000 + j).to_bytes(2, "little") for j in (2, 3, 4))
                        if counters else bytes([Status.BAD_ADDRESS]))
+
+
+@pytest.mark.parametrize("config", [CoreConfig(n=64, m=20, S=12, W=6, T=5, lanes=4),
+                                    CoreConfig(n=300, m=40, S=16, W=8, T=8, lanes=4, record_filter=False)],
+                         ids=["n64", "n300-nofilter"])
+def test_firmware_sends_step_blocks(config):
+    """BLOCKS: a RUN's step records come as STEP_BLOCKs of every neuron's bitmap (SUBSET:
+    the mask's bytes up to its last nonzero one), as many steps a block as fit (at most
+    BLOCK_MAX_STEPS), the last block shorter, the same spikes as the golden model; a
+    STATUS that comes meanwhile is answered between blocks, never inside one; BLOCKS with
+    PROBE, INPUTS or NO_RECORDS is BAD_VALUE, and a core built without step blocks
+    refuses the flag."""
+    from neurofabric.contract.protocol import BLOCK_MAX_STEPS, block_steps
+    from neurofabric.host.records import decode_step_block, encode_run_request
+    rates = generator_rates(config.m, 8)
+    sim, ports = firmware(config, core=GoldenCore(config, 8, rates=rates, gen_seed=5))
+    ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = config.n
+    reference = GoldenCore(config, 8, rates=rates, gen_seed=5)
+    for flags in (RunFlags.PROBE, RunFlags.INPUTS, RunFlags.NO_RECORDS):
+        bad = encode_run_request([[]], config.m, RunFlags.GENERATED)
+        bad = bad[:2] + bytes([RunFlags.GENERATED | RunFlags.BLOCKS | flags])
+        assert [payload for _, _, payload in exchange(sim, ports, (Command.RUN, 1, bad))] == [bytes([Status.BAD_VALUE])]
+    assert ports.fed == []
+    recorded = [1, 5, 17, 20]
+    mask = bytearray((config.n + 7) // 8)
+    for k in recorded:
+        mask[k // 8] |= 1 << (k % 8)
+    exchange(sim, ports, (Command.SET_RECORD, 2, bytes(mask)))
+    step, spiked = 0, 0
+    for seq, (flags, keep, nbytes) in enumerate([(0, range(config.n), len(mask)), (RunFlags.SUBSET, recorded, 3)],
+                                                start=3):
+        steps = block_steps(nbytes) + 7
+        request = encode_run_request([[]] * steps, config.m, flags | RunFlags.GENERATED | RunFlags.BLOCKS)
+        before, start = len(ports.replies()), len(ports.sent)
+        ports.request(Command.RUN, seq, request)
+        # A STATUS once the first block's header has gone: answered right after that block.
+        sim.run(until=lambda start=start: Command.STEP_BLOCK | REPLY_FLAG in ports.sent[start:],
+                cycles=sim.cycles + 2_000_000)
+        ports.request(Command.STATUS, 40 + seq)
+        sim.run(until=ports.quiet, cycles=sim.cycles + 2_000_000)
+        frames = ports.replies()[before:]
+        status = [index for index, frame in enumerate(frames) if frame[0] == Command.STATUS | REPLY_FLAG]
+        blocks = [frame for frame in frames if frame[0] == Command.STEP_BLOCK | REPLY_FLAG]
+        assert status == [1] and frames[0][0] == Command.STEP_BLOCK | REPLY_FLAG
+        assert all(frame[1] == seq and frame[2][0] == Status.OK for frame in blocks)
+        assert frames[-1] == (Command.RUN | REPLY_FLAG, seq, bytes([Status.OK]) + steps.to_bytes(4, "little"))
+        rows = []
+        for _, _, payload in blocks:
+            first, block, end = decode_step_block(payload, config.n, 1)
+            assert end == len(payload) and first == step + len(rows) and payload[6] == nbytes
+            rows += block
+        assert [len(decode_step_block(p, config.n, 1)[1]) for _, _, p in blocks] == [block_steps(nbytes), 7]
+        expected = [[j for j in reference.step([]) if j in keep] for _ in range(steps)]
+        assert rows == expected
+        spiked += sum(map(len, expected))
+        step += steps
+    assert spiked > 0 and block_steps(len(mask)) <= BLOCK_MAX_STEPS
+    # Without step blocks the flag is unknown.
+    plain = dataclasses.replace(config, step_blocks=False)
+    sim, ports = firmware(plain, core=GoldenCore(plain, 8))
+    request = encode_run_request([[]] * 3, config.m, RunFlags.GENERATED | RunFlags.BLOCKS)
+    assert [payload for _, _, payload in exchange(sim, ports, (Command.RUN, 1, request))] == [bytes([Status.BAD_VALUE])]
+    assert ports.fed == []

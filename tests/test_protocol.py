@@ -362,8 +362,8 @@ from neurofabric.host.memory_map import (  # noqa: E402
 from neurofabric.host.records import decode_probe_record, encode_probe_record, encode_run_request, run_request_size  # noqa: E402
 
 
-def test_version_5_field_tables():
-    assert PROTOCOL_VERSION == 5
+def test_version_6_field_tables():
+    assert PROTOCOL_VERSION == 6
     assert RUN_REQUEST_FIELDS == (("steps", 2), ("flags", 1)) and RUN_REPLY_FIELDS == (("steps", 4),)
     assert HELLO_REPLY_FIELDS[-1] == ("build_id", 4)
     # Fields added in version 2 come last, so version-1 offsets did not move.
@@ -420,12 +420,16 @@ def test_run_request_layout():
 
 
 def test_run_request_refusals():
-    with pytest.raises(LinkError, match=r"flags=0x20 has unknown bits \(known: PROBE=0x01, INPUTS=0x02, "
-                                         r"SUBSET=0x04, GENERATED=0x08, NO_RECORDS=0x10\)"):
-        encode_run_request([[]], 8, 0x20)
+    with pytest.raises(LinkError, match=r"flags=0x40 has unknown bits \(known: PROBE=0x01, INPUTS=0x02, "
+                                         r"SUBSET=0x04, GENERATED=0x08, NO_RECORDS=0x10, BLOCKS=0x20\)"):
+        encode_run_request([[]], 8, 0x40)
     for flag in (RunFlags.PROBE, RunFlags.INPUTS):
         with pytest.raises(LinkError, match="NO_RECORDS sends no records: not with PROBE or INPUTS"):
             encode_run_request([[]], 8, RunFlags.NO_RECORDS | flag)
+    for flag in (RunFlags.PROBE, RunFlags.INPUTS, RunFlags.NO_RECORDS):
+        with pytest.raises(LinkError, match="BLOCKS sends step records in blocks: not with PROBE, INPUTS or "
+                                             "NO_RECORDS"):
+            encode_run_request([[]], 8, RunFlags.BLOCKS | flag)
     with pytest.raises(LinkError, match="GENERATED: step 1 has host inputs"):
         encode_run_request([[], [3]], 8, RunFlags.GENERATED)
 

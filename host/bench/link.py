@@ -12,11 +12,12 @@ __all__ = ["ROUND_TRIP_S", "SLOW_ROUND_TRIP_S", "LINK_CASES", "RECORDED_NEURONS"
            "stream_steps_per_s", "firmware_cycles_per_step", "bench_link", "end_to_end"]
 
 
-def _wire_meter(shape, clk_hz, baud, activity, seed):
+def _wire_meter(shape, clk_hz, baud, activity, seed, blocks=True):
     """An in-process device behind a `Transport` that answers every request OK
     (HELLO with `shape`, a STEP_RECORD per RUN step with `activity` of the n
     neurons spiking, of those SET_RECORD named alone when the RUN has SUBSET, none
-    with NO_RECORDS; a read with as many zero words as it asks for) and
+    with NO_RECORDS, STEP_BLOCKs with BLOCKS, which without `blocks` it refuses as a
+    build without step blocks does; a read with as many zero words as it asks for) and
     logs every frame both ways as
     ``(direction, command, payload bytes, data bytes, wire bytes)``; data bytes
     are the payload without its protocol fields (the memory request's table,
@@ -24,11 +25,11 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
     from ..transport import Transport
     from neurofabric.contract.protocol import (
         HELLO_REPLY_FIELDS, MAX_PAYLOAD, MEMORY_REQUEST_FIELDS, PROTOCOL_VERSION, REPLY_FLAG, RUN_REPLY_FIELDS,
-        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, RunFlags, Status, fields_size, memory_family,
-        pack_fields, table_info, unpack_fields,
+        RUN_REQUEST_FIELDS, STATUS_REPLY_FIELDS, Command, RunFlags, Status, block_steps, fields_size,
+        memory_family, pack_fields, table_info, unpack_fields,
     )
     from ..framing import FrameDecoder, encode_frame
-    from ..records import encode_spikes
+    from ..records import encode_spikes, encode_step_block
     from neurofabric.contract.model import CORE_MODEL_VERSION
 
     class WireMeter(Transport):
@@ -52,8 +53,8 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
                                  len(encode_frame(frame.code, frame.seq, payload))))
                 self._answer(frame.code, frame.seq, payload)
 
-        def _reply(self, command, seq, body=b"", data=None):
-            payload = bytes([Status.OK]) + body
+        def _reply(self, command, seq, body=b"", data=None, status=Status.OK):
+            payload = bytes([status]) + body
             wire = encode_frame(int(command) | REPLY_FLAG, seq, payload)
             self.log.append(("in", command, len(payload), len(body) if data is None else data, len(wire)))
             self._out += wire
@@ -76,10 +77,22 @@ def _wire_meter(shape, clk_hz, baud, activity, seed):
             elif command == Command.RUN:
                 fields = unpack_fields(RUN_REQUEST_FIELDS, payload)
                 steps, subset = fields["steps"], fields["flags"] & RunFlags.SUBSET
-                for _ in range(steps):
+                if fields["flags"] & RunFlags.BLOCKS and not blocks:
+                    self._reply(command, seq, status=Status.BAD_VALUE)
+                    return
+                span = (int(np.flatnonzero(self.record).max()) // 8 + 1 if self.record.any() else 1) if subset \
+                    else (shape.n + 7) // 8
+                block = []
+                for t in range(steps):
                     spiking = self._rng.random(shape.n) < activity
                     spikes = np.flatnonzero(spiking & self.record if subset else spiking)
-                    if not fields["flags"] & RunFlags.NO_RECORDS:
+                    if fields["flags"] & RunFlags.BLOCKS:
+                        block.append(spikes)
+                        if len(block) == block_steps(span) or t == steps - 1:
+                            self._reply(Command.STEP_BLOCK, seq,
+                                        encode_step_block(self.step + 1 - len(block), block, shape.n, span))
+                            block = []
+                    elif not fields["flags"] & RunFlags.NO_RECORDS:
                         self._reply(Command.STEP_RECORD, seq, encode_spikes(self.step, spikes, shape.n))
                     self.step += 1
                 self._reply(command, seq, pack_fields(RUN_REPLY_FIELDS, steps=steps), data=0)
@@ -112,7 +125,7 @@ def _tally(log, commands, direction=None):
 
 
 def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_000, weights=None,
-               reference_activity=None):
+               reference_activity=None, blocks=True):
     """Wire bytes of loading a full weight matrix (`weights`, `(m + n, n)`;
     default random), of loading a whole network, and of streaming `steps`
     steps at each activity, for a core of `shape` (a `protocol.CoreShape`),
@@ -130,7 +143,8 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
     and of generated inputs with only the spike counts of all n neurons coming back
     (``generated_counts``: RUNs with NO_RECORDS, the device's spike counters read as
     `SerialDevice` reads them, before the run and after every span of its default
-    `checkpoint_steps`).
+    `checkpoint_steps`). `blocks`: the device has step blocks (`CoreConfig.step_blocks`),
+    which the host then uses where they pay (`LinkClient.run`).
     """
     from ...hdl.core_ports import CoreConfig
     from ..link import LinkClient
@@ -174,10 +188,11 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
 
     # Spike streams: inputs at `activity` in RUN requests, the same activity in the step records.
     def stream(activity, host_inputs=True, recorded=None, counts=False):
-        meter = _wire_meter(shape, clk_hz, baud, activity, seed)
+        meter = _wire_meter(shape, clk_hz, baud, activity, seed, blocks)
         client = LinkClient(meter)
         client.hello()
         client.status()  # the step counter, as SerialDevice.run learns it
+        client.has_blocks()  # asked once a session: not counted
         if recorded:
             client.set_record(range(min(recorded, shape.n)))      # once per network: not counted
         meter.log.clear()
@@ -188,8 +203,8 @@ def link_costs(shape, activities, steps, seed=1, clk_hz=12_000_000, baud=3_000_0
             for _ in client.run(stimulus, subset=bool(recorded)):
                 pass
         inputs = _tally(meter.log, {Command.RUN}, "out")
-        records = _tally(meter.log, {Command.STEP_RECORD, COUNTS_READ}, "in")
-        everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD, COUNTS_READ})
+        records = _tally(meter.log, {Command.STEP_RECORD, Command.STEP_BLOCK, COUNTS_READ}, "in")
+        everything = _tally(meter.log, {Command.RUN, Command.STEP_RECORD, Command.STEP_BLOCK, COUNTS_READ})
         per_step = lambda t: {"data_bytes": t["data_bytes"] / steps, "wire_bytes": t["wire_bytes"] / steps,  # noqa: E731
                               "efficiency": t["efficiency"], "frames": t["frames"]}
         reads = _tally(meter.log, {COUNTS_READ}, "out")["frames"]
@@ -238,7 +253,8 @@ LINK_CASES = {
 }
 
 
-def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, seed=1, record_filter=True):
+def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, seed=1, record_filter=True,
+                             step_blocks=True):
     """Cycles per step that the link's firmware (hdl/link.py, on the controller's
     instruction-set simulator, hdl/mcu_sim.py) takes for a RUN of link case `case`
     on a core of n neurons and m inputs, `activity` of the neurons spiking (and of
@@ -246,10 +262,14 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
     spike from the core and sending each step record. The core's own time is left
     out (its records are there at once) and so is the UART's (the sender never
     waits): this is the firmware's limit, beside the core's and the wire's. `record_filter`
-    is `CoreConfig.record_filter` (the link's gateware drops the spikes not recorded)."""
+    is `CoreConfig.record_filter` (the link's gateware drops the spikes not recorded),
+    `step_blocks` `CoreConfig.step_blocks` (the RUNs then ask for STEP_BLOCKs where
+    `LinkClient.run` would). A RUN request holds 8 steps of host inputs (a full raster of
+    8 steps fits one frame) or all the steps of generated ones."""
     from ...hdl.core_ports import CoreConfig, Reg, Space
     from ...hdl.mcu_sim import LinkPorts, McuSim, link_firmware
     from neurofabric.contract.protocol import Command, RunFlags
+    from ..link import BLOCK_BREAK_EVEN
     from ..records import encode_bitmap, encode_run_request
 
     class RandomCore:
@@ -260,7 +280,7 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
             return np.flatnonzero(self.rng.random(n) < activity).tolist()
 
     # The firmware's RUN path depends on n, m and the record filter alone.
-    config = CoreConfig(n=n, m=m, lanes=1, record_filter=record_filter)
+    config = CoreConfig(n=n, m=m, lanes=1, record_filter=record_filter, step_blocks=step_blocks)
     _, words, data, data_depth = link_firmware(config, clk_hz=clk_hz, baud=3_000_000)
     ports = LinkPorts(config, core=RandomCore())
     ports.memory[(Space.GLOBAL.value, Reg.N_USED.value)] = n
@@ -273,7 +293,10 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
         flags |= RunFlags.SUBSET
     if case == "generated_counts":
         flags |= RunFlags.NO_RECORDS
-    chunk = 8       # steps per RUN request: a full raster of 8 steps fits one frame
+    span = (min(RECORDED_NEURONS, n) - 1) // 8 + 1 if case == "generated_32" else (n + 7) // 8
+    if step_blocks and case != "generated_counts" and span <= BLOCK_BREAK_EVEN:
+        flags |= RunFlags.BLOCKS
+    chunk = 8 if case == "full_raster" else steps
     start = sim.cycles
     for first in range(0, steps, chunk):
         stimulus = ([np.flatnonzero(rng.random(m) < activity).tolist() for _ in range(chunk)]
@@ -305,22 +328,26 @@ def bench_link(plan, say):
     activity = plan.reference_activity
     link = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
     per_board = {}
-    costs = {(ref.n, ref.m, ref.lanes): link}  # boards with the reference core's shape reuse its figures
-    firmware = {}                              # (n, m, record filter) -> cycles per step per case
+    costs = {(ref.n, ref.m, ref.lanes, True): link}  # boards with the reference core's shape reuse its figures
+    firmware = {}                   # (n, m, record filter, step blocks) -> cycles per step per case
     bits_per_byte = 10  # 8N1
     for board in BOARDS.values():
         shape = CoreShape(board.neurons, board.inputs, 16, 8, 8, board.lanes)
-        key = (board.neurons, board.inputs, board.lanes)
+        key = (board.neurons, board.inputs, board.lanes, board.step_blocks)
         if key not in costs:
-            say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes")
-            costs[key] = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity)
+            say(f"link: n = {board.neurons}, m = {board.inputs}, {board.lanes} lanes"
+                + ("" if board.step_blocks else ", no step blocks"))
+            costs[key] = link_costs(shape, plan.link_activities, plan.link_steps, reference_activity=activity,
+                                    blocks=board.step_blocks)
         c = costs[key]
-        fkey = (board.neurons, board.inputs, board.record_filter)
+        fkey = (board.neurons, board.inputs, board.record_filter, board.step_blocks)
         if fkey not in firmware:
             say(f"link: the firmware's cycles per step, n = {board.neurons}, m = {board.inputs}"
-                + ("" if board.record_filter else ", no record filter") + " (instruction-set simulator)")
+                + ("" if board.record_filter else ", no record filter")
+                + ("" if board.step_blocks else ", no step blocks") + " (instruction-set simulator)")
             firmware[fkey] = {case: firmware_cycles_per_step(board.neurons, board.inputs, case, activity,
-                                                             record_filter=board.record_filter)
+                                                             record_filter=board.record_filter,
+                                                             step_blocks=board.step_blocks)
                               for case in LINK_CASES}
         cycles = dict(firmware[fkey])
         streams = dict(c["reference_streams"])
@@ -352,7 +379,7 @@ def bench_link(plan, say):
             "wire_bytes_per_step": {case: streams[case]["both"]["wire_bytes"] for case in LINK_CASES},
             # Whether the device counts spikes itself (`generated_counts` without records).
             "spike_counters": board.spike_counters,
-            "record_filter": board.record_filter,
+            "record_filter": board.record_filter, "step_blocks": board.step_blocks,
             # What the link's firmware takes per step, and the steps per second that allows at the board's clock.
             "firmware_cycles_per_step": cycles,
             "firmware_steps_per_s": {case: board.clk_hz / cycles[case] for case in LINK_CASES},

@@ -41,7 +41,8 @@ __all__ = [
     "Command", "Status", "COMMAND_PAYLOADS", "STATUS_MEANINGS",
     "HELLO_REPLY_FIELDS", "STATUS_REPLY_FIELDS", "MEMORY_REQUEST_FIELDS",
     "RUN_REQUEST_FIELDS", "RUN_REPLY_FIELDS", "RunFlags", "pack_fields", "unpack_fields", "fields_size",
-    "SpikeFormat", "SPIKE_RECORD_FIELDS", "SPIKE_ADDRESS_BYTES",
+    "SpikeFormat", "SPIKE_RECORD_FIELDS", "SPIKE_ADDRESS_BYTES", "STEP_BLOCK_FIELDS", "BLOCK_MAX_STEPS",
+    "block_steps",
     "PROBE_RECORD_FIELDS", "probe_value_bytes", "probe_chunk_neurons",
     "Family", "FAMILY_COMMANDS", "memory_family", "TableInfo", "TABLE_NAMES", "table_key",
     "word_bits", "table_depth", "table_info", "memory_tables", "word_bytes",
@@ -57,7 +58,9 @@ __all__ = [
 #: and GENERATED (a RUN request without input records).
 #: 5: table STATE 3 (spike_counts, the core's spike counter per neuron) and the RUN flag
 #: NO_RECORDS (a RUN that sends no records: the host reads the counts instead).
-PROTOCOL_VERSION = 5
+#: 6: the RUN flag BLOCKS and STEP_BLOCK frames (the step records of up to
+#: `BLOCK_MAX_STEPS` steps in one frame); a device may refuse BLOCKS (BAD_VALUE).
+PROTOCOL_VERSION = 6
 
 #: The frame delimiter; COBS guarantees it appears nowhere inside a frame.
 DELIMITER = 0x00
@@ -172,6 +175,17 @@ class Command(enum.IntEnum):
         `PROBE_RECORD_FIELDS` (step, first neuron, count), then v and i of
         neurons first .. first+count-1 (see `encode_probe_record`). A step's
         n_used neurons come in chunks of `probe_chunk_neurons(S)`, ascending.
+    STEP_BLOCK (0x24)
+        Sent by the device only, with `REPLY_FLAG` and the RUN's seq, instead
+        of STEP_RECORDs in a RUN with `RunFlags.BLOCKS`: status, then
+        `STEP_BLOCK_FIELDS` (the first step's counter value, `steps`, `bytes`),
+        then per step `bytes` bytes: the bitmap of neurons 0 .. 8 * bytes - 1
+        (bit j % 8 of byte j // 8; see `decode_step_block`). `bytes` is
+        ceil(n / 8), or with `RunFlags.SUBSET` the bytes of the SET_RECORD
+        mask up to its last nonzero one; `steps` is at most `BLOCK_MAX_STEPS`
+        and the frame at most `MAX_PAYLOAD`. The blocks of a RUN hold its steps
+        in order, each once; while a block is being sent the device answers no
+        request (it does when the block is complete).
     INPUT_RECORD (0x23)
         Sent by the device only, with `REPLY_FLAG` and the RUN's seq, before
         each STEP_RECORD of a RUN with `RunFlags.INPUTS`: status, then one
@@ -203,6 +217,7 @@ class Command(enum.IntEnum):
     STEP_RECORD = 0x21
     PROBE_RECORD = 0x22
     INPUT_RECORD = 0x23
+    STEP_BLOCK = 0x24
     NACK = 0x7F
 
 
@@ -245,6 +260,8 @@ COMMAND_PAYLOADS = {
     Command.PROBE_RECORD: ("(device to host only, the RUN's seq)",
                            "`PROBE_RECORD_FIELDS`, then v and i of `count` neurons"),
     Command.INPUT_RECORD: ("(device to host only, the RUN's seq)", "one spike record of the `m` inputs (the step's U)"),
+    Command.STEP_BLOCK: ("(device to host only, the RUN's seq)",
+                         "`STEP_BLOCK_FIELDS`, then a bitmap of `bytes` bytes per step"),
     Command.NACK: ("(device to host only, seq 0)", "(the status says why a frame was dropped)"),
 }
 
@@ -253,7 +270,7 @@ STATUS_MEANINGS = {
     Status.OK: "done",
     Status.BAD_CRC: "in a NACK only: a frame failed its CRC",
     Status.UNKNOWN_COMMAND: "the command code is not a request of the table below (codes with bit 7 set, "
-                            "STEP_RECORD, PROBE_RECORD, INPUT_RECORD and NACK included)",
+                            "STEP_RECORD, PROBE_RECORD, INPUT_RECORD, STEP_BLOCK and NACK included)",
     Status.BAD_LENGTH: "the payload size does not fit the command (in a NACK: bad COBS, size or length field)",
     Status.BAD_ADDRESS: "table or address range outside the core's memory",
     Status.BUSY: "a RUN is in progress; try again later (in a NACK: a frame arrived while the device was still "
@@ -313,6 +330,7 @@ class RunFlags(enum.IntFlag):
     SUBSET = 0x04     #: step records hold only the spikes of the neurons SET_RECORD named
     GENERATED = 0x08  #: no input records: no host inputs, the stimulus generator's alone
     NO_RECORDS = 0x10  #: no STEP_RECORDs: the spikes are only counted (table spike_counts); not with PROBE or INPUTS
+    BLOCKS = 0x20     #: the step records come as STEP_BLOCKs; not with PROBE, INPUTS or NO_RECORDS
 
 
 def fields_size(fields):
@@ -362,6 +380,19 @@ SPIKE_RECORD_FIELDS = (("step", 4), ("format", 1))
 
 #: Bytes per index in an address list (and for its length).
 SPIKE_ADDRESS_BYTES = 2
+
+#: Start of a STEP_BLOCK after its status byte: the first step (the running step
+#: counter), the number of steps and the bitmap bytes per step.
+STEP_BLOCK_FIELDS = (("step", 4), ("steps", 1), ("bytes", 1))
+
+#: Most steps in one STEP_BLOCK.
+BLOCK_MAX_STEPS = 64
+
+
+def block_steps(nbytes):
+    """Most steps in one STEP_BLOCK of `nbytes` bitmap bytes per step: at most
+    `BLOCK_MAX_STEPS`, and the payload (status, fields, bitmaps) within `MAX_PAYLOAD`."""
+    return min(BLOCK_MAX_STEPS, (MAX_PAYLOAD - 1 - fields_size(STEP_BLOCK_FIELDS)) // int(nbytes))
 
 
 #: Start of a PROBE_RECORD after its status byte: the step (the running step
