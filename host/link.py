@@ -39,7 +39,8 @@ from .records import (
     decode_probe_record, decode_spikes, decode_step_block, encode_bitmap, encode_run_request, run_request_size,
 )
 
-__all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S", "BLOCK_BREAK_EVEN"]
+__all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S", "BLOCK_BREAK_EVEN",
+           "DEFAULT_MAX_STEPS"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ _COUNTS = table_key("spike_counts")    # (family, table id) of the core's spike 
 _STEP_MASK = 0xFFFF_FFFF  # the step counter is a u32
 #: The frames a RUN sends before its reply.
 _RECORD_CODES = (Command.STEP_RECORD, Command.PROBE_RECORD, Command.INPUT_RECORD, Command.STEP_BLOCK)
+#: Most steps in one RUN request (`run`'s `max_steps`): a request of host inputs also ends at
+#: `MAX_PAYLOAD` (about 145 steps of few inputs); one of generated inputs is 3 bytes whatever
+#: its steps, so more steps a request save round trips (each request waits for its reply).
+DEFAULT_MAX_STEPS = 1024
 #: Bitmap bytes per step up to which a STEP_BLOCK never costs more than a STEP_RECORD per step:
 #: the least a STEP_RECORD takes on the wire (delimiter, COBS code, header, CRC, status, the
 #: record's fields and an empty address list).
@@ -492,8 +497,8 @@ class LinkClient:
                 self._blocks = False
         return self._blocks
 
-    def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=256, lenient=False,
-            subset=False, records=True, blocks=None):
+    def run(self, stimulus, *, probe=False, probe_neurons=None, inputs=False, max_steps=DEFAULT_MAX_STEPS,
+            lenient=False, subset=False, records=True, blocks=None):
         """Run the steps of `stimulus` (a sequence of per-step input index
         lists, or bool rows of m) and yield a `StepRecord` per step as it
         arrives.
@@ -570,7 +575,7 @@ class LinkClient:
                                          bool(inputs), start, lenient, records)
             start = end
 
-    def run_counts(self, stimulus, first, count, *, span, max_steps=256, progress=None):
+    def run_counts(self, stimulus, first, count, *, span, max_steps=DEFAULT_MAX_STEPS, progress=None):
         """Run `stimulus` (as `run`) without records (`RunFlags.NO_RECORDS`) and return the
         spikes of neurons `first` .. `first + count - 1` over it, a list of ints, from the
         device's spike counters (table `spike_counts`): read before the run and after every

@@ -47,7 +47,7 @@ import numpy as np
 from .device import Capabilities, Device
 from .errors import LinkError
 from .golden import Recording
-from .link import LinkClient, RefusedError
+from .link import DEFAULT_MAX_STEPS, LinkClient, RefusedError
 from .transport import SerialTransport
 from neurofabric.contract.bauds import AUTO_BAUDS
 from neurofabric.contract.device import (NEURON_PARAMS_WORD, WRITABLE_GLOBALS, neuron_params_fields,
@@ -111,8 +111,9 @@ class SerialDevice(Device):
     `close()` after the transport is closed.
     """
 
-    def __init__(self, transport, *, kind="serial", timeout=1.0, retries=4, period_cycles=0, max_steps=256,
-                 recover=True, checkpoint_steps=DEFAULT_CHECKPOINT_STEPS, build_id=None, on_close=None):
+    def __init__(self, transport, *, kind="serial", timeout=1.0, retries=4, period_cycles=0,
+                 max_steps=DEFAULT_MAX_STEPS, recover=True, checkpoint_steps=DEFAULT_CHECKPOINT_STEPS, build_id=None,
+                 on_close=None):
         super().__init__()
         self.transport = transport
         self.client = LinkClient(transport, timeout=timeout, retries=retries)
