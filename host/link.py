@@ -381,6 +381,18 @@ class LinkClient:
             self._next_step = values["step"]
         return values
 
+    def check_step_counter(self):
+        """Read STATUS and raise `LinkError` when the device's step counter is not where
+        this session's runs left it: the device was reset (a power glitch, a new
+        bitstream, another program) and what it held (the network) may be gone."""
+        due = self._next_step
+        values = self.status()
+        if due is not None and not values["running"] and values["step"] != due:
+            raise LinkError(f"the device's step counter is at {values['step']} where this session left it at "
+                            f"{due}: the device was reset (or used by another program) during the run, and the "
+                            "network it held may be gone; load it again")
+        return values
+
     def reset_state(self):
         """Clear the neuron state, traces, spike history and the step counter."""
         self._request(Command.RESET_STATE)

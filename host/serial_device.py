@@ -328,6 +328,7 @@ class SerialDevice(Device):
                 logger.warning("steps %d..%d: the records of %d steps were spoilt on the line (first: step %d); "
                                "running the span again from its checkpoint (rerun %d of at most %d)",
                                start, end - 1, len(missing), start + missing[0], attempt, client.retries)
+                client.check_step_counter()     # a device that was reset has lost the network: say so
                 self._restore(saved)
             for rec in client.run(inputs[start:end], lenient=True, **options):
                 if got[rec.index] is None:

@@ -45,12 +45,14 @@ class FakeDevice(Transport):
     `silent` makes it answer nothing. With `blocks` it sends the step records of a
     RUN with BLOCKS as STEP_BLOCKs (a block holding a step of `lose_records` is
     never sent); without, BLOCKS is BAD_VALUE, as from a build without them.
+    `reset_at` (a step number) resets the device as a power glitch would when a RUN
+    reaches that step: every table cleared, the step counter 0, the RUN unanswered.
     """
 
     name = "fake device"
 
     def __init__(self, n=16, m=8, lanes=4, S=16, W=8, T=8, lose_records=(), lose_probes=(), lose_inputs=(),
-                 silent=False, probe_chunk=None, counters=True, blocks=False):
+                 silent=False, probe_chunk=None, counters=True, blocks=False, reset_at=None):
         self.n, self.m, self.lanes, self.S, self.W, self.T = n, m, lanes, S, W, T
         self.shape = CoreShape(n, m, S, W, T, lanes)
         self.infos = {key: table_info(*key, self.shape) for key in TABLE_NAMES}
@@ -59,6 +61,7 @@ class FakeDevice(Transport):
             del self.tables[table_key("spike_counts")]
         self.lose_records = set(lose_records)
         self.blocks = blocks
+        self.reset_at = reset_at
         self.lose_probes = set(lose_probes)
         self.lose_inputs = set(lose_inputs)
         self.tables[(Family.GLOBALS, 0)][GLOBAL_REGISTERS.index("m_used")] = m
@@ -113,7 +116,11 @@ class FakeDevice(Transport):
                 self._out += self._last[2]
             return
         before = len(self._out)
-        status, body = self._execute(command, seq, payload)
+        answer = self._execute(command, seq, payload)
+        if answer is None:              # reset mid-request: no reply, nothing remembered
+            self._last = None
+            return
+        status, body = answer
         if status == Status.OK:
             self.applied[command.name if isinstance(command, Command) else command] += 1
         reply = encode_frame(int(command) | REPLY_FLAG, seq, bytes([status]) + body)
@@ -206,6 +213,11 @@ class FakeDevice(Transport):
         chunk = self.probe_chunk
         rates = self.tables[table_key("rates")]
         for inputs in stimulus:
+            if self.step == self.reset_at:
+                self.reset_at = None
+                self.tables = {key: [0] * len(memory) for key, memory in self.tables.items()}
+                self.step, self.record = 0, set(range(self.n))
+                return None
             m_used = min(self.tables[(Family.GLOBALS, 0)][GLOBAL_REGISTERS.index("m_used")], self.m)
             u = {k for k in inputs if k < m_used}
             for k in range(m_used):
@@ -955,3 +967,20 @@ def test_blocks_only_where_they_pay_and_the_device_has_them():
     assert sum(p[:2] == b"\0\0" for p in plain.run_payloads) == 1         # asked once
     with pytest.raises(LinkError, match="the device sends no step blocks"):
         list(client.run(stim, blocks=True))
+
+
+def test_a_device_reset_mid_stream_is_an_error_that_says_so():
+    """A device that resets during a run (its tables cleared, the step counter back at 0,
+    the RUN unanswered) is not run again from a checkpoint as if it had only lost records:
+    the step counter shows the reset, and the error says to load the network again."""
+    import neurofabric as nf
+    from neurofabric.host.serial_device import SerialDevice
+    net = nf.random_network(16, 8, seed=7, learn=0)
+    stim = np.random.default_rng(7).random((300, 8)) < 0.3
+    dev = FakeDevice(n=16, m=8, reset_at=170)
+    device = SerialDevice(dev, timeout=0.03, checkpoint_steps=100)
+    device.load(net)
+    with pytest.raises(LinkError, match="step counter is at .* where this session left it at 200: the device was "
+                                        "reset .* load it again"):
+        device.run(stim)
+    assert dev.reset_at is None and dev.step < 170 and device.reruns == 1
