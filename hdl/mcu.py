@@ -412,9 +412,15 @@ class MCU(wiring.Component):
         # adder after the program ROM's output would not fit a 50 MHz ECP5 cycle too).
         fetch_addr = Signal(11)
         m.d.comb += fetch_addr.eq(Mux(ir[10], x, 0) + ir[:10])
+        # So are the instruction's kind of access (a load or a store): the ports' handshakes
+        # (`port_wait`, then the stall that holds the program ROM) start at registers, not at
+        # the program ROM's output (on the ULX3S-85F with a ROM of two block RAMs, that path
+        # held the build to 47.3 MHz).
         addr = Signal(11)
+        load_op = Signal()
+        store_op = Signal()
         with m.If(~execute):
-            m.d.sync += addr.eq(fetch_addr)
+            m.d.sync += [addr.eq(fetch_addr), load_op.eq(cls == 1), store_op.eq((cls == 2) & (fn == _Misc.ST))]
         is_port = addr[6:] == PORT_BASE >> 6
         m.d.comb += [ram_r.addr.eq(fetch_addr), ram_r.en.eq(~execute)]
 
@@ -423,11 +429,11 @@ class MCU(wiring.Component):
         m.d.comb += [self.port_addr.eq(addr[:6]), self.port_wdata.eq(a)]
         # A port read: `port_rd` until the port's data is taken (the cycle without `port_wait`),
         # into `port_data`; the instruction then completes in the next cycle with `port_taken`.
-        port_read = port_access & (cls == 1)
+        port_read = port_access & load_op
         port_taken = Signal()
         port_data = Signal(8)
         m.d.comb += self.port_rd.eq(port_read & ~port_taken)
-        m.d.comb += self.port_wr.eq(port_access & (cls == 2) & (fn == _Misc.ST))
+        m.d.comb += self.port_wr.eq(port_access & store_op)
         stall = (self.port_rd | self.port_wr) & self.port_wait | self.port_rd
         with m.If(self.port_rd & ~self.port_wait):
             m.d.sync += [port_data.eq(self.port_rdata), port_taken.eq(1)]
