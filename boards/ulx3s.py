@@ -5,7 +5,7 @@ from neurofabric.contract.bauds import BOARD_BAUDS
 from .base import Board
 
 
-def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1, spike_counters=False):
+def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1, spike_counters=False, link_extras=True):
     return Board(
         name=f"ulx3s-{size}f",
         description=f"Radiona ULX3S ({size}F, LFE5U-{size}F)",
@@ -14,7 +14,7 @@ def _ulx3s(size, neurons, inputs, lanes, neurons_per_cycle=1, pot_banks=1, spike
         osc_hz=25_000_000,
         clk_hz=50_000_000,   # EHXPLLL from 25 MHz
         neurons=neurons, inputs=inputs, lanes=lanes, neurons_per_cycle=neurons_per_cycle,
-        pot_banks=pot_banks, spike_counters=spike_counters,
+        pot_banks=pot_banks, spike_counters=spike_counters, record_filter=link_extras, step_blocks=link_extras,
         baud=BOARD_BAUDS["ulx3s"],   # contract/bauds.py: the host's auto-baud tries it
         openfpgaloader_board="ulx3s",
         extra_outputs={},
@@ -40,6 +40,9 @@ BOARDS = [
     # minutes; the two-neuron core's fmax was 44.8 MHz (the neuron pass's issue to the banked
     # state memories' read address), and at 64 lanes the accumulation bounds its step anyway.
     # With the spike counters it built at 47.3 and 46.8 MHz (the FSM through the neuron pass's
-    # gate to the state memory's read address), so it has none.
-    _ulx3s(85, 512, 256, 64),
+    # gate to the state memory's read address), so it has none. With the record filter and
+    # step blocks (and their program memory of two block RAMs) it built at 49.5 MHz (the
+    # core's trace memory into a multiplier) and, with another placement seed, 49.2 MHz: it
+    # builds without them (neurofabric build --record-filter --step-blocks asks for them).
+    _ulx3s(85, 512, 256, 64, link_extras=False),
 ]
