@@ -70,7 +70,7 @@ from .link_firmware import link_program
 from .link_ports import (
     _MAX_PROBE_CHUNK, _MAX_SIZE, _MAX_WORD_BYTES, _RATE_BITS, _RDATA_PORTS, _RUN_REQUEST_SIZE, _SPACE_BITS,
     _SPIKE_HEAD_SIZE, _FILTER_ALL, _FILTER_SUBSET,
-    TABLE_SPACES, _R, _W,
+    TABLE_SPACES, _R, _W, every_neuron_mask,
 )
 from .mcu import MCU
 
@@ -331,8 +331,7 @@ class Link(wiring.Component):
         out_ready = Signal()
         if cfg.record_filter:
             mask_bytes = (cfg.n + 7) // 8
-            init = [0xFF] * (cfg.n // 8) + ([(1 << (cfg.n % 8)) - 1] if cfg.n % 8 else [])
-            m.submodules.fmask = fmask = Memory(shape=8, depth=mask_bytes, init=init)
+            m.submodules.fmask = fmask = Memory(shape=8, depth=mask_bytes, init=every_neuron_mask(cfg.n))
             f_wr = fmask.write_port()
             f_rd = fmask.read_port(transparent_for=())
             f_ctl = Signal(2)

@@ -26,7 +26,7 @@ from .core_ports import CoreConfig, Op, Reg, Space, StepEvent
 from .link_ports import (
     _BIG_DATA_DEPTH, _DATA_DEPTH, _F_CORE_BUSY, _F_HELD, _F_NACK, _F_RX_LAST, _F_RXH, _F_STEP_OUT, _F_STIM_END,
     _MAX_WORD_BYTES, _MEMORY_BASE, _MEMORY_REQUEST_SIZE, _PROBE_HEAD_SIZE, _RUN_REQUEST_SIZE, _SPACE_BITS,
-    _SPIKE_HEAD_SIZE, TABLE_SPACES, _R, _W,
+    _SPIKE_HEAD_SIZE, TABLE_SPACES, _R, _W, every_neuron_mask,
 )
 from .mcu import PORT_BASE, X, Assembler
 
@@ -112,7 +112,7 @@ def _layout(config, hello, probe_chunk):
     rmask_end, r_end = var("rmask_end", 1, [bitmap_n]), var("r_end")
     if a.data_depth < len(a.data()) + bitmap_n:
         a.data_depth = _BIG_DATA_DEPTH      # a large core: the data RAM of two block RAMs
-    rmask = var("rmask", bitmap_n, [0xFF] * (n // 8) + ([(1 << (n % 8)) - 1] if n % 8 else []))
+    rmask = var("rmask", bitmap_n, every_neuron_mask(n))
     return a, SimpleNamespace(
         M=M, P=P, bitmap=bitmap, bitmap_m=bitmap_m, bitmap_n=bitmap_n, cnt=cnt, dec=dec, end=end, end_flags=end_flags,
         first=first, generated=generated, h_cmd=h_cmd, h_len=h_len, h_seq=h_seq, hello_at=hello_at,

@@ -15,7 +15,7 @@ from neurofabric.contract.protocol import (
 )
 from .core_ports import Op, Space
 
-__all__ = ["TABLE_SPACES"]
+__all__ = ["TABLE_SPACES", "every_neuron_mask"]
 
 #: The core's address space behind each table of the protocol's memory map.
 TABLE_SPACES = {table.name: Space[table.space] for table in MEMORY_TABLES}
@@ -100,6 +100,12 @@ assert [name for name, _ in STATUS_REPLY_FIELDS] == [
 # whose FMASK bit is 0, with NO_RECORDS every SPIKE record.
 _FILTER_SUBSET = int(RunFlags.SUBSET).bit_length() - 1
 _FILTER_ALL = int(RunFlags.NO_RECORDS).bit_length() - 1
+
+def every_neuron_mask(n):
+    """The record mask of all `n` neurons as bytes (bit k % 8 of byte k // 8): what the
+    firmware's mask and the record filter hold until a SET_RECORD."""
+    return [0xFF] * (n // 8) + ([(1 << (n % 8)) - 1] if n % 8 else [])
+
 
 #: Bits of the core's rate memory: `rate[k]` is compared with the 16 high bits of the
 #: generator state (spec 5.0).

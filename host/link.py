@@ -36,7 +36,8 @@ from neurofabric.contract.protocol import (
 from .framing import Frame, FrameDecoder, FrameError, encode_frame
 from .memory_map import bytes_to_words, words_to_bytes
 from .records import (
-    decode_probe_record, decode_spikes, decode_step_block, encode_bitmap, encode_run_request, run_request_size,
+    block_span, decode_probe_record, decode_spikes, decode_step_block, encode_bitmap, encode_run_request,
+    run_request_size,
 )
 
 __all__ = ["Hello", "StepRecord", "LinkClient", "RefusedError", "NOISY_ATTEMPTS", "NACK_SETTLE_S", "BLOCK_BREAK_EVEN",
@@ -366,7 +367,7 @@ class LinkClient:
         self.max_payload = min(MAX_PAYLOAD, hello.max_payload)
         self._next_step = None
         self._blocks = None
-        self._record_span = (hello.n + 7) // 8     # every neuron until a SET_RECORD
+        self._record_span = block_span(hello.n)     # every neuron until a SET_RECORD
         logger.info("device: %s", ", ".join(f"{k} {v}" for k, v in values.items()))
         return hello
 
@@ -491,7 +492,7 @@ class LinkClient:
         if bad is not None:
             raise LinkError(f"set_record: neuron {bad} is out of range: the device has {n} neurons")
         self._request(Command.SET_RECORD, encode_bitmap(neurons, n))
-        self._record_span = max(neurons) // 8 + 1 if neurons else 1
+        self._record_span = block_span(n, neurons)
 
     def has_blocks(self):
         """Whether the device sends a RUN's step records in blocks (`RunFlags.BLOCKS`):
@@ -555,7 +556,7 @@ class LinkClient:
             raise LinkError("run: blocks=True sends step records in blocks: not with probes, inputs or "
                             "records=False")
         if blocks is None:
-            span = self._record_span if subset else (self.device.n + 7) // 8
+            span = self._record_span if subset else block_span(self.device.n)
             blocks = bool(steps) and records and not (probe or inputs) and span <= BLOCK_BREAK_EVEN \
                 and self.has_blocks()
         elif blocks and not self.has_blocks():

@@ -21,6 +21,7 @@ from neurofabric.contract.protocol import (
 __all__ = [
     "encode_spikes", "decode_spikes", "spike_record_size", "encode_run_request", "run_request_size",
     "encode_probe_record", "decode_probe_record", "encode_bitmap", "encode_step_block", "decode_step_block",
+    "block_span",
 ]
 
 
@@ -122,6 +123,16 @@ def encode_step_block(step, rows, count, nbytes):
             raise LinkError(f"spike index outside 0 .. {min(count, 8 * nbytes) - 1} in a block of {nbytes} bytes")
         body += encode_bitmap(row, 8 * nbytes)
     return pack_fields(STEP_BLOCK_FIELDS, step=step, steps=len(rows), bytes=nbytes) + bytes(body)
+
+
+def block_span(count, neurons=None):
+    """Bitmap bytes of one step in a STEP_BLOCK: ceil(count / 8) for every neuron, or
+    for a SUBSET run with the SET_RECORD mask of `neurons` its bytes up to the highest
+    recorded neuron's (at least 1), as the device sends them."""
+    if neurons is None:
+        return _bitmap_size(count)
+    neurons = [int(k) for k in neurons]
+    return max(neurons) // 8 + 1 if neurons else 1
 
 
 def decode_step_block(data, count, offset=0):

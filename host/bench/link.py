@@ -29,7 +29,7 @@ def _wire_meter(shape, clk_hz, baud, activity, seed, blocks=True):
         memory_family, pack_fields, table_info, unpack_fields,
     )
     from ..framing import FrameDecoder, encode_frame
-    from ..records import encode_spikes, encode_step_block
+    from ..records import block_span, encode_spikes, encode_step_block
     from neurofabric.contract.model import CORE_MODEL_VERSION
 
     class WireMeter(Transport):
@@ -80,8 +80,7 @@ def _wire_meter(shape, clk_hz, baud, activity, seed, blocks=True):
                 if fields["flags"] & RunFlags.BLOCKS and not blocks:
                     self._reply(command, seq, status=Status.BAD_VALUE)
                     return
-                span = (int(np.flatnonzero(self.record).max()) // 8 + 1 if self.record.any() else 1) if subset \
-                    else (shape.n + 7) // 8
+                span = block_span(shape.n, np.flatnonzero(self.record) if subset else None)
                 block = []
                 for t in range(steps):
                     spiking = self._rng.random(shape.n) < activity
@@ -270,7 +269,7 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
     from ...hdl.mcu_sim import LinkPorts, McuSim, link_firmware
     from neurofabric.contract.protocol import Command, RunFlags
     from ..link import BLOCK_BREAK_EVEN
-    from ..records import encode_bitmap, encode_run_request
+    from ..records import block_span, encode_bitmap, encode_run_request
 
     class RandomCore:
         def __init__(self):
@@ -293,7 +292,7 @@ def firmware_cycles_per_step(n, m, case, activity, clk_hz=50_000_000, steps=48, 
         flags |= RunFlags.SUBSET
     if case == "generated_counts":
         flags |= RunFlags.NO_RECORDS
-    span = (min(RECORDED_NEURONS, n) - 1) // 8 + 1 if case == "generated_32" else (n + 7) // 8
+    span = block_span(n, range(min(RECORDED_NEURONS, n)) if case == "generated_32" else None)
     if step_blocks and case != "generated_counts" and span <= BLOCK_BREAK_EVEN:
         flags |= RunFlags.BLOCKS
     chunk = 8 if case == "full_raster" else steps
